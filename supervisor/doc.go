@@ -1,0 +1,61 @@
+// Package supervisor implements Erlang/OTP supervisor semantics on top of
+// protoactor-go actors.
+//
+// A supervisor is a protoactor actor that owns an ordered list of child
+// specifications ([ChildSpec]). Children are protoactor actors spawned as
+// protoactor children of the supervisor, so their PID ids read like paths:
+// a worker "worker-2" under a supervisor "convert" under a root supervisor
+// "root" has the id "root/convert/worker-2". A supervisor can itself be a
+// child of another supervisor ([Spec.Child]), which gives supervision trees.
+//
+// The model follows OTP's supervisor module:
+//
+//   - Children are started in declaration order and stopped in reverse
+//     declaration order, also when a one_for_all or rest_for_one restart
+//     stops several of them before starting them again.
+//   - A [Strategy] decides which children are restarted when one exits:
+//     [OneForOne] only that child, [OneForAll] every child, [RestForOne]
+//     the child and every child declared after it.
+//   - A [RestartType] decides whether an exit leads to a restart at all:
+//     [Permanent] children always are, [Transient] children only after an
+//     abnormal exit (anything but nil or [ErrShutdown]) and [Temporary]
+//     children never (their specification is removed when they end).
+//   - Restart intensity: if more than [Flags].Intensity restarts happen
+//     within [Flags].Period (counted across all children of the
+//     supervisor, failed start attempts included), the supervisor gives
+//     up: it stops all its children and fails. A nested supervisor fails
+//     towards its parent supervisor (which sees an abnormal exit with an
+//     [*EscalationError]); a root supervisor ends and reports the
+//     [*EscalationError] from [Supervisor.Err].
+//   - [Shutdown] decides how a child is stopped: [BrutalKill] stops it at
+//     once, a duration gives it that long to clean up (it receives
+//     *actor.Stopping) and [Infinity] waits as long as it takes. When the
+//     time is up the optional [ChildSpec].Kill hook forces the child (for
+//     instance by killing the OS process it wraps); a child that still
+//     does not terminate within a short bound is abandoned (see
+//     [Abandoned]).
+//   - Significant children and [AutoShutdown] let a supervisor end by
+//     itself when a significant child (or all of them) has ended.
+//   - Dynamic children: [Supervisor.StartChild], [Supervisor.TerminateChild],
+//     [Supervisor.RestartChild] and [Supervisor.DeleteChild] follow OTP's
+//     error contract ([ErrAlreadyStarted], [ErrAlreadyPresent],
+//     [ErrRunning], [ErrRestarting], [ErrNotFound]).
+//
+// A child actor ends itself with [Exit], which records the exit reason
+// where the supervisor finds it. A panic inside a child is an abnormal
+// exit whose reason is a [*PanicError] carrying the panic value and the
+// stack; it never crashes the host process.
+//
+// protoactor's own supervision strategies are not used for decisions: the
+// supervisor actor implements actor.SupervisorStrategy itself, so a child
+// failure only records the reason and stops the failed child, and the OTP
+// rules are applied when the child's *actor.Terminated arrives. The
+// supervisor never blocks its own mailbox: stopping children, waiting for
+// them with timeouts and delaying restarts ([Backoff]) are steps of a state
+// machine driven by *actor.Terminated and timer messages, so the
+// supervisor stays responsive to [Supervisor.WhichChildren] and friends
+// while it waits.
+//
+// Everything a supervisor does is published on the actor system's
+// EventStream as an [*Event]; [Subscribe] is a convenience filter.
+package supervisor

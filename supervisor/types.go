@@ -1,0 +1,429 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Strategy is a supervisor's restart strategy: which children are restarted
+// when one of them exits and has to be restarted.
+type Strategy int
+
+const (
+	// OneForOne restarts only the child that exited.
+	OneForOne Strategy = iota
+	// OneForAll stops all other children (in reverse declaration order) and
+	// then restarts all of them (in declaration order).
+	OneForAll
+	// RestForOne stops the children declared after the one that exited (in
+	// reverse order) and restarts it and them (in declaration order).
+	RestForOne
+)
+
+var strategyNames = []string{"one_for_one", "one_for_all", "rest_for_one"}
+
+// String returns the OTP name of s, e.g. "one_for_one".
+func (s Strategy) String() string { return enumName(strategyNames, int(s), "Strategy") }
+
+// ParseStrategy parses an OTP strategy name: "one_for_one", "one_for_all"
+// or "rest_for_one".
+func ParseStrategy(s string) (Strategy, error) {
+	i, err := parseEnum(strategyNames, s, "strategy")
+	return Strategy(i), err
+}
+
+// RestartType decides whether a child is restarted after it exits.
+type RestartType int
+
+const (
+	// Permanent children are always restarted, even after a normal exit.
+	Permanent RestartType = iota
+	// Transient children are restarted only after an abnormal exit (a
+	// reason other than nil or ErrShutdown). After a normal exit the
+	// specification is kept, not running.
+	Transient
+	// Temporary children are never restarted; their specification is
+	// removed when they end, also when they are stopped as bystanders of a
+	// one_for_all or rest_for_one restart.
+	Temporary
+)
+
+var restartNames = []string{"permanent", "transient", "temporary"}
+
+// String returns the OTP name of r, e.g. "transient".
+func (r RestartType) String() string { return enumName(restartNames, int(r), "RestartType") }
+
+// ParseRestartType parses "permanent", "transient" or "temporary".
+func ParseRestartType(s string) (RestartType, error) {
+	i, err := parseEnum(restartNames, s, "restart type")
+	return RestartType(i), err
+}
+
+// AutoShutdown decides whether a supervisor ends by itself when
+// significant children end (and are not restarted).
+type AutoShutdown int
+
+const (
+	// Never disables automatic shutdown (the default).
+	Never AutoShutdown = iota
+	// AnySignificant shuts the supervisor down when any significant child
+	// ends.
+	AnySignificant
+	// AllSignificant shuts the supervisor down when all significant
+	// children have ended.
+	AllSignificant
+)
+
+var autoShutdownNames = []string{"never", "any_significant", "all_significant"}
+
+// String returns the OTP name of a, e.g. "any_significant".
+func (a AutoShutdown) String() string { return enumName(autoShutdownNames, int(a), "AutoShutdown") }
+
+// ParseAutoShutdown parses "never", "any_significant" or "all_significant".
+func ParseAutoShutdown(s string) (AutoShutdown, error) {
+	i, err := parseEnum(autoShutdownNames, s, "auto_shutdown")
+	return AutoShutdown(i), err
+}
+
+// ChildType tells workers from supervisors. It changes the default
+// [Shutdown] and how a child is counted by [Supervisor.CountChildren].
+type ChildType int
+
+const (
+	// Worker is an ordinary child actor.
+	Worker ChildType = iota
+	// SupervisorType is a child that is itself a supervisor.
+	SupervisorType
+)
+
+var childTypeNames = []string{"worker", "supervisor"}
+
+// String returns "worker" or "supervisor".
+func (t ChildType) String() string { return enumName(childTypeNames, int(t), "ChildType") }
+
+// Shutdown is how long a child gets to stop after it has been asked to
+// (it receives *actor.Stopping and may clean up). The zero value means the
+// default: 5 seconds for workers and Infinity for supervisors.
+type Shutdown time.Duration
+
+const (
+	// BrutalKill stops the child at once and calls its Kill hook without
+	// waiting for a graceful stop.
+	BrutalKill Shutdown = -1
+	// Infinity waits for the child to stop, however long it takes.
+	Infinity Shutdown = -2
+	// DefaultWorkerShutdown is the shutdown used for workers whose
+	// ChildSpec.Shutdown is zero.
+	DefaultWorkerShutdown = Shutdown(5 * time.Second)
+)
+
+// String returns "brutal_kill", "infinity" or the duration.
+func (s Shutdown) String() string {
+	switch s {
+	case BrutalKill:
+		return "brutal_kill"
+	case Infinity:
+		return "infinity"
+	case 0:
+		return "default"
+	}
+	return time.Duration(s).String()
+}
+
+// Backoff delays restarts. The delay before a restart grows exponentially
+// with the number of restarts the supervisor has made within its intensity
+// period: Min, 2*Min, 4*Min, ... capped at Max, with "equal jitter" (a
+// uniformly random delay between half of that value and the value), so
+// that restarts of many supervisors do not synchronise. A zero Min restarts
+// at once.
+type Backoff struct {
+	Min, Max time.Duration
+}
+
+// Delay returns the delay before the restart attempt with the given number
+// (0 for the first restart in the current intensity period). It is random
+// in [d/2, d] where d = min(Max, Min<<attempt); it is 0 if Min is zero.
+func (b Backoff) Delay(attempt int) time.Duration {
+	return b.delay(attempt, rand.Float64)
+}
+
+func (b Backoff) delay(attempt int, random func() float64) time.Duration {
+	if b.Min <= 0 {
+		return 0
+	}
+	max := b.Max
+	if max < b.Min {
+		max = b.Min
+	}
+	d := b.Min
+	for i := 0; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	half := d / 2
+	return half + time.Duration(random()*float64(d-half))
+}
+
+// Flags are a supervisor's OTP "supervisor flags".
+type Flags struct {
+	// Strategy is the restart strategy.
+	Strategy Strategy
+	// Intensity is the maximum number of restarts allowed within Period,
+	// counted per supervisor across all children. One more and the
+	// supervisor gives up.
+	Intensity int
+	// Period is the sliding window for Intensity. It must be positive.
+	Period time.Duration
+	// AutoShutdown makes the supervisor end when significant children end.
+	AutoShutdown AutoShutdown
+	// Backoff delays restarts; the zero value restarts at once.
+	Backoff Backoff
+}
+
+// DefaultFlags returns OTP's defaults: one_for_one, intensity 1, period 5s.
+func DefaultFlags() Flags {
+	return Flags{Strategy: OneForOne, Intensity: 1, Period: 5 * time.Second}
+}
+
+// Validate reports whether f is usable.
+func (f Flags) Validate() error {
+	switch {
+	case f.Strategy < OneForOne || f.Strategy > RestForOne:
+		return fmt.Errorf("supervisor: unknown strategy %d", int(f.Strategy))
+	case f.Intensity < 0:
+		return fmt.Errorf("supervisor: negative intensity %d", f.Intensity)
+	case f.Period <= 0:
+		return fmt.Errorf("supervisor: period must be positive, got %v", f.Period)
+	case f.AutoShutdown < Never || f.AutoShutdown > AllSignificant:
+		return fmt.Errorf("supervisor: unknown auto_shutdown %d", int(f.AutoShutdown))
+	case f.Backoff.Min < 0 || f.Backoff.Max < f.Backoff.Min:
+		return fmt.Errorf("supervisor: invalid backoff: min %v, max %v", f.Backoff.Min, f.Backoff.Max)
+	}
+	return nil
+}
+
+// StartFunc starts one incarnation of a child. It runs in the supervisor's
+// goroutine and may block (e.g. to launch a process); returning an error is
+// a failed start. The supervisor spawns the returned props as its
+// protoactor child named ChildSpec.Name, wrapped with a receiver middleware
+// that turns a panic into a *PanicError exit reason. Like OTP's init/1, the
+// new actor's *actor.Started handler has completed before the supervisor
+// goes on (e.g. starts the next child), so that handler must not wait for
+// its own supervisor.
+type StartFunc func() (*actor.Props, error)
+
+// ChildSpec specifies one child of a supervisor.
+type ChildSpec struct {
+	// Name identifies the child within its supervisor and is the last
+	// element of its PID id. It must be unique and non-empty.
+	Name string
+	// Start starts an incarnation of the child.
+	Start StartFunc
+	// Restart decides whether the child is restarted after it exits.
+	Restart RestartType
+	// Shutdown is how long the child gets to stop; see Shutdown.
+	Shutdown Shutdown
+	// Type tells workers from supervisors.
+	Type ChildType
+	// Significant marks a child whose ending can shut the supervisor down
+	// (see Flags.AutoShutdown). Only Transient and Temporary children may
+	// be significant.
+	Significant bool
+	// Kill, if set, is called (in the supervisor's goroutine) when a
+	// graceful stop times out, or at once for BrutalKill, to force the
+	// child (e.g. kill its OS process). If the child still has not
+	// terminated a short while later it is abandoned: removed from the
+	// ProcessRegistry so its name can be reused, and an Abandoned event is
+	// published.
+	Kill func(pid *actor.PID)
+
+	// nested is set by Spec.Child: it starts a supervisor whose
+	// initialisation the parent waits for.
+	nested *Spec
+}
+
+func (c ChildSpec) validate() error {
+	switch {
+	case c.Name == "":
+		return errors.New("supervisor: child name is empty")
+	case strings.Contains(c.Name, "/"):
+		return fmt.Errorf("supervisor: child name %q contains '/'", c.Name)
+	case c.Start == nil && c.nested == nil:
+		return fmt.Errorf("supervisor: child %q has no start function", c.Name)
+	case c.Restart < Permanent || c.Restart > Temporary:
+		return fmt.Errorf("supervisor: child %q has unknown restart type %d", c.Name, int(c.Restart))
+	case c.Significant && c.Restart == Permanent:
+		return fmt.Errorf("supervisor: child %q: a permanent child cannot be significant", c.Name)
+	case c.Shutdown < Infinity:
+		return fmt.Errorf("supervisor: child %q has invalid shutdown %d", c.Name, int64(c.Shutdown))
+	}
+	return nil
+}
+
+func (c ChildSpec) shutdown() Shutdown {
+	if c.Shutdown != 0 {
+		return c.Shutdown
+	}
+	if c.Type == SupervisorType {
+		return Infinity
+	}
+	return DefaultWorkerShutdown
+}
+
+// Spec specifies a supervisor.
+type Spec struct {
+	// Name is the supervisor's actor name (the last element of its PID id).
+	Name string
+	// Flags are the supervisor flags.
+	Flags Flags
+	// Children are started in this order and stopped in reverse order.
+	Children []ChildSpec
+}
+
+// Validate checks the flags and the children: names unique and non-empty,
+// Start set, only transient or temporary children significant.
+func (s Spec) Validate() error {
+	if s.Name == "" {
+		return errors.New("supervisor: spec name is empty")
+	}
+	if err := s.Flags.Validate(); err != nil {
+		return fmt.Errorf("%w (supervisor %q)", err, s.Name)
+	}
+	seen := make(map[string]bool, len(s.Children))
+	for _, c := range s.Children {
+		if err := c.validate(); err != nil {
+			return err
+		}
+		if seen[c.Name] {
+			return fmt.Errorf("supervisor: duplicate child name %q in %q", c.Name, s.Name)
+		}
+		seen[c.Name] = true
+	}
+	return nil
+}
+
+// Child returns this spec as the specification of a child supervisor
+// (Type SupervisorType, Shutdown Infinity, named s.Name). The parent waits
+// for the child supervisor to have started all its children; if one of
+// them fails, the start of the child supervisor fails. The parent starts
+// the child supervisor from s itself (the returned Start is provided for
+// completeness and is not used by a parent supervisor).
+func (s Spec) Child(restart RestartType) ChildSpec {
+	spec := s
+	spec.Children = append([]ChildSpec(nil), s.Children...)
+	return ChildSpec{
+		Name:     s.Name,
+		Restart:  restart,
+		Shutdown: Infinity,
+		Type:     SupervisorType,
+		nested:   &spec,
+		Start: func() (*actor.Props, error) {
+			if err := spec.Validate(); err != nil {
+				return nil, err
+			}
+			return supervisorProps(spec, newShared()), nil
+		},
+	}
+}
+
+// Errors of the admin contract; compare with errors.Is.
+var (
+	// ErrAlreadyStarted: StartChild with the name of a running child.
+	ErrAlreadyStarted = errors.New("supervisor: child already started")
+	// ErrAlreadyPresent: StartChild with the name of a child that exists
+	// but is not running.
+	ErrAlreadyPresent = errors.New("supervisor: child already present")
+	// ErrRunning: RestartChild or DeleteChild of a running child.
+	ErrRunning = errors.New("supervisor: child is running")
+	// ErrRestarting: RestartChild or DeleteChild of a child waiting to be
+	// restarted.
+	ErrRestarting = errors.New("supervisor: child is restarting")
+	// ErrNotFound: no child with that name.
+	ErrNotFound = errors.New("supervisor: child not found")
+	// ErrSupervisorStopped: the supervisor is not running (any more), or is
+	// shutting down.
+	ErrSupervisorStopped = errors.New("supervisor: supervisor not running")
+)
+
+// Exit reasons.
+var (
+	// ErrShutdown is the reason of a child that its supervisor stopped.
+	// Passed to Exit it means a shutdown exit, which, like a nil reason, is
+	// normal: transient children are not restarted after it.
+	ErrShutdown = errors.New("shutdown")
+	// ErrKilled is the reason of a child that had to be forced (its
+	// graceful shutdown timed out, or BrutalKill), and the default reason
+	// of KillChild.
+	ErrKilled = errors.New("killed")
+)
+
+// PanicError is the exit reason of a child that panicked.
+type PanicError struct {
+	// Value is the value passed to panic.
+	Value any
+	// Stack is the stack of the panicking goroutine (debug.Stack()).
+	Stack []byte
+}
+
+// Error returns "panic: <value>" followed by a newline and the stack.
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("panic: %v\n%s", e.Value, e.Stack)
+}
+
+// Unwrap returns the panic value if it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+// EscalationError is the reason a supervisor fails with when it reached
+// its maximum restart intensity.
+type EscalationError struct {
+	// Supervisor is the supervisor's PID id, e.g. "root/convert".
+	Supervisor string
+	// Restarts is the number of restarts within Period that exceeded the
+	// intensity.
+	Restarts int
+	// Period is the supervisor's intensity period.
+	Period time.Duration
+	// Last is the exit reason (or start error) that caused the last restart.
+	Last error
+}
+
+// Error returns e.g. "supervisor root/convert: reached max restart
+// intensity (2 restarts in 5s); last: boom".
+func (e *EscalationError) Error() string {
+	return fmt.Sprintf("supervisor %s: reached max restart intensity (%d restarts in %v); last: %v",
+		e.Supervisor, e.Restarts, e.Period, e.Last)
+}
+
+// Unwrap returns the last exit reason.
+func (e *EscalationError) Unwrap() error { return e.Last }
+
+// isNormal reports whether reason is a normal exit (nil or shutdown).
+func isNormal(reason error) bool {
+	return reason == nil || errors.Is(reason, ErrShutdown)
+}
+
+func enumName(names []string, i int, typ string) string {
+	if i >= 0 && i < len(names) {
+		return names[i]
+	}
+	return fmt.Sprintf("%s(%d)", typ, i)
+}
+
+func parseEnum(names []string, s, what string) (int, error) {
+	for i, n := range names {
+		if n == s {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("supervisor: unknown %s %q (want one of %s)", what, s, strings.Join(names, ", "))
+}
