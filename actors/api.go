@@ -1,0 +1,184 @@
+package actors
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe/supervisor"
+)
+
+// Record is one unit of work: a key, a payload and metadata, numbered at the source.
+type Record = ipc.Record
+
+// Func is an in-process stage: it maps one record to zero (a filter), one or many (a splitter)
+// output records, or fails the attempt with an error. A panic fails the worker that ran it; its
+// records are redelivered. Func must honour ctx: it is cancelled when the record's timeout passes.
+//
+// The input record is read-only: the runtime may send it again after a failure. A Func may return
+// it unchanged as an output, and outputs may share its Payload and Meta; to change something,
+// return a new record.
+type Func func(ctx context.Context, rec *Record) ([]*Record, error)
+
+// ReduceFunc folds one record into the running aggregate acc of its key (nil for the first record
+// of a key) and returns the new aggregate. At the end of input a reduce stage emits one record per
+// key, with the key and the final aggregate as payload, in key order.
+type ReduceFunc func(key string, acc []byte, rec *Record) ([]byte, error)
+
+// Backend runs a stage's records outside the worker actor, typically in another process (see
+// package plugins). A BackendFactory makes one Backend per worker incarnation; when a worker is
+// restarted its Backend is closed and a new one is made.
+type Backend interface {
+	// Submit hands records to the backend, in order. It must not block for long: the worker only
+	// submits what the backend's grants allow (see Grants). Outcomes come back through the Outcomes
+	// given to the factory, in submission order.
+	Submit(recs []*Record) error
+	// Close stops the backend and releases everything it holds, within ctx's deadline.
+	Close(ctx context.Context) error
+}
+
+// Outcomes receives what a Backend produces. Its methods are safe to call from any goroutine.
+type Outcomes interface {
+	// Results reports outcomes for the oldest submitted records not yet reported, in order.
+	Results(res *ipc.Results)
+	// Grant gives the worker permission to submit n more records.
+	Grant(n int)
+	// Fail reports that the backend died (its process exited, its connection broke, a limit was
+	// crossed). Every record it holds is redelivered; the first unreported one counts a failed
+	// attempt with err as its reason.
+	Fail(err error)
+}
+
+// WorkerInfo names one incarnation of a stage worker.
+type WorkerInfo struct {
+	Stage       string
+	Index       int // 0-based worker index within the stage
+	Incarnation int // 0 for the first start, incremented on every restart
+	Options     map[string]any
+}
+
+// BackendFactory starts a Backend for one worker incarnation. An error is a failed start.
+type BackendFactory func(ctx context.Context, w WorkerInfo, out Outcomes) (Backend, error)
+
+// Stage describes one stage of a pipeline. Exactly one of Func, Reduce and Backend is set.
+type Stage struct {
+	Name     string
+	Func     Func
+	Reduce   ReduceFunc
+	Backend  BackendFactory
+	Workers  int           // default runtime.NumCPU(); a reduce stage always has 1
+	Credits  int           // records in flight per worker; default 64
+	Attempts int           // failed attempts before a record is dead-lettered; default 3
+	Timeout  time.Duration // per record; 0 means none
+	Options  map[string]any
+	// Restart is the stage supervisor's restart policy; zero fields take the defaults
+	// (intensity 5 within 10s, backoff 50ms..5s).
+	Restart Restart
+}
+
+// Restart is a restart policy: at most Intensity restarts within Period, each after a delay
+// growing exponentially (with jitter) from Backoff.Min to Backoff.Max.
+type Restart struct {
+	Intensity int
+	Period    time.Duration
+	Backoff   supervisor.Backoff
+}
+
+// Order says whether the sink receives records in source order.
+type Order int
+
+const (
+	// OrderAny delivers records to the sink as they complete (the default).
+	OrderAny Order = iota
+	// OrderInput delivers records in source order, holding completed ones in a reorder window
+	// bounded by the credits in flight.
+	OrderInput
+)
+
+// Source produces a pipeline's input. The runtime calls Read from one goroutine at a time.
+type Source interface {
+	// Read returns up to max records, or io.EOF (possibly with a final short batch) at the end.
+	// Keys, payloads and metadata are set by the source; sequence numbers by the runtime. Read
+	// must return soon after ctx is cancelled (a graceful stop cancels it).
+	Read(ctx context.Context, max int) ([]*Record, error)
+	// Close releases the source.
+	io.Closer
+}
+
+// Sized is implemented by sources that know how many records they will produce, for progress.
+type Sized interface {
+	Total() (int64, bool)
+}
+
+// Sink consumes a pipeline's output. The runtime calls it from one goroutine at a time.
+type Sink interface {
+	// Write stores one record. It must not keep rec after returning.
+	Write(rec *Record) error
+	// Flush makes everything written so far durable (called before records are acknowledged
+	// as done in batches, and at the end).
+	Flush() error
+	io.Closer
+}
+
+// DeadLetter is a record that failed every attempt at a stage.
+type DeadLetter struct {
+	Key      string
+	Seq      uint64
+	Stage    string
+	Attempts int
+	Error    string
+	Payload  []byte
+	Meta     map[string]string
+}
+
+// DeadLetterSink stores dead letters. The runtime calls it from one goroutine at a time.
+type DeadLetterSink interface {
+	Write(d DeadLetter) error
+	Flush() error
+	io.Closer
+}
+
+// Pipeline is a source, stages and a sink, run under a supervision tree.
+type Pipeline struct {
+	Name        string
+	Source      Source
+	Stages      []Stage
+	Sink        Sink
+	DeadLetters DeadLetterSink // nil: dead letters are counted and logged, not stored
+	Order       Order
+	// Supervision is the root supervisor's flags; zero value: one_for_one, intensity 10 in 60s.
+	Supervision supervisor.Flags
+	// DrainTimeout bounds how long a stop (context cancelled) waits for in-flight records to
+	// reach the sink; default 30s.
+	DrainTimeout time.Duration
+	// Logger receives the runtime's log; nil discards it.
+	Logger *slog.Logger
+	// Events, if set, receives every supervision event of the run's tree.
+	Events func(supervisor.Event)
+}
+
+// Summary is what a run did, in total and per stage. Progress returns one while the run goes on.
+type Summary struct {
+	Total       int64 // records the source will produce, or -1 when unknown
+	RecordsIn   int64 // records read from the source
+	RecordsOut  int64 // records written to the sink
+	DeadLetters int64 // records that went to the dead-letter output
+	Dropped     int64 // records filtered out by a stage (zero outputs)
+	Restarts    int64 // worker and actor restarts in the whole tree
+	InFlight    int64 // source records read but not yet complete
+	Elapsed     time.Duration
+	Stages      []StageSummary
+}
+
+// StageSummary is one stage's share of a Summary.
+type StageSummary struct {
+	Name     string
+	In       int64 // records the stage received (first attempts)
+	Out      int64 // records it emitted
+	Failed   int64 // records it sent to the dead-letter output
+	Retries  int64 // failed attempts that were retried
+	Restarts int64 // worker restarts
+	P50, P99 time.Duration
+}

@@ -1,0 +1,189 @@
+package actors
+
+import (
+	"fmt"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/troupe-dev/troupe/ipc"
+)
+
+// collectorState is the collector's books: which source records are complete, how much weight
+// the incomplete ones have gathered, and (with OrderInput) the outputs waiting for their turn.
+// It outlives restarts of the collector actor.
+type collectorState struct {
+	sink  Sink
+	dead  DeadLetterSink
+	order Order
+
+	base    uint64              // every source record below base is complete
+	above   map[uint64]struct{} // complete source records at or above base
+	partial map[uint64]*partialRoot
+	held    map[uint64][]*ipc.Record // OrderInput: outputs of records at or above base
+}
+
+// partialRoot is a source record some of whose derived records have arrived.
+type partialRoot struct {
+	weight uint64
+	seen   map[uint64]struct{} // Subs that arrived, to drop copies
+}
+
+func newCollectorState(p *Pipeline) *collectorState {
+	return &collectorState{
+		sink: p.Sink, dead: p.DeadLetters, order: p.Order,
+		above: map[uint64]struct{}{}, partial: map[uint64]*partialRoot{}, held: map[uint64][]*ipc.Record{},
+	}
+}
+
+func (c *collectorState) complete(seq uint64) bool {
+	if seq < c.base {
+		return true
+	}
+	_, ok := c.above[seq]
+	return ok
+}
+
+// collector writes outputs to the sink and dead letters to their output, and acks complete
+// source records to the source.
+type collector struct {
+	run   *run
+	c     *collectorState
+	acks  []uint64
+	wrote bool
+}
+
+func (a *collector) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		if a.run.incarnation("collector") > 0 {
+			ctx.Send(a.run.pids.source, resync{from: ctx.Self().Id})
+		}
+		return
+	case *ipc.Batch:
+		for _, r := range m.Records {
+			a.take(r, nil)
+		}
+	case *ipc.Failed:
+		a.take(m.Record, m)
+	default:
+		return
+	}
+	a.flush(ctx)
+}
+
+// take accounts for one record reaching the end of the pipeline: an output, a DROPPED or END
+// marker, or (with f) a dead letter.
+func (a *collector) take(r *ipc.Record, f *ipc.Failed) {
+	c := a.c
+	if c.complete(r.Seq) {
+		// A copy of something already done (the source resent its window): ack it again, in
+		// case the first ack was lost.
+		a.run.stats.dups.Add(1)
+		a.acks = append(a.acks, r.Seq)
+		return
+	}
+	var pr *partialRoot
+	if r.Weight != fullWeight {
+		pr = c.partial[r.Seq]
+		if pr == nil {
+			pr = &partialRoot{}
+			c.partial[r.Seq] = pr
+		}
+		if r.Sub != 0 {
+			if _, dup := pr.seen[r.Sub]; dup {
+				a.run.stats.dups.Add(1)
+				return
+			}
+			if pr.seen == nil {
+				pr.seen = map[uint64]struct{}{}
+			}
+			pr.seen[r.Sub] = struct{}{}
+		}
+	}
+	switch {
+	case f != nil:
+		a.deadLetter(f)
+	case r.Flag == ipc.Flag_DATA:
+		if c.order == OrderInput {
+			c.held[r.Seq] = append(c.held[r.Seq], r)
+		} else {
+			a.write(r)
+		}
+	}
+	if pr != nil {
+		pr.weight += r.Weight
+		if pr.weight < fullWeight {
+			return
+		}
+		delete(c.partial, r.Seq)
+	}
+	a.completed(r.Seq)
+}
+
+// completed marks a source record complete, and moves base (writing held outputs in order).
+func (a *collector) completed(seq uint64) {
+	c := a.c
+	a.acks = append(a.acks, seq)
+	delete(c.partial, seq)
+	c.above[seq] = struct{}{}
+	for {
+		if _, ok := c.above[c.base]; !ok {
+			return
+		}
+		delete(c.above, c.base)
+		if c.order == OrderInput {
+			for _, r := range c.held[c.base] {
+				a.write(r)
+			}
+			delete(c.held, c.base)
+		}
+		c.base++
+	}
+}
+
+func (a *collector) write(r *ipc.Record) {
+	if err := a.c.sink.Write(r); err != nil {
+		// A record the sink refuses (say, a key that escapes the output directory) is not lost:
+		// it goes to the dead letters with the sink's reason.
+		a.run.log.Warn("sink refused record", "key", r.Key, "error", err)
+		a.deadLetter(&ipc.Failed{Record: r, Stage: "sink", Attempts: 1, Error: err.Error()})
+		return
+	}
+	a.wrote = true
+	a.run.stats.out.Add(1)
+}
+
+func (a *collector) deadLetter(f *ipc.Failed) {
+	a.run.stats.dead.Add(1)
+	r := f.Record
+	if a.c.dead == nil {
+		a.run.log.Warn("dead letter", "key", r.Key, "seq", r.Seq, "stage", f.Stage, "attempts", f.Attempts, "error", f.Error)
+		return
+	}
+	d := DeadLetter{Key: r.Key, Seq: r.Seq, Stage: f.Stage, Attempts: int(f.Attempts), Error: f.Error, Payload: r.Payload, Meta: r.Meta}
+	if err := a.c.dead.Write(d); err != nil {
+		a.run.fail(fmt.Errorf("dead letters: %w", err))
+	}
+	a.wrote = true
+}
+
+// flush makes what was written durable, then acks it.
+func (a *collector) flush(ctx actor.Context) {
+	if a.wrote {
+		if err := a.c.sink.Flush(); err != nil {
+			a.run.fail(fmt.Errorf("sink: %w", err))
+			return
+		}
+		if a.c.dead != nil {
+			if err := a.c.dead.Flush(); err != nil {
+				a.run.fail(fmt.Errorf("dead letters: %w", err))
+				return
+			}
+		}
+		a.wrote = false
+	}
+	if len(a.acks) > 0 {
+		ctx.Send(a.run.pids.source, &ipc.Ack{Seqs: a.acks})
+		a.acks = nil
+	}
+}

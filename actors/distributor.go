@@ -1,0 +1,350 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/troupe-dev/troupe/ipc"
+)
+
+// entry is a record in a distributor's custody, with the attempts it has failed so far.
+type entry struct {
+	rec     *ipc.Record
+	attempt uint32
+	sent    time.Duration // when it was handed to a worker (since the run started)
+	// suspect marks a record held by a worker that died without saying which record killed it
+	// (a plugin process crashing). Suspects are retried alone, on an idle worker, so that if
+	// one kills its worker again, it is known for certain to be the culprit.
+	suspect bool
+}
+
+// slot is the distributor's view of one worker.
+type slot struct {
+	pid   *actor.PID
+	name  string
+	token uint64
+	up    bool
+	held  deque[entry] // what the worker holds, in the order it received it
+}
+
+// distributor hands a stage's records to its workers and passes their outputs on.
+type distributor struct {
+	run       *run
+	st        *stageRun
+	next      *actor.PID // the next stage's distributor, or the collector
+	collector *actor.PID
+	workers   *actor.PID // the stage's worker supervisor
+
+	pending  deque[entry]
+	suspects deque[entry]
+	slots    []slot
+	end      *ipc.Record // the END marker, held until the stage is empty
+
+	fwd     []*ipc.Record // outputs for the next stage, sent once per message handled
+	dropped []*ipc.Record // DROPPED markers for the collector
+}
+
+func newDistributor(r *run, st *stageRun) *distributor {
+	d := &distributor{run: r, st: st, next: st.next, collector: r.pids.collector, workers: st.workersPID}
+	d.slots = make([]slot, st.cfg.Workers)
+	for i := range d.slots {
+		d.slots[i].name = workerName(i)
+	}
+	return d
+}
+
+func (d *distributor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		if d.run.incarnation(d.st.distPath) > 0 {
+			// What the previous incarnation held is gone: the source resends its window.
+			ctx.Send(d.run.pids.source, resync{from: ctx.Self().Id})
+		}
+	case *ipc.Batch:
+		d.receive(m)
+	case workerUp:
+		s := &d.slots[m.index]
+		if s.up && s.token != m.token {
+			// The previous incarnation died without a word (e.g. abandoned while hung).
+			d.requeue(s, false, nil, errors.New("worker restarted"))
+		}
+		s.pid, s.token, s.up = m.pid, m.token, true
+	case workerResults:
+		s := &d.slots[m.index]
+		if !s.up || s.token != m.token {
+			return // from an incarnation that is gone: its records were requeued
+		}
+		d.results(s, m.res)
+	case workerDown:
+		s := &d.slots[m.index]
+		if !s.up || s.token != m.token {
+			return
+		}
+		s.up = false
+		d.requeue(s, m.charge, m.culprit, m.reason)
+	default:
+		return
+	}
+	d.dispatch(ctx)
+	d.flush(ctx)
+}
+
+func (d *distributor) receive(b *ipc.Batch) {
+	for _, r := range b.Records {
+		if r.Flag == ipc.Flag_END {
+			d.end = r
+			continue
+		}
+		d.st.counters.in.Add(1)
+		d.pending.pushBack(entry{rec: r})
+	}
+}
+
+// results takes a worker's outcomes for the oldest records it holds.
+func (d *distributor) results(s *slot, res *ipc.Results) {
+	if len(res.Counts) > s.held.len() {
+		d.run.fail(fmt.Errorf("stage %s: worker %s reported %d outcomes for %d records", d.st.cfg.Name, s.name, len(res.Counts), s.held.len()))
+		return
+	}
+	errs := res.Errors
+	now := d.run.now()
+	off := 0
+	for i, n := range res.Counts {
+		e := s.held.popFront()
+		d.st.counters.latency.record(now - e.sent)
+		if len(errs) > 0 && int(errs[0].Index) == i {
+			d.failed(e, errs[0].Message)
+			errs = errs[1:]
+			continue
+		}
+		if off+int(n) > len(res.Outputs) {
+			d.run.fail(fmt.Errorf("stage %s: worker %s reported more outputs than it sent", d.st.cfg.Name, s.name))
+			return
+		}
+		d.emit(e, res.Outputs[off:off+int(n)])
+		off += int(n)
+	}
+}
+
+// emit gives a finished record's outputs their identity and weight and queues them.
+func (d *distributor) emit(e entry, outs []*ipc.Record) {
+	in := e.rec
+	switch len(outs) {
+	case 0:
+		d.dropped = append(d.dropped, &ipc.Record{Seq: in.Seq, Sub: in.Sub, Weight: in.Weight, Key: in.Key, Flag: ipc.Flag_DROPPED})
+		d.run.stats.dropped.Add(1)
+		return
+	case 1:
+		o := outs[0]
+		if o == nil {
+			d.failed(e, "stage returned a nil record")
+			return
+		}
+		if o != in || in.Attempt != 0 {
+			if o == in {
+				o = cloneRecord(in)
+			}
+			o.Seq, o.Sub, o.Weight, o.Attempt, o.Flag = in.Seq, in.Sub, in.Weight, 0, ipc.Flag_DATA
+		}
+		d.fwd = append(d.fwd, o)
+		d.st.counters.out.Add(1)
+		return
+	}
+	m := uint64(len(outs))
+	if in.Weight < m && in.Weight != 0 {
+		d.failed(e, fmt.Sprintf("fan-out of %d outputs is more than the record's remaining weight allows (%d)", m, in.Weight))
+		return
+	}
+	for _, o := range outs {
+		if o == nil {
+			d.failed(e, "stage returned a nil record")
+			return
+		}
+	}
+	w := in.Weight / m
+	for j, o := range outs {
+		if o == in {
+			o = cloneRecord(in)
+		}
+		o.Seq, o.Sub, o.Weight, o.Attempt, o.Flag = in.Seq, subOf(in.Sub, d.st.index, j), w, 0, ipc.Flag_DATA
+		if j == 0 {
+			o.Weight += in.Weight - w*m
+		}
+		d.fwd = append(d.fwd, o)
+	}
+	d.st.counters.out.Add(int64(m))
+}
+
+// failed charges e a failed attempt: it is retried, or dead-lettered when it has none left.
+func (d *distributor) failed(e entry, reason string) {
+	e.attempt++
+	if int(e.attempt) >= d.st.cfg.Attempts {
+		d.st.counters.failed.Add(1)
+		d.run.send(d.collector, &ipc.Failed{Record: e.rec, Stage: d.st.cfg.Name, Attempts: e.attempt, Error: reason})
+		return
+	}
+	d.st.counters.retries.Add(1)
+	d.run.log.Debug("retrying record", "stage", d.st.cfg.Name, "key", e.rec.Key, "attempt", e.attempt, "error", reason)
+	d.pending.pushFront(e)
+}
+
+// requeue takes back everything a dead worker held. With charge, the record it was working on
+// (culprit, or the oldest when unknown) is charged a failed attempt with reason; the others go
+// back as they are.
+func (d *distributor) requeue(s *slot, charge bool, culprit *recordID, reason error) {
+	if s.held.len() == 0 {
+		return
+	}
+	charged := -1 // index of the record charged
+	if charge {
+		charged = 0
+	}
+	if charge && culprit != nil {
+		charged = -1
+		for i := 0; i < s.held.len(); i++ {
+			if idOf(s.held.at(i).rec) == *culprit {
+				charged = i
+				break
+			}
+		}
+	}
+	msg := "worker died"
+	if reason != nil {
+		msg = reason.Error()
+	}
+	held := s.held.drain()
+	if charge && culprit == nil && len(held) > 1 {
+		// Which one killed it is unknown: isolate them all rather than blame an innocent.
+		charged = -1
+		for i := range held {
+			held[i].suspect = true
+		}
+		d.run.log.Debug("worker died holding several records; retrying them one by one", "stage", d.st.cfg.Name, "records", len(held), "reason", msg)
+	}
+	for i := len(held) - 1; i >= 0; i-- {
+		switch {
+		case i == charged:
+			d.failed(held[i], msg)
+		case held[i].suspect:
+			d.suspects.pushFront(held[i])
+		default:
+			d.pending.pushFront(held[i])
+		}
+	}
+}
+
+// dispatch hands records to the workers. Suspects go one at a time to an idle worker, which gets
+// nothing else while it holds one. The rest go to the least-loaded live workers, within their
+// credits; when there are fewer records than room, they are spread over the workers rather than
+// heaped on one. While suspects wait, the least-loaded worker is left to drain for them.
+func (d *distributor) dispatch(ctx actor.Context) {
+	for i := range d.slots {
+		if d.suspects.len() == 0 {
+			break
+		}
+		if s := &d.slots[i]; s.up && s.held.len() == 0 {
+			d.send(ctx, s, 1, &d.suspects)
+		}
+	}
+	var reserved *slot
+	if d.suspects.len() > 0 {
+		reserved = d.leastLoaded(nil)
+	}
+	for d.pending.len() > 0 {
+		best := d.leastLoaded(reserved)
+		if best == nil || best.held.len() >= d.st.cfg.Credits {
+			return
+		}
+		up := 0
+		for i := range d.slots {
+			if d.slots[i].up {
+				up++
+			}
+		}
+		n := min(d.st.cfg.Credits-best.held.len(), d.pending.len(), max(1, (d.pending.len()+up-1)/up))
+		d.send(ctx, best, n, &d.pending)
+	}
+}
+
+// leastLoaded is the live worker, other than skip and those isolating a suspect, that holds the
+// fewest records.
+func (d *distributor) leastLoaded(skip *slot) *slot {
+	var best *slot
+	for i := range d.slots {
+		s := &d.slots[i]
+		if !s.up || s == skip || (s.held.len() > 0 && s.held.at(0).suspect) {
+			continue
+		}
+		if best == nil || s.held.len() < best.held.len() {
+			best = s
+		}
+	}
+	return best
+}
+
+// send hands the first n records of q to worker s.
+func (d *distributor) send(ctx actor.Context, s *slot, n int, q *deque[entry]) {
+	now := d.run.now()
+	recs := make([]*ipc.Record, n)
+	for i := range recs {
+		e := q.popFront()
+		if e.rec.Attempt != e.attempt {
+			// Records are immutable once sent; a retry travels as a copy that says so.
+			e.rec = cloneRecord(e.rec)
+			e.rec.Attempt = e.attempt
+		}
+		e.sent = now
+		s.held.pushBack(e)
+		recs[i] = e.rec
+	}
+	ctx.Send(s.pid, &ipc.Batch{Records: recs})
+}
+
+// flush sends what this message produced, and the END marker once the stage is empty.
+func (d *distributor) flush(ctx actor.Context) {
+	if d.end != nil && d.empty() {
+		d.fwd = append(d.fwd, d.end)
+		d.end = nil
+	}
+	if len(d.fwd) > 0 {
+		ctx.Send(d.next, &ipc.Batch{Records: d.fwd})
+		d.fwd = nil
+	}
+	if len(d.dropped) > 0 {
+		ctx.Send(d.collector, &ipc.Batch{Records: d.dropped})
+		d.dropped = nil
+	}
+}
+
+func (d *distributor) empty() bool {
+	if d.pending.len() > 0 || d.suspects.len() > 0 {
+		return false
+	}
+	for i := range d.slots {
+		if d.slots[i].held.len() > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// cloneRecord is a shallow copy: payload and metadata are shared (they are never modified).
+func cloneRecord(r *ipc.Record) *ipc.Record {
+	return &ipc.Record{Seq: r.Seq, Key: r.Key, Payload: r.Payload, Meta: r.Meta, Attempt: r.Attempt, Sub: r.Sub, Weight: r.Weight, Flag: r.Flag}
+}
+
+// subOf is the identity of output j of a split at stage index k of a record with identity parent:
+// deterministic, so that a record processed twice yields the same identities; never 0.
+func subOf(parent uint64, k, j int) uint64 {
+	x := parent ^ (uint64(k+1) << 48) ^ uint64(j+1)*0x9E3779B97F4A7C15
+	// splitmix64 finaliser
+	x ^= x >> 30
+	x *= 0xBF58476D1CE4E5B9
+	x ^= x >> 27
+	x *= 0x94D049BB133111EB
+	x ^= x >> 31
+	return x | 1
+}

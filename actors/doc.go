@@ -1,0 +1,47 @@
+// Package actors runs pipelines: a source, stages and a sink, each stage a distributor actor and
+// its workers, under a supervision tree (package supervisor). It knows records, credits, acks,
+// stages, sources and sinks; it knows nothing of YAML or of OS processes (a stage that runs its
+// records elsewhere plugs in through the Backend interface).
+//
+// # One record's journey
+//
+//		source ──Batch──▶ distributor ──Batch──▶ worker ──Results──▶ distributor ──Batch──▶ … ──▶ collector ──▶ sink
+//		  ▲                                                                                        │
+//		  └──────────────────────────────────────── Ack ───────────────────────────────────────────┘
+//
+//	 1. The source reads input only while its window has room, numbers each record (Record.Seq)
+//	    and keeps it in the window until the collector acknowledges it. The window is the sum of
+//	    the stages' credits, so the records in flight, and the memory they use, stay bounded
+//	    whatever the relative speeds of the parts.
+//	 2. A stage's distributor queues what it receives and hands each worker at most Stage.Credits
+//	    records at a time, always to the worker with the fewest outstanding (least loaded). It keeps
+//	    what each worker holds, in order, until the worker reports the outcome.
+//	 3. A worker runs each record through the stage: a Go Func in the worker's own goroutine, or a
+//	    Backend (another process). It reports outcomes in order; the distributor passes outputs on
+//	    to the next stage, retries failures (Record.Attempt), and sends a record that failed
+//	    Stage.Attempts times to the dead-letter output with its last error.
+//	 4. When a worker dies (a panic, its process crashing, a hang past Stage.Timeout), the records
+//	    it held go back to the distributor's queue; the one it was working on counts a failed
+//	    attempt, so a record that kills every worker that touches it ends in dead letters.
+//	 5. The collector writes to the sink (in source order with OrderInput), flushes, and acks.
+//
+// # Completion, splitting and exactly-once at the sink
+//
+// A stage may emit zero (a filter), one or many (a splitter) records for each input. Every
+// source record starts with a completion weight of 2^62; a split divides its record's weight
+// among the outputs, a filter returns the weight to the collector in a DROPPED marker, and a
+// dead letter carries its weight with it. The collector adds up the weight that reaches it for
+// each source sequence number; when the sum is whole, the source record is complete and is
+// acked. Outputs of a split carry a deterministic Record.Sub (a hash of the parent's Sub, the
+// stage and the output's index), so a record processed twice produces the same identities and
+// the collector drops the second copy: the sink sees each output exactly once per run.
+//
+// # Failure of the runtime's own actors
+//
+// The source's window, the collector's books and a reduce stage's aggregates live in the run,
+// not in the actors, so an actor that is restarted keeps them. A distributor or collector that
+// restarts asks the source to resend its window; duplicates are dropped at the collector, which
+// acks again what it had already completed (so lost acks heal too). An END marker follows the
+// last record through every stage as a barrier; reduce stages emit their aggregates when it
+// arrives.
+package actors

@@ -1,0 +1,99 @@
+package actors
+
+import (
+	"fmt"
+	"runtime/debug"
+	"slices"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/troupe-dev/troupe/ipc"
+)
+
+// reduceState holds a reduce stage's aggregates, by key. It lives in the run, so a restart of
+// the reduce actor keeps them.
+type reduceState struct {
+	acc map[string][]byte
+}
+
+// reducer folds each record into its key's aggregate and, when END arrives (after every record),
+// emits one record per key in key order. A folded record is complete: its weight goes to the
+// collector.
+type reducer struct {
+	run  *run
+	st   *stageRun
+	fwd  []*ipc.Record
+	done []*ipc.Record
+}
+
+func (a *reducer) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		if a.run.incarnation(a.st.path) > 0 {
+			ctx.Send(a.run.pids.source, resync{from: ctx.Self().Id})
+		}
+	case *ipc.Batch:
+		for _, r := range m.Records {
+			if r.Flag == ipc.Flag_END {
+				a.end(r)
+				continue
+			}
+			a.fold(r)
+		}
+		if len(a.done) > 0 {
+			ctx.Send(a.run.pids.collector, &ipc.Batch{Records: a.done})
+			a.done = nil
+		}
+		if len(a.fwd) > 0 {
+			ctx.Send(a.st.next, &ipc.Batch{Records: a.fwd})
+			a.fwd = nil
+		}
+	}
+}
+
+func (a *reducer) fold(r *ipc.Record) {
+	a.st.counters.in.Add(1)
+	acc := a.st.reduce.acc
+	var err error
+	for attempt := 0; attempt < a.st.cfg.Attempts; attempt++ {
+		var next []byte
+		if next, err = a.call(r.Key, acc[r.Key], r); err == nil {
+			acc[r.Key] = next
+			a.done = append(a.done, &ipc.Record{Seq: r.Seq, Sub: r.Sub, Weight: r.Weight, Key: r.Key, Flag: ipc.Flag_DROPPED})
+			return
+		}
+		if attempt+1 < a.st.cfg.Attempts {
+			a.st.counters.retries.Add(1)
+		}
+	}
+	a.st.counters.failed.Add(1)
+	a.run.send(a.run.pids.collector, &ipc.Failed{Record: r, Stage: a.st.cfg.Name, Attempts: uint32(a.st.cfg.Attempts), Error: err.Error()})
+}
+
+// call runs the reduce function, turning a panic into an error: the aggregate of the key is left
+// as it was, so a failed fold changes nothing.
+func (a *reducer) call(key string, acc []byte, r *ipc.Record) (out []byte, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
+		}
+	}()
+	return a.st.cfg.Reduce(key, acc, r)
+}
+
+func (a *reducer) end(end *ipc.Record) {
+	acc := a.st.reduce.acc
+	keys := make([]string, 0, len(acc))
+	for k := range acc {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for j, k := range keys {
+		// Aggregates carry no weight: END, which follows them through every later stage as a
+		// barrier, keeps the whole weight of the last source number and completes it at the
+		// collector after all of them have arrived.
+		a.fwd = append(a.fwd, &ipc.Record{Seq: end.Seq, Sub: subOf(end.Sub, a.st.index, j), Key: k, Payload: acc[k]})
+	}
+	a.st.counters.out.Add(int64(len(keys)))
+	a.fwd = append(a.fwd, end)
+}

@@ -1,0 +1,511 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe/supervisor"
+)
+
+// Defaults of a Stage and a Pipeline.
+const (
+	DefaultCredits      = 64
+	DefaultAttempts     = 3
+	DefaultDrainTimeout = 30 * time.Second
+	// maxStartFailures is how many times in a row a stage's workers may fail to start before
+	// the run gives up (a plugin that cannot start at all should not be retried forever).
+	maxStartFailures = 5
+	// backendWorkerShutdown leaves Backend.Close its own deadline and a margin.
+	backendWorkerShutdown = backendCloseTimeout + 2*time.Second
+)
+
+// DefaultRestart is a stage's restart policy where Stage.Restart leaves a field zero. Crashes of
+// user code are expected events in troupe (a poison record crashes its worker Attempts times), so
+// the intensity is generous; what restart intensity guards against is a crash loop.
+var DefaultRestart = Restart{Intensity: 50, Period: 10 * time.Second, Backoff: supervisor.Backoff{Min: 10 * time.Millisecond, Max: time.Second}}
+
+// Run is a pipeline running. Its methods are safe for concurrent use.
+type Run struct {
+	r *run
+}
+
+// run is the state of one run, shared by its actors. What must survive the restart of an actor
+// (the source's window, the collector's books, reduce aggregates) lives here.
+type run struct {
+	p      *Pipeline
+	ctx    context.Context // handed to stage Funcs; cancelled when the run ends
+	cancel context.CancelFunc
+	system *actor.ActorSystem
+	log    *slog.Logger
+	start  time.Time
+
+	stats  counters
+	stages []*stageRun
+	src    *sourceState
+	col    *collectorState
+	total  int64
+	pids   struct{ source, collector, first *actor.PID }
+	root   *supervisor.Supervisor
+	unsub  func()
+
+	mu           sync.Mutex
+	incarnations map[string]int
+
+	finished   chan struct{} // closed when every record is complete
+	finishOnce sync.Once
+	aborted    chan struct{} // closed by fail
+	failOnce   sync.Once
+	err        error
+
+	endedCh  chan struct{} // closed when the run has ended and summary and waitErr are set
+	summary  Summary
+	waitErr  error
+	stopReq  chan struct{}
+	stopOnce sync.Once
+}
+
+// stageRun is one stage of a run: its settings with defaults applied, its figures, its place
+// in the tree.
+type stageRun struct {
+	cfg        Stage
+	index      int
+	counters   stageCounters
+	path       string // the stage's supervisor (or, for reduce, its actor)
+	distPath   string
+	distPID    *actor.PID
+	workersPID *actor.PID
+	next       *actor.PID // where its outputs go
+	reduce     *reduceState
+
+	startFailures atomic.Int32
+}
+
+// Run runs the pipeline to the end of its input and returns what it did. Cancelling ctx stops
+// it gracefully: the source stops reading, records in flight drain to the sink (within
+// DrainTimeout), and the tree stops in order. The error is non-nil when the run was aborted
+// (the supervision tree gave up, an I/O error) or a stop could not drain; records that failed
+// every attempt are not an error: they are counted in Summary.DeadLetters.
+func (p *Pipeline) Run(ctx context.Context) (Summary, error) {
+	r, err := p.Start(ctx)
+	if err != nil {
+		return Summary{}, err
+	}
+	return r.Wait()
+}
+
+// Start starts the pipeline and returns at once; see Run. A Pipeline runs at most once at a time.
+func (p *Pipeline) Start(ctx context.Context) (*Run, error) {
+	r, err := newRun(p)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.startTree(); err != nil {
+		r.cancel()
+		r.src.reader.close()
+		r.system.Shutdown()
+		return nil, err
+	}
+	go r.watch(ctx)
+	return &Run{r: r}, nil
+}
+
+// Progress returns the run's figures so far.
+func (rn *Run) Progress() Summary { return rn.r.snapshot() }
+
+// Stop asks the run to stop gracefully, as cancelling its context does.
+func (rn *Run) Stop() { rn.r.requestStop() }
+
+// Wait waits for the run to end and returns its summary; see Pipeline.Run.
+func (rn *Run) Wait() (Summary, error) {
+	<-rn.r.endedCh
+	return rn.r.summary, rn.r.waitErr
+}
+
+func newRun(p *Pipeline) (*run, error) {
+	if p.Source == nil {
+		return nil, errors.New("pipeline: no source")
+	}
+	if p.Sink == nil {
+		return nil, errors.New("pipeline: no sink")
+	}
+	log := p.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	name := p.Name
+	if name == "" {
+		name = "pipeline"
+	}
+	name = strings.ReplaceAll(name, "/", "_")
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &run{
+		p: p, ctx: ctx, cancel: cancel, log: log, start: time.Now(),
+		incarnations: map[string]int{},
+		finished:     make(chan struct{}), aborted: make(chan struct{}), stopReq: make(chan struct{}),
+		endedCh: make(chan struct{}),
+		total:   -1,
+	}
+	if s, ok := p.Source.(Sized); ok {
+		if n, known := s.Total(); known {
+			r.total = n
+		}
+	}
+	seen := map[string]bool{}
+	window := 0
+	for i, s := range p.Stages {
+		if err := checkStage(&s); err != nil {
+			cancel()
+			return nil, fmt.Errorf("pipeline: stage %d (%q): %w", i+1, s.Name, err)
+		}
+		if seen[s.Name] {
+			cancel()
+			return nil, fmt.Errorf("pipeline: two stages are named %q", s.Name)
+		}
+		seen[s.Name] = true
+		st := &stageRun{cfg: s, index: i, path: name + "/" + s.Name}
+		st.counters.name = s.Name
+		if s.Reduce != nil {
+			st.reduce = &reduceState{acc: map[string][]byte{}}
+		}
+		st.distPath = st.path + "/dist"
+		r.stages = append(r.stages, st)
+		window += s.Workers * s.Credits
+	}
+	if window == 0 {
+		window = DefaultCredits * 4
+	}
+	r.system = actor.NewActorSystemWithConfig(actor.Configure(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(slog.DiscardHandler)
+	})))
+	pid := func(id string) *actor.PID { return actor.NewPID(r.system.Address(), id) }
+	r.pids.source = pid(name + "/source")
+	r.pids.collector = pid(name + "/collector")
+	for i, st := range r.stages {
+		st.distPID = pid(st.distPath)
+		st.workersPID = pid(st.path + "/workers")
+		if st.reduce != nil {
+			st.distPID = pid(st.path)
+		}
+		if i > 0 {
+			r.stages[i-1].next = st.distPID
+		}
+	}
+	r.pids.first = r.pids.collector
+	if len(r.stages) > 0 {
+		r.stages[len(r.stages)-1].next = r.pids.collector
+		r.pids.first = r.stages[0].distPID
+	}
+	r.col = newCollectorState(p)
+	r.src = &sourceState{src: p.Source, window: window, inflight: map[uint64]*ipc.Record{}}
+	r.src.reader = startReader(p.Source, func(m sourceRead) { r.system.Root.Send(r.pids.source, m) })
+	return r, nil
+}
+
+// checkStage validates a stage and fills in its defaults.
+func checkStage(s *Stage) error {
+	if s.Name == "" {
+		return errors.New("no name")
+	}
+	if strings.ContainsAny(s.Name, "/ ") || s.Name == "source" || s.Name == "collector" {
+		return fmt.Errorf("invalid name %q (no '/' or spaces; 'source' and 'collector' are taken)", s.Name)
+	}
+	kinds := 0
+	for _, set := range []bool{s.Func != nil, s.Reduce != nil, s.Backend != nil} {
+		if set {
+			kinds++
+		}
+	}
+	if kinds != 1 {
+		return errors.New("exactly one of Func, Reduce and Backend must be set")
+	}
+	if s.Workers < 0 || s.Credits < 0 || s.Attempts < 0 || s.Timeout < 0 {
+		return errors.New("workers, credits, attempts and timeout must not be negative")
+	}
+	if s.Workers == 0 {
+		s.Workers = runtime.NumCPU()
+	}
+	if s.Reduce != nil {
+		s.Workers = 1
+	}
+	if s.Credits == 0 {
+		s.Credits = DefaultCredits
+	}
+	if s.Attempts == 0 {
+		s.Attempts = DefaultAttempts
+	}
+	if s.Restart.Intensity == 0 {
+		s.Restart.Intensity = DefaultRestart.Intensity
+	}
+	if s.Restart.Period == 0 {
+		s.Restart.Period = DefaultRestart.Period
+	}
+	if s.Restart.Backoff == (supervisor.Backoff{}) {
+		s.Restart.Backoff = DefaultRestart.Backoff
+	}
+	f := supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: s.Restart.Intensity, Period: s.Restart.Period, Backoff: s.Restart.Backoff}
+	if err := f.Validate(); err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	return nil
+}
+
+func workerName(i int) string { return fmt.Sprintf("worker-%d", i+1) }
+
+// startTree builds the supervision tree and starts it: the collector first and the source last,
+// so that everything is listening before records flow, and so that an ordered shutdown (reverse
+// order) stops the source first and the collector last.
+func (r *run) startTree() error {
+	flags := r.p.Supervision
+	if flags == (supervisor.Flags{}) {
+		flags = supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: 10, Period: time.Minute}
+	}
+	spec := supervisor.Spec{Name: r.pids.source.Id[:strings.LastIndex(r.pids.source.Id, "/")], Flags: flags}
+	spec.Children = append(spec.Children, supervisor.ChildSpec{
+		Name: "collector",
+		Start: func() (*actor.Props, error) {
+			return actor.PropsFromProducer(func() actor.Actor { return &collector{run: r, c: r.col} }), nil
+		},
+	})
+	for i := len(r.stages) - 1; i >= 0; i-- {
+		spec.Children = append(spec.Children, r.stageChild(r.stages[i]))
+	}
+	spec.Children = append(spec.Children, supervisor.ChildSpec{
+		Name: "source",
+		Start: func() (*actor.Props, error) {
+			return actor.PropsFromProducer(func() actor.Actor {
+				return &sourceActor{run: r, st: r.src, next: r.pids.first, batch: sourceBatch(r.src.window)}
+			}), nil
+		},
+	})
+	r.unsub = supervisor.Subscribe(r.system, r.event)
+	root, err := supervisor.Start(r.system, spec)
+	if err != nil {
+		r.unsub()
+		return fmt.Errorf("pipeline %s: %w", spec.Name, err)
+	}
+	r.root = root
+	return nil
+}
+
+// sourceBatch is how many records the source asks its reader for at a time.
+func sourceBatch(window int) int { return max(1, min(DefaultCredits, window/4)) }
+
+// stageChild is a stage's subtree: for a reduce stage one actor; otherwise a rest_for_one
+// supervisor over the distributor and a one_for_one supervisor of the workers, so that a worker
+// that dies restarts alone, and a distributor that dies restarts its workers with it.
+func (r *run) stageChild(st *stageRun) supervisor.ChildSpec {
+	rs := st.cfg.Restart
+	if st.reduce != nil {
+		return supervisor.ChildSpec{Name: st.cfg.Name, Start: func() (*actor.Props, error) {
+			return actor.PropsFromProducer(func() actor.Actor { return &reducer{run: r, st: st} }), nil
+		}}
+	}
+	workers := supervisor.Spec{Name: "workers", Flags: supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: rs.Intensity, Period: rs.Period, Backoff: rs.Backoff}}
+	for i := 0; i < st.cfg.Workers; i++ {
+		workers.Children = append(workers.Children, r.workerChild(st, i))
+	}
+	stage := supervisor.Spec{Name: st.cfg.Name, Flags: supervisor.Flags{Strategy: supervisor.RestForOne, Intensity: rs.Intensity, Period: rs.Period, Backoff: rs.Backoff}}
+	stage.Children = []supervisor.ChildSpec{
+		{Name: "dist", Start: func() (*actor.Props, error) {
+			return actor.PropsFromProducer(func() actor.Actor { return newDistributor(r, st) }), nil
+		}},
+		workers.Child(supervisor.Permanent),
+	}
+	return stage.Child(supervisor.Permanent)
+}
+
+// workerChild is one worker's spec. An in-process worker has nothing to finish gracefully (a
+// stop waits for the batch in hand anyway), so it is stopped at once; one stuck in user code is
+// abandoned shortly after (Go cannot stop a goroutine) and replaced.
+func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
+	if st.cfg.Func != nil {
+		return supervisor.ChildSpec{Name: workerName(i), Shutdown: supervisor.BrutalKill, Start: func() (*actor.Props, error) {
+			return actor.PropsFromProducer(func() actor.Actor { return &funcWorker{run: r, st: st, index: i} }), nil
+		}}
+	}
+	incarnation := 0
+	return supervisor.ChildSpec{Name: workerName(i), Shutdown: supervisor.Shutdown(backendWorkerShutdown), Start: func() (*actor.Props, error) {
+		out := &outcomes{system: r.system}
+		info := WorkerInfo{Stage: st.cfg.Name, Index: i, Incarnation: incarnation, Options: st.cfg.Options}
+		incarnation++
+		b, err := st.cfg.Backend(r.ctx, info, out)
+		if err != nil {
+			if n := st.startFailures.Add(1); n >= maxStartFailures {
+				r.fail(fmt.Errorf("stage %s: workers failed to start %d times in a row; last: %w", st.cfg.Name, n, err))
+			}
+			return nil, err
+		}
+		st.startFailures.Store(0)
+		return actor.PropsFromProducer(func() actor.Actor {
+			return &backendWorker{run: r, st: st, index: i, backend: b, out: out}
+		}), nil
+	}}
+}
+
+// event counts restarts and passes supervision events on.
+func (r *run) event(e supervisor.Event) {
+	root := r.pids.source.Id[:strings.LastIndex(r.pids.source.Id, "/")+1]
+	if !strings.HasPrefix(e.Path, root) {
+		return
+	}
+	if e.Kind == supervisor.Restarted {
+		r.stats.restarts.Add(1)
+		for _, st := range r.stages {
+			if strings.HasPrefix(e.Path, st.path+"/") || e.Path == st.path {
+				st.counters.restarts.Add(1)
+			}
+		}
+	}
+	if e.Kind == supervisor.Exited && e.Reason != nil && !errors.Is(e.Reason, supervisor.ErrShutdown) {
+		r.log.Warn("actor exited", "path", e.Path, "reason", firstLine(e.Reason.Error()))
+	}
+	if r.p.Events != nil {
+		r.p.Events(e)
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// watch ends the run: at completion, on abort, or on a stop (drain first).
+func (r *run) watch(ctx context.Context) {
+	go func() {
+		select {
+		case <-r.root.Done():
+			if err := r.root.Err(); err != nil {
+				r.fail(fmt.Errorf("supervision tree gave up: %w", err))
+			}
+		case <-r.aborted:
+		case <-r.finished:
+		}
+	}()
+	stopped := false
+	select {
+	case <-r.finished:
+	case <-r.aborted:
+	case <-ctx.Done():
+		stopped = true
+	case <-r.stopReq:
+		stopped = true
+	}
+	if stopped {
+		r.system.Root.Send(r.pids.source, drain{})
+		t := r.p.DrainTimeout
+		if t == 0 {
+			t = DefaultDrainTimeout
+		}
+		timer := time.NewTimer(t)
+		select {
+		case <-r.finished:
+		case <-r.aborted:
+		case <-timer.C:
+			r.fail(fmt.Errorf("stop: %d records still in flight after the drain timeout (%s)", r.stats.inflight.Load(), t))
+		}
+		timer.Stop()
+	}
+	r.shutdown()
+}
+
+// shutdown stops the tree in order and closes the source and the outputs.
+func (r *run) shutdown() {
+	r.src.reader.close()
+	if err := r.root.Stop(); err != nil && !errors.Is(err, supervisor.ErrNotFound) {
+		r.log.Warn("stopping the tree", "error", err)
+	}
+	r.cancel()
+	r.unsub()
+	r.system.Shutdown()
+	var errs []error
+	closeAll := []struct {
+		what string
+		c    io.Closer
+	}{{"source", r.p.Source}, {"sink", r.p.Sink}}
+	if r.p.DeadLetters != nil {
+		closeAll = append(closeAll, struct {
+			what string
+			c    io.Closer
+		}{"dead letters", r.p.DeadLetters})
+	}
+	for _, c := range closeAll {
+		if err := c.c.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.what, err))
+		}
+	}
+	r.summary = r.snapshot()
+	r.mu.Lock()
+	errs = append([]error{r.err}, errs...)
+	r.mu.Unlock()
+	r.waitErr = errors.Join(errs...)
+	close(r.endedCh)
+}
+
+// fail aborts the run with err (the first error wins).
+func (r *run) fail(err error) {
+	r.failOnce.Do(func() {
+		r.mu.Lock()
+		r.err = err
+		r.mu.Unlock()
+		r.log.Error("run aborted", "error", err)
+		close(r.aborted)
+	})
+}
+
+// finish is called by the source when every record is complete.
+func (r *run) finish() { r.finishOnce.Do(func() { close(r.finished) }) }
+
+func (r *run) requestStop() { r.stopOnce.Do(func() { close(r.stopReq) }) }
+
+// send sends from outside an actor's Receive (or where no context is at hand).
+func (r *run) send(pid *actor.PID, m any) { r.system.Root.Send(pid, m) }
+
+// now is the time since the run started, for latencies.
+func (r *run) now() time.Duration { return time.Since(r.start) }
+
+// incarnation returns how many times the actor at path has started before, and counts this start.
+func (r *run) incarnation(path string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.incarnations[path]
+	r.incarnations[path] = n + 1
+	return n
+}
+
+func (r *run) snapshot() Summary {
+	s := Summary{
+		Total:       r.total,
+		RecordsIn:   r.stats.in.Load(),
+		RecordsOut:  r.stats.out.Load(),
+		DeadLetters: r.stats.dead.Load(),
+		Dropped:     r.stats.dropped.Load(),
+		Restarts:    r.stats.restarts.Load(),
+		InFlight:    r.stats.inflight.Load(),
+		Elapsed:     time.Since(r.start),
+	}
+	for _, st := range r.stages {
+		c := &st.counters
+		s.Stages = append(s.Stages, StageSummary{
+			Name: st.cfg.Name, In: c.in.Load(), Out: c.out.Load(), Failed: c.failed.Load(),
+			Retries: c.retries.Load(), Restarts: c.restarts.Load(),
+			P50: c.latency.quantile(0.50), P99: c.latency.quantile(0.99),
+		})
+	}
+	return s
+}
+
+func sortUint64(s []uint64) { slices.Sort(s) }

@@ -1,0 +1,217 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/troupe-dev/troupe/ipc"
+)
+
+// fullWeight is a source record's completion weight (see the package doc).
+const fullWeight uint64 = 1 << 62
+
+// sourceState is the source's part of a run: the reader, the window of records read and not yet
+// complete, and the numbering. It outlives restarts of the source actor.
+type sourceState struct {
+	src    Source
+	window int // records in flight at most
+
+	reader   *reader
+	inflight map[uint64]*ipc.Record // by Seq: what has been sent and not yet acked
+	nextSeq  uint64
+	asked    int  // records requested from the reader and not yet delivered
+	eof      bool // no more input (end reached, or a drain was asked for)
+	endSent  bool
+	finished bool
+}
+
+// reader runs Source.Read in its own goroutine, so that a slow or blocking read (stdin, a slow
+// disk) never holds up the source actor, which must keep taking acks.
+type reader struct {
+	src  Source
+	asks chan int
+	stop context.CancelFunc
+	ctx  context.Context
+	done chan struct{}
+}
+
+func startReader(src Source, deliver func(sourceRead)) *reader {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &reader{src: src, asks: make(chan int, 64), stop: cancel, ctx: ctx, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		for {
+			select {
+			case <-ctx.Done():
+				// Answer whatever was asked: the actor waits for every ask to be answered.
+				deliver(sourceRead{err: ctx.Err()})
+				return
+			case n := <-r.asks:
+				recs, err := r.read(n)
+				deliver(sourceRead{recs: recs, err: err})
+				if err != nil {
+					return
+				}
+			}
+		}
+	}()
+	return r
+}
+
+// read calls the source, turning a panic into an error: the source is user code.
+func (r *reader) read(n int) (recs []*ipc.Record, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("source panicked: %v\n%s", v, debug.Stack())
+		}
+	}()
+	recs, err = r.src.Read(r.ctx, n)
+	if len(recs) > n {
+		return nil, fmt.Errorf("source returned %d records, more than the %d asked for", len(recs), n)
+	}
+	return recs, err
+}
+
+func (r *reader) close() {
+	r.stop()
+	<-r.done
+}
+
+// sourceActor numbers records, keeps the window and sends records on to the first stage.
+type sourceActor struct {
+	run   *run
+	st    *sourceState
+	next  *actor.PID
+	batch int // records asked from the reader at a time
+}
+
+func (a *sourceActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		if a.run.incarnation("source") > 0 {
+			a.replay(ctx)
+		}
+		a.ask()
+	case sourceRead:
+		if m.err != nil {
+			a.st.asked = 0 // the reader stops after an error: nothing more is coming
+		} else {
+			a.st.asked -= a.batch
+		}
+		a.accept(ctx, m)
+	case *ipc.Ack:
+		a.ack(m)
+		a.ask()
+		a.checkFinished()
+	case resync:
+		a.run.log.Info("resending window", "to", m.from, "records", len(a.st.inflight))
+		a.replay(ctx)
+	case drain:
+		a.st.eof = true
+		a.st.reader.stop() // a Read in progress returns (sources honour ctx); the reader answers
+		a.sendEnd(ctx)
+		a.checkFinished()
+	}
+}
+
+func (a *sourceActor) accept(ctx actor.Context, m sourceRead) {
+	st := a.st
+	// Records already read are always taken, also after a drain was asked for: a read
+	// record that was not sent on would be lost (stdin cannot be read twice).
+	if len(m.recs) > 0 {
+		b := &ipc.Batch{Records: m.recs}
+		for _, r := range m.recs {
+			r.Seq = st.nextSeq
+			st.nextSeq++
+			r.Sub, r.Weight, r.Attempt, r.Flag = 0, fullWeight, 0, ipc.Flag_DATA
+			st.inflight[r.Seq] = r
+		}
+		a.run.stats.in.Add(int64(len(m.recs)))
+		a.run.stats.inflight.Add(int64(len(m.recs)))
+		ctx.Send(a.next, b)
+	}
+	switch {
+	case m.err == nil:
+	case errors.Is(m.err, io.EOF), st.eof && errors.Is(m.err, context.Canceled):
+		st.eof = true
+	default:
+		a.run.fail(fmt.Errorf("source: %w", m.err))
+		return
+	}
+	a.ask()
+	a.sendEnd(ctx)
+	a.checkFinished()
+}
+
+// ask requests more input while the window has room for a whole batch.
+func (a *sourceActor) ask() {
+	st := a.st
+	for !st.eof && len(st.inflight)+st.asked+a.batch <= st.window {
+		st.asked += a.batch
+		st.reader.asks <- a.batch
+	}
+}
+
+func (a *sourceActor) ack(m *ipc.Ack) {
+	st := a.st
+	for _, seq := range m.Seqs {
+		r, ok := st.inflight[seq]
+		if !ok {
+			continue // acked twice (after a resend)
+		}
+		delete(st.inflight, seq)
+		if r.Flag != ipc.Flag_END {
+			a.run.stats.inflight.Add(-1)
+		}
+	}
+}
+
+// sendEnd sends the END marker behind the last record, once the input has ended and every read
+// asked for has been answered; END is numbered and acked like a record.
+func (a *sourceActor) sendEnd(ctx actor.Context) {
+	st := a.st
+	if st.endSent || !st.eof || st.asked > 0 {
+		return
+	}
+	st.endSent = true
+	end := &ipc.Record{Seq: st.nextSeq, Weight: fullWeight, Flag: ipc.Flag_END}
+	st.inflight[end.Seq] = end
+	ctx.Send(a.next, &ipc.Batch{Records: []*ipc.Record{end}})
+}
+
+func (a *sourceActor) checkFinished() {
+	st := a.st
+	if st.eof && st.endSent && len(st.inflight) == 0 && !st.finished {
+		st.finished = true
+		a.run.finish()
+	}
+}
+
+// replay resends the window in sequence order, END last.
+func (a *sourceActor) replay(ctx actor.Context) {
+	st := a.st
+	if len(st.inflight) == 0 {
+		return
+	}
+	seqs := make([]uint64, 0, len(st.inflight))
+	for s := range st.inflight {
+		seqs = append(seqs, s)
+	}
+	sortUint64(seqs)
+	b := &ipc.Batch{}
+	for _, s := range seqs {
+		b.Records = append(b.Records, st.inflight[s])
+		if len(b.Records) == a.batch {
+			ctx.Send(a.next, b)
+			b = &ipc.Batch{}
+		}
+	}
+	if len(b.Records) > 0 {
+		ctx.Send(a.next, b)
+	}
+}

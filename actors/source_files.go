@@ -1,0 +1,234 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+)
+
+// filesSource produces one record per file of a directory listing made at construction.
+type filesSource struct {
+	dir   string // absolute
+	total int64
+
+	mu     sync.Mutex
+	files  []listedFile
+	next   int // index of the next file to read
+	closed bool
+}
+
+// listedFile is one file found when listing a files source's directory.
+type listedFile struct {
+	key string // path relative to dir, forward slashes
+	abs string // absolute path
+}
+
+// NewFilesSource returns a Source with one record per regular file under dir whose base name
+// matches glob (filepath.Match syntax; "" means "*"). With recursive set it descends into
+// subdirectories (symbolic links to directories are not followed, which rules out cycles); a
+// symbolic link to a regular file counts as that file.
+//
+// The directory is listed once, here; records come in order of their relative path, so runs
+// over the same tree are deterministic. A record's key is its path relative to dir with forward
+// slashes, its payload the file's bytes (read when the record is read, not when listed), and
+// its metadata "path" (the absolute path) and "size" (the payload's length in bytes, decimal).
+// The source implements Sized: Total is the number of files listed.
+//
+// A bad pattern, a dir that does not exist or is not a directory, an unreadable subdirectory
+// and a dangling symbolic link that matches glob are errors here. A file that vanishes or
+// cannot be read after listing makes Read fail with an error naming the file; the file is not
+// skipped, and a later Read tries it again.
+func NewFilesSource(dir, glob string, recursive bool) (Source, error) {
+	if glob == "" {
+		glob = "*"
+	}
+	if _, err := filepath.Match(glob, ""); err != nil {
+		return nil, fmt.Errorf("files source: bad pattern %q: %w", glob, err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("files source: directory %s: %w", dir, err)
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("files source: directory %s: %w", dir, err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("files source: %s is not a directory", dir)
+	}
+	files, err := listFiles(abs, glob, recursive)
+	if err != nil {
+		return nil, err
+	}
+	return &filesSource{dir: abs, total: int64(len(files)), files: files}, nil
+}
+
+// listFiles lists the files of a files source under the absolute directory dir, sorted by
+// relative path.
+func listFiles(dir, glob string, recursive bool) ([]listedFile, error) {
+	// Walk the resolved directory (WalkDir would not enter a root that is a symbolic link), but
+	// report paths under dir as the caller spelled it.
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, fmt.Errorf("files source: directory %s: %w", dir, err)
+	}
+	var files []listedFile
+	walk := func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("files source: list %s: %w", p, err)
+		}
+		if d.IsDir() {
+			if p != root && !recursive {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		ok, err := filepath.Match(glob, d.Name())
+		if err != nil { // checked in NewFilesSource; kept for safety
+			return fmt.Errorf("files source: bad pattern %q: %w", glob, err)
+		}
+		if !ok {
+			return nil
+		}
+		mode := d.Type()
+		if mode&fs.ModeSymlink != 0 {
+			st, err := os.Stat(p)
+			if err != nil {
+				return fmt.Errorf("files source: symbolic link %s: %w", p, err)
+			}
+			mode = st.Mode().Type()
+		}
+		if !mode.IsRegular() {
+			return nil // sockets, devices, pipes and linked directories are not files to read
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return fmt.Errorf("files source: %s: %w", p, err)
+		}
+		files = append(files, listedFile{key: filepath.ToSlash(rel), abs: filepath.Join(dir, rel)})
+		return nil
+	}
+	if err := filepath.WalkDir(root, walk); err != nil {
+		return nil, err
+	}
+	// WalkDir orders entries per directory; sort whole relative paths so that the order does not
+	// depend on how names compare with the separator ("a-b" sorts before "a/b").
+	slices.SortFunc(files, func(a, b listedFile) int {
+		switch {
+		case a.key < b.key:
+			return -1
+		case a.key > b.key:
+			return 1
+		}
+		return 0
+	})
+	return files, nil
+}
+
+// Read returns the next up to max files' records. It returns io.EOF together with the last
+// batch. If a file cannot be read, Read returns the records read before it with a nil error,
+// and the next call returns the error (naming the file) and no records; the failing file stays
+// next, so a later Read retries it.
+func (s *filesSource) Read(ctx context.Context, max int) ([]*Record, error) {
+	if max <= 0 {
+		return nil, fmt.Errorf("files source %s: read: max must be positive, got %d", s.dir, max)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, fmt.Errorf("files source %s: read after close", s.dir)
+	}
+	n := min(max, len(s.files)-s.next)
+	if n == 0 {
+		return nil, io.EOF
+	}
+	recs := make([]Record, n)
+	out := make([]*Record, 0, n)
+	for i := range recs {
+		if err := ctx.Err(); err != nil {
+			if len(out) > 0 {
+				return out, nil
+			}
+			return nil, err
+		}
+		f := s.files[s.next]
+		data, err := readRegular(f.abs)
+		if err != nil {
+			if len(out) > 0 {
+				return out, nil
+			}
+			return nil, fmt.Errorf("files source: read %s: %w", f.key, err)
+		}
+		r := &recs[i]
+		r.Key = f.key
+		r.Payload = data
+		r.Meta = map[string]string{"path": f.abs, "size": strconv.Itoa(len(data))}
+		out = append(out, r)
+		s.next++
+	}
+	if s.next == len(s.files) {
+		return out, io.EOF
+	}
+	return out, nil
+}
+
+// errNotRegular reports a listed path that is no longer a regular file.
+var errNotRegular = errors.New("not a regular file")
+
+// readRegular reads a whole file, refusing anything that is not (or no longer) a regular file,
+// such as a directory or a named pipe put in its place after listing.
+func readRegular(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w", p, errNotRegular)
+	}
+	// Size the buffer from Stat but read to EOF: the file may have grown or shrunk since.
+	size := st.Size()
+	if size < 0 || int64(int(size)) != size {
+		size = 0
+	}
+	buf := make([]byte, 0, int(size)+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Total returns the number of files listed.
+func (s *filesSource) Total() (int64, bool) {
+	return s.total, true
+}
+
+// Close releases the listing. It holds no open files between reads, so it cannot fail; calling
+// it again does nothing.
+func (s *filesSource) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	s.files = nil
+	return nil
+}

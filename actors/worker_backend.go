@@ -1,0 +1,201 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe/supervisor"
+)
+
+// backendCloseTimeout bounds Backend.Close when a worker stops.
+const backendCloseTimeout = 5 * time.Second
+
+// Messages from a Backend (any goroutine) to its worker actor.
+type (
+	backendResults struct{ res *ipc.Results }
+	backendGrant   struct{ n int }
+	backendFail    struct{ err error }
+	backendTick    struct{}
+)
+
+// outcomes is the Outcomes a Backend reports to. It buffers what arrives before the worker actor
+// exists (the backend starts first, so that a failed start is a failed start) and hands it over
+// when the actor attaches.
+type outcomes struct {
+	system *actor.ActorSystem
+	mu     sync.Mutex
+	pid    *actor.PID
+	early  []any
+	failed bool
+}
+
+func (o *outcomes) send(m any) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.pid == nil {
+		o.early = append(o.early, m)
+		return
+	}
+	o.system.Root.Send(o.pid, m)
+}
+
+func (o *outcomes) attach(pid *actor.PID) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.pid = pid
+	for _, m := range o.early {
+		o.system.Root.Send(pid, m)
+	}
+	o.early = nil
+}
+
+func (o *outcomes) Results(res *ipc.Results) { o.send(backendResults{res}) }
+func (o *outcomes) Grant(n int)              { o.send(backendGrant{n}) }
+func (o *outcomes) Fail(err error) {
+	o.mu.Lock()
+	first := !o.failed
+	o.failed = true
+	o.mu.Unlock()
+	if first {
+		o.send(backendFail{err})
+	}
+}
+
+// backendWorker feeds a Backend within its grants and relays its outcomes to the distributor.
+type backendWorker struct {
+	run     *run
+	st      *stageRun
+	index   int
+	token   uint64
+	backend Backend
+	out     *outcomes
+
+	queue       deque[*ipc.Record] // received, not yet submitted
+	submitted   deque[time.Time]   // when each unreported record was submitted
+	grants      int
+	lastResults time.Time
+	stopTick    chan struct{}
+	closed      bool
+}
+
+func (w *backendWorker) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		w.token = tokens.Add(1)
+		w.lastResults = time.Now()
+		ctx.Send(w.st.distPID, workerUp{index: w.index, token: w.token, pid: ctx.Self()})
+		w.out.attach(ctx.Self())
+		if t := w.st.cfg.Timeout; t > 0 {
+			w.startTicker(ctx, min(max(t/4, 5*time.Millisecond), time.Second))
+		}
+	case *ipc.Batch:
+		for _, r := range m.Records {
+			w.queue.pushBack(r)
+		}
+		w.submit(ctx)
+	case backendGrant:
+		w.grants += m.n
+		w.submit(ctx)
+	case backendResults:
+		n := len(m.res.Counts)
+		if n > w.submitted.len() {
+			w.die(ctx, fmt.Errorf("backend reported %d outcomes for %d records", n, w.submitted.len()), true)
+			return
+		}
+		for range n {
+			w.submitted.popFront()
+		}
+		w.lastResults = time.Now()
+		ctx.Send(w.st.distPID, workerResults{index: w.index, token: w.token, res: m.res})
+	case backendFail:
+		w.die(ctx, m.err, true)
+	case backendTick:
+		w.checkTimeout(ctx)
+	case *actor.Stopping:
+		w.stopTicker()
+		ctx.Send(w.st.distPID, workerDown{index: w.index, token: w.token, reason: supervisor.ErrShutdown})
+		w.close()
+	}
+}
+
+func (w *backendWorker) submit(ctx actor.Context) {
+	n := min(w.grants, w.queue.len())
+	if n == 0 {
+		return
+	}
+	recs := make([]*ipc.Record, n)
+	now := time.Now()
+	for i := range recs {
+		recs[i] = w.queue.popFront()
+		w.submitted.pushBack(now)
+	}
+	w.grants -= n
+	if err := w.backend.Submit(recs); err != nil {
+		w.die(ctx, fmt.Errorf("submit: %w", err), true)
+	}
+}
+
+// checkTimeout fails the worker when the oldest unreported record has run past the timeout:
+// it started when it was submitted or when the record before it was reported, if later.
+func (w *backendWorker) checkTimeout(ctx actor.Context) {
+	if w.submitted.len() == 0 {
+		return
+	}
+	start := w.submitted.at(0)
+	if w.lastResults.After(start) {
+		start = w.lastResults
+	}
+	if t := w.st.cfg.Timeout; time.Since(start) > t {
+		w.die(ctx, fmt.Errorf("timeout: record ran past %s; worker killed", t), true)
+	}
+}
+
+// die reports the worker's end to the distributor, kills the backend and exits abnormally, so
+// that the supervisor restarts it by the stage's policy.
+func (w *backendWorker) die(ctx actor.Context, err error, charge bool) {
+	ctx.Send(w.st.distPID, workerDown{index: w.index, token: w.token, reason: err, charge: charge})
+	w.stopTicker()
+	w.close()
+	supervisor.Exit(ctx, err)
+}
+
+func (w *backendWorker) close() {
+	if w.closed {
+		return
+	}
+	w.closed = true
+	cctx, cancel := context.WithTimeout(context.Background(), backendCloseTimeout)
+	defer cancel()
+	if err := w.backend.Close(cctx); err != nil {
+		w.run.log.Warn("closing backend", "stage", w.st.cfg.Name, "worker", w.index, "error", err)
+	}
+}
+
+func (w *backendWorker) startTicker(ctx actor.Context, every time.Duration) {
+	w.stopTick = make(chan struct{})
+	self, stop, sys := ctx.Self(), w.stopTick, ctx.ActorSystem()
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				sys.Root.Send(self, backendTick{})
+			}
+		}
+	}()
+}
+
+func (w *backendWorker) stopTicker() {
+	if w.stopTick != nil {
+		close(w.stopTick)
+		w.stopTick = nil
+	}
+}

@@ -1,0 +1,177 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe/supervisor"
+)
+
+// flushEvery bounds how long a worker keeps finished outcomes before reporting them, so that a
+// distributor sees progress (and low rates see low latency) while a long batch is under way.
+const flushEvery = 5 * time.Millisecond
+
+var tokens atomic.Uint64
+
+// funcWorker runs a stage's Func on each record, in its own goroutine, in order.
+type funcWorker struct {
+	run   *run
+	st    *stageRun
+	index int
+	token uint64
+	wd    *watchdog
+
+	res       *ipc.Results
+	lastFlush time.Time
+}
+
+func (w *funcWorker) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		w.token = tokens.Add(1)
+		if t := w.st.cfg.Timeout; t > 0 {
+			w.wd = startWatchdog(w, t)
+		}
+		ctx.Send(w.st.distPID, workerUp{index: w.index, token: w.token, pid: ctx.Self()})
+	case *ipc.Batch:
+		w.process(ctx, m.Records)
+	case *actor.Stopping:
+		w.wd.stop()
+		// Batches still in the mailbox go back to the distributor's queue, uncharged.
+		ctx.Send(w.st.distPID, workerDown{index: w.index, token: w.token, reason: supervisor.ErrShutdown})
+	}
+}
+
+func (w *funcWorker) process(ctx actor.Context, recs []*ipc.Record) {
+	w.res = &ipc.Results{Counts: make([]uint32, 0, len(recs))}
+	w.lastFlush = time.Now()
+	for _, r := range recs {
+		outs, err := w.call(r)
+		if p, ok := err.(*supervisor.PanicError); ok {
+			// The worker dies; the records it held are redelivered and this one is charged.
+			w.report(ctx)
+			ctx.Send(w.st.distPID, workerDown{index: w.index, token: w.token, reason: p, charge: true, culprit: ptr(idOf(r))})
+			supervisor.Exit(ctx, p)
+			return
+		}
+		if err != nil {
+			w.res.Errors = append(w.res.Errors, &ipc.RecordError{Index: uint32(len(w.res.Counts)), Message: err.Error()})
+			w.res.Counts = append(w.res.Counts, 0)
+		} else {
+			w.res.Counts = append(w.res.Counts, uint32(len(outs)))
+			w.res.Outputs = append(w.res.Outputs, outs...)
+		}
+		if time.Since(w.lastFlush) >= flushEvery {
+			w.report(ctx)
+		}
+	}
+	w.report(ctx)
+}
+
+// call runs the stage on one record, under the record's timeout; a panic comes back as a
+// *supervisor.PanicError.
+func (w *funcWorker) call(r *ipc.Record) (outs []*ipc.Record, err error) {
+	rctx := w.run.ctx
+	if t := w.st.cfg.Timeout; t > 0 {
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithTimeout(rctx, t)
+		defer cancel()
+		w.wd.arm(r)
+		defer w.wd.disarm()
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			outs, err = nil, &supervisor.PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	outs, err = w.st.cfg.Func(rctx, r)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && rctx.Err() != nil {
+		err = fmt.Errorf("timeout: record took longer than %s: %w", w.st.cfg.Timeout, err)
+	}
+	return outs, err
+}
+
+// report sends the outcomes gathered so far to the distributor.
+func (w *funcWorker) report(ctx actor.Context) {
+	if len(w.res.Counts) == 0 {
+		return
+	}
+	ctx.Send(w.st.distPID, workerResults{index: w.index, token: w.token, res: w.res})
+	w.res = &ipc.Results{}
+	w.lastFlush = time.Now()
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// watchdog notices a Func that ignores its context and runs past the record's timeout. It cannot
+// stop the goroutine (nothing in Go can); it charges the record, has the worker killed and
+// replaced, and the late result, if one ever comes, is ignored as stale.
+type watchdog struct {
+	w       *funcWorker
+	timeout time.Duration
+	since   atomic.Int64 // UnixNano when the current record started, 0 when idle
+	current atomic.Pointer[ipc.Record]
+	done    chan struct{}
+	fired   atomic.Bool
+}
+
+func startWatchdog(w *funcWorker, timeout time.Duration) *watchdog {
+	wd := &watchdog{w: w, timeout: timeout, done: make(chan struct{})}
+	tick := min(max(timeout/4, 5*time.Millisecond), time.Second)
+	grace := min(max(timeout/10, 50*time.Millisecond), 5*time.Second)
+	go func() {
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		for {
+			select {
+			case <-wd.done:
+				return
+			case <-t.C:
+			}
+			since := wd.since.Load()
+			if since == 0 || time.Since(time.Unix(0, since)) < timeout+grace {
+				continue
+			}
+			r := wd.current.Load()
+			if r == nil || wd.fired.Swap(true) {
+				continue
+			}
+			wd.fire(r)
+			return
+		}
+	}()
+	return wd
+}
+
+func (wd *watchdog) fire(r *ipc.Record) {
+	w := wd.w
+	reason := fmt.Errorf("timeout: record %q ran past %s and ignored cancellation; worker killed", r.Key, wd.timeout)
+	w.run.log.Warn("worker hung", "stage", w.st.cfg.Name, "worker", w.index, "key", r.Key, "timeout", wd.timeout)
+	w.run.send(w.st.distPID, workerDown{index: w.index, token: w.token, reason: reason, charge: true, culprit: ptr(idOf(r))})
+	w.run.send(w.st.workersPID, &supervisor.KillChild{Name: workerName(w.index), Reason: reason})
+}
+
+func (wd *watchdog) arm(r *ipc.Record) {
+	wd.current.Store(r)
+	wd.since.Store(time.Now().UnixNano())
+}
+
+func (wd *watchdog) disarm() { wd.since.Store(0) }
+
+func (wd *watchdog) stop() {
+	if wd == nil {
+		return
+	}
+	select {
+	case <-wd.done:
+	default:
+		close(wd.done)
+	}
+}
