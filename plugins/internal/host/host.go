@@ -1,0 +1,705 @@
+// Package host runs one stage worker's records in a plugin process: it launches the process
+// under go-plugin, configures it over the Stage gRPC service, moves records over the data
+// socket, watches the process (exit, RSS, CPU) and kills it, group and all. Package plugins
+// exposes it as an actors.BackendFactory; this package does not depend on the actors runtime.
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
+
+	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe/plugins/internal/pluginproto"
+)
+
+// Defaults for the zero values of Options and Limits.
+const (
+	// DefaultCredits is what the host asks a plugin to grant. It only bounds what the runtime
+	// may have in flight (the stage's own credits bound it too), so it is generous: a small grant
+	// makes the data plane wait for round trips.
+	DefaultCredits        = 1024
+	DefaultStartup        = 10 * time.Second
+	DefaultGrace          = 5 * time.Second
+	DefaultCPUWindow      = 3 * time.Second
+	DefaultSampleInterval = 100 * time.Millisecond
+	// killWait bounds every wait after a SIGKILL and go-plugin's Client.Kill, which has been seen
+	// to hang (terraform#38939).
+	killWait = 5 * time.Second
+)
+
+// Limits are enforced on the plugin process.
+type Limits struct {
+	RSS       uint64        // bytes; 0 = none
+	CPU       float64       // percent of one core, averaged over CPUWindow; 0 = none
+	CPUWindow time.Duration // 0 = DefaultCPUWindow
+	Startup   time.Duration // launch + handshake + Configure; 0 = DefaultStartup
+}
+
+// Options say what to run and how.
+type Options struct {
+	Cmd            []string          // argv; Cmd[0] is a path
+	SHA256         string            // optional lowercase or uppercase hex digest of Cmd[0]
+	Env            map[string]string // added to the minimal environment
+	Dir            string
+	Limits         Limits
+	MaxFrame       int // 0 = ipc.DefaultMaxFrame
+	Credits        int // 0 = DefaultCredits
+	Logger         *slog.Logger
+	Grace          time.Duration // Close's graceful period before SIGKILL, bounded by its ctx; 0 = DefaultGrace
+	SampleInterval time.Duration // watchdog sampling period; 0 = DefaultSampleInterval
+}
+
+// Validate checks the options without touching the file system.
+func (o *Options) Validate() error {
+	if len(o.Cmd) == 0 || o.Cmd[0] == "" {
+		return errors.New("plugin: empty command")
+	}
+	if o.SHA256 != "" {
+		b, err := hex.DecodeString(o.SHA256)
+		if err != nil || len(b) != sha256.Size {
+			return fmt.Errorf("plugin: sha256 %q is not 64 hex digits", o.SHA256)
+		}
+	}
+	if o.MaxFrame < 0 || o.Credits < 0 || o.Limits.CPU < 0 || o.Limits.Startup < 0 {
+		return errors.New("plugin: negative max frame, credits, cpu or startup limit")
+	}
+	if o.MaxFrame > 1<<31-1 {
+		return fmt.Errorf("plugin: max frame %d over 2 GiB", o.MaxFrame)
+	}
+	if o.MaxFrame != 0 && o.MaxFrame < 1024 {
+		return fmt.Errorf("plugin: max frame %d under 1 KiB", o.MaxFrame)
+	}
+	return nil
+}
+
+// Worker names the worker incarnation a process serves.
+type Worker struct {
+	Stage       string
+	Index       int
+	Incarnation int
+	Options     map[string]any
+}
+
+// Outcomes receives what the plugin produces (actors.Outcomes has the same methods).
+type Outcomes interface {
+	Results(res *ipc.Results)
+	Grant(n int)
+	Fail(err error)
+}
+
+// CheckSHA256 hashes path and compares it with want (hex).
+func CheckSHA256(path, want string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("plugin: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("plugin: hashing %s: %w", path, err)
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	if !strings.EqualFold(got, want) {
+		return fmt.Errorf("plugin: %s has sha256 %s, the spec requires %s: refusing to start it",
+			path, got, strings.ToLower(want))
+	}
+	return nil
+}
+
+// minimalEnv is the environment a plugin starts with, before Options.Env.
+func minimalEnv(extra map[string]string) []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "LANG"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	for k, v := range extra {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// Backend is one plugin process serving one worker incarnation.
+type Backend struct {
+	opts     Options
+	worker   Worker
+	out      Outcomes
+	log      *slog.Logger
+	rootLog  *slog.Logger // Options.Logger, or a discarding one
+	maxFrame int
+	credits  int
+
+	proc   *proc
+	client *plugin.Client
+	stage  ipc.StageClient
+	conn   *net.UnixConn
+	stderr *stderrLog
+	// socketDir is go-plugin's temporary directory for the plugin's gRPC socket.
+	socketDir string
+
+	wmu     sync.Mutex
+	wbuf    []byte // encoded batches waiting for the writer
+	wclosed bool
+	batchID uint64
+	wake    chan struct{}
+
+	outstanding atomic.Int64 // records submitted and not yet reported
+
+	stop      chan struct{} // closed by Close: goroutines return
+	closing   atomic.Bool
+	failOnce  sync.Once
+	failed    chan struct{} // closed once the backend has failed (process killed, Fail reported)
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start launches a plugin process for worker w and configures it. It blocks until the plugin is
+// ready to take records, or fails (killing whatever it started) when startup exceeds
+// Limits.Startup or ctx ends.
+func Start(ctx context.Context, opts Options, w Worker, out Outcomes) (*Backend, error) {
+	started := time.Now()
+	b, err := launch(ctx, opts, w.Stage, started)
+	if err != nil {
+		return nil, err
+	}
+	return b.configure(ctx, w, out, started)
+}
+
+// Spare is a plugin process that has been launched and has completed go-plugin's handshake, but
+// serves no worker yet: Configure makes it a worker's Backend, which costs one gRPC call instead
+// of a fork, an exec and a handshake. A spare dies with the host like any plugin process.
+type Spare struct {
+	b    *Backend
+	once sync.Once // Configure or Close, whichever comes first
+}
+
+// Launch starts a spare plugin process for stage (used in log records only; "" when the spare
+// may serve any stage; Configure tags the records with the worker's stage). It
+// blocks until the handshake is done, or fails (killing whatever it started) when that exceeds
+// Limits.Startup or ctx ends.
+func Launch(ctx context.Context, opts Options, stage string) (*Spare, error) {
+	b, err := launch(ctx, opts, stage, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return &Spare{b: b}, nil
+}
+
+// Pid is the spare's process id.
+func (s *Spare) Pid() int { return s.b.proc.pid }
+
+// Alive reports whether the spare's process is still running.
+func (s *Spare) Alive() bool {
+	select {
+	case <-s.b.proc.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Configure hands the spare to worker w: it calls Configure (bounded by Limits.Startup and ctx)
+// and starts moving records. It may be called once, and not after Close; on failure the
+// process is killed.
+func (s *Spare) Configure(ctx context.Context, w Worker, out Outcomes) (*Backend, error) {
+	ok := false
+	s.once.Do(func() { ok = true })
+	if !ok {
+		return nil, errors.New("plugin: spare already configured or closed")
+	}
+	return s.b.configure(ctx, w, out, time.Now())
+}
+
+// Close kills a spare that was not configured, and waits (bounded) until it is reaped. It is a
+// no-op after Configure: the Backend owns the process then.
+func (s *Spare) Close() {
+	s.once.Do(func() {
+		close(s.b.stop)
+		s.b.teardown()
+	})
+}
+
+// launch starts the process through go-plugin, up to the end of the handshake.
+func launch(ctx context.Context, opts Options, stage string, started time.Time) (*Backend, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.SHA256 != "" {
+		if err := CheckSHA256(opts.Cmd[0], opts.SHA256); err != nil {
+			return nil, err
+		}
+	}
+	b := &Backend{
+		opts: opts, maxFrame: opts.MaxFrame, credits: opts.Credits,
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), failed: make(chan struct{}),
+	}
+	if b.maxFrame == 0 {
+		b.maxFrame = ipc.DefaultMaxFrame
+	}
+	if b.credits == 0 {
+		b.credits = DefaultCredits
+	}
+	if b.opts.Limits.Startup == 0 {
+		b.opts.Limits.Startup = DefaultStartup
+	}
+	if b.opts.Limits.CPUWindow == 0 {
+		b.opts.Limits.CPUWindow = DefaultCPUWindow
+	}
+	if b.opts.Grace == 0 {
+		b.opts.Grace = DefaultGrace
+	}
+	if b.opts.SampleInterval == 0 {
+		b.opts.SampleInterval = DefaultSampleInterval
+	}
+	b.rootLog = opts.Logger
+	if b.rootLog == nil {
+		b.rootLog = slog.New(slog.DiscardHandler)
+	}
+	if stage == "" {
+		b.log = b.rootLog.With("worker", "spare")
+	} else {
+		b.log = b.rootLog.With("stage", stage, "worker", "spare")
+	}
+
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("plugin: data socket: %w", err)
+	}
+	for _, fd := range fds {
+		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, 1<<20)
+		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1<<20)
+	}
+	hostEnd := os.NewFile(uintptr(fds[0]), "troupe-data-host")
+	child := os.NewFile(uintptr(fds[1]), "troupe-data-plugin")
+	c, err := net.FileConn(hostEnd)
+	hostEnd.Close()
+	if err != nil {
+		child.Close()
+		return nil, fmt.Errorf("plugin: data socket: %w", err)
+	}
+	b.conn = c.(*net.UnixConn)
+
+	cmd := exec.Command(opts.Cmd[0], opts.Cmd[1:]...)
+	cmd.Dir = opts.Dir
+	cmd.ExtraFiles = []*os.File{child} // fd 3
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	p, err := newProc(cmd, child)
+	if err != nil {
+		child.Close()
+		b.conn.Close()
+		return nil, fmt.Errorf("plugin: %w", err)
+	}
+	b.proc = p
+	b.stderr = newStderrLog(b.log, "stderr")
+	p.onStart = b.stderr.setPid
+	env := minimalEnv(opts.Env)
+	b.client = plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  pluginproto.Handshake(ipc.ProtocolMajor),
+		Plugins:          pluginproto.Set(&pluginproto.Plugin{}),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, socketDir string) (runner.Runner, error) {
+			b.socketDir = socketDir
+			// spec carries go-plugin's variables (magic cookie, versions, socket dir).
+			cmd.Env = append(env, spec.Env...)
+			return p, nil
+		},
+		SkipHostEnv:  true,
+		StartTimeout: b.opts.Limits.Startup + time.Second, // our own deadline fires first
+		Stderr:       b.stderr,
+		SyncStderr:   b.stderr.stream("stderr"),
+		SyncStdout:   b.stderr.stream("stdout"),
+		Logger:       hclog.NewNullLogger(),
+	})
+	if err := b.bounded(ctx, started, b.handshake); err != nil {
+		close(p.abort)
+		b.teardown()
+		return nil, b.startError(err, time.Since(started))
+	}
+	return b, nil
+}
+
+// bounded runs step within what is left of the startup deadline counted from started, and
+// kills the process group if the deadline passes or ctx ends first.
+func (b *Backend) bounded(ctx context.Context, started time.Time, step func(context.Context) error) error {
+	startCtx, cancel := context.WithDeadline(ctx, started.Add(b.opts.Limits.Startup))
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- step(startCtx) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-startCtx.Done():
+		b.proc.killGroup(syscall.SIGKILL)
+		err = <-done // returns promptly: the process is dead and startCtx is over
+	}
+	if err == nil && startCtx.Err() != nil {
+		err = startCtx.Err()
+	}
+	if err != nil && startCtx.Err() != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("plugin %s: start cancelled: %w", b.opts.Cmd[0], ctx.Err())
+		}
+		return fmt.Errorf("plugin %s: startup exceeded %v", b.opts.Cmd[0], b.opts.Limits.Startup)
+	}
+	return err
+}
+
+// configure makes a launched process worker w's backend: Configure, then the data loops.
+func (b *Backend) configure(ctx context.Context, w Worker, out Outcomes, started time.Time) (*Backend, error) {
+	b.worker, b.out = w, out
+	b.log = b.rootLog.With("stage", w.Stage, "worker", w.Index)
+	b.stderr.setLogger(b.log)
+	optsJSON := []byte("{}")
+	if w.Options != nil {
+		var err error
+		if optsJSON, err = json.Marshal(w.Options); err != nil {
+			close(b.stop)
+			b.teardown()
+			return nil, fmt.Errorf("plugin: stage options do not encode as JSON: %w", err)
+		}
+	}
+	var resp *ipc.ConfigureResponse
+	err := b.bounded(ctx, started, func(ctx context.Context) error {
+		var err error
+		resp, err = b.configureRPC(ctx, w, optsJSON)
+		return err
+	})
+	if err != nil {
+		close(b.stop)
+		b.teardown()
+		return nil, b.startError(err, time.Since(started))
+	}
+	b.log = b.log.With("pid", b.proc.pid)
+	if v := resp.GetProtocol(); v.GetMinor() != ipc.ProtocolMinor {
+		b.log.Debug("plugin protocol minor version differs", "plugin", fmt.Sprintf("%d.%d", v.GetMajor(), v.GetMinor()), "host", ipc.ProtocolVersion)
+	}
+	b.wg.Add(3)
+	go b.readLoop()
+	go b.writeLoop()
+	go b.monitor()
+	b.out.Grant(int(resp.GetCredits()))
+	return b, nil
+}
+
+// handshake starts the process through go-plugin and dispenses the Stage client.
+func (b *Backend) handshake(context.Context) error {
+	rpc, err := b.client.Client()
+	if err != nil {
+		return err
+	}
+	raw, err := rpc.Dispense(ipc.PluginName)
+	if err != nil {
+		return err
+	}
+	b.stage = raw.(ipc.StageClient)
+	return nil
+}
+
+// configureRPC calls Configure for worker w.
+func (b *Backend) configureRPC(ctx context.Context, w Worker, optsJSON []byte) (*ipc.ConfigureResponse, error) {
+	resp, err := b.stage.Configure(ctx, &ipc.ConfigureRequest{
+		Protocol:    &ipc.Version{Major: ipc.ProtocolMajor, Minor: ipc.ProtocolMinor},
+		Stage:       w.Stage,
+		Worker:      uint32(w.Index),
+		Incarnation: uint32(w.Incarnation),
+		OptionsJson: optsJSON,
+		Limits:      &ipc.Limits{RssBytes: b.opts.Limits.RSS, CpuPercent: b.opts.Limits.CPU},
+		Data:        &ipc.DataChannel{Fd: 3},
+		MaxFrame:    uint32(b.maxFrame),
+		Credits:     uint32(b.credits),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("configure: %w", err)
+	}
+	if v := resp.GetProtocol(); v.GetMajor() != ipc.ProtocolMajor {
+		return nil, fmt.Errorf("plugin speaks troupe stage protocol %d.%d, host speaks %s",
+			v.GetMajor(), v.GetMinor(), ipc.ProtocolVersion)
+	}
+	if resp.GetCredits() == 0 {
+		return nil, errors.New("plugin granted no credits")
+	}
+	return resp, nil
+}
+
+// startError explains a failed start, with the plugin's version when go-plugin refused it and
+// the plugin's last stderr lines when it died.
+func (b *Backend) startError(err error, took time.Duration) error {
+	msg := err.Error()
+	if strings.Contains(msg, "incompatible API version") {
+		parts := strings.Split(b.proc.handshake.First(), "|")
+		plugin := "another version"
+		if len(parts) > 1 {
+			plugin = "major version " + parts[1]
+		}
+		return fmt.Errorf("plugin %s speaks troupe stage protocol %s, host speaks %s: refusing it (rebuild the plugin against this troupe)",
+			b.opts.Cmd[0], plugin, ipc.ProtocolVersion)
+	}
+	if strings.HasPrefix(msg, "plugin ") {
+		return errors.New(msg + b.stderr.tailSuffix())
+	}
+	select {
+	case <-b.proc.exited:
+		if b.proc.pid > 0 {
+			msg += "; plugin " + b.proc.exitReason()
+		}
+	default:
+	}
+	return fmt.Errorf("plugin %s failed to start after %v: %s%s", b.opts.Cmd[0], took.Round(time.Millisecond), msg, b.stderr.tailSuffix())
+}
+
+// teardown kills the process group, closes everything and waits (bounded) for go-plugin to let
+// go of the process.
+func (b *Backend) teardown() {
+	b.wmu.Lock()
+	b.wclosed = true
+	b.wmu.Unlock()
+	b.proc.killGroup(syscall.SIGKILL)
+	b.conn.Close()
+	killed := make(chan struct{})
+	go func() {
+		b.client.Kill()
+		close(killed)
+	}()
+	until := time.Now().Add(killWait)
+	if !waitUntil(killed, until) {
+		b.log.Error("go-plugin's Client.Kill did not return; abandoning it", "after", killWait)
+	}
+	if !waitUntil(b.proc.reapCh, until) {
+		b.log.Error("plugin process not reaped", "after", killWait)
+	}
+	if b.socketDir != "" {
+		_ = os.RemoveAll(b.socketDir)
+	}
+}
+
+// waitUntil waits for ch to be closed until the deadline and says whether it was.
+func waitUntil(ch <-chan struct{}, until time.Time) bool {
+	t := time.NewTimer(max(time.Until(until), 0))
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// Pid is the plugin process's id.
+func (b *Backend) Pid() int { return b.proc.pid }
+
+// Submit queues records for the plugin. It never blocks on the plugin: a writer goroutine sends
+// them. A record that cannot fit in a frame fails the submission.
+func (b *Backend) Submit(recs []*ipc.Record) error {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	if b.wclosed {
+		return errors.New("plugin backend is closed")
+	}
+	limit := b.maxFrame - 32
+	for start := 0; start < len(recs); {
+		size, end := 0, start
+		for end < len(recs) {
+			s := ipc.RecordFrameSize(recs[end]) + 1
+			if s > limit {
+				return fmt.Errorf("record seq=%d key=%q takes %d bytes, over the plugin's max frame of %d bytes",
+					recs[end].GetSeq(), recs[end].GetKey(), s, b.maxFrame)
+			}
+			if size+s > limit {
+				break
+			}
+			size += s
+			end++
+		}
+		b.batchID++
+		var err error
+		if b.wbuf, err = ipc.AppendBatch(b.wbuf, b.maxFrame, b.batchID, recs[start:end]); err != nil {
+			return err
+		}
+		b.outstanding.Add(int64(end - start))
+		start = end
+	}
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (b *Backend) writeLoop() {
+	defer b.wg.Done()
+	var spare []byte
+	for {
+		select {
+		case <-b.wake:
+		case <-b.stop:
+			return
+		case <-b.failed:
+			return
+		}
+		b.wmu.Lock()
+		buf := b.wbuf
+		b.wbuf = spare[:0]
+		b.wmu.Unlock()
+		if len(buf) == 0 {
+			spare = buf
+			continue
+		}
+		if _, err := b.conn.Write(buf); err != nil {
+			if !b.closing.Load() {
+				go b.fail(fmt.Errorf("writing to the plugin: %w", err), true)
+			}
+			return
+		}
+		if cap(buf) > 8<<20 {
+			buf = nil
+		}
+		spare = buf
+	}
+}
+
+func (b *Backend) readLoop() {
+	defer b.wg.Done()
+	r := ipc.NewFrameReader(b.conn, b.maxFrame)
+	for {
+		f, err := r.Next()
+		if err != nil {
+			if b.closing.Load() {
+				return
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+				b.fail(errors.New("the plugin closed its data connection"), true)
+			} else {
+				b.fail(fmt.Errorf("data connection: %w", err), true)
+			}
+			return
+		}
+		switch f.Type {
+		case ipc.FrameResults:
+			n := int64(len(f.Results.Counts))
+			if n > b.outstanding.Load() {
+				b.fail(fmt.Errorf("protocol error: results for %d records, only %d outstanding", n, b.outstanding.Load()), false)
+				return
+			}
+			b.outstanding.Add(-n)
+			b.out.Results(f.Results)
+		case ipc.FrameCredit:
+			if f.Credit > 0 {
+				b.out.Grant(int(f.Credit))
+			}
+		case ipc.FrameBatch:
+			b.fail(errors.New("protocol error: the plugin sent a batch frame"), false)
+			return
+		}
+	}
+}
+
+// fail kills the process group and reports why, once. If preferExit is set and the process
+// exits on its own within a moment, its exit status is the reason (a closed connection is
+// usually the symptom of a crash, not its cause).
+func (b *Backend) fail(cause error, preferExit bool) {
+	b.failOnce.Do(func() {
+		if preferExit {
+			t := time.NewTimer(500 * time.Millisecond)
+			select {
+			case <-b.proc.exited:
+				cause = nil
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		b.proc.killGroup(syscall.SIGKILL)
+		close(b.failed)
+		b.wmu.Lock()
+		b.wclosed = true
+		b.wmu.Unlock()
+		// Reaping implies go-plugin drained stderr, so the tail below is complete.
+		waitUntil(b.proc.reapCh, time.Now().Add(killWait))
+		if b.closing.Load() {
+			return
+		}
+		var msg string
+		if cause == nil {
+			msg = fmt.Sprintf("plugin %s (pid %d) %s%s", b.opts.Cmd[0], b.proc.pid, b.proc.exitReason(), b.stderr.tailSuffix())
+		} else {
+			msg = fmt.Sprintf("plugin %s (pid %d): %v", b.opts.Cmd[0], b.proc.pid, cause)
+		}
+		b.log.Warn("plugin failed", "reason", msg)
+		b.out.Fail(errors.New(msg))
+	})
+}
+
+// Close stops the plugin: a graceful Shutdown call, then SIGTERM to the process group, and
+// SIGKILL once the grace period (Options.Grace, cut short by ctx) has passed; then it reaps the
+// process and releases go-plugin's client, each wait bounded. It is idempotent and safe to call
+// concurrently with everything else; it reports nothing to Outcomes.
+func (b *Backend) Close(ctx context.Context) error {
+	b.closeOnce.Do(func() { b.closeErr = b.close(ctx) })
+	return b.closeErr
+}
+
+func (b *Backend) close(ctx context.Context) error {
+	b.closing.Store(true)
+	grace := b.opts.Grace
+	if dl, ok := ctx.Deadline(); ok {
+		grace = min(grace, time.Until(dl))
+	}
+	deadline := time.Now().Add(grace)
+	exited := func(until time.Time) bool {
+		t := time.NewTimer(max(time.Until(until), 0))
+		defer t.Stop()
+		select {
+		case <-b.proc.exited:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return false
+		}
+	}
+	select {
+	case <-b.proc.exited:
+	case <-b.failed:
+	default:
+		// Graceful: the plugin stops taking records, runs its teardown and exits when we close
+		// the data connection.
+		sctx, cancel := context.WithDeadline(ctx, time.Now().Add(grace/2))
+		_, err := b.stage.Shutdown(sctx, &ipc.ShutdownRequest{})
+		cancel()
+		b.conn.Close()
+		if err != nil || !exited(time.Now().Add(min(grace/4, time.Until(deadline)))) {
+			b.proc.killGroup(syscall.SIGTERM)
+			if !exited(deadline) {
+				b.log.Warn("plugin did not exit within its grace period; killing it", "grace", grace)
+			}
+		}
+	}
+	close(b.stop)
+	b.teardown()
+	b.wg.Wait()
+	select {
+	case <-b.proc.reapCh:
+		return nil
+	default:
+		return fmt.Errorf("plugin %s (pid %d) could not be reaped", b.opts.Cmd[0], b.proc.pid)
+	}
+}

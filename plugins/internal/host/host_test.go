@@ -1,0 +1,488 @@
+package host
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe/plugins/internal/testplugin/stage"
+)
+
+func start(t *testing.T, o Options, out *outcomes) *Backend {
+	t.Helper()
+	if len(o.Cmd) == 0 {
+		o.Cmd = []string{testPlugin}
+	}
+	b, err := Start(context.Background(), o, Worker{Stage: "test", Index: 1}, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := b.Close(ctx); err != nil {
+			t.Error(err)
+		}
+		if alive(b.Pid()) {
+			t.Errorf("pid %d alive after Close", b.Pid())
+		}
+	})
+	return b
+}
+
+func rec(seq uint64, payload string) *ipc.Record {
+	return &ipc.Record{Seq: seq, Key: "k" + strconv.FormatUint(seq, 10), Payload: []byte(payload), Weight: 1}
+}
+
+// TestMatchesInProcess sends records through the plugin, within its credits, and checks that
+// the outcomes equal the same function run in-process, in order.
+func TestMatchesInProcess(t *testing.T) {
+	noStrays(t)
+	out := newOutcomes()
+	b := start(t, Options{Credits: 16}, out)
+	payloads := []string{"hello", "error", "drop", "split:3", "", "panic", "x"}
+	var input []*ipc.Record
+	for i := 0; i < 2000; i++ {
+		input = append(input, rec(uint64(i), payloads[i%len(payloads)]+strconv.Itoa(i%3)))
+	}
+	for i := 0; i < len(input); i += len(payloads) {
+		// exact command payloads too
+		input[i].Payload = []byte(payloads[(i/len(payloads))%len(payloads)])
+	}
+	sent := 0
+	for sent < len(input) {
+		out.waitFor(t, "credit", func() bool { return out.credit() > sent })
+		n := min(out.credit()-sent, len(input)-sent, 5)
+		batch := make([]*ipc.Record, n)
+		for i := range batch {
+			batch[i] = proto.Clone(input[sent+i]).(*ipc.Record)
+		}
+		if err := b.Submit(batch); err != nil {
+			t.Fatal(err)
+		}
+		sent += n
+	}
+	out.waitFor(t, "all results", func() bool { return out.reported() == len(input) })
+
+	i := 0
+	for _, res := range out.results {
+		errs := map[uint32]string{}
+		for _, e := range res.Errors {
+			errs[e.Index] = e.Message
+		}
+		o := 0
+		for j, c := range res.Counts {
+			want, werr := stageInProcess(input[i])
+			if msg, failed := errs[uint32(j)]; failed != (werr != nil) {
+				t.Fatalf("record %d (%q): plugin error %q, in-process error %v", i, input[i].Payload, msg, werr)
+			} else if failed && msg != werr.Error() {
+				t.Fatalf("record %d: plugin error %q, in-process %q", i, msg, werr)
+			}
+			if int(c) != len(want) {
+				t.Fatalf("record %d (%q): %d outputs, in-process %d", i, input[i].Payload, c, len(want))
+			}
+			for k := range want {
+				if !proto.Equal(res.Outputs[o+k], want[k]) {
+					t.Fatalf("record %d output %d: %v, in-process %v", i, k, res.Outputs[o+k], want[k])
+				}
+			}
+			o += int(c)
+			i++
+		}
+	}
+	if out.credit() < len(input) {
+		t.Fatalf("granted %d credits for %d records", out.credit(), len(input))
+	}
+}
+
+func stageInProcess(r *ipc.Record) (outs []*ipc.Record, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			outs, err = nil, fmt.Errorf("panic: %v", v)
+		}
+	}()
+	return stage.Process(context.Background(), proto.Clone(r).(*ipc.Record))
+}
+
+func submitOne(t *testing.T, b *Backend, out *outcomes, payload string) {
+	t.Helper()
+	out.waitFor(t, "credit", func() bool { return out.credit() > 0 })
+	if err := b.Submit([]*ipc.Record{rec(1, payload)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCrashReasons(t *testing.T) {
+	cases := []struct {
+		payload string
+		want    []string
+	}{
+		{"segv", []string{"killed by SIGSEGV"}},
+		{"exit3", []string{"exited with code 3", "exiting with code 3"}},
+	}
+	for _, c := range cases {
+		t.Run(c.payload, func(t *testing.T) {
+			noStrays(t)
+			out := newOutcomes()
+			b := start(t, Options{}, out)
+			submitOne(t, b, out, "ok")
+			submitOne(t, b, out, c.payload)
+			err := out.waitFail(t, 5*time.Second)
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("reason %q does not contain %q", err, w)
+				}
+			}
+			if alive(b.Pid()) {
+				t.Errorf("pid %d alive after Fail", b.Pid())
+			}
+		})
+	}
+}
+
+func TestSIGKILL(t *testing.T) {
+	noStrays(t)
+	out := newOutcomes()
+	b := start(t, Options{}, out)
+	submitOne(t, b, out, "hang")
+	t0 := time.Now()
+	if err := syscall.Kill(b.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err := out.waitFail(t, 5*time.Second)
+	if !strings.Contains(err.Error(), "killed by SIGKILL") {
+		t.Fatalf("reason %q", err)
+	}
+	t.Logf("crash detected in %v: %v", time.Since(t0), err)
+	if err := b.Submit([]*ipc.Record{rec(2, "x")}); err == nil {
+		t.Fatal("Submit after Fail succeeded")
+	}
+}
+
+func TestCloseKillsHangingPluginWithinGrace(t *testing.T) {
+	noStrays(t)
+	out := newOutcomes()
+	b := start(t, Options{}, out)
+	submitOne(t, b, out, "hang")
+	time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d > 1500*time.Millisecond {
+		t.Fatalf("Close took %v with a 600ms context", d)
+	}
+	if alive(b.Pid()) {
+		t.Fatal("plugin alive after Close")
+	}
+	if err := b.Close(ctx); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	select {
+	case err := <-out.failed:
+		t.Fatalf("Close reported Fail: %v", err)
+	default:
+	}
+}
+
+func TestGracefulCloseExitsCleanly(t *testing.T) {
+	noStrays(t)
+	out := newOutcomes()
+	b := start(t, Options{}, out)
+	submitOne(t, b, out, "x")
+	out.waitFor(t, "result", func() bool { return out.reported() == 1 })
+	t0 := time.Now()
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Fatalf("graceful Close took %v", d)
+	}
+	if r := b.proc.exitReason(); r != "exited with code 0" {
+		t.Fatalf("plugin %s after a graceful close", r)
+	}
+}
+
+func TestGrandchildrenDieWithThePlugin(t *testing.T) {
+	noStrays(t)
+	logs := &lineCollector{}
+	out := newOutcomes()
+	b := start(t, Options{Logger: logs.logger()}, out)
+	submitOne(t, b, out, "child")
+	var child int
+	deadline := time.Now().Add(5 * time.Second)
+	for child == 0 && time.Now().Before(deadline) {
+		for _, l := range logs.lines() {
+			if s, ok := strings.CutPrefix(l, "child "); ok {
+				child, _ = strconv.Atoi(s)
+			} else if i := strings.Index(l, " child "); i >= 0 {
+				child, _ = strconv.Atoi(strings.TrimSpace(l[i+7:]))
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if child == 0 || !alive(child) {
+		t.Fatalf("grandchild not seen running (logs %q)", logs.lines())
+	}
+	if err := syscall.Kill(b.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	out.waitFail(t, 5*time.Second)
+	reap(t, child) // reparented to us (subreaper) once the plugin died
+	if alive(child) {
+		t.Fatal("grandchild survived the plugin")
+	}
+}
+
+func TestRSSLimit(t *testing.T) {
+	noStrays(t)
+	out := newOutcomes()
+	b := start(t, Options{Limits: Limits{RSS: 128 << 20}, SampleInterval: 50 * time.Millisecond}, out)
+	submitOne(t, b, out, "leak")
+	err := out.waitFail(t, 10*time.Second)
+	if !strings.Contains(err.Error(), "> limit 128 MiB") || !strings.Contains(err.Error(), "rss ") {
+		t.Fatalf("reason %q", err)
+	}
+	if alive(b.Pid()) {
+		t.Fatal("plugin alive after the rss limit")
+	}
+}
+
+func TestCPULimit(t *testing.T) {
+	noStrays(t)
+	out := newOutcomes()
+	b := start(t, Options{Limits: Limits{CPU: 50, CPUWindow: 700 * time.Millisecond}, SampleInterval: 50 * time.Millisecond}, out)
+	submitOne(t, b, out, "x")
+	out.waitFor(t, "result", func() bool { return out.reported() == 1 })
+	time.Sleep(time.Second) // idle: under the limit
+	select {
+	case err := <-out.failed:
+		t.Fatalf("idle plugin failed: %v", err)
+	default:
+	}
+	submitOne(t, b, out, "spin")
+	err := out.waitFail(t, 10*time.Second)
+	if !strings.Contains(err.Error(), "> limit 50% for 700ms") {
+		t.Fatalf("reason %q", err)
+	}
+}
+
+func TestSHA256(t *testing.T) {
+	noStrays(t)
+	good, err := sha256File(testPlugin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Repeat("ab", 32)
+	_, err = Start(context.Background(), Options{Cmd: []string{testPlugin}, SHA256: bad}, Worker{}, newOutcomes())
+	if err == nil || !strings.Contains(err.Error(), good) || !strings.Contains(err.Error(), bad) {
+		t.Fatalf("mismatch error %v does not name both sums", err)
+	}
+	start(t, Options{SHA256: strings.ToUpper(good)}, newOutcomes())
+}
+
+func sha256File(path string) (string, error) {
+	out, err := exec.Command("sha256sum", path).Output()
+	if err != nil {
+		return "", err
+	}
+	return strings.Fields(string(out))[0], nil
+}
+
+func TestOtherMajorVersionRefused(t *testing.T) {
+	noStrays(t)
+	_, err := Start(context.Background(), Options{Cmd: []string{pluginV2}}, Worker{}, newOutcomes())
+	if err == nil || !strings.Contains(err.Error(), "major version 2") || !strings.Contains(err.Error(), "host speaks 1.0") {
+		t.Fatalf("version mismatch error: %v", err)
+	}
+}
+
+func TestStartupDeadline(t *testing.T) {
+	noStrays(t)
+	t0 := time.Now()
+	_, err := Start(context.Background(), Options{
+		Cmd: []string{testPlugin}, Env: map[string]string{"TESTPLUGIN_SLOW_START": "30s"},
+		Limits: Limits{Startup: 300 * time.Millisecond},
+	}, Worker{}, newOutcomes())
+	if err == nil || !strings.Contains(err.Error(), "startup exceeded 300ms") {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Fatalf("failed start took %v", d)
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	noStrays(t)
+	_, err := Start(context.Background(), Options{Cmd: []string{testPlugin}}, Worker{Options: map[string]any{"fail_setup": true}}, newOutcomes())
+	if err == nil || !strings.Contains(err.Error(), "setup refused: fail_setup is set") {
+		t.Fatalf("setup error: %v", err)
+	}
+	_, err = Start(context.Background(), Options{Cmd: []string{"/bin/true"}}, Worker{}, newOutcomes())
+	if err == nil || !strings.Contains(err.Error(), "handshake") && !strings.Contains(err.Error(), "exited") {
+		t.Fatalf("non-plugin: %v", err)
+	}
+	_, err = Start(context.Background(), Options{Cmd: []string{binDir + "/missing"}}, Worker{}, newOutcomes())
+	if err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("missing binary: %v", err)
+	}
+	if err := (&Options{}).Validate(); err == nil {
+		t.Fatal("empty command accepted")
+	}
+	if err := (&Options{Cmd: []string{"x"}, SHA256: "xyz"}).Validate(); err == nil {
+		t.Fatal("bad sha256 accepted")
+	}
+	// Integral options arrive as int (Setup checks).
+	start(t, Options{}, newOutcomes())
+	b, err := Start(context.Background(), Options{Cmd: []string{testPlugin}}, Worker{Options: map[string]any{"n": 3}}, newOutcomes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close(context.Background())
+}
+
+// TestForkThreadExit starts a plugin from a goroutine whose OS thread then exits. Were the
+// process forked from that thread, its parent-death signal would kill it.
+func TestForkThreadExit(t *testing.T) {
+	noStrays(t)
+	out := newOutcomes()
+	var b *Backend
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread exits with this goroutine
+		b, err = Start(context.Background(), Options{Cmd: []string{testPlugin}}, Worker{}, out)
+	}()
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	time.Sleep(300 * time.Millisecond)
+	if !alive(b.Pid()) {
+		t.Fatal("plugin died when the thread that called Start exited")
+	}
+	submitOne(t, b, out, "x")
+	out.waitFor(t, "result", func() bool { return out.reported() == 1 })
+}
+
+// TestHostKilled SIGKILLs a host with running plugins: they must all be dead a second later.
+func TestHostKilled(t *testing.T) {
+	noStrays(t)
+	cmd := exec.Command(testHost, "3", testPlugin)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && sc.Text() != "ready" {
+		if s, ok := strings.CutPrefix(sc.Text(), "pid "); ok {
+			pid, _ := strconv.Atoi(s)
+			pids = append(pids, pid)
+		}
+	}
+	if len(pids) != 3 {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("host started %v", pids)
+	}
+	for _, pid := range pids {
+		if st, _ := procStat(pid); st.pgrp != pid {
+			t.Errorf("plugin %d is in process group %d, not its own", pid, st.pgrp)
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	time.Sleep(time.Second)
+	for _, pid := range pids {
+		if alive(pid) || groupAlive(pid) {
+			t.Errorf("plugin %d (or its group) alive 1s after its host was SIGKILLed", pid)
+		}
+	}
+	for _, pid := range pids {
+		reap(t, pid)
+	}
+}
+
+// TestNoLeaksOverCycles starts and kills plugins many times and checks that goroutines and file
+// descriptors come back to where they were.
+func TestNoLeaksOverCycles(t *testing.T) {
+	noStrays(t)
+	cycles := 1000
+	if testing.Short() {
+		cycles = 50
+	}
+	cycle := func(i int) {
+		out := newOutcomes()
+		b, err := Start(context.Background(), Options{Cmd: []string{testPlugin}}, Worker{Index: i}, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			syscall.Kill(b.Pid(), syscall.SIGKILL)
+			out.waitFail(t, 5*time.Second)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := b.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	for i := 0; i < 5; i++ { // warm up gRPC's and the runtime's lazily started goroutines
+		cycle(i)
+	}
+	g0, fd0 := runtime.NumGoroutine(), countFDs(t)
+	t0 := time.Now()
+	const parallel = 4
+	var wg sync.WaitGroup
+	for w := 0; w < parallel; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < cycles; i += parallel {
+				cycle(i)
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d start/kill cycles in %v", cycles, time.Since(t0))
+	var g1, fd1 int
+	for i := 0; i < 50; i++ {
+		g1, fd1 = runtime.NumGoroutine(), countFDs(t)
+		if g1 <= g0 && fd1 <= fd0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("goroutines %d -> %d, fds %d -> %d", g0, g1, fd0, fd1)
+}
+
+func countFDs(t *testing.T) int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}

@@ -1,0 +1,112 @@
+// Package plugins runs a stage's records in plugin processes: separate executables launched
+// and handshaken with hashicorp/go-plugin, one process per worker incarnation, so that a crash,
+// a leak or a hang in user code never takes the host down. Config.Factory makes the
+// actors.BackendFactory a stage uses:
+//
+//	factory, err := plugins.Config{Cmd: []string{"./bin/imgconv-plugin"}, Limits: plugins.Limits{RSS: 512 << 20}}.Factory()
+//	stage := actors.Stage{Name: "convert", Backend: factory, Workers: 4}
+//
+// Each process speaks the stage protocol (ipc/README.md): a gRPC control service over
+// go-plugin, and length-prefixed record frames on a unix socket pair passed as file descriptor
+// 3. Plugins are written in Go with package plugins/sdk, or in any language from the README.
+//
+// # Processes
+//
+// A plugin runs in its own process group with a minimal environment (PATH, HOME, TMPDIR, LANG
+// and Config.Env), no stdin, and its stderr forwarded line by line to Config.Logger. It cannot
+// outlive the host: it gets SIGKILL when the host's thread that forked it exits (the fork is done
+// from a locked OS thread that lives exactly as long as the process), and the SDK exits when its
+// connection to the host drops or its parent changes. Every kill goes to the process group, so
+// the plugin's own children die with it.
+//
+// When the process dies, breaks the protocol, or crosses a limit, the backend kills the group
+// and reports the reason once to actors.Outcomes.Fail: "killed by SIGSEGV" or "exited with code
+// 3" with the last output lines, "rss 612 MiB > limit 512 MiB", "cpu 180% > limit 150% for 3s".
+// The runtime then redelivers the worker's records and starts a new process.
+package plugins
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/plugins/internal/host"
+)
+
+// Config describes a plugin stage's processes.
+type Config struct {
+	Cmd      []string          // argv; Cmd[0] already resolved to a path by the caller
+	SHA256   string            // optional hex sum of Cmd[0]; a mismatch refuses to start, naming both sums
+	Env      map[string]string // added to the minimal environment (PATH, HOME, TMPDIR, LANG if set)
+	Dir      string            // working directory; "" = inherit
+	Limits   Limits
+	MaxFrame int          // max data frame bytes; 0 = 64 MiB
+	Credits  int          // records the host asks to have in flight per process; 0 = 1024 (the stage's Credits bound it too)
+	Logger   *slog.Logger // plugin output goes here line by line with attrs stage, worker, pid, stream; nil = discard
+	// Grace is how long Close waits for a graceful exit before SIGKILL, cut short by Close's
+	// context; 0 = 5s.
+	Grace time.Duration
+	// Spares is how many warm plugin processes (launched and handshaken, not yet configured) a
+	// Pool keeps for the stage, shared by its workers: a worker start or restart takes one and
+	// configures it, and a replacement is launched in the background. 0 = none; a Config with
+	// spares must be run through NewPool, whose Close kills them.
+	Spares int
+}
+
+// Limits are enforced on every plugin process by sampling it (every 100 ms).
+type Limits struct {
+	RSS uint64 // resident set size in bytes; 0 = none. Crossing it kills at once.
+	// CPU is in percent of one core (150 = 1.5 cores); 0 = none. The process is killed when its
+	// average over the last CPUWindow is over the limit.
+	CPU       float64
+	CPUWindow time.Duration // 0 = 3s
+	Startup   time.Duration // launch + handshake + configure deadline; 0 = 10s
+}
+
+func (c Config) options() host.Options {
+	return host.Options{
+		Cmd: c.Cmd, SHA256: c.SHA256, Env: c.Env, Dir: c.Dir,
+		Limits:   host.Limits{RSS: c.Limits.RSS, CPU: c.Limits.CPU, CPUWindow: c.Limits.CPUWindow, Startup: c.Limits.Startup},
+		MaxFrame: c.MaxFrame, Credits: c.Credits, Logger: c.Logger, Grace: c.Grace,
+	}
+}
+
+// Validate checks the configuration without starting anything: a command, a well-formed
+// sha256, sane sizes.
+func (c Config) Validate() error {
+	if c.Spares < 0 {
+		return fmt.Errorf("plugin: negative spares %d", c.Spares)
+	}
+	o := c.options()
+	return o.Validate()
+}
+
+// Factory validates the configuration and returns a BackendFactory starting one plugin process
+// per worker incarnation. The factory blocks until the plugin is ready (handshake and Configure
+// done) and fails the start when that exceeds Limits.Startup, when Cmd[0] does not match SHA256
+// (checked before every launch), or when the plugin speaks another major protocol version.
+//
+// A Config with Spares fails here: its spare processes need an owner to close them (NewPool).
+func (c Config) Factory() (actors.BackendFactory, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if c.Spares > 0 {
+		return nil, errors.New("plugin: a stage with spares needs a plugins.Pool (NewPool), closed after the run")
+	}
+	opts := c.options()
+	opts.Cmd = append([]string(nil), c.Cmd...)
+	return func(ctx context.Context, w actors.WorkerInfo, out actors.Outcomes) (actors.Backend, error) {
+		if out == nil {
+			return nil, errors.New("plugins: nil Outcomes")
+		}
+		b, err := host.Start(ctx, opts, host.Worker{Stage: w.Stage, Index: w.Index, Incarnation: w.Incarnation, Options: w.Options}, out)
+		if err != nil {
+			return nil, fmt.Errorf("stage %s worker %d: %w", w.Stage, w.Index, err)
+		}
+		return b, nil
+	}, nil
+}

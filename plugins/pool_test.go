@@ -1,0 +1,167 @@
+package plugins_test
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe/plugins"
+)
+
+// waitSpares waits until n test plugin processes are running besides those in except.
+func waitSpares(t *testing.T, n int, except []int) []int {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var got []int
+		for _, pid := range pluginPids() {
+			if !slices.Contains(except, pid) {
+				got = append(got, pid)
+			}
+		}
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d spare processes running after 30s, want %d", len(got), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestPoolRunsPipelineOnSpares runs a pipeline whose workers start from the spares, and checks
+// that Close, after the run, leaves no process behind and refuses further starts.
+func TestPoolRunsPipelineOnSpares(t *testing.T) {
+	pool, err := plugins.NewPool(plugins.Config{Cmd: []string{testPlugin}, Spares: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spares := waitSpares(t, 2, nil)
+	const n = 20_000
+	sink, dead := &countingSink{}, &deadLetters{}
+	var mu sync.Mutex
+	var used []int
+	p := actors.Pipeline{
+		Source:      &payloadSource{count: n, payload: func(i int) string { return "p" + strconv.Itoa(i) }},
+		Stages:      []actors.Stage{{Name: "upper", Backend: pidRecorder(pool.Factory(), &mu, &used), Workers: 2, Restart: actors.Restart{Intensity: 100, Period: time.Second}}},
+		Sink:        sink,
+		DeadLetters: dead,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := p.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.seen) != n || len(dead.letters) != 0 || len(sink.bad) != 0 {
+		t.Fatalf("sink saw %d records (want %d), %d dead letters, %d unprocessed", len(sink.seen), n, len(dead.letters), len(sink.bad))
+	}
+	mu.Lock()
+	for _, pid := range spares {
+		if !slices.Contains(used, pid) {
+			t.Errorf("spare %d was not used by a worker (workers ran %v)", pid, used)
+		}
+	}
+	mu.Unlock()
+	if err := pool.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if left := pluginPids(); len(left) > 0 {
+		t.Fatalf("processes left after the run and Close: %v", left)
+	}
+	if _, err := pool.Factory()(ctx, actors.WorkerInfo{Stage: "upper"}, nopOutcomes{}); err == nil {
+		t.Fatal("a closed pool started a worker")
+	}
+}
+
+// TestPoolReplacesDeadSpare kills a waiting spare: the next start must still succeed.
+func TestPoolReplacesDeadSpare(t *testing.T) {
+	pool, err := plugins.NewPool(plugins.Config{Cmd: []string{testPlugin}, Spares: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close(context.Background())
+	spare := waitSpares(t, 1, nil)[0]
+	if err := syscall.Kill(spare, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for slices.Contains(pluginPids(), spare) { // until it is reaped
+		time.Sleep(5 * time.Millisecond)
+	}
+	out := &chanOutcomes{results: make(chan *ipc.Results, 1), grants: make(chan int, 1)}
+	b, err := pool.Factory()(context.Background(), actors.WorkerInfo{Stage: "s"}, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	<-out.grants
+	if err := b.Submit([]*actors.Record{{Key: "k", Payload: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	if res := <-out.results; string(res.Outputs[0].Payload) != "X" {
+		t.Fatalf("got %q", res.Outputs[0].Payload)
+	}
+}
+
+func TestPoolSetupErrorIsAFailedStart(t *testing.T) {
+	pool, err := plugins.NewPool(plugins.Config{Cmd: []string{testPlugin}, Spares: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close(context.Background())
+	waitSpares(t, 1, nil)
+	_, err = pool.Factory()(context.Background(), actors.WorkerInfo{Stage: "s", Options: map[string]any{"fail_setup": true}}, nopOutcomes{})
+	if err == nil || !strings.Contains(err.Error(), "fail_setup") {
+		t.Fatalf("err = %v, want the plugin's setup error", err)
+	}
+}
+
+func TestFactoryRefusesSpares(t *testing.T) {
+	if _, err := (plugins.Config{Cmd: []string{testPlugin}, Spares: 1}).Factory(); err == nil {
+		t.Fatal("Factory accepted spares it could never close")
+	}
+	if _, err := plugins.NewPool(plugins.Config{Cmd: []string{testPlugin}, Spares: -1}); err == nil {
+		t.Fatal("NewPool accepted negative spares")
+	}
+}
+
+// pidRecorder wraps a factory and records the pid of every backend it starts.
+func pidRecorder(f actors.BackendFactory, mu *sync.Mutex, pids *[]int) actors.BackendFactory {
+	return func(ctx context.Context, w actors.WorkerInfo, out actors.Outcomes) (actors.Backend, error) {
+		b, err := f(ctx, w, out)
+		if err == nil {
+			if p, ok := b.(interface{ Pid() int }); ok {
+				mu.Lock()
+				*pids = append(*pids, p.Pid())
+				mu.Unlock()
+			}
+		}
+		return b, err
+	}
+}
+
+type nopOutcomes struct{}
+
+func (nopOutcomes) Results(*ipc.Results) {}
+func (nopOutcomes) Grant(int)            {}
+func (nopOutcomes) Fail(error)           {}
+
+type chanOutcomes struct {
+	results chan *ipc.Results
+	grants  chan int
+}
+
+func (o *chanOutcomes) Results(r *ipc.Results) { o.results <- r }
+func (o *chanOutcomes) Grant(n int) {
+	select {
+	case o.grants <- n:
+	default:
+	}
+}
+func (o *chanOutcomes) Fail(error) {}

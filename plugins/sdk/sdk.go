@@ -1,0 +1,134 @@
+// Package sdk turns a Go function into a troupe stage plugin: a separate executable that a
+// troupe host launches, one process per stage worker, and feeds records over the stage protocol
+// (see ipc/README.md). A plugin's main calls Serve and nothing else:
+//
+//	func main() {
+//		sdk.Serve(sdk.Stage{Process: func(ctx context.Context, rec *ipc.Record) ([]*ipc.Record, error) {
+//			rec.Payload = bytes.ToUpper(rec.Payload)
+//			return []*ipc.Record{rec}, nil
+//		}})
+//	}
+//
+// Serve hides the go-plugin handshake, the control service, the data connection, batching and
+// credits, and the watch on the host: the plugin exits when its data connection to the host
+// drops or its parent process changes, so a plugin never outlives its host.
+//
+// # Failure model
+//
+// Process runs one record at a time, in arrival order. Returning an error fails that record's
+// attempt: the host retries it and dead-letters it after the stage's attempts. A panic in Process
+// is recovered and reported the same way, as that record's error ("panic: ..." with the stack
+// logged to stderr): a Go panic is a bug in how one record is handled, and the other records in
+// the batch should not pay for it. Everything that kills the process — a signal (SIGSEGV in cgo
+// code, SIGKILL by the host's watchdog), os.Exit, a Go fatal error (concurrent map writes, stack
+// exhaustion, out of memory), a panic in a goroutine Process started — fails the whole worker:
+// the host redelivers every record the process held, counts a failed attempt against the oldest
+// with the exit reason and the last stderr lines, and starts a new process.
+//
+// # Logging
+//
+// Write logs with package log or log/slog's default logger (both write to the process's real
+// stderr): the host forwards each stderr line to its logger tagged with the stage, worker and pid,
+// and quotes the last lines in crash reasons. Writes to os.Stderr and os.Stdout after Serve has
+// started go through go-plugin's stdio stream and reach the host asynchronously, so they may be
+// lost if the process crashes right after.
+package sdk
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe/plugins/internal/pluginproto"
+)
+
+// Stage is what a plugin does with records.
+type Stage struct {
+	// Process maps one record to zero (a filter), one or many (a splitter) output records, or
+	// fails the record's attempt with an error. It may return rec itself, modified, as an output;
+	// it must not keep rec after returning. ctx is cancelled when the plugin is asked to shut
+	// down. Process is required.
+	Process func(ctx context.Context, rec *ipc.Record) ([]*ipc.Record, error)
+	// Setup, if set, is called once with the stage's options before the first record. An error
+	// fails the worker's start (the host retries it with backoff) and is shown to the user.
+	// JSON numbers arrive as int when integral and as float64 otherwise.
+	Setup func(opts map[string]any) error
+	// Teardown, if set, is called once when the plugin shuts down gracefully (the host closing
+	// the worker), after the last record. It is not called when the host dies.
+	Teardown func() error
+}
+
+// announcedVersion is the protocol version this SDK speaks. It is a variable only so that tests
+// can build a plugin announcing another version with
+// -ldflags=-X=github.com/troupe-dev/troupe/plugins/sdk.announcedVersion=2.0.
+var announcedVersion = ipc.ProtocolVersion
+
+func parseVersion(s string) (major, minor uint32, err error) {
+	maj, min, ok := strings.Cut(s, ".")
+	a, err1 := strconv.ParseUint(maj, 10, 32)
+	b, err2 := strconv.ParseUint(min, 10, 32)
+	if !ok || err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("bad protocol version %q", s)
+	}
+	return uint32(a), uint32(b), nil
+}
+
+// parentPollInterval is how often the plugin checks that its parent is still the host.
+const parentPollInterval = 200 * time.Millisecond
+
+// Serve runs the plugin until the host shuts it down, then exits the process; it never returns.
+// Run directly rather than by a troupe host, it prints an explanation and exits with status 1.
+func Serve(s Stage) {
+	if s.Process == nil {
+		fmt.Fprintln(os.Stderr, "troupe plugin: sdk.Serve: Stage.Process is nil")
+		os.Exit(2)
+	}
+	major, minor, err := parseVersion(announcedVersion)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "troupe plugin:", err)
+		os.Exit(2)
+	}
+	stderr := os.Stderr // go-plugin replaces os.Stderr with its stdio stream once serving
+	srv := newServer(s, major, minor, stderr)
+
+	go watchParent(os.Getppid(), stderr)
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	go func() {
+		<-term
+		srv.shutdown()
+		os.Exit(0)
+	}()
+
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: pluginproto.Handshake(uint(major)),
+		Plugins:         pluginproto.Set(&pluginproto.Plugin{Impl: srv}),
+		GRPCServer:      plugin.DefaultGRPCServer,
+		Logger: hclog.New(&hclog.LoggerOptions{
+			Name: "go-plugin", Level: hclog.Error, Output: stderr,
+		}),
+	})
+	// plugin.Serve returns when the host's go-plugin client stops the gRPC server.
+	srv.shutdown()
+	os.Exit(0)
+}
+
+// watchParent exits the process when its parent changes: the host died and the plugin was
+// reparented. (The host also sets a parent-death signal; this covers hosts that cannot.)
+func watchParent(ppid int, stderr *os.File) {
+	for range time.Tick(parentPollInterval) {
+		if os.Getppid() != ppid {
+			fmt.Fprintf(stderr, "troupe plugin: parent process %d is gone; exiting\n", ppid)
+			os.Exit(1)
+		}
+	}
+}

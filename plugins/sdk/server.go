@@ -1,0 +1,361 @@
+package sdk
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/troupe-dev/troupe/ipc"
+)
+
+const (
+	defaultCredits = 64
+	// flushBytes and flushDelay bound how long results wait before they are sent: a results
+	// frame goes out when the input queue is empty, when it holds flushBytes, or when its
+	// oldest result is flushDelay old.
+	flushBytes = 256 << 10
+	flushDelay = 2 * time.Millisecond
+)
+
+// server implements the Stage service and the data loop of one plugin process.
+type server struct {
+	ipc.UnimplementedStageServer
+
+	stage        Stage
+	major, minor uint32
+	stderr       *os.File
+
+	mu         sync.Mutex
+	configured bool
+	conn       net.Conn
+
+	ctx    context.Context // cancelled on shutdown; the parent of every Process call
+	cancel context.CancelFunc
+
+	stopping atomic.Bool
+	stopOnce sync.Once
+	loopDone chan struct{} // closed when the processing loop has flushed and returned
+
+	inFlight  atomic.Int64
+	processed atomic.Uint64
+}
+
+func newServer(s Stage, major, minor uint32, stderr *os.File) *server {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &server{stage: s, major: major, minor: minor, stderr: stderr, ctx: ctx, cancel: cancel,
+		loopDone: make(chan struct{})}
+}
+
+func (s *server) logf(format string, args ...any) {
+	fmt.Fprintf(s.stderr, "troupe plugin: "+format+"\n", args...)
+}
+
+// fatal reports a broken host connection and exits: the host is gone or misbehaving, so there
+// is nobody to report results to.
+func (s *server) fatal(format string, args ...any) {
+	s.logf(format, args...)
+	os.Exit(1)
+}
+
+// Configure checks the host's version, runs Setup and starts the data loop.
+func (s *server) Configure(_ context.Context, req *ipc.ConfigureRequest) (*ipc.ConfigureResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.configured {
+		return nil, status.Error(codes.FailedPrecondition, "plugin is already configured")
+	}
+	hv := req.GetProtocol()
+	if hv.GetMajor() != s.major {
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"plugin speaks troupe stage protocol %d.%d, host speaks %d.%d",
+			s.major, s.minor, hv.GetMajor(), hv.GetMinor())
+	}
+	if req.GetData() == nil {
+		return nil, status.Error(codes.InvalidArgument, "no data channel in the configuration")
+	}
+	opts, err := decodeOptions(req.GetOptionsJson())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "options: %v", err)
+	}
+	if s.stage.Setup != nil {
+		if err := callSafely(func() error { return s.stage.Setup(opts) }); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "setup: %v", err)
+		}
+	}
+	f := os.NewFile(uintptr(req.GetData().GetFd()), "troupe-data")
+	if f == nil {
+		return nil, status.Errorf(codes.InvalidArgument, "bad data fd %d", req.GetData().GetFd())
+	}
+	conn, err := net.FileConn(f) // dups the fd close-on-exec: children do not inherit it
+	f.Close()
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "data fd %d: %v", req.GetData().GetFd(), err)
+	}
+	credits := int(req.GetCredits())
+	if credits <= 0 {
+		credits = defaultCredits
+	}
+	maxFrame := int(req.GetMaxFrame())
+	if maxFrame <= 0 {
+		maxFrame = ipc.DefaultMaxFrame
+	}
+	s.conn = conn
+	s.configured = true
+	queue := make(chan []*ipc.Record, credits)
+	go s.readLoop(conn, maxFrame, credits, queue)
+	go s.processLoop(conn, maxFrame, queue)
+	return &ipc.ConfigureResponse{
+		Protocol: &ipc.Version{Major: s.major, Minor: s.minor},
+		Credits:  uint32(credits),
+	}, nil
+}
+
+// Health reports progress.
+func (s *server) Health(context.Context, *ipc.HealthRequest) (*ipc.HealthResponse, error) {
+	return &ipc.HealthResponse{
+		Serving:   !s.stopping.Load(),
+		InFlight:  uint64(max(s.inFlight.Load(), 0)),
+		Processed: s.processed.Load(),
+	}, nil
+}
+
+// Shutdown stops the plugin gracefully: in-flight records see their context cancelled, results
+// already computed are flushed, Teardown runs. The process exits when the host then closes the
+// data connection (or stops the gRPC server).
+func (s *server) Shutdown(context.Context, *ipc.ShutdownRequest) (*ipc.ShutdownResponse, error) {
+	s.shutdown()
+	return &ipc.ShutdownResponse{}, nil
+}
+
+func (s *server) shutdown() {
+	s.stopOnce.Do(func() {
+		s.stopping.Store(true)
+		s.cancel()
+		s.mu.Lock()
+		configured := s.configured
+		s.mu.Unlock()
+		if configured {
+			<-s.loopDone
+		}
+		if s.stage.Teardown != nil {
+			if err := callSafely(s.stage.Teardown); err != nil {
+				s.logf("teardown: %v", err)
+			}
+		}
+	})
+}
+
+// readLoop moves batches from the data connection to the queue, a whole frame at a time (one
+// channel operation per batch, not per record). The host never has more than the granted
+// credits outstanding, and every batch holds at least one record, so the queue (sized to the
+// credits) never blocks a well-behaved host.
+func (s *server) readLoop(conn net.Conn, maxFrame, credits int, queue chan<- []*ipc.Record) {
+	r := ipc.NewFrameReader(conn, maxFrame)
+	for {
+		f, err := r.Next()
+		if err != nil {
+			if s.stopping.Load() {
+				// The host closes the connection after a graceful shutdown: we are done.
+				s.shutdown()
+				os.Exit(0)
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+				s.fatal("data connection closed by the host; exiting")
+			}
+			s.fatal("data connection: %v; exiting", err)
+		}
+		switch f.Type {
+		case ipc.FrameBatch:
+			if len(f.Records) == 0 {
+				continue
+			}
+			if s.inFlight.Add(int64(len(f.Records))) > int64(credits) {
+				s.fatal("host sent more than the %d records it was granted; exiting", credits)
+			}
+			select {
+			case queue <- f.Records:
+			case <-s.ctx.Done():
+			}
+		case ipc.FrameResults:
+			s.fatal("host sent a results frame; exiting")
+		}
+	}
+}
+
+// pending accumulates outcomes until they are flushed as one results frame.
+type pending struct {
+	res   ipc.Results
+	errs  []ipc.RecordError
+	size  int
+	first time.Time
+}
+
+func (p *pending) reset() {
+	clear(p.res.Outputs) // drop references to records already sent
+	p.res.Counts, p.res.Outputs, p.res.Errors, p.errs = p.res.Counts[:0], p.res.Outputs[:0], p.res.Errors[:0], p.errs[:0]
+	p.size = 0
+}
+
+// processLoop runs Process on each queued record in order and streams the outcomes back. A
+// results frame (with the credit it returns) goes out when the input queue is empty after a
+// batch, so latency stays low at low rates, and otherwise when it holds flushBytes or its
+// oldest outcome is flushDelay old, so that a fast stream is sent in few large writes and a slow
+// one (long records in a big batch) still reports each record soon after it is done.
+func (s *server) processLoop(conn net.Conn, maxFrame int, queue <-chan []*ipc.Record) {
+	defer close(s.loopDone)
+	w := ipc.NewFrameWriter(conn, maxFrame)
+	w.HighWater = 2 * flushBytes
+	var p pending
+	budget := maxFrame - 64 // room for the frame's own counters
+	flush := func() {
+		n := len(p.res.Counts)
+		if n == 0 {
+			return
+		}
+		for i := range p.errs {
+			p.res.Errors = append(p.res.Errors, &p.errs[i])
+		}
+		// Account for the records before the host can see the credit and send more.
+		s.inFlight.Add(-int64(n))
+		s.processed.Add(uint64(n))
+		err := w.WriteResults(&p.res)
+		if err == nil {
+			err = w.WriteCredit(uint32(n))
+		}
+		if err == nil {
+			err = w.Flush()
+		}
+		if err != nil && !s.stopping.Load() {
+			s.fatal("sending results: %v; exiting", err)
+		}
+		p.reset()
+	}
+	defer flush()
+	for {
+		var recs []*ipc.Record
+		select {
+		case recs = <-queue:
+		case <-s.ctx.Done():
+			return
+		}
+		for i, rec := range recs {
+			if s.ctx.Err() != nil {
+				return
+			}
+			outs, err := s.process(rec)
+			recs[i] = nil // the frame's records are not needed once processed
+			size := 0
+			for _, o := range outs {
+				size += ipc.RecordFrameSize(o) + 1
+			}
+			if err == nil && size > budget {
+				err = fmt.Errorf("the record's %d outputs take %d bytes, over the max frame of %d bytes", len(outs), size, maxFrame)
+			}
+			if err == nil && p.size+size > budget {
+				flush()
+			}
+			if len(p.res.Counts) == 0 {
+				p.first = time.Now()
+			}
+			if err != nil {
+				msg := err.Error()
+				if p.size+len(msg) > budget {
+					flush()
+					p.first = time.Now()
+				}
+				if len(msg) > budget/2 {
+					msg = msg[:budget/2]
+				}
+				p.errs = append(p.errs, ipc.RecordError{Index: uint32(len(p.res.Counts)), Message: msg})
+				p.res.Counts = append(p.res.Counts, 0)
+				p.size += len(msg) + 8
+			} else {
+				p.res.Counts = append(p.res.Counts, uint32(len(outs)))
+				p.res.Outputs = append(p.res.Outputs, outs...)
+				p.size += size + 2
+			}
+			last := i == len(recs)-1
+			if (last && len(queue) == 0) || p.size >= flushBytes || len(p.res.Counts) == math.MaxUint16 ||
+				time.Since(p.first) >= flushDelay {
+				flush()
+			}
+		}
+	}
+}
+
+// process runs Process on one record, turning a panic into that record's error.
+func (s *server) process(rec *ipc.Record) (outs []*ipc.Record, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.logf("panic processing record seq=%d key=%q: %v\n%s", rec.GetSeq(), rec.GetKey(), v, debug.Stack())
+			outs, err = nil, fmt.Errorf("panic: %v", v)
+		}
+	}()
+	outs, err = s.stage.Process(s.ctx, rec)
+	for _, o := range outs {
+		if o == nil {
+			return nil, errors.New("Process returned a nil output record")
+		}
+	}
+	return outs, err
+}
+
+func callSafely(f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic: %v", v)
+		}
+	}()
+	return f()
+}
+
+// decodeOptions decodes the stage options, turning integral JSON numbers into int (as the YAML
+// spec would have given them to an in-process stage) and the others into float64.
+func decodeOptions(b []byte) (map[string]any, error) {
+	opts := map[string]any{}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return opts, nil
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	if err := d.Decode(&opts); err != nil {
+		return nil, err
+	}
+	for k, v := range opts {
+		opts[k] = normalizeNumbers(v)
+	}
+	return opts, nil
+}
+
+func normalizeNumbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil && int64(int(i)) == i {
+			return int(i)
+		}
+		f, _ := x.Float64()
+		return f
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalizeNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = normalizeNumbers(e)
+		}
+	}
+	return v
+}
