@@ -1,0 +1,163 @@
+package troupe
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/plugins"
+	"github.com/troupe-dev/troupe/supervisor"
+)
+
+// BuildOptions are what Spec.Pipeline needs from its caller beyond the spec.
+type BuildOptions struct {
+	// Stdin is read by a lines source whose path is "-"; nil means os.Stdin.
+	Stdin io.Reader
+	// Stdout receives a lines sink whose path is "-"; nil means os.Stdout.
+	Stdout io.Writer
+	// Logger receives the runtime's and the plugins' logs; nil discards them.
+	Logger *slog.Logger
+	// Events, if set, receives every supervision event of the run's tree.
+	Events func(supervisor.Event)
+	// DrainTimeout bounds how long a stop waits for records in flight; 0 is the runtime's
+	// default.
+	DrainTimeout time.Duration
+}
+
+// Pipeline opens the spec's source, sink and dead-letter output, makes its stages and returns
+// the pipeline, ready to Start or Run. A failure is a *PosError at the spec value it comes from
+// (the source that cannot be opened, the plugin that cannot be found); nothing stays open then.
+// The pipeline's source and sinks are closed by its run.
+func (s *Spec) Pipeline(o BuildOptions) (*Pipeline, error) {
+	stdin, stdout := o.Stdin, o.Stdout
+	if stdin == nil {
+		stdin = os.Stdin
+	}
+	if stdout == nil {
+		stdout = os.Stdout
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	p := &actors.Pipeline{
+		Name:         s.Name,
+		Order:        s.Order,
+		Supervision:  s.Supervision,
+		DrainTimeout: o.DrainTimeout,
+		Logger:       o.Logger,
+		Events:       o.Events,
+	}
+	var opened []io.Closer
+	fail := func(pos Pos, err error, what string) (*Pipeline, error) {
+		for i := len(opened) - 1; i >= 0; i-- {
+			_ = opened[i].Close()
+		}
+		return nil, &PosError{Pos: pos, Msg: fmt.Sprintf("%s: %v", what, err), Err: err}
+	}
+
+	for _, st := range s.Stages {
+		stage, err := st.build(logger)
+		if err != nil {
+			pos := st.OptionsPos
+			if st.Plugin != nil {
+				pos = st.Plugin.Pos
+			}
+			return fail(pos, err, "stage "+st.Name)
+		}
+		p.Stages = append(p.Stages, stage)
+	}
+
+	var err error
+	switch src := s.Source; {
+	case src.Files != nil:
+		p.Source, err = actors.NewFilesSource(src.Files.Dir, src.Files.Glob, src.Files.Recursive)
+	case src.Lines != nil:
+		p.Source, err = actors.NewLinesSource(src.Lines.Path, stdin)
+	case src.Range != nil:
+		p.Source = actors.NewRangeSource(src.Range.Count, src.Range.Size)
+	default:
+		err = fmt.Errorf("no source kind set")
+	}
+	if err != nil {
+		return fail(s.Source.Pos, err, "source")
+	}
+	opened = append(opened, p.Source)
+
+	switch sk := s.Sink; {
+	case sk.Files != nil:
+		p.Sink, err = actors.NewFilesSink(sk.Files.Dir, sk.Files.Ext)
+	case sk.Lines != nil:
+		p.Sink, err = actors.NewLinesSink(sk.Lines.Path, stdout)
+	case sk.Discard:
+		p.Sink = actors.NewDiscardSink()
+	default:
+		err = fmt.Errorf("no sink kind set")
+	}
+	if err != nil {
+		return fail(s.Sink.Pos, err, "sink")
+	}
+	opened = append(opened, p.Sink)
+
+	if dl := s.DeadLetter; dl != nil {
+		p.DeadLetters, err = actors.NewJSONLDeadLetters(dl.Path)
+		if err != nil {
+			return fail(dl.Pos, err, "dead_letter")
+		}
+	}
+	return p, nil
+}
+
+// pluginConfig is the configuration of a plugin stage's processes.
+func (st *StageSpec) pluginConfig(logger *slog.Logger) plugins.Config {
+	return plugins.Config{
+		Cmd:     st.Plugin.Cmd,
+		SHA256:  st.Plugin.SHA256,
+		Env:     st.Plugin.Env,
+		Limits:  st.Plugin.Limits,
+		Credits: st.Credits,
+		Logger:  logger,
+	}
+}
+
+// build makes the runtime's Stage for st.
+func (st *StageSpec) build(logger *slog.Logger) (actors.Stage, error) {
+	stage := actors.Stage{
+		Name:     st.Name,
+		Workers:  st.Workers,
+		Credits:  st.Credits,
+		Attempts: st.Attempts,
+		Timeout:  st.Timeout,
+		Options:  st.Options,
+		Restart:  st.Restart,
+	}
+	switch {
+	case st.Plugin != nil:
+		f, err := st.pluginConfig(logger.With("stage", st.Name)).Factory()
+		if err != nil {
+			return stage, err
+		}
+		stage.Backend = f
+	case st.Builtin != "":
+		b, ok := lookupBuiltin(st.Builtin)
+		if !ok {
+			return stage, fmt.Errorf("unknown builtin %q", st.Builtin)
+		}
+		var err error
+		if b.New != nil {
+			stage.Func, err = b.New(st.Options)
+		} else {
+			stage.Reduce, err = b.Reduce(st.Options)
+			stage.Workers = 1
+		}
+		if err != nil {
+			return stage, fmt.Errorf("builtin %s: %w", st.Builtin, err)
+		}
+	default:
+		return stage, fmt.Errorf("neither builtin nor plugin set")
+	}
+	return stage, nil
+}

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/plugins/scaffold"
+)
+
+// Exit statuses.
+const (
+	exitOK          = 0
+	exitAborted     = 1 // the run was aborted or interrupted, or could not start
+	exitUsage       = 2 // invalid spec or command line
+	exitDeadLetters = 3 // finished, but some records went to dead letters
+)
+
+// exitError ends a command with a status. Its message, if any, has not been printed yet.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+// usageError marks command-line mistakes found by cobra or by the commands.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+
+// env is what the commands read and write: the process's streams, or a test's.
+type env struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer // safe for concurrent use
+}
+
+// lockedWriter serialises writes from the progress reporter, the logger and the commands.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// run runs the troupe command line args and returns the exit status. Cancelling ctx stops a
+// running pipeline gracefully.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: &lockedWriter{w: stderr}}
+	root := e.rootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(e.stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var xe *exitError
+	if errors.As(err, &xe) {
+		if xe.err != nil {
+			fmt.Fprintf(e.stderr, "troupe: %v\n", xe.err)
+		}
+		return xe.code
+	}
+	// Anything else is a command-line mistake reported by cobra (unknown command or flag,
+	// wrong number of arguments) or by a command.
+	fmt.Fprintf(e.stderr, "troupe: %v\nRun 'troupe --help' for usage.\n", err)
+	return exitUsage
+}
+
+func (e *env) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "troupe",
+		Short: "Fault-tolerant local parallel processing: pipelines of supervised stages",
+		Long: `troupe runs pipelines described in YAML specs: records flow from a source through
+stages (in-process builtins or plugin processes) to a sink, under a supervision tree
+that restarts what fails and sends records that keep failing to dead letters.
+
+Exit status: 0 every record reached the sink; 1 the run was aborted or interrupted;
+2 the spec or the command line is invalid; 3 some records went to dead letters.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.AddCommand(e.runCmd(), e.validateCmd(), e.versionCmd(), e.pluginsCmd())
+	return root
+}
+
+func (e *env) validateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate SPEC",
+		Short: "Check a spec and report every problem in it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec, err := e.loadSpec(args[0])
+			if err != nil {
+				return err
+			}
+			n := len(spec.Stages)
+			plural := "s"
+			if n == 1 {
+				plural = ""
+			}
+			fmt.Fprintf(e.stdout, "ok: %d stage%s\n", n, plural)
+			return nil
+		},
+	}
+}
+
+// loadSpec loads a spec, printing its problems; a failure is an exitError with status 2.
+func (e *env) loadSpec(path string) (*troupe.Spec, error) {
+	spec, err := troupe.LoadSpec(path)
+	if err == nil {
+		return spec, nil
+	}
+	var se *troupe.SpecError
+	if errors.As(err, &se) {
+		for _, pe := range se.Errors {
+			fmt.Fprintln(e.stderr, pe.Error())
+		}
+		n := len(se.Errors)
+		plural := "s"
+		if n == 1 {
+			plural = ""
+		}
+		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %d problem%s", path, n, plural)}
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &exitError{code: exitUsage, err: fmt.Errorf("spec %s not found", path)}
+	}
+	return nil, &exitError{code: exitUsage, err: err}
+}
+
+func (e *env) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print troupe's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fmt.Fprintln(e.stdout, versionString())
+			return nil
+		},
+	}
+}
+
+// versionString is the module version (with the VCS revision when the binary was built from a
+// checkout) and the Go version.
+func versionString() string {
+	version, rev, dirty := "(unknown)", "", false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		version = bi.Main.Version
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+	}
+	out := "troupe " + version
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		out += " (" + rev
+		if dirty {
+			out += ", modified"
+		}
+		out += ")"
+	}
+	return fmt.Sprintf("%s %s %s/%s", out, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func (e *env) pluginsCmd() *cobra.Command {
+	plugins := &cobra.Command{
+		Use:   "plugins",
+		Short: "Work with plugin stages",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return &usageError{errors.New("plugins: missing subcommand (try 'troupe plugins new NAME')")}
+		},
+	}
+	plugins.AddCommand(&cobra.Command{
+		Use:   "new NAME [DIR]",
+		Short: "Create a new plugin project (in DIR, default ./NAME)",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, dir := args[0], args[0]
+			if len(args) == 2 {
+				dir = args[1]
+			}
+			if err := scaffold.Generate(name, dir); err != nil {
+				return &exitError{code: exitAborted, err: err}
+			}
+			fmt.Fprintf(e.stdout, "created plugin %s in %s\n", name, filepath.Clean(dir))
+			return nil
+		},
+	})
+	return plugins
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	if lw, ok := w.(*lockedWriter); ok {
+		w = lw.w
+	}
+	f, ok := w.(*os.File)
+	return ok && termIsTerminal(int(f.Fd()))
+}
