@@ -29,6 +29,9 @@ const (
 	maxStartFailures = 5
 	// backendWorkerShutdown leaves Backend.Close its own deadline and a margin.
 	backendWorkerShutdown = backendCloseTimeout + 2*time.Second
+	// treeStopTimeout bounds the ordered shutdown at the end of a run. Every child's stop is
+	// bounded already; this is the last line against a bug leaving a run unable to end.
+	treeStopTimeout = time.Minute
 )
 
 // DefaultRestart is a stage's restart policy where Stage.Restart leaves a field zero. Crashes of
@@ -424,9 +427,18 @@ func (r *run) watch(ctx context.Context) {
 
 // shutdown stops the tree in order and closes the source and the outputs.
 func (r *run) shutdown() {
-	r.src.reader.close()
-	if err := r.root.Stop(); err != nil && !errors.Is(err, supervisor.ErrNotFound) {
-		r.log.Warn("stopping the tree", "error", err)
+	if !r.src.reader.close() {
+		r.log.Warn("the source's Read did not return after cancellation; leaving it behind")
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- r.root.Stop() }()
+	select {
+	case err := <-stopped:
+		if err != nil && !errors.Is(err, supervisor.ErrSupervisorStopped) {
+			r.log.Warn("stopping the tree", "error", err)
+		}
+	case <-time.After(treeStopTimeout):
+		r.log.Error("the supervision tree did not stop in time; shutting the actor system down", "timeout", treeStopTimeout)
 	}
 	r.cancel()
 	r.unsub()

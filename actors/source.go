@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -77,9 +78,19 @@ func (r *reader) read(n int) (recs []*ipc.Record, err error) {
 	return recs, err
 }
 
-func (r *reader) close() {
+// readerCloseTimeout bounds how long closing waits for a Read in progress. A Read blocked where
+// cancellation cannot reach (a silent stdin) is left behind rather than hang the run's end; it
+// returns when its input does.
+const readerCloseTimeout = 2 * time.Second
+
+func (r *reader) close() bool {
 	r.stop()
-	<-r.done
+	select {
+	case <-r.done:
+		return true
+	case <-time.After(readerCloseTimeout):
+		return false
+	}
 }
 
 // sourceActor numbers records, keeps the window and sends records on to the first stage.
