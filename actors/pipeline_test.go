@@ -20,9 +20,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// protoactor's dead-letter throttle lives about a second after a dead letter and is not
-	// stopped by ActorSystem.Shutdown; it is theirs, not ours.
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/actor.NewThrottle.func1.1"))
+	goleak.VerifyTestMain(m)
 }
 
 // countSource produces n records keyed by their index, payload "v<index>".

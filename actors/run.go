@@ -189,9 +189,12 @@ func newRun(p *Pipeline) (*run, error) {
 	if window == 0 {
 		window = DefaultCredits * 4
 	}
-	r.system = actor.NewActorSystemWithConfig(actor.Configure(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return slog.New(slog.DiscardHandler)
-	})))
+	r.system = actor.NewActorSystemWithConfig(actor.Configure(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }),
+		// Messages to actors that just stopped are normal at a run's end; protoactor's
+		// dead-letter throttle keeps a goroutine for one interval after each burst of them.
+		actor.WithDeadLetterThrottleInterval(10*time.Millisecond),
+	))
 	pid := func(id string) *actor.PID { return actor.NewPID(r.system.Address(), id) }
 	r.pids.source = pid(name + "/source")
 	r.pids.collector = pid(name + "/collector")
