@@ -1,0 +1,199 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe/plugins/sdk"
+)
+
+// Child roles (values of ChildEnv).
+const (
+	roleEcho   = "echo"   // copies frames from fd 3 back to fd 3
+	roleRPC    = "rpc"    // go-plugin server with one unary call per record
+	rolePlugin = "plugin" // a troupe plugin (sdk.Serve) upper-casing payloads
+	roleRSS    = "rss"    // runs the slow-sink pipeline over TROUPE_BENCH_N records
+)
+
+// countEnv carries the record count to the rss child.
+const countEnv = "TROUPE_BENCH_N"
+
+// runChild runs this process as a child of the harness.
+func runChild(role string, stderr io.Writer) int {
+	switch role {
+	case roleEcho:
+		if err := echo(os.NewFile(3, "data")); err != nil {
+			fmt.Fprintln(stderr, "bench echo:", err)
+			return 1
+		}
+		return 0
+	case roleRPC:
+		plugin.Serve(&plugin.ServeConfig{
+			HandshakeConfig: rpcHandshake,
+			Plugins:         plugin.PluginSet{rpcPluginName: &rpcPlugin{}},
+			GRPCServer:      plugin.DefaultGRPCServer,
+			Logger:          hclog.NewNullLogger(),
+		})
+		return 0
+	case rolePlugin:
+		sdk.Serve(sdk.Stage{Process: upperStage})
+		return 0 // not reached: Serve exits
+	case roleRSS:
+		n, err := strconv.Atoi(os.Getenv(countEnv))
+		if err != nil {
+			fmt.Fprintf(stderr, "bench rss: %s: %v\n", countEnv, err)
+			return 2
+		}
+		if err := slowSinkRun(context.Background(), n); err != nil {
+			fmt.Fprintln(stderr, "bench rss:", err)
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(stderr, "bench: unknown child role %s=%q\n", ChildEnv, role)
+	return 2
+}
+
+// upperStage is the plugin's work, and the Python baseline's: upper-case the payload (ASCII),
+// in place.
+func upperStage(_ context.Context, rec *ipc.Record) ([]*ipc.Record, error) {
+	p := rec.Payload
+	for i, c := range p {
+		if 'a' <= c && c <= 'z' {
+			p[i] = c - ('a' - 'A')
+		}
+	}
+	return []*ipc.Record{rec}, nil
+}
+
+// echo copies length-prefixed frames from f back to f with large buffers, flushing whenever no
+// more input is buffered, until EOF: the cheapest a process can return frames.
+func echo(f *os.File) error {
+	r := bufio.NewReaderSize(f, 1<<20)
+	w := bufio.NewWriterSize(f, 1<<20)
+	var buf []byte
+	var hdr [binary.MaxVarintLen64]byte
+	for {
+		n, err := binary.ReadUvarint(r)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return w.Flush()
+			}
+			return err
+		}
+		if cap(buf) < int(n) {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return err
+		}
+		w.Write(hdr[:binary.PutUvarint(hdr[:], n)])
+		w.Write(buf)
+		if r.Buffered() == 0 {
+			if err := w.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// The go-plugin unary baseline: one gRPC call per record, on go-plugin's own connection.
+var rpcHandshake = plugin.HandshakeConfig{ProtocolVersion: 1, MagicCookieKey: "TROUPE_BENCH_RPC", MagicCookieValue: "unary-baseline"}
+
+const (
+	rpcPluginName = "unary"
+	rpcMethod     = "/troupe.bench.Unary/Process"
+)
+
+// rpcPlugin serves (plugin side) a service whose one method runs upperStage on one record, and
+// dials it (host side), returning the *grpc.ClientConn.
+type rpcPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+}
+
+func (p *rpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	s.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "troupe.bench.Unary",
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{{
+			MethodName: "Process",
+			Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+				in := new(ipc.Record)
+				if err := dec(in); err != nil {
+					return nil, err
+				}
+				outs, err := upperStage(ctx, in)
+				if err != nil {
+					return nil, err
+				}
+				return &ipc.Results{Counts: []uint32{uint32(len(outs))}, Outputs: outs}, nil
+			},
+		}},
+	}, struct{}{})
+	return nil
+}
+
+func (p *rpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return c, nil
+}
+
+// childCmd returns a command running this executable as a child in role.
+func childCmd(role string, extraEnv ...string) (*exec.Cmd, error) {
+	args, err := selfArgs()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(append(os.Environ(), ChildEnv+"="+role), extraEnv...)
+	return cmd, nil
+}
+
+// slowSink is a sink slower than the pipeline before it: it pauses 1 ms every 4096 records, so
+// the run is paced by the sink and memory depends only on flow control.
+type slowSink struct{ n int }
+
+func (s *slowSink) Write(*actors.Record) error {
+	s.n++
+	if s.n%4096 == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+func (s *slowSink) Flush() error { return nil }
+func (s *slowSink) Close() error { return nil }
+
+// slowSinkRun pushes n 64-byte records through one in-process stage into a slow sink.
+func slowSinkRun(ctx context.Context, n int) error {
+	sink := &slowSink{}
+	p := actors.Pipeline{
+		Source: actors.NewRangeSource(int64(n), 64),
+		Stages: []actors.Stage{{Name: "copy", Func: func(_ context.Context, r *actors.Record) ([]*actors.Record, error) {
+			return []*actors.Record{{Seq: r.Seq, Sub: r.Sub, Weight: r.Weight, Flag: r.Flag, Key: r.Key, Payload: bytes.Clone(r.Payload)}}, nil
+		}}},
+		Sink: sink,
+	}
+	sum, err := p.Run(ctx)
+	if err != nil {
+		return err
+	}
+	if sum.RecordsOut != int64(n) || sink.n != n {
+		return fmt.Errorf("%d records reached the sink, want %d", sink.n, n)
+	}
+	return nil
+}

@@ -1,0 +1,186 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/plugins"
+)
+
+// pidOf returns the process id of a plugin backend.
+func pidOf(b actors.Backend) (int, error) {
+	p, ok := b.(interface{ Pid() int })
+	if !ok {
+		return 0, fmt.Errorf("backend %T does not report its pid", b)
+	}
+	return p.Pid(), nil
+}
+
+// firstRecord waits for the backend's first grant, submits one record and waits for its outcome.
+func firstRecord(b actors.Backend, out *outcomes) error {
+	if _, err := out.take(1); err != nil {
+		return err
+	}
+	if err := b.Submit([]*actors.Record{{Key: "k", Payload: []byte("after the crash"), Weight: 1}}); err != nil {
+		return err
+	}
+	return out.waitReported(1)
+}
+
+// failover measures, samples times, the way a worker recovers from its plugin being SIGKILLed,
+// as the runtime does it: the kill is detected (Fail), the dead backend is closed, a new one is
+// made by the factory, and the first record goes through it. Before each sample it waits until
+// ready() says a spare is warm (always true without spares).
+func failover(ctx context.Context, factory actors.BackendFactory, ready func() bool, samples int) ([]time.Duration, error) {
+	out := newOutcomes()
+	b, err := factory(ctx, actors.WorkerInfo{Stage: "upper"}, out)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { b.Close(context.Background()) }()
+	if err := firstRecord(b, out); err != nil {
+		return nil, err
+	}
+	var took []time.Duration
+	for i := range samples {
+		for !ready() {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			time.Sleep(time.Millisecond)
+		}
+		pid, err := pidOf(b)
+		if err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			return nil, err
+		}
+		select {
+		case <-out.failCh:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		b.Close(ctx)
+		out = newOutcomes()
+		b, err = factory(ctx, actors.WorkerInfo{Stage: "upper", Incarnation: i + 1}, out)
+		if err != nil {
+			b = nopBackend{}
+			return nil, err
+		}
+		if err := firstRecord(b, out); err != nil {
+			return nil, err
+		}
+		took = append(took, time.Since(start))
+	}
+	return took, nil
+}
+
+// nopBackend stands in for a backend that could not be made, so the deferred Close is safe.
+type nopBackend struct{}
+
+func (nopBackend) Submit([]*actors.Record) error { return errors.New("no backend") }
+func (nopBackend) Close(context.Context) error   { return nil }
+
+// p50 is the median.
+func p50(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func (h *harness) restarts(ctx context.Context) []Figure {
+	names := []string{"failover-warm-spare-p50", "cold-restart-p50"}
+	cfg, err := pluginConfig()
+	if err != nil {
+		return failAll(err, names...)
+	}
+	k := h.sizes.restarts
+	coldFactory, err := cfg.Factory()
+	if err != nil {
+		return failAll(err, names...)
+	}
+	cold, err := failover(ctx, coldFactory, func() bool { return true }, k)
+	if err != nil {
+		return failAll(fmt.Errorf("cold restarts: %w", err), names...)
+	}
+	cfg.Spares = 1
+	pool, err := plugins.NewPool(cfg)
+	if err != nil {
+		return failAll(err, names...)
+	}
+	warm, err := failover(ctx, pool.Factory(), func() bool { return pool.Ready() > 0 }, k)
+	if cerr := pool.Close(context.Background()); err == nil {
+		err = cerr
+	}
+	var figs []Figure
+	note := fmt.Sprintf("%d samples: SIGKILL -> Fail reported -> dead backend closed -> factory -> first record's result; the runtime's restart backoff (Stage.Restart.Backoff) comes on top", k)
+	if err != nil {
+		figs = append(figs, failed(names[0], fmt.Errorf("failovers with a spare: %w", err)))
+	} else {
+		w, c := ms(p50(warm)), ms(p50(cold))
+		met := w <= 1
+		figs = append(figs, Figure{Name: names[0], Unit: "ms", Troupe: w, Baseline: c, Ratio: w / c, BaselineName: "cold",
+			Target: "troupe <= 1 ms", Met: &met, Note: note + "; baseline: the same without a spare"})
+	}
+	c := ms(p50(cold))
+	met := c <= 25
+	figs = append(figs, Figure{Name: names[1], Unit: "ms", Troupe: c, Baseline: nan(), Ratio: nan(),
+		Target: "troupe <= 25 ms", Met: &met, Note: fmt.Sprintf("kill of a plugin to its replacement's first result, no spare; max of %d samples: %.3g ms", k, ms(slices.Max(cold)))})
+	return figs
+}
+
+// rssOf runs the slow-sink child over n records and returns its peak RSS in bytes.
+func rssOf(ctx context.Context, n int) (int64, error) {
+	cmd, err := childCmd(roleRSS, countEnv+"="+strconv.Itoa(n))
+	if err != nil {
+		return 0, err
+	}
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
+	err = cmd.Wait()
+	stop()
+	if err != nil {
+		return 0, fmt.Errorf("slow-sink run of %d records: %w", n, err)
+	}
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return 0, errors.New("no rusage for the child")
+	}
+	return ru.Maxrss << 10, nil // kilobytes on Linux
+}
+
+func (h *harness) rss(ctx context.Context) []Figure {
+	const name = "slow-sink-rss"
+	small, err := rssOf(ctx, h.sizes.rssSmall)
+	if err != nil {
+		return []Figure{failed(name, err)}
+	}
+	large, err := rssOf(ctx, h.sizes.rssLarge)
+	if err != nil {
+		return []Figure{failed(name, err)}
+	}
+	mb := func(b int64) float64 { return float64(b) / 1e6 }
+	f := Figure{Name: name, Unit: "MB", Troupe: mb(large), Baseline: mb(small), Ratio: float64(large) / float64(small),
+		BaselineName: fmt.Sprintf("%d records", h.sizes.rssSmall),
+		Target:       "ratio <= 1.1, troupe <= 64 MB",
+		Note: fmt.Sprintf("peak RSS (rusage maxrss) of a child running %d vs %d records of 64 B through 1 stage into a sink slower than the pipeline",
+			h.sizes.rssLarge, h.sizes.rssSmall)}
+	met := f.Ratio <= 1.1 && f.Troupe <= 64
+	f.Met = &met
+	return []Figure{f}
+}
