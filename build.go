@@ -1,6 +1,7 @@
 package troupe
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -111,6 +112,9 @@ func (s *Spec) Pipeline(o BuildOptions) (*Pipeline, error) {
 	return p, nil
 }
 
+// poolCloseTimeout bounds killing a stage's warm spares at the end of a run.
+const poolCloseTimeout = 10 * time.Second
+
 // pluginConfig is the configuration of a plugin stage's processes.
 func (st *StageSpec) pluginConfig(logger *slog.Logger) plugins.Config {
 	return plugins.Config{
@@ -118,6 +122,7 @@ func (st *StageSpec) pluginConfig(logger *slog.Logger) plugins.Config {
 		SHA256:  st.Plugin.SHA256,
 		Env:     st.Plugin.Env,
 		Limits:  st.Plugin.Limits,
+		Spares:  st.Plugin.Spares,
 		Credits: st.Credits,
 		Logger:  logger,
 	}
@@ -135,6 +140,17 @@ func (st *StageSpec) build(logger *slog.Logger) (actors.Stage, error) {
 		Restart:  st.Restart,
 	}
 	switch {
+	case st.Plugin != nil && st.Plugin.Spares > 0:
+		pool, err := plugins.NewPool(st.pluginConfig(logger.With("stage", st.Name)))
+		if err != nil {
+			return stage, err
+		}
+		stage.Backend = pool.Factory()
+		stage.Cleanup = func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), poolCloseTimeout)
+			defer cancel()
+			return pool.Close(ctx)
+		}
 	case st.Plugin != nil:
 		f, err := st.pluginConfig(logger.With("stage", st.Name)).Factory()
 		if err != nil {

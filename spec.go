@@ -120,6 +120,9 @@ type PluginSpec struct {
 	SHA256 string // if set, the program's expected SHA-256, in hex
 	Env    map[string]string
 	Limits plugins.Limits
+	// Spares is how many pre-started plugin processes the stage keeps, so that a worker that
+	// dies is replaced by a warm process rather than a cold start.
+	Spares int
 }
 
 // IsReduce reports whether the stage is a reduce builtin.
@@ -417,13 +420,22 @@ func (p *parser) integer(key string, n *yaml.Node) (int64, bool) {
 }
 
 // positive reads an int field that must be at least 1.
-func (p *parser) positive(key string, n *yaml.Node) (int, bool) {
+func (p *parser) positive(key string, n *yaml.Node) (int, bool) { return p.atLeast(key, n, 1) }
+
+// nonNegative reads an int field that must be at least 0.
+func (p *parser) nonNegative(key string, n *yaml.Node) (int, bool) { return p.atLeast(key, n, 0) }
+
+func (p *parser) atLeast(key string, n *yaml.Node, least int64) (int, bool) {
 	v, ok := p.integer(key, n)
 	if !ok {
 		return 0, false
 	}
-	if v < 1 || v > 1<<31-1 {
-		p.errs.add(p.pos(n), "%s: must be at least 1, got %d", key, v)
+	switch {
+	case v < least:
+		p.errs.add(p.pos(n), "%s: must be at least %d, got %d", key, least, v)
+		return 0, false
+	case v > 1<<31-1:
+		p.errs.add(p.pos(n), "%s: %d is too large", key, v)
 		return 0, false
 	}
 	return int(v), true
@@ -867,7 +879,7 @@ type parsedStage struct {
 }
 
 var stageKeys = []string{"name", "builtin", "plugin", "workers", "credits", "attempts", "timeout",
-	"options", "limits", "restart"}
+	"options", "limits", "spares", "restart"}
 
 func (p *parser) stage(n *yaml.Node) (parsedStage, bool) {
 	st := parsedStage{StageSpec: StageSpec{Pos: p.pos(deref(n))}}
@@ -966,6 +978,17 @@ func (p *parser) stage(n *yaml.Node) (parsedStage, bool) {
 			good = false
 		case st.Plugin != nil:
 			st.Plugin.Limits = lim
+		}
+	}
+	if e, ok := m["spares"]; ok {
+		n, ok := p.nonNegative("spares", e.val)
+		bad(ok)
+		switch {
+		case hasBuiltin && !hasPlugin:
+			p.errs.add(p.pos(e.key), "spares: only plugin stages keep warm spare processes (stage %s is builtin %s)", st.Name, st.Builtin)
+			good = false
+		case st.Plugin != nil:
+			st.Plugin.Spares = n
 		}
 	}
 	if e, ok := m["restart"]; ok {

@@ -73,9 +73,12 @@ type Stage struct {
 	Attempts int           // failed attempts before a record is dead-lettered; default 3
 	Timeout  time.Duration // per record; 0 means none
 	Options  map[string]any
-	// Restart is the stage supervisor's restart policy; zero fields take the defaults
-	// (intensity 5 within 10s, backoff 50ms..5s).
+	// Restart is the stage supervisor's restart policy; zero fields take DefaultRestart's.
 	Restart Restart
+	// Cleanup, if set, is called once when the run has ended and the stage's workers have
+	// stopped, to release what the Backend factory keeps between workers (warm spare processes,
+	// say). Its error is the run's.
+	Cleanup func() error
 }
 
 // Restart is a restart policy: at most Intensity restarts within Period, each after a delay

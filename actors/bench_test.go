@@ -74,12 +74,13 @@ func channelsThreeStages(n, batch int) time.Duration {
 	in := src
 	for range 3 {
 		out := make(chan []*Record, 64)
+		stageIn := in // the goroutines must not see the loop's next stage
 		var wg sync.WaitGroup
 		for range 2 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for b := range in {
+				for b := range stageIn {
 					res := make([]*Record, 0, len(b))
 					for _, r := range b {
 						o, _ := identity(context.Background(), r)

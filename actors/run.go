@@ -447,6 +447,13 @@ func (r *run) shutdown() {
 	r.unsub()
 	r.system.Shutdown()
 	var errs []error
+	for _, st := range r.stages {
+		if st.cfg.Cleanup != nil {
+			if err := st.cfg.Cleanup(); err != nil {
+				errs = append(errs, fmt.Errorf("stage %s: %w", st.cfg.Name, err))
+			}
+		}
+	}
 	closeAll := []struct {
 		what string
 		c    io.Closer

@@ -103,7 +103,7 @@ Exit status: 0 every record reached the sink; 1 the run was aborted or interrupt
 		SilenceUsage:  true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	root.AddCommand(e.runCmd(), e.validateCmd(), e.versionCmd(), e.pluginsCmd())
+	root.AddCommand(e.runCmd(), e.validateCmd(), e.versionCmd(), e.pluginsCmd(), e.benchCmd())
 	return root
 }
 
