@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -122,16 +123,18 @@ sink: {lines: {path: out/counts.txt}}
 		fmt.Println(err)
 		return
 	}
+	// Paths resolve against the spec's directory, to absolute paths.
+	rel := func(p string) string { r, _ := filepath.Rel(spec.Dir, p); return r }
 	fmt.Println("name:", spec.Name)
-	fmt.Println("source:", spec.Source.Lines.Path)
+	fmt.Println("source:", rel(spec.Source.Lines.Path))
 	for _, st := range spec.Stages {
 		fmt.Printf("stage %s: builtin %s (reduce: %t)\n", st.Name, st.Builtin, st.IsReduce())
 	}
-	fmt.Println("sink:", spec.Sink.Lines.Path)
+	fmt.Println("sink:", rel(spec.Sink.Lines.Path))
 	// Output:
 	// name: wordcount
-	// source: jobs/words.txt
+	// source: words.txt
 	// stage words: builtin split (reduce: false)
 	// stage count: builtin count (reduce: true)
-	// sink: jobs/out/counts.txt
+	// sink: out/counts.txt
 }

@@ -148,6 +148,11 @@ func ParseSpec(data []byte, filename string) (spec *Spec, err error) {
 	if filename == "" {
 		p.dir = "."
 	}
+	// Resolved paths are absolute: "./plugin" next to a spec named "spec.yaml" must not become
+	// "plugin", which exec would look up in $PATH.
+	if abs, err := filepath.Abs(p.dir); err == nil {
+		p.dir = abs
+	}
 	defer func() {
 		// The YAML parser is not supposed to panic on any input; if it does, report it as a
 		// problem of the spec rather than take the caller down.

@@ -22,10 +22,11 @@ func TestLoadSpecFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Name != "everything" || s.File != "testdata/full.yaml" || s.Dir != "testdata" {
+	testdata, _ := filepath.Abs("testdata")
+	if s.Name != "everything" || s.File != "testdata/full.yaml" || s.Dir != testdata {
 		t.Errorf("name, file, dir = %q, %q, %q", s.Name, s.File, s.Dir)
 	}
-	wantSrc := FilesSourceSpec{Dir: filepath.Join("testdata", "input"), Glob: "*.png", Recursive: true}
+	wantSrc := FilesSourceSpec{Dir: filepath.Join(testdata, "input"), Glob: "*.png", Recursive: true}
 	if s.Source.Files == nil || *s.Source.Files != wantSrc || s.Source.Lines != nil || s.Source.Range != nil {
 		t.Errorf("source = %+v, want files %+v", s.Source, wantSrc)
 	}
@@ -49,7 +50,7 @@ func TestLoadSpecFull(t *testing.T) {
 	conv := s.Stages[1]
 	wantPlugin := &PluginSpec{
 		Pos:    Pos{"testdata/full.yaml", 14, 7},
-		Cmd:    []string{filepath.Join("testdata", "bin", "imgconv-plugin"), "--fast"},
+		Cmd:    []string{filepath.Join(testdata, "bin", "imgconv-plugin"), "--fast"},
 		SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
 		Env:    map[string]string{"MODE": "fast", "LEVEL": "3"},
 		Limits: plugins.Limits{RSS: 512 << 20, CPU: 150, Startup: 10 * time.Second},
@@ -84,7 +85,7 @@ func TestLoadSpecFull(t *testing.T) {
 	if s.Sink.Files == nil || *s.Sink.Files != (FilesSinkSpec{Dir: "/tmp/troupe-out", Ext: ".jpg"}) {
 		t.Errorf("sink = %+v", s.Sink)
 	}
-	if s.DeadLetter == nil || s.DeadLetter.Path != filepath.Join("testdata", "dead", "dead.jsonl") {
+	if s.DeadLetter == nil || s.DeadLetter.Path != filepath.Join(testdata, "dead", "dead.jsonl") {
 		t.Errorf("dead letter = %+v", s.DeadLetter)
 	}
 }
@@ -94,7 +95,8 @@ func TestParseSpecDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Name != "job" || s.Dir != "dir" || len(s.Stages) != 0 || s.DeadLetter != nil || s.Order != actors.OrderAny {
+	dir, _ := filepath.Abs("dir")
+	if s.Name != "job" || s.Dir != dir || len(s.Stages) != 0 || s.DeadLetter != nil || s.Order != actors.OrderAny {
 		t.Errorf("spec = %+v", s)
 	}
 	if *s.Source.Range != (RangeSpec{Count: 5}) || !s.Sink.Discard {
@@ -276,5 +278,21 @@ func TestEditDistance(t *testing.T) {
 		if got := editDistance(c.a, c.b); got != c.d {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", c.a, c.b, got, c.d)
 		}
+	}
+}
+
+// A plugin next to a spec loaded by a relative name resolves to that file, not to a $PATH lookup.
+func TestRelativePluginPathIsAbsolute(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.WriteFile("spec.yaml", []byte("source: {range: {count: 1, size: 1}}\nstages:\n  - name: up\n    plugin: {cmd: [./upper-plugin]}\nsink: {discard: {}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := LoadSpec("spec.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.Stages[0].Plugin.Cmd[0], filepath.Join(dir, "upper-plugin"); got != want {
+		t.Fatalf("cmd resolved to %q, want %q", got, want)
 	}
 }

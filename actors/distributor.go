@@ -111,6 +111,9 @@ func (d *distributor) results(s *slot, res *ipc.Results) {
 	}
 	errs := res.Errors
 	now := d.run.now()
+	if d.fwd == nil {
+		d.fwd = make([]*ipc.Record, 0, len(res.Outputs))
+	}
 	off := 0
 	for i, n := range res.Counts {
 		e := s.held.popFront()
