@@ -96,7 +96,9 @@ const (
 	// OrderAny delivers records to the sink as they complete (the default).
 	OrderAny Order = iota
 	// OrderInput delivers records in source order, holding completed ones in a reorder window
-	// bounded by the credits in flight.
+	// bounded by the credits in flight. The records derived from one source record (by a
+	// splitter, or a reduce stage's aggregates) keep the order they were emitted in: a stage
+	// hands them all to the same worker.
 	OrderInput
 )
 

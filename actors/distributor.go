@@ -268,6 +268,13 @@ func (d *distributor) dispatch(ctx actor.Context) {
 			}
 		}
 		n := min(d.st.cfg.Credits-best.held.len(), d.pending.len(), max(1, (d.pending.len()+up-1)/up))
+		if d.run.p.Order == OrderInput {
+			// Records derived from one source record stay together on one worker, so they
+			// keep their order through the stage (a worker reports in order).
+			for n < d.pending.len() && d.pending.at(n).rec.Seq == d.pending.at(n-1).rec.Seq {
+				n++
+			}
+		}
 		d.send(ctx, best, n, &d.pending)
 	}
 }

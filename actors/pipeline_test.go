@@ -393,6 +393,10 @@ func TestSplitFilterReduceWordCount(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) || len(sink.recs) != len(want) {
 		t.Fatalf("counts %v, want %v", got, want)
 	}
+	// With OrderInput the aggregates keep the reduce stage's key order through the stage after it.
+	if keys := strings.Join(sink.keys(), " "); keys != "cat end mat sat the" {
+		t.Fatalf("aggregates arrived as %q, want key order", keys)
+	}
 	if sum.Dropped == 0 {
 		t.Fatal("the filter dropped nothing")
 	}
