@@ -556,3 +556,20 @@ func TestCollectorRestartResendsWindow(t *testing.T) {
 		t.Fatal("collector did not restart")
 	}
 }
+
+// A window far larger than the reader's batch: acks arriving while the end of input is on its
+// way used to ask a reader that had already stopped, and the source blocked for ever.
+func TestLargeWindowEndsCleanly(t *testing.T) {
+	for range 5 {
+		sink := &memSink{}
+		p := &Pipeline{
+			Source: &countSource{n: 50_000},
+			Stages: []Stage{{Name: "a", Func: upper, Workers: 2, Credits: 2048}, {Name: "b", Func: upper, Workers: 2, Credits: 2048}},
+			Sink:   sink,
+		}
+		if _, err := p.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		assertExactlyOnce(t, sink.keys(), 50_000)
+	}
+}

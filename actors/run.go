@@ -215,7 +215,7 @@ func newRun(p *Pipeline) (*run, error) {
 	}
 	r.col = newCollectorState(p)
 	r.src = &sourceState{src: p.Source, window: window, inflight: map[uint64]*ipc.Record{}}
-	r.src.reader = startReader(p.Source, func(m sourceRead) { r.system.Root.Send(r.pids.source, m) })
+	r.src.reader = startReader(p.Source, sourceBatch(window), func(m sourceRead) { r.system.Root.Send(r.pids.source, m) })
 	return r, nil
 }
 

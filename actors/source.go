@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -32,36 +33,52 @@ type sourceState struct {
 }
 
 // reader runs Source.Read in its own goroutine, so that a slow or blocking read (stdin, a slow
-// disk) never holds up the source actor, which must keep taking acks.
+// disk) never holds up the source actor, which must keep taking acks. The actor asks for records
+// without ever blocking (want and wake); every delivery says how many of them it answers.
 type reader struct {
 	src  Source
-	asks chan int
+	want atomic.Int64 // records asked for and not yet being read
+	wake chan struct{}
 	stop context.CancelFunc
 	ctx  context.Context
 	done chan struct{}
 }
 
-func startReader(src Source, deliver func(sourceRead)) *reader {
+func startReader(src Source, batch int, deliver func(sourceRead)) *reader {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &reader{src: src, asks: make(chan int, 64), stop: cancel, ctx: ctx, done: make(chan struct{})}
+	r := &reader{src: src, wake: make(chan struct{}, 1), stop: cancel, ctx: ctx, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		for {
-			select {
-			case <-ctx.Done():
-				// Answer whatever was asked: the actor waits for every ask to be answered.
-				deliver(sourceRead{err: ctx.Err()})
-				return
-			case n := <-r.asks:
-				recs, err := r.read(n)
-				deliver(sourceRead{recs: recs, err: err})
-				if err != nil {
+			n := int(min(r.want.Load(), int64(batch)))
+			if n == 0 || ctx.Err() != nil {
+				select {
+				case <-ctx.Done():
+					// Answer whatever was asked: the actor waits for every ask to be answered.
+					deliver(sourceRead{err: ctx.Err()})
 					return
+				case <-r.wake:
+					continue
 				}
+			}
+			r.want.Add(int64(-n))
+			recs, err := r.read(n)
+			deliver(sourceRead{recs: recs, err: err, asked: n})
+			if err != nil {
+				return
 			}
 		}
 	}()
 	return r
+}
+
+// ask requests n more records; it never blocks.
+func (r *reader) ask(n int) {
+	r.want.Add(int64(n))
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
 }
 
 // read calls the source, turning a panic into an error: the source is user code.
@@ -112,7 +129,7 @@ func (a *sourceActor) Receive(ctx actor.Context) {
 		if m.err != nil {
 			a.st.asked = 0 // the reader stops after an error: nothing more is coming
 		} else {
-			a.st.asked -= a.batch
+			a.st.asked -= m.asked
 		}
 		a.accept(ctx, m)
 	case *ipc.Ack:
@@ -164,7 +181,7 @@ func (a *sourceActor) ask() {
 	st := a.st
 	for !st.eof && len(st.inflight)+st.asked+a.batch <= st.window {
 		st.asked += a.batch
-		st.reader.asks <- a.batch
+		st.reader.ask(a.batch)
 	}
 }
 
