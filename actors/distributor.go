@@ -268,6 +268,11 @@ func (d *distributor) dispatch(ctx actor.Context) {
 			}
 		}
 		n := min(d.st.cfg.Credits-best.held.len(), d.pending.len(), max(1, (d.pending.len()+up-1)/up))
+		if best.held.len() > 0 && n < max(1, d.st.cfg.Credits/4) {
+			// Topping a busy worker up with a few records at a time turns a busy pipeline into a
+			// stream of tiny messages. It reports soon, and then gets a fuller batch.
+			return
+		}
 		if d.run.p.Order == OrderInput {
 			// Records derived from one source record stay together on one worker, so they
 			// keep their order through the stage (a worker reports in order).
