@@ -141,7 +141,7 @@ func (st *StageSpec) build(logger *slog.Logger) (actors.Stage, error) {
 	}
 	switch {
 	case st.Plugin != nil && st.Plugin.Spares > 0:
-		pool, err := plugins.NewPool(st.pluginConfig(logger.With("stage", st.Name)))
+		pool, err := plugins.NewPool(st.pluginConfig(logger))
 		if err != nil {
 			return stage, err
 		}
@@ -152,7 +152,7 @@ func (st *StageSpec) build(logger *slog.Logger) (actors.Stage, error) {
 			return pool.Close(ctx)
 		}
 	case st.Plugin != nil:
-		f, err := st.pluginConfig(logger.With("stage", st.Name)).Factory()
+		f, err := st.pluginConfig(logger).Factory()
 		if err != nil {
 			return stage, err
 		}

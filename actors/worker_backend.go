@@ -12,8 +12,13 @@ import (
 	"github.com/troupe-dev/troupe/supervisor"
 )
 
-// backendCloseTimeout bounds Backend.Close when a worker stops.
-const backendCloseTimeout = 5 * time.Second
+// backendCloseTimeout bounds Backend.Close when a worker stops gracefully; backendKillTimeout
+// when it dies (a timeout, a crash, a limit crossed): a process known to be broken gets no grace
+// to finish what it holds.
+const (
+	backendCloseTimeout = 5 * time.Second
+	backendKillTimeout  = 100 * time.Millisecond
+)
 
 // Messages from a Backend (any goroutine) to its worker actor.
 type (
@@ -119,7 +124,7 @@ func (w *backendWorker) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		w.stopTicker()
 		ctx.Send(w.st.distPID, workerDown{index: w.index, token: w.token, reason: supervisor.ErrShutdown})
-		w.close()
+		w.close(backendCloseTimeout)
 	}
 }
 
@@ -160,16 +165,16 @@ func (w *backendWorker) checkTimeout(ctx actor.Context) {
 func (w *backendWorker) die(ctx actor.Context, err error, charge bool) {
 	ctx.Send(w.st.distPID, workerDown{index: w.index, token: w.token, reason: err, charge: charge})
 	w.stopTicker()
-	w.close()
+	w.close(backendKillTimeout)
 	supervisor.Exit(ctx, err)
 }
 
-func (w *backendWorker) close() {
+func (w *backendWorker) close(within time.Duration) {
 	if w.closed {
 		return
 	}
 	w.closed = true
-	cctx, cancel := context.WithTimeout(context.Background(), backendCloseTimeout)
+	cctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	if err := w.backend.Close(cctx); err != nil {
 		w.run.log.Warn("closing backend", "stage", w.st.cfg.Name, "worker", w.index, "error", err)
