@@ -582,12 +582,12 @@ func (s *server) group(c *child) []*child {
 }
 
 // restartPending starts the children waiting to be restarted, in
-// declaration order, after the backoff delay if there is one.
-// With waited set, the backoff delay before the first round has already
-// passed (the job comes from the restart timer).
+// declaration order, after the backoff delay if there is one (see
+// restartDelay). With waited set, the backoff delay before the first round
+// has already passed (the job comes from the restart timer).
 func (s *server) restartPending(done func(), waited bool) {
 	for !s.stopping && s.anyRestarting() {
-		if d := s.spec.Flags.Backoff.Delay(len(s.restartLog) - 1); d > 0 && !waited {
+		if d := restartDelay(s.spec.Flags.Backoff, len(s.restartLog)); d > 0 && !waited {
 			s.cancelRestartTimer()
 			s.restartTimer = s.after(d, &restartTimer{gen: s.timerGen})
 			break
@@ -625,6 +625,17 @@ func (s *server) restartRound(done func()) bool {
 		}
 	}
 	return false
+}
+
+// restartDelay is the backoff before a restart round when the restart log
+// holds n restarts within the period, the one being made included: none for
+// the first (OTP restarts at once), then Backoff steps 0, 1, 2, ... so that
+// only repeated restarts slow down.
+func restartDelay(b Backoff, n int) time.Duration {
+	if n <= 1 {
+		return 0
+	}
+	return b.Delay(n - 2)
 }
 
 func (s *server) anyRestarting() bool {

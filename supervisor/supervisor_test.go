@@ -295,6 +295,56 @@ func TestBackoffDelayBoundsAndJitter(t *testing.T) {
 	}
 }
 
+// The first restart within the period does not wait for the backoff, as in
+// OTP; the second one does. With a backoff of an hour, the first crash is
+// followed by a restart and the second leaves the child waiting.
+func TestBackoffFirstRestartIsImmediateRepeatedOnesWait(t *testing.T) {
+	system := newSystem(t)
+	events := watchEvents(t, system)
+	rec := newRecorder()
+	fl := flags(OneForOne, 10)
+	fl.Backoff = Backoff{Min: time.Hour, Max: time.Hour}
+	sup := mustStart(t, system, Spec{Name: "root", Flags: fl, Children: []ChildSpec{worker(rec, "w", workerOpts{})}})
+
+	send(system, "root/w", exitMsg{errBoom})
+	events.wait(t, "root/w", Restarted)
+	if info, _ := childInfo(t, sup, "w"); info.State != ChildRunning || info.Restarts != 1 {
+		t.Fatalf("after the first crash: %+v, want running after 1 restart", info)
+	}
+
+	send(system, "root/w", exitMsg{errBoom})
+	events.waitN(t, "root/w", Exited, 2)
+	if info, _ := childInfo(t, sup, "w"); info.State != ChildRestarting || info.PID != nil || info.Restarts != 1 {
+		t.Errorf("after the second crash: %+v, want waiting for its backoff", info)
+	}
+	if n := len(events.matching("root/w", Restarted)); n != 1 {
+		t.Errorf("%d restarts, want 1 (the second waits an hour)", n)
+	}
+	if err := sup.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The schedule: no delay for the first restart in the period, then the
+// backoff's steps 0, 1, 2, ... (Min, 2*Min, ... capped at Max, jittered).
+func TestRestartDelaySchedule(t *testing.T) {
+	b := Backoff{Min: 10 * time.Millisecond, Max: 40 * time.Millisecond}
+	if d := restartDelay(b, 1); d != 0 {
+		t.Errorf("first restart: delay %v, want 0", d)
+	}
+	for n, base := range map[int]time.Duration{2: 10, 3: 20, 4: 40, 5: 40, 9: 40} {
+		base *= time.Millisecond
+		if d := restartDelay(b, n); d < base/2 || d > base {
+			t.Errorf("restart %d in the period: delay %v, want in [%v, %v]", n, d, base/2, base)
+		}
+	}
+	if d := restartDelay(Backoff{}, 5); d != 0 {
+		t.Errorf("zero Backoff: delay %v, want 0", d)
+	}
+}
+
+// A child that keeps failing to start: the first restart is immediate and
+// the gaps between the later attempts grow from Min to Max.
 func TestBackoffDelaysRestartsIncreasingly(t *testing.T) {
 	system := newSystem(t)
 	events := watchEvents(t, system)
@@ -318,12 +368,15 @@ func TestBackoffDelaysRestartsIncreasingly(t *testing.T) {
 		gap := at.Sub(prev)
 		prev = at
 		gaps = append(gaps, gap)
-		base := min(fl.Backoff.Min<<i, fl.Backoff.Max)
+		if i == 0 {
+			continue // immediate: TestBackoffFirstRestartIsImmediateRepeatedOnesWait
+		}
+		base := min(fl.Backoff.Min<<(i-1), fl.Backoff.Max)
 		if gap < base/2-2*time.Millisecond || gap > base+time.Second {
 			t.Errorf("gap before attempt %d = %v, want within [%v, %v] (loosely)", i+1, gap, base/2, base)
 		}
 	}
-	if gaps[3] <= gaps[0] {
+	if gaps[4] <= gaps[1] {
 		t.Errorf("delays did not grow: %v", gaps)
 	}
 }

@@ -135,19 +135,20 @@ func (s Shutdown) String() string {
 	return time.Duration(s).String()
 }
 
-// Backoff delays restarts. The delay before a restart grows exponentially
-// with the number of restarts the supervisor has made within its intensity
-// period: Min, 2*Min, 4*Min, ... capped at Max, with "equal jitter" (a
-// uniformly random delay between half of that value and the value), so
-// that restarts of many supervisors do not synchronise. A zero Min restarts
-// at once.
+// Backoff delays repeated restarts. As in OTP, the first restart within
+// the supervisor's intensity period is immediate; the ones after it, while
+// that first one is still in the period, wait Min, 2*Min, 4*Min, ...
+// capped at Max, with "equal jitter" (a uniformly random delay between
+// half of that value and the value), so that restarts of many supervisors
+// do not synchronise. A zero Min restarts at once every time.
 type Backoff struct {
 	Min, Max time.Duration
 }
 
-// Delay returns the delay before the restart attempt with the given number
-// (0 for the first restart in the current intensity period). It is random
-// in [d/2, d] where d = min(Max, Min<<attempt); it is 0 if Min is zero.
+// Delay returns the backoff step with the given number: random in [d/2, d]
+// where d = min(Max, Min<<attempt); it is 0 if Min is zero. A supervisor
+// waits Delay(k-1) before the restart that has k restarts before it within
+// the intensity period, and nothing before the first one (k = 0).
 func (b Backoff) Delay(attempt int) time.Duration {
 	return b.delay(attempt, rand.Float64)
 }
@@ -183,7 +184,8 @@ type Flags struct {
 	Period time.Duration
 	// AutoShutdown makes the supervisor end when significant children end.
 	AutoShutdown AutoShutdown
-	// Backoff delays restarts; the zero value restarts at once.
+	// Backoff delays repeated restarts (the first one in Period is
+	// immediate); the zero value restarts at once every time.
 	Backoff Backoff
 }
 
