@@ -81,8 +81,9 @@ type Stage struct {
 	Cleanup func() error
 }
 
-// Restart is a restart policy: at most Intensity restarts within Period, each after a delay
-// growing exponentially (with jitter) from Backoff.Min to Backoff.Max.
+// Restart is a restart policy: at most Intensity restarts within Period. The first restart
+// within Period is immediate; repeated ones wait a delay growing exponentially (with jitter)
+// from Backoff.Min to Backoff.Max.
 type Restart struct {
 	Intensity int
 	Period    time.Duration

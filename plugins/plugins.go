@@ -22,7 +22,9 @@
 // When the process dies, breaks the protocol, or crosses a limit, the backend kills the group
 // and reports the reason once to actors.Outcomes.Fail: "killed by SIGSEGV" or "exited with code
 // 3" with the last output lines, "rss 612 MiB > limit 512 MiB", "cpu 180% > limit 150% for 3s".
-// The runtime then redelivers the worker's records and starts a new process.
+// The runtime then redelivers the worker's records and starts a new process. Closing the dead
+// backend does not hold that up: Close returns at once and the dead process is reaped in the
+// background (bounded); WaitClosed waits for that.
 package plugins
 
 import (
@@ -55,6 +57,11 @@ type Config struct {
 	// spares must be run through NewPool, whose Close kills them.
 	Spares int
 }
+
+// WaitClosed waits until the dead plugin processes whose backends were closed have been reaped
+// in the background (each within a few seconds), or ctx ends. Pool.Close calls it; a program
+// using Config.Factory may call it after its pipeline's Run returns, before it exits.
+func WaitClosed(ctx context.Context) error { return host.WaitClosed(ctx) }
 
 // Limits are enforced on every plugin process by sampling it (every 100 ms).
 type Limits struct {

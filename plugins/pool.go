@@ -91,14 +91,22 @@ func (p *Pool) Ready() int {
 	return len(p.ready)
 }
 
-// take returns a live spare, or nil when none is ready, and launches replacements.
+// refill launches replacements for the spares taken.
+func (p *Pool) refill() {
+	p.mu.Lock()
+	p.refillLocked()
+	p.mu.Unlock()
+}
+
+// take returns a live spare, or nil when none is ready. It does not launch the replacement:
+// the factory does once the worker it serves is configured, so that the fork, exec and
+// handshake of the replacement do not compete for the CPU with the failover it is part of.
 func (p *Pool) take() (*host.Spare, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return nil, errors.New("plugins: pool is closed")
 	}
-	defer p.refillLocked()
 	for len(p.ready) > 0 {
 		s := p.ready[0]
 		p.ready = p.ready[1:]
@@ -115,14 +123,20 @@ func (p *Pool) take() (*host.Spare, error) {
 }
 
 // Factory returns the BackendFactory for the stage: each worker start takes a spare if one is
-// ready and configures it, and otherwise starts a process as Config.Factory does. After Close
-// it fails every start.
+// ready and configures it, and otherwise starts a process as Config.Factory does; then it
+// launches the replacement spares in the background. After Close it fails every start.
 func (p *Pool) Factory() actors.BackendFactory {
 	return func(ctx context.Context, w actors.WorkerInfo, out actors.Outcomes) (actors.Backend, error) {
 		if out == nil {
 			return nil, errors.New("plugins: nil Outcomes")
 		}
 		hw := host.Worker{Stage: w.Stage, Index: w.Index, Incarnation: w.Incarnation, Options: w.Options}
+		refilled := false
+		defer func() {
+			if !refilled {
+				p.refill()
+			}
+		}()
 		for {
 			s, err := p.take()
 			if err != nil {
@@ -141,6 +155,9 @@ func (p *Pool) Factory() actors.BackendFactory {
 			}
 			// The spare died before or while it was configured: try the next one.
 		}
+		// No spare: the replacements may launch alongside this cold start.
+		p.refill()
+		refilled = true
 		b, err := host.Start(ctx, p.opts, hw, out)
 		if err != nil {
 			return nil, fmt.Errorf("stage %s worker %d: %w", w.Stage, w.Index, err)
@@ -151,7 +168,8 @@ func (p *Pool) Factory() actors.BackendFactory {
 
 // Close kills the spares, waits for launches in progress to end, and makes the factory refuse
 // further starts. It does not touch the backends already handed to workers (the runtime closes
-// them). ctx bounds the wait; Close is idempotent.
+// them), but it waits for the background teardown of those that died (WaitClosed). ctx bounds
+// the wait; Close is idempotent.
 func (p *Pool) Close(ctx context.Context) error {
 	p.mu.Lock()
 	p.closed = true
@@ -175,8 +193,8 @@ func (p *Pool) Close(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("plugins: closing the pool's spares: %w", ctx.Err())
 	}
+	return WaitClosed(ctx)
 }

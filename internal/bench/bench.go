@@ -268,7 +268,7 @@ func (h *harness) groups() []group {
 		{[]string{"plugin-4KiB"}, (*harness).plugin4k},
 		{[]string{"plugin-vs-python-pool"}, (*harness).pythonPool},
 		{[]string{"image-vs-goroutines", "image-vs-python-pillow"}, (*harness).images},
-		{[]string{"failover-warm-spare-p50", "cold-restart-p50"}, (*harness).restarts},
+		{[]string{"failover-warm-spare-p50", "failover-pipeline-p50", "cold-restart-p50"}, (*harness).restarts},
 		{[]string{"slow-sink-rss"}, (*harness).rss},
 	}
 }

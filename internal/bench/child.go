@@ -27,7 +27,9 @@ const (
 	roleEcho   = "echo"   // copies frames from fd 3 back to fd 3
 	roleRPC    = "rpc"    // go-plugin server with one unary call per record
 	rolePlugin = "plugin" // a troupe plugin (sdk.Serve) upper-casing payloads
-	roleRSS    = "rss"    // runs the slow-sink pipeline over TROUPE_BENCH_N records
+	// rolePidPlugin is a troupe plugin replacing payloads with its process id.
+	rolePidPlugin = "pidplugin"
+	roleRSS       = "rss" // runs the slow-sink pipeline over TROUPE_BENCH_N records
 )
 
 // countEnv carries the record count to the rss child.
@@ -52,6 +54,9 @@ func runChild(role string, stderr io.Writer) int {
 		return 0
 	case rolePlugin:
 		sdk.Serve(sdk.Stage{Process: upperStage})
+		return 0 // not reached: Serve exits
+	case rolePidPlugin:
+		sdk.Serve(sdk.Stage{Process: pidStage()})
 		return 0 // not reached: Serve exits
 	case roleRSS:
 		n, err := strconv.Atoi(os.Getenv(countEnv))

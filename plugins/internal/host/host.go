@@ -632,10 +632,17 @@ func (b *Backend) fail(cause error, preferExit bool) {
 		b.wmu.Lock()
 		b.wclosed = true
 		b.wmu.Unlock()
-		// Reaping implies go-plugin drained stderr, so the tail below is complete.
-		waitUntil(b.proc.reapCh, time.Now().Add(killWait))
 		if b.closing.Load() {
 			return
+		}
+		if cause == nil && !b.proc.killedBySIGKILL() {
+			// A crash the plugin reports itself (a panic, a signal, an exit code): its last
+			// words are in the stderr pipe, and reaping implies go-plugin drained it, so the tail
+			// below is complete. A SIGKILL comes from outside (the OOM killer, an operator, a
+			// failover test): the plugin wrote nothing about it, so the report does not wait
+			// for the drain and the reap, which Close finishes in the background; the tail
+			// shows what had been read by then.
+			waitUntil(b.proc.reapCh, time.Now().Add(killWait))
 		}
 		var msg string
 		if cause == nil {
@@ -652,9 +659,72 @@ func (b *Backend) fail(cause error, preferExit bool) {
 // SIGKILL once the grace period (Options.Grace, cut short by ctx) has passed; then it reaps the
 // process and releases go-plugin's client, each wait bounded. It is idempotent and safe to call
 // concurrently with everything else; it reports nothing to Outcomes.
+//
+// A backend whose process is already dead (it failed, or exited) has nothing left to stop
+// gracefully: Close then returns nil at once and finishes in the background, so that a
+// failover does not wait for the dead process's reap, go-plugin's Client.Kill and the stdio
+// drain. That background teardown still reaps the process, each wait bounded (killWait), and
+// logs what it could not finish; WaitClosed waits for it.
 func (b *Backend) Close(ctx context.Context) error {
-	b.closeOnce.Do(func() { b.closeErr = b.close(ctx) })
+	b.closeOnce.Do(func() {
+		if b.dead() {
+			b.closing.Store(true)
+			close(b.stop)
+			closing.Add(1)
+			go func() {
+				defer closing.Done()
+				b.teardown()
+				b.wg.Wait()
+				if !b.reaped() {
+					b.log.Error("plugin process could not be reaped", "pid", b.proc.pid)
+				}
+			}()
+			return
+		}
+		b.closeErr = b.close(ctx)
+	})
 	return b.closeErr
+}
+
+// closing counts the background teardowns of dead backends (Close).
+var closing sync.WaitGroup
+
+// WaitClosed waits until the background teardowns of dead backends started by Close have
+// finished (each is bounded by a few seconds), or ctx ends. A program that must not exit with a
+// plugin process unreaped, or a test checking for leaks, calls it after closing its backends.
+func WaitClosed(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		closing.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("plugin: waiting for dead plugin processes to be reaped: %w", ctx.Err())
+	}
+}
+
+// dead says whether the process has exited or the backend has failed (which kills it).
+func (b *Backend) dead() bool {
+	select {
+	case <-b.proc.exited:
+		return true
+	case <-b.failed:
+		return true
+	default:
+		return false
+	}
+}
+
+func (b *Backend) reaped() bool {
+	select {
+	case <-b.proc.reapCh:
+		return true
+	default:
+		return false
+	}
 }
 
 func (b *Backend) close(ctx context.Context) error {
@@ -696,10 +766,8 @@ func (b *Backend) close(ctx context.Context) error {
 	close(b.stop)
 	b.teardown()
 	b.wg.Wait()
-	select {
-	case <-b.proc.reapCh:
-		return nil
-	default:
+	if !b.reaped() {
 		return fmt.Errorf("plugin %s (pid %d) could not be reaped", b.opts.Cmd[0], b.proc.pid)
 	}
+	return nil
 }

@@ -486,3 +486,38 @@ func countFDs(t *testing.T) int {
 	}
 	return len(entries)
 }
+
+// Closing a backend whose process is dead returns at once and leaves the teardown to the
+// background, which still reaps the process: WaitClosed waits for it.
+func TestCloseOfDeadBackendReapsInBackground(t *testing.T) {
+	noStrays(t)
+	out := newOutcomes()
+	b, err := Start(context.Background(), Options{Cmd: []string{testPlugin}}, Worker{Stage: "test"}, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	submitOne(t, b, out, "hang")
+	if err := syscall.Kill(b.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.waitFail(t, 5*time.Second); !strings.Contains(err.Error(), "killed by SIGKILL") {
+		t.Fatalf("reason %q", err)
+	}
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := WaitClosed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !b.reaped() {
+		t.Fatal("process not reaped after WaitClosed")
+	}
+	if _, ok := procStat(b.Pid()); ok {
+		t.Errorf("pid %d still exists after WaitClosed", b.Pid())
+	}
+	if err := b.Close(context.Background()); err != nil { // idempotent
+		t.Fatal(err)
+	}
+}

@@ -62,6 +62,10 @@ func run(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
+	if err := WaitClosed(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
 	if code == 0 {
 		if strays := strayProcesses(); len(strays) > 0 {
 			fmt.Fprintf(os.Stderr, "processes left behind: %v\n", strays)

@@ -152,6 +152,12 @@ const (
 	cldDumped = 3
 )
 
+// killedBySIGKILL says whether the process ended by SIGKILL; call it only after exited is
+// closed.
+func (p *proc) killedBySIGKILL() bool {
+	return p.exitCode == cldKilled && syscall.Signal(p.exitValue) == syscall.SIGKILL
+}
+
 // exitReason describes how the process ended; call it only after exited is closed.
 func (p *proc) exitReason() string {
 	switch p.exitCode {
