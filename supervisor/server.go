@@ -728,15 +728,25 @@ func (s *server) terminateChildReq(name string, finish func(Reply)) {
 	})
 }
 
-func (s *server) restartChildReq(name string) Reply {
+// terminated finds the child name for restart_child and delete_child, which OTP allows only on
+// a child that is present and not running (nor about to be restarted).
+func (s *server) terminated(name string) (*child, error) {
 	c := s.find(name)
 	switch {
 	case c == nil:
-		return Reply{Err: fmt.Errorf("%w: %s", ErrNotFound, name)}
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
 	case c.pid != nil:
-		return Reply{Err: fmt.Errorf("%w: %s", ErrRunning, name)}
+		return nil, fmt.Errorf("%w: %s", ErrRunning, name)
 	case c.state == ChildRestarting:
-		return Reply{Err: fmt.Errorf("%w: %s", ErrRestarting, name)}
+		return nil, fmt.Errorf("%w: %s", ErrRestarting, name)
+	}
+	return c, nil
+}
+
+func (s *server) restartChildReq(name string) Reply {
+	c, err := s.terminated(name)
+	if err != nil {
+		return Reply{Err: err}
 	}
 	if err := s.startChild(c); err != nil {
 		return Reply{Err: err}
@@ -746,14 +756,9 @@ func (s *server) restartChildReq(name string) Reply {
 }
 
 func (s *server) deleteChildReq(name string) Reply {
-	c := s.find(name)
-	switch {
-	case c == nil:
-		return Reply{Err: fmt.Errorf("%w: %s", ErrNotFound, name)}
-	case c.pid != nil:
-		return Reply{Err: fmt.Errorf("%w: %s", ErrRunning, name)}
-	case c.state == ChildRestarting:
-		return Reply{Err: fmt.Errorf("%w: %s", ErrRestarting, name)}
+	c, err := s.terminated(name)
+	if err != nil {
+		return Reply{Err: err}
 	}
 	s.remove(c)
 	return Reply{}
