@@ -50,7 +50,7 @@ var selfArgs = func() ([]string, error) {
 // it runs as that child process instead and ignores args.
 func Main(args []string, stdout, stderr io.Writer) int {
 	if role := os.Getenv(ChildEnv); role != "" {
-		return runChild(role, stderr)
+		return runChild(role, stdout, stderr)
 	}
 	fs := flag.NewFlagSet("troupe bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)

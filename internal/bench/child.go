@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -36,7 +37,7 @@ const (
 const countEnv = "TROUPE_BENCH_N"
 
 // runChild runs this process as a child of the harness.
-func runChild(role string, stderr io.Writer) int {
+func runChild(role string, stdout, stderr io.Writer) int {
 	switch role {
 	case roleEcho:
 		if err := echo(os.NewFile(3, "data")); err != nil {
@@ -68,6 +69,12 @@ func runChild(role string, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "bench rss:", err)
 			return 1
 		}
+		hwm, err := peakRSS()
+		if err != nil {
+			fmt.Fprintln(stderr, "bench rss:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s %d\n", peakRSSLine, hwm)
 		return 0
 	}
 	fmt.Fprintf(stderr, "bench: unknown child role %s=%q\n", ChildEnv, role)
@@ -201,4 +208,27 @@ func slowSinkRun(ctx context.Context, n int) error {
 		return fmt.Errorf("%d records reached the sink, want %d", sink.n, n)
 	}
 	return nil
+}
+
+// peakRSSLine prefixes the rss child's report of its own peak RSS on stdout.
+const peakRSSLine = "peak-rss-bytes"
+
+// peakRSS is this process's peak resident set size (VmHWM). The parent cannot use the child's
+// rusage for it: ru_maxrss survives execve, and Go forks with CLONE_VM, so a child's figure
+// starts at its parent's peak. VmHWM belongs to the address space the exec made.
+func peakRSS() (int64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("VmHWM: %w", err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc/self/status")
 }
