@@ -139,6 +139,11 @@ func (st *StageSpec) build(logger *slog.Logger) (actors.Stage, error) {
 		Options:  st.Options,
 		Restart:  st.Restart,
 	}
+	if st.Plugin != nil {
+		if err := st.pluginConfig(logger).Check(); err != nil {
+			return stage, err
+		}
+	}
 	switch {
 	case st.Plugin != nil && st.Plugin.Spares > 0:
 		pool, err := plugins.NewPool(st.pluginConfig(logger))

@@ -296,3 +296,29 @@ func TestRelativePluginPathIsAbsolute(t *testing.T) {
 		t.Fatalf("cmd resolved to %q, want %q", got, want)
 	}
 }
+
+// A plugin that is missing, not executable or not the binary the spec names is refused when the
+// pipeline is built, at the plugin's position in the spec, before anything starts.
+func TestPluginProgramCheckedAtBuild(t *testing.T) {
+	dir := t.TempDir()
+	prog := filepath.Join(dir, "plug")
+	if err := os.WriteFile(prog, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const sum = "6bd3b1f4d8e1b41e1d0c9d5cb43bd3a1ad0e0a9e20ffba1a6da5e3e3a6c0a9e1" // not the file's
+	for _, c := range []struct{ cmd, extra, want string }{
+		{"./missing", "", "no such file or directory"},
+		{"./plug", ", sha256: " + sum, "the spec requires " + sum},
+	} {
+		spec := "source: {range: {count: 1, size: 1}}\nstages:\n  - name: p\n    plugin: {cmd: [" + c.cmd + "]" + c.extra + "}\nsink: {discard: {}}\n"
+		s, err := ParseSpec([]byte(spec), filepath.Join(dir, "job.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Pipeline(BuildOptions{})
+		var pe *PosError
+		if !errors.As(err, &pe) || pe.Pos.Line != 4 || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("cmd %s: error %v, want one at line 4 saying %q", c.cmd, err, c.want)
+		}
+	}
+}

@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os/exec"
 	"time"
 
 	"github.com/troupe-dev/troupe/actors"
@@ -89,6 +90,24 @@ func (c Config) Validate() error {
 	}
 	o := c.options()
 	return o.Validate()
+}
+
+// Check validates the configuration and checks, without starting anything, that its program
+// can be started: Cmd[0] is an executable file (looked up in $PATH when it has no slash) and,
+// when SHA256 is set, has that sum. It is the check to run before a pipeline starts, so that a
+// missing or wrong binary is reported at once rather than as a failing worker.
+func (c Config) Check() error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	path, err := exec.LookPath(c.Cmd[0])
+	if err != nil {
+		return fmt.Errorf("plugin: %w", err)
+	}
+	if c.SHA256 != "" {
+		return host.CheckSHA256(path, c.SHA256)
+	}
+	return nil
 }
 
 // Factory validates the configuration and returns a BackendFactory starting one plugin process
