@@ -186,5 +186,7 @@ type StageSummary struct {
 	Failed   int64 // records it sent to the dead-letter output
 	Retries  int64 // failed attempts that were retried
 	Restarts int64 // worker restarts
+	// P50 and P99 are record latencies in the stage: from the hand-off to a worker to its
+	// outcome, including the wait behind the records the worker already held (up to Credits).
 	P50, P99 time.Duration
 }
