@@ -36,7 +36,6 @@ type distributor struct {
 	st        *stageRun
 	next      *actor.PID // the next stage's distributor, or the collector
 	collector *actor.PID
-	workers   *actor.PID // the stage's worker supervisor
 
 	pending  deque[entry]
 	suspects deque[entry]
@@ -48,7 +47,7 @@ type distributor struct {
 }
 
 func newDistributor(r *run, st *stageRun) *distributor {
-	d := &distributor{run: r, st: st, next: st.next, collector: r.pids.collector, workers: st.workersPID}
+	d := &distributor{run: r, st: st, next: st.next, collector: r.pids.collector}
 	d.slots = make([]slot, st.cfg.Workers)
 	for i := range d.slots {
 		d.slots[i].name = workerName(i)

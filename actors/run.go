@@ -178,7 +178,6 @@ func newRun(p *Pipeline) (*run, error) {
 		}
 		seen[s.Name] = true
 		st := &stageRun{cfg: s, index: i, path: name + "/" + s.Name}
-		st.counters.name = s.Name
 		if s.Reduce != nil {
 			st.reduce = &reduceState{acc: map[string][]byte{}}
 		}
@@ -214,7 +213,7 @@ func newRun(p *Pipeline) (*run, error) {
 		r.pids.first = r.stages[0].distPID
 	}
 	r.col = newCollectorState(p)
-	r.src = &sourceState{src: p.Source, window: window, inflight: map[uint64]*ipc.Record{}}
+	r.src = &sourceState{window: window, inflight: map[uint64]*ipc.Record{}}
 	r.src.reader = startReader(p.Source, sourceBatch(window), func(m sourceRead) { r.system.Root.Send(r.pids.source, m) })
 	return r, nil
 }

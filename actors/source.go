@@ -20,7 +20,6 @@ const fullWeight uint64 = 1 << 62
 // sourceState is the source's part of a run: the reader, the window of records read and not yet
 // complete, and the numbering. It outlives restarts of the source actor.
 type sourceState struct {
-	src    Source
 	window int // records in flight at most
 
 	reader   *reader

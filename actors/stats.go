@@ -14,7 +14,6 @@ type counters struct {
 
 // stageCounters are one stage's live figures.
 type stageCounters struct {
-	name                               string
 	in, out, failed, retries, restarts atomic.Int64
 	latency                            histogram
 }
