@@ -1,0 +1,77 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A plugin stage through the real command line: the plugin binary is built, the spec is loaded
+// by a relative name (its ./upper must resolve next to it, not in $PATH), every record comes back
+// exactly once, and no plugin process outlives the run.
+func TestRunPluginStage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a plugin")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "upper")
+	build := exec.Command("go", "build", "-o", bin, "github.com/troupe-dev/troupe/examples/plugins/upper")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the plugin: %v\n%s", err, out)
+	}
+	var in, want strings.Builder
+	for i := range 5000 {
+		fmt.Fprintf(&in, "line %d\n", i)
+		fmt.Fprintf(&want, "LINE %d\n", i)
+	}
+	write(t, filepath.Join(dir, "in.txt"), in.String())
+	write(t, filepath.Join(dir, "spec.yaml"), `name: plug
+source: {lines: {path: in.txt}}
+stages:
+  - name: up
+    plugin: {cmd: [./upper]}
+    workers: 3
+sink: {lines: {path: out.txt}}
+`)
+	t.Chdir(dir)
+	code, _, stderr := cli(t, "", "run", "spec.yaml", "--progress", "none")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	got := sortedLines(t, filepath.Join(dir, "out.txt"))
+	if wantLines := strings.Split(strings.TrimSpace(want.String()), "\n"); len(got) != len(wantLines) {
+		t.Fatalf("%d lines out, want %d", len(got), len(wantLines))
+	}
+	seen := map[string]bool{}
+	for _, l := range got {
+		if seen[l] || !strings.HasPrefix(l, "LINE ") {
+			t.Fatalf("line %q duplicated or not uppercased", l)
+		}
+		seen[l] = true
+	}
+	if pids := running(bin); len(pids) > 0 {
+		t.Fatalf("plugin processes still running after the run: %v", pids)
+	}
+}
+
+// running lists the live (not zombie) processes whose program is path.
+func running(path string) []string {
+	var pids []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err != nil || exe != path {
+			continue
+		}
+		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
+			if f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(f) > 0 && f[0] == "Z" {
+				continue
+			}
+		}
+		pids = append(pids, e.Name())
+	}
+	return pids
+}
