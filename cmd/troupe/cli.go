@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/ipc"
 	"github.com/troupe-dev/troupe/plugins/scaffold"
 )
 
@@ -165,7 +166,7 @@ func (e *env) versionCmd() *cobra.Command {
 }
 
 // versionString is the module version (with the VCS revision when the binary was built from a
-// checkout) and the Go version.
+// checkout), the plugin protocol version plugins must speak, and the Go version.
 func versionString() string {
 	version, rev, dirty := "(unknown)", "", false
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -190,7 +191,7 @@ func versionString() string {
 		}
 		out += ")"
 	}
-	return fmt.Sprintf("%s %s %s/%s", out, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return fmt.Sprintf("%s, plugin protocol %s, %s %s/%s", out, ipc.ProtocolVersion, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 func (e *env) pluginsCmd() *cobra.Command {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/ipc"
 	"github.com/troupe-dev/troupe/examples/imgconv"
 )
 
@@ -336,7 +337,7 @@ func TestPluginsNew(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	code, stdout, _ := cli(t, "", "version")
-	if code != exitOK || !strings.HasPrefix(stdout, "troupe ") || !strings.Contains(stdout, runtime.Version()) {
+	if code != exitOK || !strings.HasPrefix(stdout, "troupe ") || !strings.Contains(stdout, runtime.Version()) || !strings.Contains(stdout, "plugin protocol "+ipc.ProtocolVersion) {
 		t.Errorf("exit %d, stdout %q", code, stdout)
 	}
 }
