@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"runtime"
 	"sync"
@@ -261,27 +260,14 @@ func backendRate(ctx context.Context, n, size int) (time.Duration, error) {
 }
 
 // rawRate is the transport's ceiling: n records of size bytes, 256 to a frame (encoded as the
-// plugin protocol encodes them), written by one goroutine into a unix socketpair with 1 MiB
-// buffers, echoed by a child process with buffered I/O, and read back by another goroutine,
+// plugin protocol encodes them), written by one goroutine into the data connection plugins
+// get (ipc.SocketPair), echoed by a child process with buffered I/O, and read back by another goroutine,
 // all pipelined (the socket's buffers are the only window).
 func rawRate(ctx context.Context, n, size int) (time.Duration, error) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	conn, child, err := ipc.SocketPair()
 	if err != nil {
 		return 0, err
 	}
-	for _, fd := range fds {
-		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, 1<<20)
-		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1<<20)
-	}
-	child := os.NewFile(uintptr(fds[1]), "bench-echo")
-	hostF := os.NewFile(uintptr(fds[0]), "bench-host")
-	c, err := net.FileConn(hostF)
-	hostF.Close()
-	if err != nil {
-		child.Close()
-		return 0, err
-	}
-	conn := c.(*net.UnixConn)
 	defer conn.Close()
 	cmd, err := childCmd(roleEcho)
 	if err != nil {

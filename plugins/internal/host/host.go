@@ -281,23 +281,11 @@ func launch(ctx context.Context, opts Options, stage string, started time.Time) 
 		b.log = b.rootLog.With("stage", stage, "worker", "spare")
 	}
 
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	conn, child, err := ipc.SocketPair()
 	if err != nil {
 		return nil, fmt.Errorf("plugin: data socket: %w", err)
 	}
-	for _, fd := range fds {
-		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, 1<<20)
-		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1<<20)
-	}
-	hostEnd := os.NewFile(uintptr(fds[0]), "troupe-data-host")
-	child := os.NewFile(uintptr(fds[1]), "troupe-data-plugin")
-	c, err := net.FileConn(hostEnd)
-	hostEnd.Close()
-	if err != nil {
-		child.Close()
-		return nil, fmt.Errorf("plugin: data socket: %w", err)
-	}
-	b.conn = c.(*net.UnixConn)
+	b.conn = conn
 
 	cmd := exec.Command(opts.Cmd[0], opts.Cmd[1:]...)
 	cmd.Dir = opts.Dir
