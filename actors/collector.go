@@ -115,7 +115,6 @@ func (a *collector) take(r *ipc.Record, f *ipc.Failed) {
 		if pr.weight < fullWeight {
 			return
 		}
-		delete(c.partial, r.Seq)
 	}
 	a.completed(r.Seq)
 }
@@ -124,7 +123,9 @@ func (a *collector) take(r *ipc.Record, f *ipc.Failed) {
 func (a *collector) completed(seq uint64) {
 	c := a.c
 	a.acks = append(a.acks, seq)
-	delete(c.partial, seq)
+	if len(c.partial) > 0 { // only splits and aggregates leave partial books
+		delete(c.partial, seq)
+	}
 	c.above[seq] = struct{}{}
 	for {
 		if _, ok := c.above[c.base]; !ok {

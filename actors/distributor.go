@@ -255,16 +255,16 @@ func (d *distributor) dispatch(ctx actor.Context) {
 	if d.suspects.len() > 0 {
 		reserved = d.leastLoaded(nil)
 	}
+	up := 0
+	for i := range d.slots {
+		if d.slots[i].up {
+			up++
+		}
+	}
 	for d.pending.len() > 0 {
 		best := d.leastLoaded(reserved)
 		if best == nil || best.held.len() >= d.st.cfg.Credits {
 			return
-		}
-		up := 0
-		for i := range d.slots {
-			if d.slots[i].up {
-				up++
-			}
 		}
 		n := min(d.st.cfg.Credits-best.held.len(), d.pending.len(), max(1, (d.pending.len()+up-1)/up))
 		if best.held.len() > 0 && n < max(1, d.st.cfg.Credits/4) {

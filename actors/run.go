@@ -53,6 +53,7 @@ type run struct {
 	system *actor.ActorSystem
 	log    *slog.Logger
 	start  time.Time
+	name   string // the root supervisor's, and so the first element of every path in the tree
 
 	stats  counters
 	stages []*stageRun
@@ -154,7 +155,7 @@ func newRun(p *Pipeline) (*run, error) {
 	name = strings.ReplaceAll(name, "/", "_")
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{
-		p: p, ctx: ctx, cancel: cancel, log: log, start: time.Now(),
+		p: p, ctx: ctx, cancel: cancel, log: log, start: time.Now(), name: name,
 		incarnations: map[string]int{},
 		finished:     make(chan struct{}), aborted: make(chan struct{}), stopReq: make(chan struct{}),
 		endedCh: make(chan struct{}),
@@ -276,7 +277,7 @@ func (r *run) startTree() error {
 	if flags == (supervisor.Flags{}) {
 		flags = supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: 10, Period: time.Minute}
 	}
-	spec := supervisor.Spec{Name: r.pids.source.Id[:strings.LastIndex(r.pids.source.Id, "/")], Flags: flags}
+	spec := supervisor.Spec{Name: r.name, Flags: flags}
 	spec.Children = append(spec.Children, supervisor.ChildSpec{
 		Name: "collector",
 		Start: func() (*actor.Props, error) {
@@ -361,8 +362,7 @@ func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
 
 // event counts restarts and passes supervision events on.
 func (r *run) event(e supervisor.Event) {
-	root := r.pids.source.Id[:strings.LastIndex(r.pids.source.Id, "/")+1]
-	if !strings.HasPrefix(e.Path, root) {
+	if !strings.HasPrefix(e.Path, r.name+"/") {
 		return
 	}
 	if e.Kind == supervisor.Restarted {
@@ -453,19 +453,14 @@ func (r *run) shutdown() {
 			}
 		}
 	}
-	closeAll := []struct {
-		what string
-		c    io.Closer
-	}{{"source", r.p.Source}, {"sink", r.p.Sink}}
+	closers := []io.Closer{r.p.Source, r.p.Sink}
+	names := []string{"source", "sink"}
 	if r.p.DeadLetters != nil {
-		closeAll = append(closeAll, struct {
-			what string
-			c    io.Closer
-		}{"dead letters", r.p.DeadLetters})
+		closers, names = append(closers, r.p.DeadLetters), append(names, "dead letters")
 	}
-	for _, c := range closeAll {
-		if err := c.c.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", c.what, err))
+	for i, c := range closers {
+		if err := c.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", names[i], err))
 		}
 	}
 	r.summary = r.snapshot()
