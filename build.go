@@ -139,14 +139,21 @@ func (st *StageSpec) build(logger *slog.Logger) (actors.Stage, error) {
 		Options:  st.Options,
 		Restart:  st.Restart,
 	}
-	if st.Plugin != nil {
-		if err := st.pluginConfig(logger).Check(); err != nil {
+	switch {
+	case st.Plugin != nil:
+		cfg := st.pluginConfig(logger)
+		if err := cfg.Check(); err != nil {
 			return stage, err
 		}
-	}
-	switch {
-	case st.Plugin != nil && st.Plugin.Spares > 0:
-		pool, err := plugins.NewPool(st.pluginConfig(logger))
+		if cfg.Spares == 0 {
+			f, err := cfg.Factory()
+			if err != nil {
+				return stage, err
+			}
+			stage.Backend = f
+			break
+		}
+		pool, err := plugins.NewPool(cfg)
 		if err != nil {
 			return stage, err
 		}
@@ -156,12 +163,6 @@ func (st *StageSpec) build(logger *slog.Logger) (actors.Stage, error) {
 			defer cancel()
 			return pool.Close(ctx)
 		}
-	case st.Plugin != nil:
-		f, err := st.pluginConfig(logger).Factory()
-		if err != nil {
-			return stage, err
-		}
-		stage.Backend = f
 	case st.Builtin != "":
 		b, ok := lookupBuiltin(st.Builtin)
 		if !ok {
