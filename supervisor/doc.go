@@ -15,7 +15,10 @@
 //     stops several of them before starting them again.
 //   - A [Strategy] decides which children are restarted when one exits:
 //     [OneForOne] only that child, [OneForAll] every child, [RestForOne]
-//     the child and every child declared after it.
+//     the child and every child declared after it. As in OTP, such a
+//     group restart starts every child of the group whose specification
+//     the supervisor keeps, also one that was not running: stopped with
+//     [Supervisor.TerminateChild], or transient and ended normally.
 //   - A [RestartType] decides whether an exit leads to a restart at all:
 //     [Permanent] children always are, [Transient] children only after an
 //     abnormal exit (anything but nil or [ErrShutdown]) and [Temporary]

@@ -539,19 +539,26 @@ func (s *server) processExit(c *child, done func()) {
 		s.giveUp(reason, done)
 		return
 	}
-	c.state = ChildRestarting
+	s.stopGroup(c, func() { s.restartPending(done, false) })
+}
+
+// stopGroup begins the restart that the strategy makes for c, as OTP's
+// restart/3 does: it stops the running children of c's group (see group)
+// other than c, in reverse declaration order, removes the temporary ones
+// and marks every other child of the group as waiting to be restarted,
+// also one that was not running (stopped with TerminateChild, or a
+// transient child that ended normally): the supervisor keeps its
+// specification, so the restart starts it. Then it calls then.
+func (s *server) stopGroup(c *child, then func()) {
 	group := s.group(c)
-	var active, bystanders []*child
+	bystanders := make([]*child, 0, len(group))
 	for _, b := range group {
-		if b == c {
-			active = append(active, b)
-		} else if b.pid != nil || b.state == ChildRestarting {
-			active = append(active, b)
+		if b != c {
 			bystanders = append(bystanders, b)
 		}
 	}
 	s.stopSeq(s.reversed(bystanders), func() {
-		for _, b := range active {
+		for _, b := range group {
 			if b.removed {
 				continue
 			}
@@ -561,7 +568,7 @@ func (s *server) processExit(c *child, done func()) {
 			}
 			b.state = ChildRestarting
 		}
-		s.restartPending(done, false)
+		then()
 	})
 }
 

@@ -230,6 +230,8 @@ func (s *Supervisor) StartChild(c ChildSpec) error {
 // TerminateChild stops the named child according to its Shutdown and keeps
 // its specification (temporary children are removed). Terminating a child
 // that is not running (also one waiting to be restarted) is not an error.
+// As in OTP, a later one_for_all or rest_for_one restart whose group holds
+// the child starts it again.
 func (s *Supervisor) TerminateChild(name string) error {
 	ch := make(chan Reply, 1)
 	return s.call(&TerminateChild{Name: name, reply: ch}, ch).Err

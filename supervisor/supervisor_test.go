@@ -151,6 +151,82 @@ func TestTemporaryBystanderIsRemovedNotRestarted(t *testing.T) {
 	}
 }
 
+// A one_for_all or rest_for_one restart starts every child of the group
+// whose specification the supervisor keeps, also one that was not running:
+// stopped with TerminateChild or, transient, ended normally. OTP's
+// restart/3 terminates and then starts all children of the group, whatever
+// their pid (supervisor_SUITE tree: supchild3, terminated with
+// terminate_child, runs again after the one_for_all restart).
+func TestGroupRestartStartsEveryKeptChild(t *testing.T) {
+	cases := []struct {
+		name        string
+		strategy    Strategy
+		prepare     func(t *testing.T, sup *Supervisor, system *actor.ActorSystem, events *eventLog)
+		crash       string
+		want        []string
+		wantStopped []string
+	}{
+		{"one_for_all/terminated", OneForAll,
+			func(t *testing.T, sup *Supervisor, _ *actor.ActorSystem, _ *eventLog) {
+				if err := sup.TerminateChild("b"); err != nil {
+					t.Fatal(err)
+				}
+			},
+			"a", []string{"stop:a", "stop:c", "start:a", "start:b", "start:c"}, nil},
+		{"one_for_all/transient_normal_exit", OneForAll,
+			func(t *testing.T, _ *Supervisor, system *actor.ActorSystem, events *eventLog) {
+				send(system, "root/b", exitMsg{nil})
+				events.wait(t, "root/b", Exited)
+			},
+			"c", []string{"stop:c", "stop:a", "start:a", "start:b", "start:c"}, nil},
+		{"rest_for_one/terminated", RestForOne,
+			func(t *testing.T, sup *Supervisor, _ *actor.ActorSystem, _ *eventLog) {
+				for _, n := range []string{"a", "c"} {
+					if err := sup.TerminateChild(n); err != nil {
+						t.Fatal(err)
+					}
+				}
+			},
+			"b", []string{"stop:b", "start:b", "start:c"}, []string{"a"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			system := newSystem(t)
+			events := watchEvents(t, system)
+			rec := newRecorder()
+			sup := mustStart(t, system, Spec{Name: "root", Flags: flags(tc.strategy, 10), Children: []ChildSpec{
+				worker(rec, "a", workerOpts{}),
+				worker(rec, "b", workerOpts{restart: Transient}),
+				worker(rec, "c", workerOpts{}),
+			}})
+			tc.prepare(t, sup, system, events)
+			if info, _ := childInfo(t, sup, "b"); tc.strategy == OneForAll && info.State != ChildStopped {
+				t.Fatalf("b before the crash: %+v, want stopped", info)
+			}
+			mark := rec.len()
+
+			send(system, "root/"+tc.crash, exitMsg{errBoom})
+			events.wait(t, "root/c", Restarted) // c starts last
+			if got := rec.since(mark); !slices.Equal(got, tc.want) {
+				t.Errorf("log = %v, want %v", got, tc.want)
+			}
+			infos, err := sup.WhichChildren()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, i := range infos {
+				want := ChildRunning
+				if slices.Contains(tc.wantStopped, i.Name) {
+					want = ChildStopped
+				}
+				if i.State != want {
+					t.Errorf("%s: %v, want %v", i.Name, i.State, want)
+				}
+			}
+		})
+	}
+}
+
 // --- restart intensity ---
 
 func TestIntensityIsCountedAcrossChildren(t *testing.T) {

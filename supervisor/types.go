@@ -18,10 +18,12 @@ const (
 	// OneForOne restarts only the child that exited.
 	OneForOne Strategy = iota
 	// OneForAll stops all other children (in reverse declaration order) and
-	// then restarts all of them (in declaration order).
+	// then restarts all of them (in declaration order), also those that
+	// were not running (their specification is kept).
 	OneForAll
 	// RestForOne stops the children declared after the one that exited (in
-	// reverse order) and restarts it and them (in declaration order).
+	// reverse order) and restarts it and them (in declaration order), also
+	// those that were not running.
 	RestForOne
 )
 
