@@ -57,7 +57,13 @@
 // them with timeouts and delaying restarts ([Backoff]) are steps of a state
 // machine driven by *actor.Terminated and timer messages, so the
 // supervisor stays responsive to [Supervisor.WhichChildren] and friends
-// while it waits.
+// while it waits. A restart that has to be tried again (a start failed)
+// is a message the supervisor sends itself, at once or after the backoff
+// delay (OTP's try_again_restart), so admin requests and
+// [Supervisor.Stop] are answered between the attempts also when starts
+// keep failing without backoff and the intensity is far from reached.
+// (Only a [StartFunc] itself, or a child's *actor.Started handler, holds
+// the supervisor while it runs.)
 //
 // Everything a supervisor does is published on the actor system's
 // EventStream as an [*Event]; [Subscribe] is a convenience filter.

@@ -311,3 +311,19 @@ type counter struct{ n atomic.Int32 }
 
 func (c *counter) inc()       { c.n.Add(1) }
 func (c *counter) get() int32 { return c.n.Load() }
+
+// scripted is a worker whose start attempt number n (1 for the first)
+// fails with errStart, recording "fail:<name>", when fail(n) says so.
+func scripted(rec *recorder, name string, fail func(n int) bool) ChildSpec {
+	var attempts atomic.Int32
+	return ChildSpec{
+		Name: name,
+		Start: func() (*actor.Props, error) {
+			if fail(int(attempts.Add(1))) {
+				rec.add("fail:%s", name)
+				return nil, errStart
+			}
+			return actor.PropsFromFunc(workerReceive(rec, name, nil)), nil
+		},
+	}
+}

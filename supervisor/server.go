@@ -47,7 +47,10 @@ type job struct {
 	reject func()
 }
 
-// Timer messages the supervisor sends itself.
+// Messages the supervisor sends itself: shutdownTimer when a child's
+// Shutdown (or the abandon bound) has passed; restartTimer for the next
+// restart round, by the backoff timer or at once (see restartPending). A
+// restartTimer whose gen is not the current timerGen is stale.
 type (
 	shutdownTimer struct{ op *stopOp }
 	restartTimer  struct{ gen uint64 }
@@ -588,30 +591,31 @@ func (s *server) group(c *child) []*child {
 	return []*child{c}
 }
 
-// restartPending starts the children waiting to be restarted, in
-// declaration order, after the backoff delay if there is one (see
-// restartDelay). With waited set, the backoff delay before the first round
-// has already passed (the job comes from the restart timer).
+// restartPending makes one restart round: it starts the children waiting
+// to be restarted, in declaration order, after the backoff delay if there
+// is one (see restartDelay). With waited set, that delay has already
+// passed (the job comes from a restartTimer message).
+//
+// A failed start counts as a restart. With one_for_one the round goes on
+// with the next child; otherwise the children after the failed one wait
+// for the next round.
+//
+// A round never runs into the next one: while children still wait to be
+// restarted, the next round is a restartTimer message to ourselves, sent at
+// once or after the backoff delay (OTP's try_again_restart). So the
+// mailbox is served between rounds, also when starts keep failing without
+// backoff: WhichChildren, StartChild, Stop and the others are answered.
 func (s *server) restartPending(done func(), waited bool) {
-	for !s.stopping && s.anyRestarting() {
-		if d := restartDelay(s.spec.Flags.Backoff, len(s.restartLog)); d > 0 && !waited {
-			s.cancelRestartTimer()
-			s.restartTimer = s.after(d, &restartTimer{gen: s.timerGen})
-			break
-		}
-		waited = false
-		if s.restartRound(done) {
-			return // gave up; done belongs to the shutdown
-		}
+	if s.stopping || !s.anyRestarting() {
+		done()
+		return
 	}
-	done()
-}
-
-// restartRound tries to start every child in state Restarting once. A
-// failed start counts as a restart; with one_for_all / rest_for_one the
-// children after a failed one wait for the next round. It reports whether
-// the supervisor gave up.
-func (s *server) restartRound(done func()) bool {
+	if d := s.restartDelay(); d > 0 && !waited {
+		s.scheduleRestart(d)
+		done()
+		return
+	}
+	s.cancelRestartTimer() // this round is the one a pending timer or message would start
 	for _, c := range append([]*child(nil), s.children...) {
 		if c.removed || c.state != ChildRestarting || c.pid != nil || c.exitPending {
 			continue
@@ -625,13 +629,39 @@ func (s *server) restartRound(done func()) bool {
 		s.publish(c, Exited, err, c.restarts)
 		if s.countRestart() {
 			s.giveUp(err, done)
-			return true
+			return
 		}
 		if s.spec.Flags.Strategy != OneForOne {
-			break
+			break // the children after c wait for the next round
 		}
 	}
-	return false
+	s.tryAgain(done)
+}
+
+// tryAgain schedules the next restart round if children still wait to be
+// restarted, and ends the current job.
+func (s *server) tryAgain(done func()) {
+	if !s.stopping && s.anyRestarting() {
+		s.scheduleRestart(s.restartDelay())
+	}
+	done()
+}
+
+// scheduleRestart makes the next restart round a restartTimer message to
+// ourselves after d, or at once if d is zero. It replaces a round already
+// scheduled.
+func (s *server) scheduleRestart(d time.Duration) {
+	s.cancelRestartTimer()
+	msg := &restartTimer{gen: s.timerGen}
+	if d <= 0 {
+		s.system.Root.Send(s.self, msg)
+		return
+	}
+	s.restartTimer = s.after(d, msg)
+}
+
+func (s *server) restartDelay() time.Duration {
+	return restartDelay(s.spec.Flags.Backoff, len(s.restartLog))
 }
 
 // restartDelay is the backoff before a restart round when the restart log

@@ -2,8 +2,10 @@ package supervisor
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -222,6 +224,66 @@ func TestGroupRestartStartsEveryKeptChild(t *testing.T) {
 				if i.State != want {
 					t.Errorf("%s: %v, want %v", i.Name, i.State, want)
 				}
+			}
+		})
+	}
+}
+
+// A child whose restarts keep failing is retried through a message the
+// supervisor sends itself (OTP's try_again_restart, OTP-9549), so admin
+// requests are served between the attempts, also without backoff.
+func TestFailingRestartsLeaveTheSupervisorResponsive(t *testing.T) {
+	for _, strategy := range []Strategy{OneForOne, OneForAll, RestForOne} {
+		t.Run(strategy.String(), func(t *testing.T) {
+			system := newSystem(t)
+			events := watchEvents(t, system)
+			rec := newRecorder()
+			var failing atomic.Bool
+			w := scripted(rec, "w", func(int) bool { return failing.Load() })
+			// Restarted in a loop, the supervisor would not reach this
+			// intensity for hours.
+			fl := Flags{Strategy: strategy, Intensity: math.MaxInt32, Period: time.Hour}
+			sup := mustStart(t, system, Spec{Name: "root", Flags: fl, Children: []ChildSpec{
+				worker(rec, "a", workerOpts{}), w,
+			}})
+			// A supervisor that does not answer in time gets the next start
+			// to succeed, which ends its loop (and lets the test end).
+			var released atomic.Bool
+			release := time.AfterFunc(waitTimeout, func() {
+				released.Store(true)
+				failing.Store(false)
+			})
+			defer release.Stop()
+			answered := func(what string) {
+				t.Helper()
+				if released.Load() {
+					t.Fatalf("%s was answered only after the restart loop had been ended", what)
+				}
+			}
+
+			failing.Store(true)
+			send(system, "root/w", exitMsg{errBoom})
+			events.waitN(t, "root/w", Exited, 3) // the crash and two failed starts: it loops
+
+			info, _ := childInfo(t, sup, "w")
+			answered("WhichChildren")
+			if info.State != ChildRestarting || info.PID != nil {
+				t.Errorf("w while its restarts fail: %+v, want restarting", info)
+			}
+			if _, err := sup.CountChildren(); err != nil {
+				t.Fatal(err)
+			}
+			answered("CountChildren")
+			if err := sup.StartChild(worker(rec, "late", workerOpts{restart: Temporary})); err != nil {
+				t.Fatal(err)
+			}
+			answered("StartChild")
+			if err := sup.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			answered("Stop")
+			if err := sup.Err(); err != nil {
+				t.Errorf("Err() = %v, want nil after Stop", err)
 			}
 		})
 	}
