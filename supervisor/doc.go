@@ -19,6 +19,15 @@
 //     group restart starts every child of the group whose specification
 //     the supervisor keeps, also one that was not running: stopped with
 //     [Supervisor.TerminateChild], or transient and ended normally.
+//   - A start that fails during a restart counts as a restart (see
+//     intensity below) and the restart is tried again, as OTP does: with
+//     one_for_one that child is started again; with one_for_all and
+//     rest_for_one the children of the failed child's group that already
+//     run again are stopped first (reverse order, reason [ErrShutdown])
+//     and the group is started again from its first child. For
+//     one_for_all that group is every child; for rest_for_one it is the
+//     failed child and the ones after it, so the children before it that
+//     this restart already started keep running.
 //   - A [RestartType] decides whether an exit leads to a restart at all:
 //     [Permanent] children always are, [Transient] children only after an
 //     abnormal exit (anything but nil or [ErrShutdown]) and [Temporary]

@@ -597,8 +597,11 @@ func (s *server) group(c *child) []*child {
 // passed (the job comes from a restartTimer message).
 //
 // A failed start counts as a restart. With one_for_one the round goes on
-// with the next child; otherwise the children after the failed one wait
-// for the next round.
+// with the next child; otherwise the restart of the failed child's group
+// starts over, as in OTP's restart_multiple_children: stopGroup stops the
+// children of that group that run again (one_for_all: all of them;
+// rest_for_one: the ones after the failed child) and the next round starts
+// the group from its first child.
 //
 // A round never runs into the next one: while children still wait to be
 // restarted, the next round is a restartTimer message to ourselves, sent at
@@ -632,7 +635,8 @@ func (s *server) restartPending(done func(), waited bool) {
 			return
 		}
 		if s.spec.Flags.Strategy != OneForOne {
-			break // the children after c wait for the next round
+			s.stopGroup(c, func() { s.tryAgain(done) })
+			return
 		}
 	}
 	s.tryAgain(done)

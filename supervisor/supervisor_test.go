@@ -153,6 +153,75 @@ func TestTemporaryBystanderIsRemovedNotRestarted(t *testing.T) {
 	}
 }
 
+// OTP's restart_multiple_children: when a child fails to start during a
+// one_for_all or rest_for_one restart, the children that the strategy
+// restarts with the failed one and that already run again are stopped
+// (shutdown, reverse order) and that restart is tried again, the failed
+// start counting towards the intensity. For one_for_all that is every
+// child (supervisor_SUITE one_for_all_other_child_fails_restart: the
+// restarted child1 goes down with shutdown before anything starts again);
+// for rest_for_one it is the failed child and the ones after it, so b,
+// restarted before c, keeps running (rest_for_one_other_child_fails_restart).
+func TestFailedStartDuringGroupRestartRestartsTheGroupAgain(t *testing.T) {
+	cases := []struct {
+		strategy     Strategy
+		want         []string
+		wantRestarts map[string]int
+	}{
+		{OneForAll,
+			[]string{"stop:b", "stop:d", "stop:c", "stop:a", "start:a", "start:b", "fail:c",
+				"stop:b", "stop:a", "start:a", "start:b", "start:c", "start:d"},
+			map[string]int{"a": 2, "b": 2, "c": 1, "d": 1}},
+		{RestForOne,
+			[]string{"stop:b", "stop:d", "stop:c", "start:b", "fail:c", "start:c", "start:d"},
+			map[string]int{"a": 0, "b": 1, "c": 1, "d": 1}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.strategy.String(), func(t *testing.T) {
+			system := newSystem(t)
+			events := watchEvents(t, system)
+			rec := newRecorder()
+			// The crash and the failed start are two restarts: within the
+			// intensity; the retry must not count a third.
+			sup := mustStart(t, system, Spec{Name: "root", Flags: flags(tc.strategy, 2), Children: []ChildSpec{
+				worker(rec, "a", workerOpts{}),
+				worker(rec, "b", workerOpts{}),
+				scripted(rec, "c", func(n int) bool { return n == 2 }), // the first restart fails
+				worker(rec, "d", workerOpts{}),
+			}})
+			mark := rec.len()
+
+			send(system, "root/b", exitMsg{errBoom})
+			events.wait(t, "root/d", Restarted) // d starts last in the round that succeeds
+			if got := rec.since(mark); !slices.Equal(got, tc.want) {
+				t.Errorf("log = %v\nwant  %v", got, tc.want)
+			}
+			if e := events.wait(t, "root/c", Exited); !errors.Is(e.Reason, errStart) {
+				t.Errorf("c Exited with %v, want the start error", e.Reason)
+			}
+			if tc.strategy == OneForAll {
+				for _, e := range events.waitN(t, "root/a", Stopped, 2) {
+					if !errors.Is(e.Reason, ErrShutdown) {
+						t.Errorf("a stopped with %v, want ErrShutdown", e.Reason)
+					}
+				}
+			}
+			infos, err := sup.WhichChildren()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, i := range infos {
+				if i.State != ChildRunning || i.Restarts != tc.wantRestarts[i.Name] {
+					t.Errorf("%s: state %v restarts %d, want running, %d", i.Name, i.State, i.Restarts, tc.wantRestarts[i.Name])
+				}
+			}
+			if n := len(events.matching("root", GaveUp)); n != 0 {
+				t.Errorf("supervisor gave up (%d GaveUp events)", n)
+			}
+		})
+	}
+}
+
 // A one_for_all or rest_for_one restart starts every child of the group
 // whose specification the supervisor keeps, also one that was not running:
 // stopped with TerminateChild or, transient, ended normally. OTP's

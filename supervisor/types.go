@@ -19,11 +19,14 @@ const (
 	OneForOne Strategy = iota
 	// OneForAll stops all other children (in reverse declaration order) and
 	// then restarts all of them (in declaration order), also those that
-	// were not running (their specification is kept).
+	// were not running (their specification is kept). If a start fails,
+	// the children restarted so far are stopped again (reverse order) and
+	// all of them are restarted again.
 	OneForAll
 	// RestForOne stops the children declared after the one that exited (in
 	// reverse order) and restarts it and them (in declaration order), also
-	// those that were not running.
+	// those that were not running. If a start fails, that child and the
+	// ones after it are started again; the ones before it keep running.
 	RestForOne
 )
 
