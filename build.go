@@ -30,8 +30,9 @@ type BuildOptions struct {
 
 // Pipeline opens the spec's source, sink and dead-letter output, makes its stages and returns
 // the pipeline, ready to Start or Run. A failure is a *PosError at the spec value it comes from
-// (the source that cannot be opened, the plugin that cannot be found); nothing stays open then.
-// The pipeline's source and sinks are closed by its run.
+// (the source that cannot be opened, the plugin that cannot be found); whatever it had opened or
+// started is closed before it returns then: files, and plugin stages' warm spare processes. The
+// pipeline's source, sinks and spares are closed by its run.
 func (s *Spec) Pipeline(o BuildOptions) (*Pipeline, error) {
 	stdin, stdout := o.Stdin, o.Stdout
 	if stdin == nil {
@@ -52,10 +53,12 @@ func (s *Spec) Pipeline(o BuildOptions) (*Pipeline, error) {
 		Logger:       o.Logger,
 		Events:       o.Events,
 	}
-	var opened []io.Closer
+	// What is open or running so far, closed in reverse order if the build fails: files, and the
+	// stages' cleanups (a plugin stage's pool of warm spares).
+	var opened []func() error
 	fail := func(pos Pos, err error, what string) (*Pipeline, error) {
 		for i := len(opened) - 1; i >= 0; i-- {
-			_ = opened[i].Close()
+			_ = opened[i]()
 		}
 		return nil, &PosError{Pos: pos, Msg: fmt.Sprintf("%s: %v", what, err), Err: err}
 	}
@@ -70,6 +73,9 @@ func (s *Spec) Pipeline(o BuildOptions) (*Pipeline, error) {
 			return fail(pos, err, "stage "+st.Name)
 		}
 		p.Stages = append(p.Stages, stage)
+		if stage.Cleanup != nil {
+			opened = append(opened, stage.Cleanup)
+		}
 	}
 
 	var err error
@@ -86,7 +92,7 @@ func (s *Spec) Pipeline(o BuildOptions) (*Pipeline, error) {
 	if err != nil {
 		return fail(s.Source.Pos, err, "source")
 	}
-	opened = append(opened, p.Source)
+	opened = append(opened, p.Source.Close)
 
 	switch sk := s.Sink; {
 	case sk.Files != nil:
@@ -101,13 +107,14 @@ func (s *Spec) Pipeline(o BuildOptions) (*Pipeline, error) {
 	if err != nil {
 		return fail(s.Sink.Pos, err, "sink")
 	}
-	opened = append(opened, p.Sink)
+	opened = append(opened, p.Sink.Close)
 
 	if dl := s.DeadLetter; dl != nil {
 		p.DeadLetters, err = actors.NewJSONLDeadLetters(dl.Path)
 		if err != nil {
 			return fail(dl.Pos, err, "dead_letter")
 		}
+		opened = append(opened, p.DeadLetters.Close)
 	}
 	return p, nil
 }
