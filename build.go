@@ -386,10 +386,11 @@ type endpoint struct {
 // checkOverlaps refuses outputs that would write over an input or over each other, or that an
 // input would read back: a sink or dead-letter file that is the source's file or the other
 // output's; a file output that a files source would list (in its dir, or below it when
-// recursive, and matching its glob); an input or output file that a files sink could overwrite
-// (under its dir and, when the sink sets ext, ending in it); a files sink dir that is, contains
-// or (for a recursive source) lies inside the files source's dir. A files sink dir inside a
-// non-recursive source's dir is fine: the source does not descend into it.
+// recursive, and matching its glob, or linked there under another name); an input or output
+// file that a files sink could overwrite (under its dir and, when the sink sets ext, ending in
+// it); a files sink dir that is, contains or (for a recursive source) lies inside the files
+// source's dir. A files sink dir inside a non-recursive source's dir is fine: the source does
+// not descend into it.
 //
 // Standard streams ("-", /dev/stdout, /dev/fd/N, ...) and existing files that are neither
 // regular files nor directories (devices, pipes, sockets) never overlap: writing one does not
@@ -431,13 +432,55 @@ func (s *Spec) checkOverlaps(errs *errorList) {
 		add(&endpoint{key: "dead_letter.path", pos: dl.Pos, path: dl.Path})
 	}
 	// Inputs come first, so b is always an output.
+	var linked []*endpoint // existing output files not yet found to overlap a files source
 	for j, b := range eps {
+		found := false
 		for _, a := range eps[:j] {
 			if msg := overlap(a, b); msg != "" {
 				errs.add(b.pos, "%s %s %s", b.key, b.path, msg)
+				found = found || a.input
 			}
 		}
+		if !found && !b.dir && b.fi != nil {
+			linked = append(linked, b)
+		}
 	}
+	if len(eps) > 0 && eps[0].input && eps[0].dir && eps[0].fi != nil && len(linked) > 0 {
+		listedOutputs(errs, eps[0], linked)
+	}
+}
+
+// listedOutputs reports the output files that the files source src would list under another
+// name: through a symbolic link or a hard link in its dir. It lists the dir as the source does
+// (glob, recursive; symbolic links to files followed, to directories not).
+func listedOutputs(errs *errorList, src *endpoint, outs []*endpoint) {
+	reported := map[*endpoint]bool{}
+	_ = filepath.WalkDir(src.real, func(p string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return nil // the run reports what it cannot list
+		case d.IsDir():
+			if p != src.real && !src.recursive {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if ok, _ := filepath.Match(src.glob, d.Name()); !ok {
+			return nil
+		}
+		fi, err := os.Stat(p)
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil
+		}
+		for _, o := range outs {
+			if !reported[o] && os.SameFile(fi, o.fi) {
+				reported[o] = true
+				errs.add(o.pos, "%s %s is %s, which %s (%s) lists as an input: the output would be read back as input",
+					o.key, o.path, p, src.key, src.pos)
+			}
+		}
+		return nil
+	})
 }
 
 // overlap says how the output b overlaps a, an input or an earlier output, or returns "".

@@ -153,6 +153,26 @@ func TestCheckOverlaps(t *testing.T) {
 		{"sink below the source's file", nil,
 			"source: {lines: {path: in.txt}}\nsink: {lines: {path: in.txt/o.txt}}\n",
 			[]string{"2:22 sink.lines.path cannot be created", "2:22 sink.lines.path lies below source.lines.path"}},
+		{"dead letters linked into the files source", func(t *testing.T, dir string) {
+			mkfile(t, dir, "dead.jsonl", "")
+			symlink(t, filepath.Join(dir, "dead.jsonl"), filepath.Join(dir, "imgs", "dead.png"))
+		}, "source: {files: {dir: imgs, glob: \"*.png\"}}\nsink: {discard: {}}\ndead_letter: {path: dead.jsonl}\n",
+			[]string{"3:21 dead_letter.path imgs/dead.png source.files.dir read back"}},
+		{"lines sink hard-linked into a recursive files source", func(t *testing.T, dir string) {
+			out := mkfile(t, dir, "out.txt", "")
+			mkfile(t, dir, "imgs/sub/keep", "")
+			if err := os.Link(out, filepath.Join(dir, "imgs", "sub", "o.txt")); err != nil {
+				t.Fatal(err)
+			}
+		}, "source: {files: {dir: imgs, recursive: true}}\nsink: {lines: {path: out.txt}}\n",
+			[]string{"2:22 sink.lines.path imgs/sub/o.txt source.files.dir read back"}},
+		{"lines sink hard-linked below a non-recursive files source", func(t *testing.T, dir string) {
+			out := mkfile(t, dir, "out.txt", "")
+			mkfile(t, dir, "imgs/sub/keep", "")
+			if err := os.Link(out, filepath.Join(dir, "imgs", "sub", "o.txt")); err != nil {
+				t.Fatal(err)
+			}
+		}, "source: {files: {dir: imgs}}\nsink: {lines: {path: out.txt}}\n", nil},
 		{"separate files", nil,
 			"source: {lines: {path: in.txt}}\nsink: {lines: {path: out/in.txt}}\ndead_letter: {path: out/dead.jsonl}\n", nil},
 	}
