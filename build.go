@@ -201,9 +201,10 @@ func (st *StageSpec) build(logger *slog.Logger) (actors.Stage, error) {
 	return stage, nil
 }
 
-// Check checks, without opening, creating or changing anything, what Pipeline will need from
-// the outside world, and reports every problem at once, each at its place in the spec, in a
-// *SpecError:
+// Check checks what Pipeline will need from the outside world, without creating, writing or
+// starting anything (it reads: stats paths, opens the source to see that it can be read, hashes
+// a plugin program whose sha256 is set), and reports every problem at once, each at its place
+// in the spec, in a *SpecError:
 //
 //   - each plugin stage's program exists and is executable (a program without a slash is looked
 //     up in $PATH, one with a slash was resolved against the spec's directory) and, when the
@@ -214,8 +215,12 @@ func (st *StageSpec) build(logger *slog.Logger) (actors.Stage, error) {
 //     directories of a lines sink and a dead-letter file and a files sink's dir itself, so
 //     what exists of such a path must be directories, writable where the run creates
 //     something, and an existing lines sink or dead-letter file a writable non-directory;
-//   - no output overlaps an input or another output (see checkOverlaps): the same file
-//     reached through symbolic links, ".." or a hard link counts as the same.
+//   - no output overlaps an input or another output: no sink or dead-letter file is the
+//     source's file or the other output's, or a file a files source would list (by its path,
+//     or linked into the source's dir), or a file a files sink's outputs could overwrite; a
+//     files sink's dir is not the files source's, does not contain it and does not lie inside
+//     it when the source is recursive. The same file reached through symbolic links, ".." or a
+//     hard link counts as the same; standard streams and devices never overlap.
 //
 // Pipeline runs Check before it opens anything, and `troupe validate` runs it, so that what
 // validates is what runs. A problem in the world may still appear between Check and the run (a
