@@ -24,8 +24,13 @@
 //
 // LoadSpec and ParseSpec check everything they can without touching the outside world and report
 // every problem at once, each as FILE:LINE:COL: message (a *SpecError). Relative paths in a spec
-// resolve against the spec file's directory. Spec.Pipeline then opens the source and sinks and
-// builds a *Pipeline ready to Run.
+// resolve against the spec file's directory. Spec.Check then checks, without opening anything for
+// writing, what a run needs from the world: plugin programs exist, are executable and match their
+// sha256; the source exists; the sink and dead-letter file can be created; and no output is the
+// source's file or another output's, or would be read back by a files source (the same file
+// reached through a symbolic link, ".." or a hard link counts). Spec.Pipeline runs Check, then
+// opens the source and sinks and builds a *Pipeline ready to Run; `troupe validate` runs the same
+// Check, so a spec that validates is one that starts.
 //
 // # Builtins
 //

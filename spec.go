@@ -55,6 +55,7 @@ type SourceSpec struct {
 
 // FilesSourceSpec reads one record per file under Dir whose name matches Glob.
 type FilesSourceSpec struct {
+	Pos       Pos // of the dir's value
 	Dir       string
 	Glob      string // default "*"
 	Recursive bool
@@ -63,6 +64,7 @@ type FilesSourceSpec struct {
 // LinesSpec reads or writes one record per line of the file at Path; "-" is standard input or
 // output.
 type LinesSpec struct {
+	Pos  Pos // of the path's value
 	Path string
 }
 
@@ -83,6 +85,7 @@ type SinkSpec struct {
 // FilesSinkSpec writes each record to its own file under Dir, its key's extension replaced by
 // Ext ("" keeps it).
 type FilesSinkSpec struct {
+	Pos Pos // of the dir's value
 	Dir string
 	Ext string
 }
@@ -641,6 +644,7 @@ func (p *parser) sourceKind(s *Spec, kind string, e entry) {
 		f := &FilesSourceSpec{Glob: "*"}
 		good := true
 		if d, ok := fm["dir"]; ok {
+			f.Pos = p.pos(d.val)
 			f.Dir, ok = p.path("dir", d.val, false)
 			good = good && ok
 		} else {
@@ -714,7 +718,7 @@ func (p *parser) lines(what string, e entry) (*LinesSpec, bool) {
 	if !ok {
 		return nil, false
 	}
-	return &LinesSpec{Path: v}, true
+	return &LinesSpec{Pos: p.pos(pe.val), Path: v}, true
 }
 
 func (p *parser) sink(s *Spec, n *yaml.Node) {
@@ -746,6 +750,7 @@ func (p *parser) sinkKind(s *Spec, kind string, e entry) {
 		f := &FilesSinkSpec{}
 		good := true
 		if d, ok := fm["dir"]; ok {
+			f.Pos = p.pos(d.val)
 			f.Dir, ok = p.path("dir", d.val, false)
 			good = good && ok
 		} else {

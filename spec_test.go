@@ -26,7 +26,7 @@ func TestLoadSpecFull(t *testing.T) {
 	if s.Name != "everything" || s.File != "testdata/full.yaml" || s.Dir != testdata {
 		t.Errorf("name, file, dir = %q, %q, %q", s.Name, s.File, s.Dir)
 	}
-	wantSrc := FilesSourceSpec{Dir: filepath.Join(testdata, "input"), Glob: "*.png", Recursive: true}
+	wantSrc := FilesSourceSpec{Pos: Pos{"testdata/full.yaml", 3, 23}, Dir: filepath.Join(testdata, "input"), Glob: "*.png", Recursive: true}
 	if s.Source.Files == nil || *s.Source.Files != wantSrc || s.Source.Lines != nil || s.Source.Range != nil {
 		t.Errorf("source = %+v, want files %+v", s.Source, wantSrc)
 	}
@@ -82,7 +82,7 @@ func TestLoadSpecFull(t *testing.T) {
 	if s.Order != actors.OrderInput {
 		t.Errorf("order = %v", s.Order)
 	}
-	if s.Sink.Files == nil || *s.Sink.Files != (FilesSinkSpec{Dir: "/tmp/troupe-out", Ext: ".jpg"}) {
+	if s.Sink.Files == nil || *s.Sink.Files != (FilesSinkSpec{Pos: Pos{"testdata/full.yaml", 24, 21}, Dir: "/tmp/troupe-out", Ext: ".jpg"}) {
 		t.Errorf("sink = %+v", s.Sink)
 	}
 	if s.DeadLetter == nil || s.DeadLetter.Path != filepath.Join(testdata, "dead", "dead.jsonl") {
@@ -143,7 +143,7 @@ sink: {lines: {path: out/result.txt}}
 	if b := s.Stages[2]; b.Name != "b" || b.Workers != 1 || b.Attempts != 2 || b.Builtin != "sum" || !b.IsReduce() {
 		t.Errorf("stage b = %+v", b)
 	}
-	if s.Source.Lines.Path != "-" || s.Sink.Lines.Path != "/specs/out/result.txt" {
+	if s.Source.Lines.Path != "-" || s.Sink.Lines.Path != "/specs/out/result.txt" || s.Sink.Lines.Pos != (Pos{"/specs/x.yaml", 12, 22}) {
 		t.Errorf("source %+v sink %+v", s.Source.Lines, s.Sink.Lines)
 	}
 }

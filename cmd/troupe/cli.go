@@ -112,11 +112,21 @@ func (e *env) validateCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "validate SPEC",
 		Short: "Check a spec and report every problem in it",
-		Args:  cobra.ExactArgs(1),
+		Long: `Check a spec and report every problem in it, each as FILE:LINE:COL: message: its
+text, and what a run needs from the world (the same check 'troupe run' makes before it starts):
+plugin programs exist, are executable and match their sha256; the source exists; the sink
+and dead-letter file can be created; no output overwrites the input, another output, or is
+read back as input. Nothing is opened for writing or created.
+
+Exit status: 0 the spec is valid; 2 it is not.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, err := e.loadSpec(args[0])
 			if err != nil {
 				return err
+			}
+			if err := spec.Check(); err != nil {
+				return e.specProblems(args[0], err)
 			}
 			n := len(spec.Stages)
 			plural := "s"
@@ -137,20 +147,31 @@ func (e *env) loadSpec(path string) (*troupe.Spec, error) {
 	}
 	var se *troupe.SpecError
 	if errors.As(err, &se) {
-		for _, pe := range se.Errors {
-			fmt.Fprintln(e.stderr, pe.Error())
-		}
-		n := len(se.Errors)
-		plural := "s"
-		if n == 1 {
-			plural = ""
-		}
-		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %d problem%s", path, n, plural)}
+		return nil, e.specProblems(path, se)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, &exitError{code: exitUsage, err: fmt.Errorf("spec %s not found", path)}
 	}
 	return nil, &exitError{code: exitUsage, err: err}
+}
+
+// specProblems prints each problem of a *SpecError (from LoadSpec or Spec.Check) on its own
+// line and returns an exitError with status 2 counting them. Any other error is returned as an
+// exitError with status 2 as it is.
+func (e *env) specProblems(path string, err error) error {
+	var se *troupe.SpecError
+	if !errors.As(err, &se) {
+		return &exitError{code: exitUsage, err: err}
+	}
+	for _, pe := range se.Errors {
+		fmt.Fprintln(e.stderr, pe.Error())
+	}
+	n := len(se.Errors)
+	plural := "s"
+	if n == 1 {
+		plural = ""
+	}
+	return &exitError{code: exitUsage, err: fmt.Errorf("%s: %d problem%s", path, n, plural)}
 }
 
 func (e *env) versionCmd() *cobra.Command {

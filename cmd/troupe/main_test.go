@@ -300,7 +300,7 @@ func TestRunBuildErrorIsPositioned(t *testing.T) {
 	dir := t.TempDir()
 	spec := write(t, filepath.Join(dir, "j.yaml"), "source: {files: {dir: nowhere}}\nsink: {discard: {}}\n")
 	code, _, stderr := cli(t, "", "run", spec)
-	if code != exitAborted || !strings.HasPrefix(stderr, "troupe: "+spec+":1:10: source: ") {
+	if code != exitUsage || !strings.HasPrefix(stderr, spec+":1:23: source.files.dir ") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }

@@ -87,6 +87,13 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 		},
 	})
 	if err != nil {
+		// What Spec.Check finds (the check validate makes) is a bad spec; a failure to open
+		// what passed it is not.
+		var se *troupe.SpecError
+		if errors.As(err, &se) {
+			fmt.Fprintf(e.stderr, "troupe: %v\n", e.specProblems(path, se))
+			return exitUsage
+		}
 		fmt.Fprintf(e.stderr, "troupe: %v\n", err)
 		return exitAborted
 	}

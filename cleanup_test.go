@@ -1,0 +1,67 @@
+package troupe
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// When Spec.Pipeline fails after it has started a plugin stage's warm spares, it stops them
+// before it returns: no plugin process and no goroutine of the build outlives the error.
+func TestPipelineFailureStopsSpares(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a plugin")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "upper")
+	build := exec.Command("go", "build", "-o", bin, "github.com/troupe-dev/troupe/examples/plugins/upper")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the plugin: %v\n%s", err, out)
+	}
+	before := goleak.IgnoreCurrent()
+	s, err := ParseSpec([]byte(`source: {range: {count: 10}}
+stages:
+  - {name: up, plugin: {cmd: [./upper]}, spares: 2}
+  - {name: keep, builtin: grep, options: {pattern: x}}
+sink: {discard: {}}
+`), filepath.Join(dir, "job.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second stage fails to build once the first one's spares are starting (as when a
+	// program edits a parsed spec, or a builtin's constructor fails on the outside world).
+	s.Stages[1].Options = map[string]any{"colour": "red"}
+	p, err := s.Pipeline(BuildOptions{})
+	var pe *PosError
+	if !errors.As(err, &pe) || p != nil || pe.Pos.Line != 4 || !strings.Contains(err.Error(), "stage keep") {
+		t.Fatalf("Pipeline = %v, %v; want an error at stage keep (line 4)", p, err)
+	}
+	goleak.VerifyNone(t, before)
+	if pids := runningProgram(bin); len(pids) > 0 {
+		t.Fatalf("plugin processes still running after Pipeline failed: %v", pids)
+	}
+}
+
+// runningProgram lists the live (not zombie) processes whose program is path.
+func runningProgram(path string) []string {
+	var pids []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err != nil || exe != path {
+			continue
+		}
+		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
+			if f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(f) > 0 && f[0] == "Z" {
+				continue
+			}
+		}
+		pids = append(pids, e.Name())
+	}
+	return pids
+}
