@@ -3,7 +3,7 @@ package main
 import (
 	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/actors"
-	"github.com/troupe-dev/troupe/examples/imgconv"
+	"github.com/troupe-dev/troupe/stages/imgconv"
 )
 
 // The command's own builtins, on top of the generic ones of package troupe.

@@ -11,9 +11,9 @@ package main
 import (
 	"context"
 
-	"github.com/troupe-dev/troupe/examples/imgconv"
 	"github.com/troupe-dev/troupe/ipc"
 	"github.com/troupe-dev/troupe/plugins/sdk"
+	"github.com/troupe-dev/troupe/stages/imgconv"
 )
 
 func main() {

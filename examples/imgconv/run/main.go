@@ -25,7 +25,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe"
-	"github.com/troupe-dev/troupe/examples/imgconv"
+	"github.com/troupe-dev/troupe/stages/imgconv"
 )
 
 func main() {
