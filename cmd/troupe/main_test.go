@@ -19,8 +19,8 @@ import (
 
 	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/actors"
-	"github.com/troupe-dev/troupe/examples/imgconv"
 	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe/stages/imgconv"
 )
 
 func init() {

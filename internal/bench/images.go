@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe/actors"
-	"github.com/troupe-dev/troupe/examples/imgconv"
+	"github.com/troupe-dev/troupe/stages/imgconv"
 )
 
 // troupeImages converts every file in dir with imgconv's stage, in-process, workers() workers.

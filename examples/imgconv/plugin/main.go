@@ -1,6 +1,6 @@
-// Command plugin is the image converter (package imgconv) as a troupe plugin: the same stage as
-// the in-process one, run in a separate process per worker, so that a decoder bug, a leak or a
-// hang on a hostile image costs one process, not the pipeline. Build it with
+// Command plugin is the image converter (package stages/imgconv) as a troupe plugin: the same
+// stage as the in-process one, run in a separate process per worker, so that a decoder bug, a
+// leak or a hang on a hostile image costs one process, not the pipeline. Build it with
 //
 //	go build -o examples/imgconv/bin/imgconv-plugin ./examples/imgconv/plugin
 //
@@ -11,9 +11,9 @@ package main
 import (
 	"context"
 
-	"github.com/troupe-dev/troupe/examples/imgconv"
 	"github.com/troupe-dev/troupe/ipc"
 	"github.com/troupe-dev/troupe/plugins/sdk"
+	"github.com/troupe-dev/troupe/stages/imgconv"
 )
 
 func main() {

@@ -1,6 +1,7 @@
 // Command run runs the image-conversion example: every image in a folder converted to JPEG, on
 // every core, under troupe's supervision tree. It is also a small example of embedding troupe:
-// it loads examples/imgconv/pipeline.yaml through the public API and runs it.
+// it registers the image stage of package stages/imgconv as the builtin "imgconv", loads
+// examples/imgconv/pipeline.yaml through the public API and runs it.
 //
 // From the repository's root:
 //
@@ -17,6 +18,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/signal"
@@ -25,21 +27,11 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe"
-	"github.com/troupe-dev/troupe/examples/imgconv"
+	"github.com/troupe-dev/troupe/stages/imgconv"
 )
 
-func main() {
-	os.Exit(run())
-}
-
-func run() int {
-	spec := flag.String("spec", filepath.Join("examples", "imgconv", "pipeline.yaml"), "the job's spec")
-	in := flag.String("in", "", "folder of images to convert (default: the spec's input, with samples generated when it is empty)")
-	out := flag.String("out", "", "folder for the JPEGs (default: the spec's output)")
-	samples := flag.Int("samples", 48, "how many sample images to generate when there is no input")
-	workers := flag.Int("workers", 0, "workers for the convert stage (default: the spec's, else one per CPU)")
-	flag.Parse()
-
+// The spec's `builtin: imgconv` is the image stage of package stages/imgconv, with its options.
+func init() {
 	troupe.Register("imgconv", troupe.Builtin{New: func(opts map[string]any) (troupe.Func, error) {
 		o, err := imgconv.ParseOptions(opts)
 		if err != nil {
@@ -47,22 +39,46 @@ func run() int {
 		}
 		return imgconv.Stage(o), nil
 	}})
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+// run runs the example with the command-line arguments args, writing its progress and summary to
+// stderr, and returns the exit status: 0 every image converted, 3 some went to dead letters, 2
+// bad usage or spec, 1 aborted.
+func run(args []string, stderr io.Writer) int {
+	flags := flag.NewFlagSet(filepath.Base(os.Args[0]), flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	spec := flags.String("spec", filepath.Join("examples", "imgconv", "pipeline.yaml"), "the job's spec")
+	in := flags.String("in", "", "folder of images to convert (default: the spec's input, with samples generated when it is empty)")
+	out := flags.String("out", "", "folder for the JPEGs (default: the spec's output)")
+	samples := flags.Int("samples", 48, "how many sample images to generate when there is no input")
+	workers := flags.Int("workers", 0, "workers for the convert stage (default: the spec's, else one per CPU)")
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+
 	s, err := troupe.LoadSpec(*spec)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		if errors.Is(err, fs.ErrNotExist) {
-			fmt.Fprintln(os.Stderr, "run it from the repository's root, or give -spec")
+			fmt.Fprintln(stderr, "run it from the repository's root, or give -spec")
 		}
 		return 2
 	}
 	if s.Source.Files == nil || s.Sink.Files == nil {
-		fmt.Fprintf(os.Stderr, "%s: this example expects a files source and a files sink\n", *spec)
+		fmt.Fprintf(stderr, "%s: this example expects a files source and a files sink\n", *spec)
 		return 2
 	}
 	if *in != "" {
 		s.Source.Files.Dir = *in
-	} else if err := ensureSamples(s.Source.Files.Dir, *samples); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	} else if err := ensureSamples(stderr, s.Source.Files.Dir, *samples); err != nil {
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	if *out != "" {
@@ -81,44 +97,46 @@ func run() int {
 	defer stop()
 	p, err := s.Pipeline(troupe.BuildOptions{})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	fmt.Fprintf(os.Stderr, "converting %s → %s\n", s.Source.Files.Dir, s.Sink.Files.Dir)
+	fmt.Fprintf(stderr, "converting %s → %s\n", s.Source.Files.Dir, s.Sink.Files.Dir)
 	r, err := p.Start(ctx)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	done := make(chan struct{})
+	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(stopped)
 		for {
 			select {
 			case <-done:
 				return
 			case <-tick.C:
 				g := r.Progress()
-				fmt.Fprintf(os.Stderr, "  %d/%d images, %d dead letters, %d restarts\n", g.RecordsOut+g.DeadLetters, g.Total, g.DeadLetters, g.Restarts)
+				fmt.Fprintf(stderr, "  %d/%d images, %d dead letters, %d restarts\n", g.RecordsOut+g.DeadLetters, g.Total, g.DeadLetters, g.Restarts)
 			}
 		}
 	}()
 	sum, err := r.Wait()
 	close(done)
+	<-stopped // no progress line after (or within) the summary
 	for _, st := range sum.Stages {
-		fmt.Fprintf(os.Stderr, "stage %-10s in %d  out %d  failed %d  retries %d  restarts %d  p50 %s  p99 %s\n",
+		fmt.Fprintf(stderr, "stage %-10s in %d  out %d  failed %d  retries %d  restarts %d  p50 %s  p99 %s\n",
 			st.Name, st.In, st.Out, st.Failed, st.Retries, st.Restarts, st.P50.Round(time.Microsecond), st.P99.Round(time.Microsecond))
 	}
 	rate := float64(sum.RecordsOut) / sum.Elapsed.Seconds()
-	fmt.Fprintf(os.Stderr, "%d images converted, %d dead letters, in %s (%.1f images/s)\n", sum.RecordsOut, sum.DeadLetters, sum.Elapsed.Round(time.Millisecond), rate)
+	fmt.Fprintf(stderr, "%d images converted, %d dead letters, in %s (%.1f images/s)\n", sum.RecordsOut, sum.DeadLetters, sum.Elapsed.Round(time.Millisecond), rate)
 	switch {
 	case err != nil:
-		fmt.Fprintln(os.Stderr, "aborted:", err)
+		fmt.Fprintln(stderr, "aborted:", err)
 		return 1
 	case sum.DeadLetters > 0:
 		if s.DeadLetter != nil {
-			fmt.Fprintf(os.Stderr, "dead letters (with reasons) in %s\n", s.DeadLetter.Path)
+			fmt.Fprintf(stderr, "dead letters (with reasons) in %s\n", s.DeadLetter.Path)
 		}
 		return 3
 	}
@@ -126,7 +144,7 @@ func run() int {
 }
 
 // ensureSamples generates n sample images in dir when it holds no file yet.
-func ensureSamples(dir string, n int) error {
+func ensureSamples(stderr io.Writer, dir string, n int) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -134,7 +152,7 @@ func ensureSamples(dir string, n int) error {
 	if len(entries) > 0 {
 		return nil
 	}
-	fmt.Fprintf(os.Stderr, "no input: generating %d sample images in %s\n", n, dir)
+	fmt.Fprintf(stderr, "no input: generating %d sample images in %s\n", n, dir)
 	_, err = imgconv.Generate(dir, n, 1)
 	return err
 }

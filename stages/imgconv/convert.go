@@ -1,15 +1,3 @@
-// Package imgconv is the image-conversion stage of troupe's seed example job, "a folder of images
-// → JPEG": it decodes PNG, JPEG, GIF (first frame), BMP, TIFF and WebP images and re-encodes them
-// as baseline JPEG.
-//
-// Convert does the work on one image. It reads the image's header before anything else and
-// refuses an image larger than Options.MaxPixels without allocating its pixels, so a tiny file
-// claiming to be 50000×50000 (a decompression bomb) fails cheaply. Corrupt input yields an error,
-// never a panic. JPEG has no transparency, so transparent and translucent pixels are composited
-// onto white.
-//
-// Stage adapts Convert to troupe's in-process stage signature (actors.Func), and Generate writes
-// a deterministic folder of sample images so that the example job runs on a fresh machine.
 package imgconv
 
 import (
@@ -20,8 +8,6 @@ import (
 	"image"
 	"image/draw"
 	"image/gif"
-	"image/jpeg"
-	"image/png"
 	"io"
 	"strings"
 
@@ -78,8 +64,9 @@ type codec struct {
 	name   string   // as in Info.Format
 	label  string   // for messages: "PNG"
 	magics []string // '?' matches any byte
-	config func(io.Reader) (image.Config, error)
-	decode func(io.Reader) (image.Image, error)
+	// config reads the header only: the dimensions, without allocating pixels.
+	config func(data []byte) (image.Config, error)
+	decode func(data []byte) (image.Image, error)
 	// short reports whether data visibly ends early (a missing trailer, a length field pointing
 	// past the end). Decoders often report truncation as a generic format error; this tells the
 	// two apart. Nil for formats without such a check.
@@ -88,19 +75,25 @@ type codec struct {
 
 // codecs are the formats Convert reads. Dispatch is by magic bytes here rather than through
 // image.Decode, so that formats registered by unrelated packages are not accepted by accident.
+// PNG and JPEG go through the replaceable codecs of codec_std.go; the others are pure Go always.
 var codecs = []codec{
-	{"png", "PNG", []string{"\x89PNG\r\n\x1a\n"}, png.DecodeConfig, png.Decode,
+	{"png", "PNG", []string{"\x89PNG\r\n\x1a\n"}, pngConfig, pngDecode,
 		func(b []byte) bool { return !bytes.HasSuffix(b, []byte("\x00\x00\x00\x00IEND\xaeB`\x82")) }},
-	{"jpeg", "JPEG", []string{"\xff\xd8"}, jpeg.DecodeConfig, jpeg.Decode,
+	{"jpeg", "JPEG", []string{"\xff\xd8"}, jpegConfig, jpegDecode,
 		func(b []byte) bool { return !bytes.HasSuffix(b, []byte{0xff, 0xd9}) }}, // EOI
 	// gif.Decode decodes the first frame only.
-	{"gif", "GIF", []string{"GIF87a", "GIF89a"}, gif.DecodeConfig, gif.Decode,
+	{"gif", "GIF", []string{"GIF87a", "GIF89a"}, fromReader(gif.DecodeConfig), fromReader(gif.Decode),
 		func(b []byte) bool { return !bytes.HasSuffix(b, []byte{0x3b}) }}, // trailer
-	{"bmp", "BMP", []string{"BM????\x00\x00\x00\x00"}, bmp.DecodeConfig, bmp.Decode,
+	{"bmp", "BMP", []string{"BM????\x00\x00\x00\x00"}, fromReader(bmp.DecodeConfig), fromReader(bmp.Decode),
 		func(b []byte) bool { return uint64(len(b)) < uint64(binary.LittleEndian.Uint32(b[2:6])) }}, // file size
-	{"tiff", "TIFF", []string{"II*\x00", "MM\x00*"}, tiff.DecodeConfig, tiff.Decode, nil},
-	{"webp", "WebP", []string{"RIFF????WEBPVP8"}, webp.DecodeConfig, webp.Decode,
+	{"tiff", "TIFF", []string{"II*\x00", "MM\x00*"}, fromReader(tiff.DecodeConfig), fromReader(tiff.Decode), nil},
+	{"webp", "WebP", []string{"RIFF????WEBPVP8"}, fromReader(webp.DecodeConfig), fromReader(webp.Decode),
 		func(b []byte) bool { return uint64(len(b)) < 8+uint64(binary.LittleEndian.Uint32(b[4:8])) }}, // RIFF size
+}
+
+// fromReader adapts a decoder that reads from an io.Reader to one given the whole file.
+func fromReader[T any](f func(io.Reader) (T, error)) func([]byte) (T, error) {
+	return func(data []byte) (T, error) { return f(bytes.NewReader(data)) }
 }
 
 func sniff(data []byte) *codec {
@@ -155,7 +148,7 @@ func Convert(data []byte, o Options) ([]byte, Info, error) {
 	info := Info{Format: c.name}
 
 	var cfg image.Config
-	if err := guard(func() (err error) { cfg, err = c.config(bytes.NewReader(data)); return err }); err != nil {
+	if err := guard(func() (err error) { cfg, err = c.config(data); return err }); err != nil {
 		return nil, info, decodeErr(c, nil, err) // the header is at the start: its end is no clue
 	}
 	if err := checkSize(cfg.Width, cfg.Height, o.MaxPixels); err != nil {
@@ -163,7 +156,7 @@ func Convert(data []byte, o Options) ([]byte, Info, error) {
 	}
 
 	var img image.Image
-	if err := guard(func() (err error) { img, err = c.decode(bytes.NewReader(data)); return err }); err != nil {
+	if err := guard(func() (err error) { img, err = c.decode(data); return err }); err != nil {
 		return nil, info, decodeErr(c, data, err)
 	}
 	if img == nil {
@@ -188,11 +181,11 @@ func Convert(data []byte, o Options) ([]byte, Info, error) {
 	}
 	info.Width, info.Height = screen.Dx(), screen.Dy()
 
-	var buf bytes.Buffer
-	if err := guard(func() error { return jpeg.Encode(&buf, out, &jpeg.Options{Quality: o.Quality}) }); err != nil {
+	var jpg []byte
+	if err := guard(func() (err error) { jpg, err = jpegEncode(out, o.Quality); return err }); err != nil {
 		return nil, info, fmt.Errorf("encode JPEG: %w", err)
 	}
-	return buf.Bytes(), info, nil
+	return jpg, info, nil
 }
 
 // guard runs f and turns a panic into an error: decoders are not all hardened against hostile
@@ -251,9 +244,9 @@ func leading(data []byte) string {
 	return fmt.Sprintf("% x", data)
 }
 
-// opaque returns img with any transparency composited onto white, in a type jpeg.Encode handles
-// without per-pixel interface calls. img is the decoder's fresh output, owned by the caller, so it
-// may be modified in place.
+// opaque returns img with any transparency composited onto white, in a type the JPEG encoder
+// handles without per-pixel interface calls. img is the decoder's fresh output, owned by the
+// caller, so it may be modified in place.
 func opaque(img image.Image) image.Image {
 	switch m := img.(type) {
 	case *image.YCbCr, *image.Gray:

@@ -9,8 +9,8 @@ import (
 	"image/jpeg"
 	"image/png"
 
-	"github.com/troupe-dev/troupe/examples/imgconv"
 	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe/stages/imgconv"
 )
 
 // A half-transparent PNG becomes an opaque JPEG: transparency is composited onto white.
