@@ -40,11 +40,6 @@ func (c *cell) get() error {
 	return c.reason
 }
 
-// cells maps the PID (pointer: one incarnation) of every supervised child
-// to its cell, for Exit. Entries are removed when the supervisor handles
-// the child's *actor.Terminated.
-var cells sync.Map
-
 // Exit ends the calling child actor with reason: nil is a normal exit,
 // ErrShutdown (or an error wrapping it) a shutdown exit, anything else an
 // abnormal exit. The actor is stopped (it still receives *actor.Stopping)
@@ -52,7 +47,7 @@ var cells sync.Map
 // Exit must be called from the actor's Receive. For an actor that is not
 // supervised by this package it just stops the actor.
 func Exit(ctx actor.Context, reason error) {
-	if v, ok := cells.Load(ctx.Self()); ok {
+	if v, ok := registryOf(ctx.ActorSystem()).cells.Load(ctx.Self()); ok {
 		v.(*cell).record(reason)
 	}
 	ctx.Stop(ctx.Self())
@@ -68,7 +63,10 @@ func childMiddleware(cl *cell) actor.ReceiverMiddleware {
 				freeze()
 			}
 			if _, ok := env.Message.(*actor.Started); ok {
-				cells.Store(ctx.Self(), cl)
+				// Registered here, not by the supervisor: Exit may be
+				// called from this very handler. The supervisor removes
+				// the entry when it handles the *actor.Terminated.
+				registryOf(ctx.ActorSystem()).cells.Store(ctx.Self(), cl)
 				defer cl.startOnce.Do(func() { close(cl.started) })
 			}
 			invoke(cl, next, ctx, env)

@@ -64,6 +64,7 @@ type server struct {
 	system *actor.ActorSystem
 	self   *actor.PID
 	proc   actor.Process // our own process, to send us system messages
+	reg    *registry     // our actor system's registry
 
 	children   []*child
 	restartLog []time.Time
@@ -92,7 +93,8 @@ func (s *server) Receive(ctx actor.Context) {
 	case *actor.Started:
 		s.ctx, s.system, s.self = ctx, ctx.ActorSystem(), ctx.Self()
 		s.proc, _ = s.system.ProcessRegistry.Get(s.self)
-		supervisors.Store(s.self.Id, s.sh)
+		s.reg = registryOf(s.system)
+		s.reg.supervisors.Store(s.self.Id, s.sh)
 		s.enqueue(job{run: s.initialize})
 	case *actor.Terminated:
 		s.onTerminated(m.Who)
@@ -292,7 +294,7 @@ func (s *server) onStopped() {
 			c.op.timer.Stop()
 		}
 	}
-	supervisors.CompareAndDelete(s.self.Id, s.sh)
+	s.reg.supervisors.CompareAndDelete(s.self.Id, s.sh)
 	if !s.sh.initClosed && s.sh.initErr == nil {
 		s.sh.initErr = fmt.Errorf("supervisor %s: stopped during start: %w", s.self.Id, ErrSupervisorStopped)
 	}
@@ -462,7 +464,7 @@ func (s *server) abandon(c *child, op *stopOp) {
 }
 
 func (s *server) onTerminated(who *actor.PID) {
-	cells.Delete(who)
+	s.reg.cells.Delete(who)
 	c := s.byPID(who)
 	if c == nil {
 		return

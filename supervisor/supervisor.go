@@ -117,10 +117,6 @@ func newShared() *shared {
 	return &shared{done: make(chan struct{}), initDone: make(chan struct{})}
 }
 
-// supervisors maps the PID id of every running supervisor to its shared
-// state, so that Ref can find it.
-var supervisors sync.Map
-
 var deadShared = func() *shared {
 	sh := newShared()
 	close(sh.done)
@@ -161,9 +157,11 @@ func Start(system *actor.ActorSystem, spec Spec) (*Supervisor, error) {
 	return &Supervisor{system: system, pid: pid, sh: sh}, nil
 }
 
-// Ref returns a handle to the supervisor actor running at pid, e.g. a
-// nested supervisor found with WhichChildren. If no supervisor runs there,
-// the handle's Done is closed and its methods return ErrSupervisorStopped.
+// Ref returns a handle to the supervisor actor running at pid in system,
+// e.g. a nested supervisor found with WhichChildren. If no supervisor of
+// this package runs there (in that actor system: another system's
+// supervisor with the same name does not count), the handle's Done is
+// closed and its methods return ErrSupervisorStopped.
 func Ref(system *actor.ActorSystem, pid *actor.PID) *Supervisor {
 	return &Supervisor{system: system, pid: pid}
 }
@@ -172,10 +170,10 @@ func (s *Supervisor) shared() *shared {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sh == nil {
-		if s.pid == nil {
+		if s.pid == nil || s.system == nil {
 			return deadShared
 		}
-		v, ok := supervisors.Load(s.pid.Id)
+		v, ok := registryOf(s.system).supervisors.Load(s.pid.Id)
 		if !ok {
 			return deadShared
 		}
