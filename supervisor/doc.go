@@ -74,6 +74,15 @@
 // (Only a [StartFunc] itself, or a child's *actor.Started handler, holds
 // the supervisor while it runs.)
 //
+// [Start] and [Supervisor.StartChild] check a specification before
+// anything starts ([Spec.Validate], [Flags.Validate],
+// [ChildSpec.Validate], child supervisors included) and report every
+// broken range or consistency rule at once, as [FieldErrors]: each
+// [*FieldError] names the specification, the child and the field
+// ("intensity", "backoff.min", "shutdown", ...), so that a caller reading
+// specifications from a file can use errors.As to place each one, without
+// taking error strings apart.
+//
 // Everything a supervisor does is published on the actor system's
 // EventStream as an [*Event]; [Subscribe] is a convenience filter.
 package supervisor

@@ -736,7 +736,7 @@ func (s *server) cancelRestartTimer() {
 // --- admin requests ---
 
 func (s *server) startChildReq(spec ChildSpec) Reply {
-	if err := spec.validate(); err != nil {
+	if err := spec.Validate(); err != nil {
 		return Reply{Err: err}
 	}
 	if c := s.find(spec.Name); c != nil {
