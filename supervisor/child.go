@@ -15,15 +15,18 @@ import (
 // *actor.Terminated, which may overtake any user message the child sent)
 // and the abandoned flag.
 type cell struct {
-	started   chan struct{} // closed when *actor.Started has been handled
-	startOnce sync.Once
-	mu        sync.Mutex
-	reason    error
-	set       bool
-	abandoned atomic.Bool
+	incarnation int           // its number, see ChildSpec.OnStart
+	started     chan struct{} // closed when *actor.Started has been handled
+	startOnce   sync.Once
+	mu          sync.Mutex
+	reason      error
+	set         bool
+	abandoned   atomic.Bool
 }
 
-func newCell() *cell { return &cell{started: make(chan struct{})} }
+func newCell(incarnation int) *cell {
+	return &cell{incarnation: incarnation, started: make(chan struct{})}
+}
 
 // record sets the exit reason unless one was recorded before.
 func (c *cell) record(reason error) {

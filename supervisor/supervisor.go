@@ -39,6 +39,9 @@ type ChildInfo struct {
 	State ChildState
 	// Restarts counts how often the supervisor restarted the child.
 	Restarts int
+	// Incarnation is the number of the running incarnation, or of the last
+	// one that ran, 0 if none has (see ChildSpec.OnStart).
+	Incarnation int
 }
 
 // Counts are a supervisor's child counts (OTP's count_children).
@@ -145,7 +148,7 @@ func Start(system *actor.ActorSystem, spec Spec) (*Supervisor, error) {
 		return nil, err
 	}
 	sh := newShared()
-	pid, err := system.Root.SpawnNamed(supervisorProps(spec, sh), spec.Name)
+	pid, err := system.Root.SpawnNamed(supervisorProps(spec, sh, newHistory()), spec.Name)
 	if err != nil {
 		return nil, fmt.Errorf("supervisor: spawn %q: %w", spec.Name, err)
 	}
@@ -259,6 +262,21 @@ func (s *Supervisor) DeleteChild(name string) error {
 func (s *Supervisor) KillChild(name string, reason error) error {
 	ch := make(chan Reply, 1)
 	return s.call(&KillChild{Name: name, Reason: reason, reply: ch}, ch).Err
+}
+
+// Child returns what WhichChildren says about the named child, or
+// ErrNotFound.
+func (s *Supervisor) Child(name string) (ChildInfo, error) {
+	infos, err := s.WhichChildren()
+	if err != nil {
+		return ChildInfo{}, err
+	}
+	for _, info := range infos {
+		if info.Name == name {
+			return info, nil
+		}
+	}
+	return ChildInfo{}, fmt.Errorf("%w: %s", ErrNotFound, name)
 }
 
 // WhichChildren lists the children in declaration order.

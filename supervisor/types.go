@@ -259,8 +259,28 @@ type ChildSpec struct {
 	// Name identifies the child within its supervisor and is the last
 	// element of its PID id. It must be unique and non-empty.
 	Name string
-	// Start starts an incarnation of the child.
+	// Start starts an incarnation of the child. Set it or
+	// StartIncarnation.
 	Start StartFunc
+	// StartIncarnation, if set instead of Start, starts an incarnation of
+	// the child and is told its number (see OnStart), e.g. to name what it
+	// starts for that incarnation.
+	StartIncarnation func(incarnation int) (*actor.Props, error)
+	// OnStart, if set, is called each time an incarnation of the child
+	// has started, with its PID and its number: 0 for the first start of
+	// a child of this name under its supervisor, then 1, 2, ... in the
+	// order of the start attempts (a start that fails uses up its number;
+	// a child supervisor's children go on counting when it is restarted).
+	// It runs in the supervisor's goroutine, after the incarnation's
+	// *actor.Started handler (for a child supervisor: after its children
+	// have started) and before the supervisor goes on, e.g. starts the
+	// next child or publishes the Started or Restarted event; so it must
+	// be quick and must not wait for the supervisor, and what it stores
+	// for other goroutines needs synchronisation. A panic in it is a
+	// crash of that incarnation. The incarnation's actor can learn its
+	// number with Incarnation. See the package documentation on finding
+	// children.
+	OnStart func(pid *actor.PID, incarnation int)
 	// Restart decides whether the child is restarted after it exits.
 	Restart RestartType
 	// Shutdown is how long the child gets to stop; see Shutdown.
@@ -306,8 +326,11 @@ func (c ChildSpec) check(fe *fieldErrors, label, path string) {
 	case strings.Contains(c.Name, "/"):
 		fe.add("name", "must not contain '/', got %q", c.Name)
 	}
-	if c.Start == nil && c.nested == nil {
+	switch {
+	case c.Start == nil && c.StartIncarnation == nil && c.nested == nil:
 		fe.add("start", "no start function")
+	case c.Start != nil && c.StartIncarnation != nil:
+		fe.add("start", "set only one of Start and StartIncarnation")
 	}
 	if c.Restart < Permanent || c.Restart > Temporary {
 		fe.add("restart", "unknown value %d (want one of %s)", int(c.Restart), strings.Join(restartNames, ", "))
@@ -405,7 +428,7 @@ func (s Spec) Child(restart RestartType) ChildSpec {
 			if err := spec.Validate(); err != nil {
 				return nil, err
 			}
-			return supervisorProps(spec, newShared()), nil
+			return supervisorProps(spec, newShared(), newHistory()), nil
 		},
 	}
 }
