@@ -7,8 +7,9 @@ import (
 
 // FieldError is one broken range or consistency rule of a specification:
 // which field, and what is wrong with it. [Flags.Validate],
-// [ChildSpec.Validate], [Spec.Validate] and the Parse functions return
-// their findings as FieldErrors (all of them at once), so that a caller
+// [ChildSpec.Validate] and [Spec.Validate] return their findings as
+// [FieldErrors] (all of them at once), and the Parse functions' errors
+// unwrap to one, so that a caller
 // that reads specifications from a file can use errors.As to put each one
 // at the position of the field it names, instead of taking error strings
 // apart.

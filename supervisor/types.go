@@ -36,9 +36,10 @@ var strategyNames = []string{"one_for_one", "one_for_all", "rest_for_one"}
 func (s Strategy) String() string { return enumName(strategyNames, int(s), "Strategy") }
 
 // ParseStrategy parses an OTP strategy name: "one_for_one", "one_for_all"
-// or "rest_for_one". Another name is a [*FieldError] for "strategy".
+// or "rest_for_one". Another name is an error that errors.As
+// turns into a [*FieldError] for "strategy".
 func ParseStrategy(s string) (Strategy, error) {
-	i, err := parseEnum(strategyNames, s, "strategy")
+	i, err := parseEnum(strategyNames, s, "strategy", "strategy")
 	return Strategy(i), err
 }
 
@@ -64,9 +65,10 @@ var restartNames = []string{"permanent", "transient", "temporary"}
 func (r RestartType) String() string { return enumName(restartNames, int(r), "RestartType") }
 
 // ParseRestartType parses "permanent", "transient" or "temporary".
-// Another name is a [*FieldError] for "restart".
+// Another name is an error that errors.As turns into a [*FieldError] for
+// "restart".
 func ParseRestartType(s string) (RestartType, error) {
-	i, err := parseEnum(restartNames, s, "restart")
+	i, err := parseEnum(restartNames, s, "restart type", "restart")
 	return RestartType(i), err
 }
 
@@ -91,9 +93,10 @@ var autoShutdownNames = []string{"never", "any_significant", "all_significant"}
 func (a AutoShutdown) String() string { return enumName(autoShutdownNames, int(a), "AutoShutdown") }
 
 // ParseAutoShutdown parses "never", "any_significant" or "all_significant".
-// Another name is a [*FieldError] for "auto_shutdown".
+// Another name is an error that errors.As turns into a [*FieldError] for
+// "auto_shutdown".
 func ParseAutoShutdown(s string) (AutoShutdown, error) {
-	i, err := parseEnum(autoShutdownNames, s, "auto_shutdown")
+	i, err := parseEnum(autoShutdownNames, s, "auto_shutdown", "auto_shutdown")
 	return AutoShutdown(i), err
 }
 
@@ -519,13 +522,23 @@ func enumName(names []string, i int, typ string) string {
 	return fmt.Sprintf("%s(%d)", typ, i)
 }
 
-// parseEnum parses one of names; an unknown value is a *FieldError for
-// field.
-func parseEnum(names []string, s, field string) (int, error) {
+// parseEnum parses one of names; what names the kind of value in the
+// message. An unknown value is a *FieldError for field (see parseError).
+func parseEnum(names []string, s, what, field string) (int, error) {
 	for i, n := range names {
 		if n == s {
 			return i, nil
 		}
 	}
-	return 0, &FieldError{Field: field, Msg: fmt.Sprintf("unknown value %q (want one of %s)", s, strings.Join(names, ", "))}
+	return 0, &parseError{&FieldError{Field: field, Msg: fmt.Sprintf("unknown %s %q (want one of %s)", what, s, strings.Join(names, ", "))}}
 }
+
+// parseError is a *FieldError that prints as the Parse functions' errors
+// always have, without the field's name (the message names it already):
+// `supervisor: unknown strategy "x" (want one of ...)`.
+type parseError struct{ fe *FieldError }
+
+func (e *parseError) Error() string { return "supervisor: " + e.fe.Msg }
+
+// Unwrap returns the *FieldError, for errors.As.
+func (e *parseError) Unwrap() error { return e.fe }
