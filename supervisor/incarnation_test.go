@@ -296,3 +296,49 @@ func TestStartAndStartIncarnationExclusive(t *testing.T) {
 	c := ChildSpec{Name: "w", Start: func() (*actor.Props, error) { return nil, nil }, StartIncarnation: func(int) (*actor.Props, error) { return nil, nil }}
 	checkFieldErrors(t, "both", c.Validate(), []want{{"", "w", "start", "set only one of Start and StartIncarnation"}})
 }
+
+// A PID handed out for an incarnation that hangs and is abandoned reaches
+// the next incarnation, not the frozen one (protoactor marks the abandoned
+// process dead when the supervisor removes it from the ProcessRegistry, so
+// the PID looks its id up again).
+func TestFirstPIDReachesTheIncarnationAfterAnAbandonedOne(t *testing.T) {
+	defer func(d time.Duration) { abandonAfter = d }(abandonAfter)
+	abandonAfter = 100 * time.Millisecond
+
+	system := newSystem(t)
+	events := watchEvents(t, system)
+	hook := newStarts()
+	release := make(chan struct{})
+	defer close(release)
+	hung := make(chan struct{}, 1)
+	c := ChildSpec{Name: "w", Shutdown: BrutalKill, OnStart: hook.hook, Start: func() (*actor.Props, error) {
+		return actor.PropsFromFunc(func(ctx actor.Context) {
+			switch m := ctx.Message().(type) {
+			case whoMsg:
+				n, ok := Incarnation(ctx)
+				m.reply <- who{ctx.Self().Id, n, ok}
+			case struct{}: // hang
+				hung <- struct{}{}
+				<-release
+			}
+		}), nil
+	}}
+	sup := mustStart(t, system, Spec{Name: "root", Flags: flags(OneForOne, 3), Children: []ChildSpec{c}})
+	first := hook.wait(t, 0)
+	if w := ask(t, system, first.pid); w.n != 0 { // caches the first process in the PID
+		t.Fatalf("first incarnation says %+v", w)
+	}
+	system.Root.Send(first.pid, struct{}{})
+	<-hung
+	if err := sup.KillChild("w", errBoom); err != nil {
+		t.Fatal(err)
+	}
+	events.wait(t, "root/w", Abandoned)
+	second := hook.wait(t, 1)
+	if w := ask(t, system, first.pid); w.n != 1 {
+		t.Errorf("the first PID reaches %+v, want incarnation 1", w)
+	}
+	if second.n != 1 || ask(t, system, second.pid).n != 1 {
+		t.Errorf("second OnStart = %+v", second)
+	}
+}
