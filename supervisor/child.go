@@ -15,15 +15,18 @@ import (
 // *actor.Terminated, which may overtake any user message the child sent)
 // and the abandoned flag.
 type cell struct {
-	started   chan struct{} // closed when *actor.Started has been handled
-	startOnce sync.Once
-	mu        sync.Mutex
-	reason    error
-	set       bool
-	abandoned atomic.Bool
+	incarnation int           // its number, see ChildSpec.OnStart
+	started     chan struct{} // closed when *actor.Started has been handled
+	startOnce   sync.Once
+	mu          sync.Mutex
+	reason      error
+	set         bool
+	abandoned   atomic.Bool
 }
 
-func newCell() *cell { return &cell{started: make(chan struct{})} }
+func newCell(incarnation int) *cell {
+	return &cell{incarnation: incarnation, started: make(chan struct{})}
+}
 
 // record sets the exit reason unless one was recorded before.
 func (c *cell) record(reason error) {
@@ -40,11 +43,6 @@ func (c *cell) get() error {
 	return c.reason
 }
 
-// cells maps the PID (pointer: one incarnation) of every supervised child
-// to its cell, for Exit. Entries are removed when the supervisor handles
-// the child's *actor.Terminated.
-var cells sync.Map
-
 // Exit ends the calling child actor with reason: nil is a normal exit,
 // ErrShutdown (or an error wrapping it) a shutdown exit, anything else an
 // abnormal exit. The actor is stopped (it still receives *actor.Stopping)
@@ -52,7 +50,7 @@ var cells sync.Map
 // Exit must be called from the actor's Receive. For an actor that is not
 // supervised by this package it just stops the actor.
 func Exit(ctx actor.Context, reason error) {
-	if v, ok := cells.Load(ctx.Self()); ok {
+	if v, ok := registryOf(ctx.ActorSystem()).cells.Load(ctx.Self()); ok {
 		v.(*cell).record(reason)
 	}
 	ctx.Stop(ctx.Self())
@@ -68,7 +66,10 @@ func childMiddleware(cl *cell) actor.ReceiverMiddleware {
 				freeze()
 			}
 			if _, ok := env.Message.(*actor.Started); ok {
-				cells.Store(ctx.Self(), cl)
+				// Registered here, not by the supervisor: Exit may be
+				// called from this very handler. The supervisor removes
+				// the entry when it handles the *actor.Terminated.
+				registryOf(ctx.ActorSystem()).cells.Store(ctx.Self(), cl)
 				defer cl.startOnce.Do(func() { close(cl.started) })
 			}
 			invoke(cl, next, ctx, env)

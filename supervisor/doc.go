@@ -74,6 +74,46 @@
 // (Only a [StartFunc] itself, or a child's *actor.Started handler, holds
 // the supervisor while it runs.)
 //
+// [Start] and [Supervisor.StartChild] check a specification before
+// anything starts ([Spec.Validate], [Flags.Validate],
+// [ChildSpec.Validate], child supervisors included) and report every
+// broken range or consistency rule at once, as [FieldErrors]: each
+// [*FieldError] names the specification, the child and the field
+// ("intensity", "backoff.min", "shutdown", ...), so that a caller reading
+// specifications from a file can use errors.As to place each one, without
+// taking error strings apart.
+//
 // Everything a supervisor does is published on the actor system's
 // EventStream as an [*Event]; [Subscribe] is a convenience filter.
+//
+// What the package keeps besides its actors (for [Ref], [Exit] and
+// [Incarnation]) is kept per actor system, as an extension of it
+// (actor.ActorSystem.Extensions): two actor systems in one process can use
+// the same supervisor and child names without interfering.
+//
+// # Finding children
+//
+// The supervisor hands out what it starts: a child's [ChildSpec].OnStart
+// hook is called with the PID and the number of each incarnation once it
+// has started (in the supervisor's goroutine, before the next child
+// starts), and [Supervisor.Child] and [Supervisor.WhichChildren] report
+// the running one. Incarnations are numbered per child name under its
+// supervisor from 0, in the order of the start attempts; the numbering
+// goes on when a child supervisor is restarted, for as long as the root
+// supervisor runs. The start function learns the number through
+// [ChildSpec].StartIncarnation, the actor through [Incarnation] (e.g. in
+// its *actor.Started handler, to find out that an earlier incarnation may
+// have left work unfinished).
+//
+// Every incarnation of a child has the same PID id (its supervisor's id,
+// "/", its name), and protoactor looks a PID up by its id again once the
+// incarnation it last reached has terminated (or been abandoned), so a
+// PID from OnStart keeps reaching the child across restarts: the current
+// incarnation, or dead letters while none runs. Children start in
+// declaration order, so the OnStart hooks of the children declared first
+// have run when a later child starts: declare receivers before their
+// senders and the senders' start functions can read the receivers' PIDs.
+// A restart may replace a PID that OnStart stored while other actors read
+// it; store it with synchronisation (e.g. atomic.Pointer) or keep the
+// first one, which stays valid.
 package supervisor

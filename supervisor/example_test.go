@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -64,4 +65,90 @@ func Example() {
 	// err: <nil>
 	// root/worker-1 stopped (shutdown)
 	// root stopped
+}
+
+// A child's OnStart hook hands out the PID of each incarnation; children
+// declared later (here the sender) can use the PIDs of those declared
+// before them.
+func ExampleChildSpec_onStart() {
+	system := actor.NewActorSystemWithConfig(actor.Configure(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	})))
+	defer system.Shutdown()
+
+	var sink atomic.Pointer[actor.PID]
+	got := make(chan string)
+	started := make(chan int, 2)
+	sup, err := supervisor.Start(system, supervisor.Spec{
+		Name:  "root",
+		Flags: supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: 3, Period: 10 * time.Second},
+		Children: []supervisor.ChildSpec{
+			{
+				Name: "sink",
+				Start: func() (*actor.Props, error) {
+					return actor.PropsFromFunc(func(ctx actor.Context) {
+						switch m := ctx.Message().(type) {
+						case string:
+							n, _ := supervisor.Incarnation(ctx)
+							got <- fmt.Sprintf("incarnation %d got %q", n, m)
+						case crash:
+							supervisor.Exit(ctx, errors.New("boom"))
+						}
+					}), nil
+				},
+				OnStart: func(pid *actor.PID, n int) {
+					fmt.Printf("%s: incarnation %d\n", pid.Id, n)
+					sink.Store(pid)
+					started <- n
+				},
+			},
+			{
+				Name: "sender",
+				Start: func() (*actor.Props, error) {
+					to := sink.Load() // the sink has started: it was declared first
+					return actor.PropsFromFunc(func(ctx actor.Context) {
+						if m, ok := ctx.Message().(string); ok {
+							ctx.Send(to, m)
+						}
+					}), nil
+				},
+			},
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	sender := system.NewLocalPID("root/sender")
+	system.Root.Send(sender, "hello")
+	fmt.Println(<-got)
+
+	<-started
+	system.Root.Send(sink.Load(), crash{})
+	<-started // the restart
+	// The sender's PID from the first incarnation reaches the new one.
+	system.Root.Send(sender, "again")
+	fmt.Println(<-got)
+	_ = sup.Stop()
+	// Output:
+	// root/sink: incarnation 0
+	// incarnation 0 got "hello"
+	// root/sink: incarnation 1
+	// incarnation 1 got "again"
+}
+
+// Validation reports every broken rule as a *FieldError naming its field.
+func ExampleFlags_Validate() {
+	f := supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: -1, Period: 0}
+	err := f.Validate()
+	fmt.Println(err)
+	var fes supervisor.FieldErrors
+	if errors.As(err, &fes) {
+		for _, fe := range fes {
+			fmt.Printf("%s -> %s\n", fe.Field, fe.Msg)
+		}
+	}
+	// Output:
+	// supervisor: intensity: must not be negative, got -1; period: must be positive, got 0s
+	// intensity -> must not be negative, got -1
+	// period -> must be positive, got 0s
 }

@@ -20,8 +20,11 @@ type child struct {
 	failed   bool       // the incarnation crashed (its mailbox is suspended)
 	state    ChildState
 	restarts int
-	op       *stopOp // stop in progress
-	removed  bool
+	// incarnation is the number of the running incarnation, or of the
+	// last one that ran (see ChildSpec.OnStart).
+	incarnation int
+	op          *stopOp // stop in progress
+	removed     bool
 
 	// exitPending: the child ended by itself and the exit has not been
 	// handled yet (processExit). A deliberate stop consumes it.
@@ -60,10 +63,12 @@ type (
 type server struct {
 	spec   Spec
 	sh     *shared
+	hist   *history // numbers our children's incarnations
 	ctx    actor.Context
 	system *actor.ActorSystem
 	self   *actor.PID
 	proc   actor.Process // our own process, to send us system messages
+	reg    *registry     // our actor system's registry
 
 	children   []*child
 	restartLog []time.Time
@@ -82,8 +87,8 @@ type server struct {
 
 var _ actor.SupervisorStrategy = (*server)(nil)
 
-func supervisorProps(spec Spec, sh *shared) *actor.Props {
-	return actor.PropsFromProducer(func() actor.Actor { return &server{spec: spec, sh: sh} })
+func supervisorProps(spec Spec, sh *shared, hist *history) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return &server{spec: spec, sh: sh, hist: hist} })
 }
 
 // Receive implements actor.Actor.
@@ -92,7 +97,8 @@ func (s *server) Receive(ctx actor.Context) {
 	case *actor.Started:
 		s.ctx, s.system, s.self = ctx, ctx.ActorSystem(), ctx.Self()
 		s.proc, _ = s.system.ProcessRegistry.Get(s.self)
-		supervisors.Store(s.self.Id, s.sh)
+		s.reg = registryOf(s.system)
+		s.reg.supervisors.Store(s.self.Id, s.sh)
 		s.enqueue(job{run: s.initialize})
 	case *actor.Terminated:
 		s.onTerminated(m.Who)
@@ -292,7 +298,7 @@ func (s *server) onStopped() {
 			c.op.timer.Stop()
 		}
 	}
-	supervisors.CompareAndDelete(s.self.Id, s.sh)
+	s.reg.supervisors.CompareAndDelete(s.self.Id, s.sh)
 	if !s.sh.initClosed && s.sh.initErr == nil {
 		s.sh.initErr = fmt.Errorf("supervisor %s: stopped during start: %w", s.self.Id, ErrSupervisorStopped)
 	}
@@ -307,17 +313,22 @@ func (s *server) onStopped() {
 func (s *server) startChild(c *child) error {
 	var props *actor.Props
 	var sh *shared
+	n := s.hist.next(c.spec.Name)
 	err := safeCall("start "+c.spec.Name, func() error {
 		if c.spec.nested != nil {
 			if err := c.spec.nested.Validate(); err != nil {
 				return err
 			}
 			sh = newShared()
-			props = supervisorProps(*c.spec.nested, sh)
+			props = supervisorProps(*c.spec.nested, sh, s.hist.child(c.spec.Name))
 			return nil
 		}
 		var err error
-		props, err = c.spec.Start()
+		if c.spec.StartIncarnation != nil {
+			props, err = c.spec.StartIncarnation(n)
+		} else {
+			props, err = c.spec.Start()
+		}
 		return err
 	})
 	if err != nil {
@@ -326,7 +337,7 @@ func (s *server) startChild(c *child) error {
 	if props == nil {
 		return fmt.Errorf("start %s: StartFunc returned nil props", c.spec.Name)
 	}
-	cl := newCell()
+	cl := newCell(n)
 	pid, err := s.ctx.SpawnNamed(props.Clone(actor.WithReceiverMiddleware(childMiddleware(cl))), c.spec.Name)
 	if err != nil {
 		return fmt.Errorf("spawn %s: %w", c.spec.Name, err)
@@ -345,6 +356,16 @@ func (s *server) startChild(c *child) error {
 	}
 	c.pid, c.cell, c.isSup, c.failed, c.state = pid, cl, sh != nil, false, ChildRunning
 	c.exitPending = false
+	c.incarnation = n
+	if c.spec.OnStart != nil {
+		// A panic in the hook is a crash of the incarnation right after
+		// its start, like a panic in its *actor.Started handler.
+		err := safeCall("OnStart of "+c.spec.Name, func() error { c.spec.OnStart(pid, n); return nil })
+		if err != nil {
+			cl.record(err)
+			s.beginStop(c, false, nil)
+		}
+	}
 	return nil
 }
 
@@ -462,7 +483,7 @@ func (s *server) abandon(c *child, op *stopOp) {
 }
 
 func (s *server) onTerminated(who *actor.PID) {
-	cells.Delete(who)
+	s.reg.cells.Delete(who)
 	c := s.byPID(who)
 	if c == nil {
 		return
@@ -734,7 +755,7 @@ func (s *server) cancelRestartTimer() {
 // --- admin requests ---
 
 func (s *server) startChildReq(spec ChildSpec) Reply {
-	if err := spec.validate(); err != nil {
+	if err := spec.Validate(); err != nil {
 		return Reply{Err: err}
 	}
 	if c := s.find(spec.Name); c != nil {
@@ -833,7 +854,7 @@ func (s *server) which() []ChildInfo {
 		if c.pid != nil {
 			st = ChildRunning
 		}
-		out = append(out, ChildInfo{Name: c.spec.Name, PID: c.pid, Type: c.spec.Type, State: st, Restarts: c.restarts})
+		out = append(out, ChildInfo{Name: c.spec.Name, PID: c.pid, Type: c.spec.Type, State: st, Restarts: c.restarts, Incarnation: c.incarnation})
 	}
 	return out
 }

@@ -39,6 +39,9 @@ type ChildInfo struct {
 	State ChildState
 	// Restarts counts how often the supervisor restarted the child.
 	Restarts int
+	// Incarnation is the number of the running incarnation, or of the last
+	// one that ran, 0 if none has (see ChildSpec.OnStart).
+	Incarnation int
 }
 
 // Counts are a supervisor's child counts (OTP's count_children).
@@ -117,10 +120,6 @@ func newShared() *shared {
 	return &shared{done: make(chan struct{}), initDone: make(chan struct{})}
 }
 
-// supervisors maps the PID id of every running supervisor to its shared
-// state, so that Ref can find it.
-var supervisors sync.Map
-
 var deadShared = func() *shared {
 	sh := newShared()
 	close(sh.done)
@@ -149,7 +148,7 @@ func Start(system *actor.ActorSystem, spec Spec) (*Supervisor, error) {
 		return nil, err
 	}
 	sh := newShared()
-	pid, err := system.Root.SpawnNamed(supervisorProps(spec, sh), spec.Name)
+	pid, err := system.Root.SpawnNamed(supervisorProps(spec, sh, newHistory()), spec.Name)
 	if err != nil {
 		return nil, fmt.Errorf("supervisor: spawn %q: %w", spec.Name, err)
 	}
@@ -161,9 +160,11 @@ func Start(system *actor.ActorSystem, spec Spec) (*Supervisor, error) {
 	return &Supervisor{system: system, pid: pid, sh: sh}, nil
 }
 
-// Ref returns a handle to the supervisor actor running at pid, e.g. a
-// nested supervisor found with WhichChildren. If no supervisor runs there,
-// the handle's Done is closed and its methods return ErrSupervisorStopped.
+// Ref returns a handle to the supervisor actor running at pid in system,
+// e.g. a nested supervisor found with WhichChildren. If no supervisor of
+// this package runs there (in that actor system: another system's
+// supervisor with the same name does not count), the handle's Done is
+// closed and its methods return ErrSupervisorStopped.
 func Ref(system *actor.ActorSystem, pid *actor.PID) *Supervisor {
 	return &Supervisor{system: system, pid: pid}
 }
@@ -172,10 +173,10 @@ func (s *Supervisor) shared() *shared {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sh == nil {
-		if s.pid == nil {
+		if s.pid == nil || s.system == nil {
 			return deadShared
 		}
-		v, ok := supervisors.Load(s.pid.Id)
+		v, ok := registryOf(s.system).supervisors.Load(s.pid.Id)
 		if !ok {
 			return deadShared
 		}
@@ -261,6 +262,21 @@ func (s *Supervisor) DeleteChild(name string) error {
 func (s *Supervisor) KillChild(name string, reason error) error {
 	ch := make(chan Reply, 1)
 	return s.call(&KillChild{Name: name, Reason: reason, reply: ch}, ch).Err
+}
+
+// Child returns what WhichChildren says about the named child, or
+// ErrNotFound.
+func (s *Supervisor) Child(name string) (ChildInfo, error) {
+	infos, err := s.WhichChildren()
+	if err != nil {
+		return ChildInfo{}, err
+	}
+	for _, info := range infos {
+		if info.Name == name {
+			return info, nil
+		}
+	}
+	return ChildInfo{}, fmt.Errorf("%w: %s", ErrNotFound, name)
 }
 
 // WhichChildren lists the children in declaration order.

@@ -36,9 +36,10 @@ var strategyNames = []string{"one_for_one", "one_for_all", "rest_for_one"}
 func (s Strategy) String() string { return enumName(strategyNames, int(s), "Strategy") }
 
 // ParseStrategy parses an OTP strategy name: "one_for_one", "one_for_all"
-// or "rest_for_one".
+// or "rest_for_one". Another name is an error that errors.As
+// turns into a [*FieldError] for "strategy".
 func ParseStrategy(s string) (Strategy, error) {
-	i, err := parseEnum(strategyNames, s, "strategy")
+	i, err := parseEnum(strategyNames, s, "strategy", "strategy")
 	return Strategy(i), err
 }
 
@@ -64,8 +65,10 @@ var restartNames = []string{"permanent", "transient", "temporary"}
 func (r RestartType) String() string { return enumName(restartNames, int(r), "RestartType") }
 
 // ParseRestartType parses "permanent", "transient" or "temporary".
+// Another name is an error that errors.As turns into a [*FieldError] for
+// "restart".
 func ParseRestartType(s string) (RestartType, error) {
-	i, err := parseEnum(restartNames, s, "restart type")
+	i, err := parseEnum(restartNames, s, "restart type", "restart")
 	return RestartType(i), err
 }
 
@@ -90,8 +93,10 @@ var autoShutdownNames = []string{"never", "any_significant", "all_significant"}
 func (a AutoShutdown) String() string { return enumName(autoShutdownNames, int(a), "AutoShutdown") }
 
 // ParseAutoShutdown parses "never", "any_significant" or "all_significant".
+// Another name is an error that errors.As turns into a [*FieldError] for
+// "auto_shutdown".
 func ParseAutoShutdown(s string) (AutoShutdown, error) {
-	i, err := parseEnum(autoShutdownNames, s, "auto_shutdown")
+	i, err := parseEnum(autoShutdownNames, s, "auto_shutdown", "auto_shutdown")
 	return AutoShutdown(i), err
 }
 
@@ -199,21 +204,47 @@ func DefaultFlags() Flags {
 	return Flags{Strategy: OneForOne, Intensity: 1, Period: 5 * time.Second}
 }
 
-// Validate reports whether f is usable.
+// MaxIntensity is the largest Flags.Intensity: the largest int on every
+// platform. (The supervisor keeps the time of each restart within Period,
+// so an intensity near it is "never give up" in practice.)
+const MaxIntensity = 1<<31 - 1
+
+// Validate reports whether f is usable. It returns nil or [FieldErrors],
+// one [*FieldError] for each broken rule: a known strategy and
+// auto_shutdown, an intensity between 0 and MaxIntensity, a positive
+// period, a backoff whose min is not negative and whose max is not below
+// its min.
 func (f Flags) Validate() error {
-	switch {
-	case f.Strategy < OneForOne || f.Strategy > RestForOne:
-		return fmt.Errorf("supervisor: unknown strategy %d", int(f.Strategy))
-	case f.Intensity < 0:
-		return fmt.Errorf("supervisor: negative intensity %d", f.Intensity)
-	case f.Period <= 0:
-		return fmt.Errorf("supervisor: period must be positive, got %v", f.Period)
-	case f.AutoShutdown < Never || f.AutoShutdown > AllSignificant:
-		return fmt.Errorf("supervisor: unknown auto_shutdown %d", int(f.AutoShutdown))
-	case f.Backoff.Min < 0 || f.Backoff.Max < f.Backoff.Min:
-		return fmt.Errorf("supervisor: invalid backoff: min %v, max %v", f.Backoff.Min, f.Backoff.Max)
+	var fe fieldErrors
+	f.check(&fe)
+	return fe.err()
+}
+
+func (f Flags) check(fe *fieldErrors) {
+	if f.Strategy < OneForOne || f.Strategy > RestForOne {
+		fe.add("strategy", "unknown value %d (want one of %s)", int(f.Strategy), strings.Join(strategyNames, ", "))
 	}
-	return nil
+	switch {
+	case f.Intensity < 0:
+		fe.add("intensity", "must not be negative, got %d", f.Intensity)
+	case f.Intensity > MaxIntensity:
+		fe.add("intensity", "must be at most %d, got %d", MaxIntensity, f.Intensity)
+	}
+	if f.Period <= 0 {
+		fe.add("period", "must be positive, got %v", f.Period)
+	}
+	if f.AutoShutdown < Never || f.AutoShutdown > AllSignificant {
+		fe.add("auto_shutdown", "unknown value %d (want one of %s)", int(f.AutoShutdown), strings.Join(autoShutdownNames, ", "))
+	}
+	if f.Backoff.Min < 0 {
+		fe.add("backoff.min", "must not be negative, got %v", f.Backoff.Min)
+	}
+	switch {
+	case f.Backoff.Max < 0:
+		fe.add("backoff.max", "must not be negative, got %v", f.Backoff.Max)
+	case f.Backoff.Max < f.Backoff.Min:
+		fe.add("backoff.max", "must not be below backoff.min (%v), got %v", f.Backoff.Min, f.Backoff.Max)
+	}
 }
 
 // StartFunc starts one incarnation of a child. It runs in the supervisor's
@@ -231,8 +262,28 @@ type ChildSpec struct {
 	// Name identifies the child within its supervisor and is the last
 	// element of its PID id. It must be unique and non-empty.
 	Name string
-	// Start starts an incarnation of the child.
+	// Start starts an incarnation of the child. Set it or
+	// StartIncarnation.
 	Start StartFunc
+	// StartIncarnation, if set instead of Start, starts an incarnation of
+	// the child and is told its number (see OnStart), e.g. to name what it
+	// starts for that incarnation.
+	StartIncarnation func(incarnation int) (*actor.Props, error)
+	// OnStart, if set, is called each time an incarnation of the child
+	// has started, with its PID and its number: 0 for the first start of
+	// a child of this name under its supervisor, then 1, 2, ... in the
+	// order of the start attempts (a start that fails uses up its number;
+	// a child supervisor's children go on counting when it is restarted).
+	// It runs in the supervisor's goroutine, after the incarnation's
+	// *actor.Started handler (for a child supervisor: after its children
+	// have started) and before the supervisor goes on, e.g. starts the
+	// next child or publishes the Started or Restarted event; so it must
+	// be quick and must not wait for the supervisor, and what it stores
+	// for other goroutines needs synchronisation. A panic in it is a
+	// crash of that incarnation. The incarnation's actor can learn its
+	// number with Incarnation. See the package documentation on finding
+	// children.
+	OnStart func(pid *actor.PID, incarnation int)
 	// Restart decides whether the child is restarted after it exits.
 	Restart RestartType
 	// Shutdown is how long the child gets to stop; see Shutdown.
@@ -256,22 +307,53 @@ type ChildSpec struct {
 	nested *Spec
 }
 
-func (c ChildSpec) validate() error {
+// Validate reports whether c is usable as a child specification. It
+// returns nil or [FieldErrors], one [*FieldError] for each broken rule: a
+// non-empty name without '/', a start function, a known restart type and
+// child type, a shutdown that is a positive duration, BrutalKill or
+// Infinity, and only transient or temporary children significant. For a
+// child supervisor (Spec.Child) its Spec is validated too.
+func (c ChildSpec) Validate() error {
+	var fe fieldErrors
+	c.check(&fe, c.Name, "")
+	return fe.err()
+}
+
+// check adds c's broken rules to fe; label names c in them (see
+// FieldError.Child) and path is the Supervisor path of c's supervisor.
+func (c ChildSpec) check(fe *fieldErrors, label, path string) {
+	fe.supervisor, fe.child = path, label
 	switch {
 	case c.Name == "":
-		return errors.New("supervisor: child name is empty")
+		fe.add("name", "must not be empty")
 	case strings.Contains(c.Name, "/"):
-		return fmt.Errorf("supervisor: child name %q contains '/'", c.Name)
-	case c.Start == nil && c.nested == nil:
-		return fmt.Errorf("supervisor: child %q has no start function", c.Name)
-	case c.Restart < Permanent || c.Restart > Temporary:
-		return fmt.Errorf("supervisor: child %q has unknown restart type %d", c.Name, int(c.Restart))
-	case c.Significant && c.Restart == Permanent:
-		return fmt.Errorf("supervisor: child %q: a permanent child cannot be significant", c.Name)
-	case c.Shutdown < Infinity:
-		return fmt.Errorf("supervisor: child %q has invalid shutdown %d", c.Name, int64(c.Shutdown))
+		fe.add("name", "must not contain '/', got %q", c.Name)
 	}
-	return nil
+	switch {
+	case c.Start == nil && c.StartIncarnation == nil && c.nested == nil:
+		fe.add("start", "no start function")
+	case c.Start != nil && c.StartIncarnation != nil:
+		fe.add("start", "set only one of Start and StartIncarnation")
+	}
+	if c.Restart < Permanent || c.Restart > Temporary {
+		fe.add("restart", "unknown value %d (want one of %s)", int(c.Restart), strings.Join(restartNames, ", "))
+	}
+	if c.Shutdown < Infinity {
+		fe.add("shutdown", "invalid value %d (want a positive duration, BrutalKill or Infinity)", int64(c.Shutdown))
+	}
+	if c.Type < Worker || c.Type > SupervisorType {
+		fe.add("type", "unknown value %d (want one of %s)", int(c.Type), strings.Join(childTypeNames, ", "))
+	}
+	if c.Significant && c.Restart == Permanent {
+		fe.add("significant", "a permanent child cannot be significant")
+	}
+	if c.nested != nil {
+		sub := c.nested.Name
+		if path != "" {
+			sub = path + "/" + sub
+		}
+		c.nested.check(fe, sub)
+	}
 }
 
 func (c ChildSpec) shutdown() Shutdown {
@@ -294,26 +376,40 @@ type Spec struct {
 	Children []ChildSpec
 }
 
-// Validate checks the flags and the children: names unique and non-empty,
-// Start set, only transient or temporary children significant.
+// Validate checks the spec: a name, the flags (see Flags.Validate), every
+// child (see ChildSpec.Validate; child supervisors from Spec.Child down to
+// their own children) and unique child names. It returns nil or
+// [FieldErrors] with every broken rule, each naming the spec (Supervisor)
+// and the child it concerns.
 func (s Spec) Validate() error {
+	var fe fieldErrors
+	s.check(&fe, s.Name)
+	return fe.err()
+}
+
+func (s Spec) check(fe *fieldErrors, path string) {
+	fe.supervisor, fe.child = path, ""
 	if s.Name == "" {
-		return errors.New("supervisor: spec name is empty")
+		fe.add("name", "must not be empty")
 	}
-	if err := s.Flags.Validate(); err != nil {
-		return fmt.Errorf("%w (supervisor %q)", err, s.Name)
-	}
-	seen := make(map[string]bool, len(s.Children))
-	for _, c := range s.Children {
-		if err := c.validate(); err != nil {
-			return err
+	s.Flags.check(fe)
+	first := make(map[string]int, len(s.Children))
+	for i, c := range s.Children {
+		label := c.Name
+		if label == "" {
+			label = fmt.Sprintf("#%d", i+1)
 		}
-		if seen[c.Name] {
-			return fmt.Errorf("supervisor: duplicate child name %q in %q", c.Name, s.Name)
+		c.check(fe, label, path)
+		if c.Name == "" {
+			continue
 		}
-		seen[c.Name] = true
+		if j, dup := first[c.Name]; dup {
+			fe.supervisor, fe.child = path, label
+			fe.add("name", "duplicate: child #%d has the same name", j+1)
+			continue
+		}
+		first[c.Name] = i
 	}
-	return nil
 }
 
 // Child returns this spec as the specification of a child supervisor
@@ -335,7 +431,7 @@ func (s Spec) Child(restart RestartType) ChildSpec {
 			if err := spec.Validate(); err != nil {
 				return nil, err
 			}
-			return supervisorProps(spec, newShared()), nil
+			return supervisorProps(spec, newShared(), newHistory()), nil
 		},
 	}
 }
@@ -426,11 +522,23 @@ func enumName(names []string, i int, typ string) string {
 	return fmt.Sprintf("%s(%d)", typ, i)
 }
 
-func parseEnum(names []string, s, what string) (int, error) {
+// parseEnum parses one of names; what names the kind of value in the
+// message. An unknown value is a *FieldError for field (see parseError).
+func parseEnum(names []string, s, what, field string) (int, error) {
 	for i, n := range names {
 		if n == s {
 			return i, nil
 		}
 	}
-	return 0, fmt.Errorf("supervisor: unknown %s %q (want one of %s)", what, s, strings.Join(names, ", "))
+	return 0, &parseError{&FieldError{Field: field, Msg: fmt.Sprintf("unknown %s %q (want one of %s)", what, s, strings.Join(names, ", "))}}
 }
+
+// parseError is a *FieldError that prints as the Parse functions' errors
+// always have, without the field's name (the message names it already):
+// `supervisor: unknown strategy "x" (want one of ...)`.
+type parseError struct{ fe *FieldError }
+
+func (e *parseError) Error() string { return "supervisor: " + e.fe.Msg }
+
+// Unwrap returns the *FieldError, for errors.As.
+func (e *parseError) Unwrap() error { return e.fe }
