@@ -791,7 +791,7 @@ func (p *parser) supervision(s *Spec, n *yaml.Node) {
 		if v, ok := p.str("strategy", e.val); ok {
 			st, err := supervisor.ParseStrategy(v)
 			if err != nil {
-				p.errs.wrap(p.pos(e.val), err, "strategy: %s", strings.TrimPrefix(err.Error(), "supervisor: "))
+				p.fieldErrors(err, map[string]entry{"strategy": e}, n)
 			} else {
 				s.Supervision.Strategy = st
 			}
@@ -799,8 +799,8 @@ func (p *parser) supervision(s *Spec, n *yaml.Node) {
 	}
 	if e, ok := m["intensity"]; ok {
 		if v, ok := p.integer("intensity", e.val); ok {
-			if v < 0 || v > 1<<31-1 {
-				p.errs.add(p.pos(e.val), "intensity: must not be negative, got %d", v)
+			if v < 0 || v > supervisor.MaxIntensity {
+				p.errs.add(p.pos(e.val), "intensity: must be between 0 and %d, got %d", supervisor.MaxIntensity, v)
 			} else {
 				s.Supervision.Intensity = int(v)
 			}
@@ -822,9 +822,32 @@ func (p *parser) supervision(s *Spec, n *yaml.Node) {
 	}
 	// Whatever the checks above let through, the supervisor package has the last word.
 	if len(p.errs.errs) == 0 {
-		if err := s.Supervision.Validate(); err != nil {
-			p.errs.wrap(p.pos(deref(n)), err, "supervision: %s", strings.TrimPrefix(err.Error(), "supervisor: "))
+		p.fieldErrors(s.Supervision.Validate(), m, n)
+	}
+}
+
+// fieldErrors places each of the supervisor package's field errors in err at the key it names
+// (the first part of a dotted name such as backoff.min), or at n when the key is not in m.
+func (p *parser) fieldErrors(err error, m map[string]entry, n *yaml.Node) {
+	if err == nil {
+		return
+	}
+	var fes supervisor.FieldErrors
+	if !errors.As(err, &fes) {
+		var fe *supervisor.FieldError
+		if !errors.As(err, &fe) {
+			p.errs.wrap(p.pos(deref(n)), err, "%s", err)
+			return
 		}
+		fes = supervisor.FieldErrors{fe}
+	}
+	for _, fe := range fes {
+		at := deref(n)
+		key, _, _ := strings.Cut(fe.Field, ".")
+		if e, ok := m[key]; ok {
+			at = e.val
+		}
+		p.errs.wrap(p.pos(at), fe, "%s: %s", fe.Field, fe.Msg)
 	}
 }
 
@@ -1145,8 +1168,8 @@ func (p *parser) restart(n *yaml.Node) (actors.Restart, bool) {
 	}
 	good := true
 	if e, ok := m["intensity"]; ok {
-		if v, ok := p.integer("intensity", e.val); ok && (v < 0 || v > 1<<31-1) {
-			p.errs.add(p.pos(e.val), "intensity: must not be negative, got %d", v)
+		if v, ok := p.integer("intensity", e.val); ok && (v < 0 || v > supervisor.MaxIntensity) {
+			p.errs.add(p.pos(e.val), "intensity: must be between 0 and %d, got %d", supervisor.MaxIntensity, v)
 			good = false
 		} else {
 			r.Intensity = int(v)
