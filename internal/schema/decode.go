@@ -359,11 +359,17 @@ type entry struct {
 // keys (<<) are expanded: explicit keys win over merged ones, and earlier merges over later.
 func (d *decoder) entries(m *yaml.Node, path string) []entry {
 	var out []entry
-	d.collect(m, path, map[string]*yaml.Node{}, &out, 0)
+	d.collect(m, path, map[string]*yaml.Node{}, map[*yaml.Node]bool{}, &out, 0)
 	return out
 }
 
-func (d *decoder) collect(m *yaml.Node, path string, seen map[string]*yaml.Node, out *[]entry, depth int) {
+// collect adds m's keys to out. A mapping merged a second time adds nothing: its keys are all
+// seen already, so visited keeps a merge of merges of aliases from taking exponential time.
+func (d *decoder) collect(m *yaml.Node, path string, seen map[string]*yaml.Node, visited map[*yaml.Node]bool, out *[]entry, depth int) {
+	if visited[m] {
+		return
+	}
+	visited[m] = true
 	var merges []*yaml.Node
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := m.Content[i], m.Content[i+1]
@@ -392,7 +398,7 @@ func (d *decoder) collect(m *yaml.Node, path string, seen map[string]*yaml.Node,
 				continue
 			}
 			if depth < maxDepth {
-				d.collect(s, path, seen, out, depth+1)
+				d.collect(s, path, seen, visited, out, depth+1)
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -284,5 +285,18 @@ func TestDecodeKeepsUnsetFields(t *testing.T) {
 	}
 	if s.Name != "preset" || s.Supervision.Intensity != 10 || s.DeadLetter != nil || s.Source.Files != nil {
 		t.Errorf("spec = %+v", s)
+	}
+}
+
+// Merges of merges of aliases take linear time, not exponential.
+func TestDecodeMergeBomb(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("source: {range: {count: 1}}\nlabels:\n  <<: &m0 {a: x}\n")
+	for i := 1; i <= 40; i++ {
+		fmt.Fprintf(&b, "  <<: &m%d {<<: [*m%d, *m%d, *m%d]}\n", i, i-1, i-1, i-1)
+	}
+	var s testSpec
+	if got := decodeText(t, b.String(), &s); got != "" || !reflect.DeepEqual(s.Labels, map[string]string{"a": "x"}) {
+		t.Errorf("errors %q, labels %v", got, s.Labels)
 	}
 }

@@ -103,7 +103,7 @@ func locate(n *yaml.Node, rel string) (key, val *yaml.Node, found bool) {
 			}
 			key, val = nil, d.Content[s.index]
 		default:
-			k, v := lookup(d, s.key, 0)
+			k, v := lookup(d, s.key)
 			if k == nil {
 				return key, val, false
 			}
@@ -115,10 +115,15 @@ func locate(n *yaml.Node, rel string) (key, val *yaml.Node, found bool) {
 
 // lookup finds key in mapping m, the way the decoder reads it: an explicit key first, then the
 // merged mappings in order.
-func lookup(m *yaml.Node, key string, depth int) (k, v *yaml.Node) {
-	if m == nil || m.Kind != yaml.MappingNode || depth > maxDepth {
+func lookup(m *yaml.Node, key string) (k, v *yaml.Node) {
+	return lookupIn(m, key, map[*yaml.Node]bool{})
+}
+
+func lookupIn(m *yaml.Node, key string, visited map[*yaml.Node]bool) (k, v *yaml.Node) {
+	if m == nil || m.Kind != yaml.MappingNode || visited[m] {
 		return nil, nil
 	}
+	visited[m] = true
 	var merges []*yaml.Node
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		kn := m.Content[i]
@@ -132,7 +137,7 @@ func lookup(m *yaml.Node, key string, depth int) (k, v *yaml.Node) {
 	}
 	for _, src := range merges {
 		for _, s := range mergeSources(src) {
-			if k, v := lookup(s, key, depth+1); k != nil {
+			if k, v := lookupIn(s, key, visited); k != nil {
 				return k, v
 			}
 		}

@@ -6,7 +6,8 @@ import (
 )
 
 // closest returns the candidate nearest to s by edit distance, if it is near enough to be a
-// plausible misspelling.
+// plausible misspelling: a few edits, and fewer than s has letters ("c" is no misspelling of
+// "a").
 func closest(s string, candidates []string) (string, bool) {
 	best, bestD := "", math.MaxInt
 	for _, c := range candidates {
@@ -15,7 +16,7 @@ func closest(s string, candidates []string) (string, bool) {
 		}
 	}
 	limit := max(2, len(s)/3)
-	return best, best != "" && bestD <= limit
+	return best, best != "" && bestD <= limit && bestD < len(s)
 }
 
 // editDistance is the Levenshtein distance between a and b, in bytes.
