@@ -12,12 +12,16 @@ import (
 
 // Checker is a struct that checks itself once decoded: ranges and consistency rules that a tag
 // cannot say (max not below min; limits only on plugin stages). Decode calls Check on every
-// struct read from the document whose own keys decoded without error, inner structs first.
+// struct read from the document, inner structs first.
 //
 // The error may be nil, a FieldError, an Errors, or several joined with errors.Join. A
 // FieldError's Path is relative to the struct ("backoff.max"; "" for the struct itself) and,
 // if its Line is 0, Decode fills in the full path and the position of that value (of the
 // mapping that lacks it, if it was not written). Any other error is reported at the struct.
+//
+// Check runs even when some of the struct's keys failed to decode, so that every problem is
+// reported at once; what it reports about a failed key (or one above or below it, or the
+// struct as a whole) is then dropped, as that value is not what the document says.
 type Checker interface {
 	Check() error
 }
@@ -211,9 +215,7 @@ func (d *decoder) structValue(n, dn *yaml.Node, v reflect.Value, path string) {
 	if si.positions != nil && !d.defaults {
 		v.FieldByIndex(si.positions).Set(reflect.ValueOf(Positions{path: path, node: dn}))
 	}
-	if len(d.errs) == before {
-		d.check(v, dn, path)
-	}
+	d.check(v, dn, path, d.errs[before:])
 }
 
 // oneOf checks that exactly one field of group g was given.
@@ -272,8 +274,10 @@ func defaults(v reflect.Value) {
 	}
 }
 
-// check calls v's Check method, if it has one, and anchors what it reports in mapping m.
-func (d *decoder) check(v reflect.Value, m *yaml.Node, path string) {
+// check calls v's Check method, if it has one, and anchors what it reports in mapping m. A
+// problem it reports about a value that failed to decode, or one above or below it, is left
+// out: that value is not what the document says, and the decoding error says why.
+func (d *decoder) check(v reflect.Value, m *yaml.Node, path string, failed Errors) {
 	c, ok := v.Addr().Interface().(Checker)
 	if !ok {
 		return
@@ -293,8 +297,21 @@ func (d *decoder) check(v reflect.Value, m *yaml.Node, path string) {
 			fe.Path = joinPath(path, fe.Path)
 			fe.Line, fe.Col = val.Line, val.Column
 		}
-		d.errs = append(d.errs, fe)
+		if !slices.ContainsFunc(failed, func(f FieldError) bool {
+			return f.Path != path && (within(f.Path, fe.Path) || within(fe.Path, f.Path))
+		}) {
+			d.errs = append(d.errs, fe)
+		}
 	}
+}
+
+// within reports whether path p is inner or equal to path outer.
+func within(p, outer string) bool {
+	if !strings.HasPrefix(p, outer) {
+		return false
+	}
+	rest := p[len(outer):]
+	return rest == "" || outer == "" || rest[0] == '.' || rest[0] == '['
 }
 
 // flatten lists the errors in err: its leaves when it joins several.

@@ -198,8 +198,13 @@ func TestDecodeErrors(t *testing.T) {
 			`s.yaml:2:40: stages[0].limits: only plugin stages have resource limits (stage a is builtin x)`},
 		{"check plain error", ok + "stages: [{name: explode, builtin: x}]\n",
 			`s.yaml:2:10: stages[0]: stage explode: refused by its owner`},
-		{"no check after a field error", ok + "stages: [{name: a, builtin: x, limits: {rss: lots}}]\n",
+		{"check leaves out what failed to decode", ok + "stages: [{name: a, builtin: x, limits: {rss: lots}}]\n",
 			`s.yaml:2:46: stages[0].limits.rss: bad size "lots": want a size like 512MiB`},
+		{"check keeps what is unrelated", ok + "stages: [{name: a, builtin: x, workers: two, limits: {rss: 1}}]\n",
+			"s.yaml:2:41: stages[0].workers: want an integer, got string \"two\"\n" +
+				`s.yaml:2:54: stages[0].limits: only plugin stages have resource limits (stage a is builtin x)`},
+		{"check on the whole leaves out a struct with a failed key", ok + "stages: [{name: explode, builtin: x, workers: two}]\n",
+			`s.yaml:2:47: stages[0].workers: want an integer, got string "two"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
