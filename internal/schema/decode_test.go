@@ -190,6 +190,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"free-form duplicate", ok + "stages: [{name: a, builtin: x, options: {k: 1, k: 2}}]\n",
 			`s.yaml:2:48: stages[0].options: duplicate key "k" (first at line 2)`},
 		// Check methods.
+		{"check with positions", ok + "stages:\n  - {name: a, builtin: x}\n  - {name: a, builtin: y}\n",
+			`s.yaml:4:12: stages[1].name: duplicate stage name "a" (first at line 3)`},
 		{"check anchors a field", ok + "supervision: {backoff: {min: 5s, max: 1s}}\n",
 			`s.yaml:2:39: supervision.backoff.max: must not be below min (5s), got 1s`},
 		{"check anchors an absent field at its mapping", ok + "supervision: {backoff: {min: 5s}}\n",
@@ -303,5 +305,50 @@ func TestDecodeMergeBomb(t *testing.T) {
 	var s testSpec
 	if got := decodeText(t, b.String(), &s); got != "" || !reflect.DeepEqual(s.Labels, map[string]string{"a": "x"}) {
 		t.Errorf("errors %q, labels %v", got, s.Labels)
+	}
+}
+
+// A union member may be an empty struct: its key alone is the choice.
+func TestDecodeEmptyStruct(t *testing.T) {
+	type sink struct {
+		Discard *struct{}  `yaml:"discard" oneof:"kind" doc:"Drop records."`
+		Lines   *testLines `yaml:"lines" oneof:"kind" doc:"Write lines."`
+	}
+	for _, c := range []struct{ src, want string }{
+		{"discard:\n", ""},
+		{"discard: {}\n", ""},
+		{"discard: {x: 1}\n", `s.yaml:1:11: discard: unknown key "x" (takes none)`},
+		{"discard: 1\n", `s.yaml:1:10: discard: want a mapping, got integer 1`},
+	} {
+		var s sink
+		if got := decodeText(t, c.src, &s); got != c.want || c.want == "" && s.Discard == nil {
+			t.Errorf("%q: got %q (discard %v), want %q", c.src, got, s.Discard, c.want)
+		}
+	}
+}
+
+// Decode may run concurrently: the analysis of types and tags is shared.
+func TestDecodeConcurrent(t *testing.T) {
+	type fresh struct {
+		N time.Duration `yaml:"n" default:"2s" min:"1s" doc:"d"`
+	}
+	done := make(chan string)
+	for range 8 {
+		go func() {
+			var s testSpec
+			var f fresh
+			var n yaml.Node
+			_ = yaml.Unmarshal([]byte("source: {range: {count: 1}}\norder: inptu\n"), &n)
+			got := Decode(&n, &s).Format("s.yaml")
+			if Decode(nil, &f) != nil || f.N != 2*time.Second {
+				got = "fresh"
+			}
+			done <- got
+		}()
+	}
+	for range 8 {
+		if got := <-done; got != `s.yaml:2:8: order: unknown value "inptu" (did you mean "input"?)` {
+			t.Errorf("got %s", got)
+		}
 	}
 }

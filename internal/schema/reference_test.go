@@ -174,3 +174,30 @@ func TestLint(t *testing.T) {
 	var b bad
 	decodeText(t, "a: 1\n", &b)
 }
+
+// The values of a map and the elements of a list are documented under the map's or list's key.
+func TestReferenceContainers(t *testing.T) {
+	type item struct {
+		X int `yaml:"x" doc:"A number."`
+	}
+	type doc struct {
+		ByName map[string]item `yaml:"by_name" doc:"Items by name."`
+		Nested [][]*item       `yaml:"nested" doc:"Lists of lists."`
+	}
+	var got []string
+	for _, f := range Reference(reflect.TypeFor[doc]()) {
+		got = append(got, f.Path+": "+f.Type)
+	}
+	want := []string{"by_name: mapping of string to mapping", "by_name.<name>.x: integer",
+		"nested: list of list of mapping", "nested[][].x: integer"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+	var d doc
+	if errs := decodeText(t, "by_name: {a: {x: 1}}\nnested: [[{x: 2}], [{y: 3}]]\n", &d); errs != `s.yaml:2:22: nested[1][0]: unknown key "y" (want one of: x)` {
+		t.Errorf("errors: %s", errs)
+	}
+	if d.ByName["a"].X != 1 || d.Nested[0][0].X != 2 {
+		t.Errorf("decoded %+v", d)
+	}
+}

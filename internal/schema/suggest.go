@@ -45,6 +45,9 @@ func editDistance(a, b string) int {
 
 // unknown is the message for a word (a key, an enum value) not among known.
 func unknown(what, word string, known []string) string {
+	if len(known) == 0 {
+		return "unknown " + what + " " + quote(word) + " (takes none)"
+	}
 	if s, ok := closest(word, known); ok {
 		return "unknown " + what + " " + quote(word) + " (did you mean " + quote(s) + "?)"
 	}

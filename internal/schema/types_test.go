@@ -21,6 +21,22 @@ type testSpec struct {
 	Positions
 }
 
+// Check is a rule over a list: it uses the positions recorded for the struct to say where the
+// first one was.
+func (s *testSpec) Check() error {
+	var errs []error
+	first := map[string]int{}
+	for i, st := range s.Stages {
+		if j, dup := first[st.Name]; dup {
+			errs = append(errs, Errorf(joinIndex("stages", i)+".name", "duplicate stage name %q (first at line %d)",
+				st.Name, s.Positions.Value(joinIndex("stages", j)+".name").Line))
+			continue
+		}
+		first[st.Name] = i
+	}
+	return errors.Join(errs...)
+}
+
 type testSource struct {
 	Files *testFiles `yaml:"files" oneof:"kind" doc:"One record per file."`
 	Lines *testLines `yaml:"lines" oneof:"kind" doc:"One record per line."`
