@@ -35,7 +35,7 @@ const (
 )
 
 // Decode reads node (a document, or any node in one) into dst, a non-nil pointer to a struct
-// with schema tags (see the tags in fields.go's comment, and the package doc), and returns
+// with schema tags (see the package doc), and returns
 // every problem found, sorted by position; nil means none.
 //
 // Absent keys take their default; a nested struct that is not a pointer gets its defaults too.
@@ -264,6 +264,19 @@ func (d *decoder) fill(v reflect.Value, f *field) {
 	if len(sub.errs) > 0 {
 		panic(fmt.Sprintf("schema: %s: bad default %q: %s", f.goName, f.defText, sub.errs[0].Msg))
 	}
+}
+
+// Defaults sets every field of *dst that has a default to it, and so on in its nested structs
+// that are not pointers: the value a document that says nothing decodes to, without the
+// checks for required keys. A package can so derive its Go defaults from the declaration
+// (var DefaultSupervision = ...) rather than state them twice. It panics if dst is not a
+// non-nil pointer to a struct with good tags.
+func Defaults(dst any) {
+	rv := reflect.ValueOf(dst)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
+		panic(fmt.Sprintf("schema: Defaults needs a non-nil pointer to a struct, got %T", dst))
+	}
+	defaults(rv.Elem())
 }
 
 // defaults gives every field of struct v that has a default its default.

@@ -352,3 +352,48 @@ func TestDecodeConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// point decodes itself from any node, as a yaml.Unmarshaler.
+type point struct{ X, Y int }
+
+func (p *point) UnmarshalYAML(n *yaml.Node) error {
+	var xy []int
+	if err := n.Decode(&xy); err != nil || len(xy) != 2 {
+		return fmt.Errorf("want a point like [1, 2], got %s", describe(n))
+	}
+	p.X, p.Y = xy[0], xy[1]
+	return nil
+}
+
+func TestDecodeYAMLUnmarshaler(t *testing.T) {
+	type doc struct {
+		At     point   `yaml:"at" doc:"Where."`
+		Others []point `yaml:"others" doc:"Where else."`
+	}
+	var d doc
+	if got := decodeText(t, "at: &p [1, 2]\nothers: [*p, [3, 4]]\n", &d); got != "" || d.At != (point{1, 2}) || d.Others[1] != (point{3, 4}) {
+		t.Errorf("errors %q, decoded %+v", got, d)
+	}
+	if got, want := decodeText(t, "at: {x: 1}\n", &d), `s.yaml:1:5: at: want a point like [1, 2], got a mapping`; got != want {
+		t.Errorf("got %s\nwant %s", got, want)
+	}
+	if got := Markdown(Reference(reflect.TypeFor[doc]())); !strings.Contains(got, "| `at` | point |") || !strings.Contains(got, "| `others` | list of point |") {
+		t.Errorf("reference:\n%s", got)
+	}
+}
+
+// Defaults is what a document that says nothing decodes to, required keys aside.
+func TestDefaults(t *testing.T) {
+	var sup testSupervision
+	Defaults(&sup)
+	want := testSupervision{Strategy: "one_for_one", Intensity: 10, Period: time.Minute,
+		Backoff: testBackoff{Min: 10 * time.Millisecond, Max: time.Second}}
+	if sup != want {
+		t.Errorf("Defaults = %+v, want %+v", sup, want)
+	}
+	var s testSpec
+	Defaults(&s)
+	if s.Order != "any" || s.Supervision != want || s.Source.Range != nil || s.Stages != nil {
+		t.Errorf("Defaults = %+v", s)
+	}
+}

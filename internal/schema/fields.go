@@ -9,22 +9,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// The tags a struct field may carry:
-//
-//	yaml:"name"          the key (default: the field's name in lower case, as in yaml.v3);
-//	                     yaml:"-" skips the field, yaml:",inline" merges a struct's keys into
-//	                     its parent's.
-//	doc:"text"           what the key means, for the reference.
-//	default:"yaml"       the value when the key is absent, as YAML text decoded by the same
-//	                     rules as the document (default:"30s", default:"[a, b]", default:"{}").
-//	required:"true"      the key must be given.
-//	enum:"a|b|c"         the scalar's text must be one of these.
-//	min:"yaml" max:"yaml" bounds (inclusive) of a number, a duration or a custom scalar whose
-//	                     underlying type is a number, as YAML text of the field's type.
-//	oneof:"group"        exactly one of the struct's fields in this group must be given (a
-//	                     union: a source is one of files, lines, range).
-//
-// A field of type Positions is not a key: Decode records there where the struct was written.
+// The tags are documented in the package doc.
 
 // field is one key of a struct, as declared by its tags.
 type field struct {
