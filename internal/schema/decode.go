@@ -131,9 +131,13 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string, f *field) {
 	case reflect.Struct:
 		d.structValue(n, dn, v, path)
 	case reflect.Slice:
-		d.list(n, dn, v, path)
+		if d.list(n, dn, v, path) {
+			d.nonEmpty(n, v, path, f)
+		}
 	case reflect.Map:
-		d.mapValue(n, dn, v, path)
+		if d.mapValue(n, dn, v, path) {
+			d.nonEmpty(n, v, path, f)
+		}
 	case reflect.Interface:
 		if x := d.free(n, path); x != nil {
 			v.Set(reflect.ValueOf(x))
@@ -146,6 +150,16 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string, f *field) {
 			return
 		}
 		d.bounds(n, v, path, f)
+		if v.Kind() == reflect.String {
+			d.nonEmpty(n, v, path, f)
+		}
+	}
+}
+
+// nonEmpty checks a string, list or map whose field says it must not be empty.
+func (d *decoder) nonEmpty(n *yaml.Node, v reflect.Value, path string, f *field) {
+	if f != nil && f.nonempty && v.Len() == 0 {
+		d.errorf(n, path, "must not be empty")
 	}
 }
 
@@ -342,32 +356,33 @@ func flatten(err error) []error {
 	return []error{err}
 }
 
-// list decodes sequence dn into slice v.
-func (d *decoder) list(n, dn *yaml.Node, v reflect.Value, path string) {
+// list decodes sequence dn into slice v; false if dn is no list.
+func (d *decoder) list(n, dn *yaml.Node, v reflect.Value, path string) bool {
 	if isNull(dn) {
 		v.SetZero()
-		return
+		return true
 	}
 	if dn.Kind != yaml.SequenceNode {
 		d.errorf(n, path, "want %s, got %s", want(v.Type()), describe(n))
-		return
+		return false
 	}
 	s := reflect.MakeSlice(v.Type(), len(dn.Content), len(dn.Content))
 	for i, c := range dn.Content {
 		d.value(c, s.Index(i), joinIndex(path, i), nil)
 	}
 	v.Set(s)
+	return true
 }
 
-// mapValue decodes mapping dn into map v.
-func (d *decoder) mapValue(n, dn *yaml.Node, v reflect.Value, path string) {
+// mapValue decodes mapping dn into map v; false if dn is no mapping.
+func (d *decoder) mapValue(n, dn *yaml.Node, v reflect.Value, path string) bool {
 	if isNull(dn) {
 		v.SetZero()
-		return
+		return true
 	}
 	if dn.Kind != yaml.MappingNode {
 		d.errorf(n, path, "want %s, got %s", want(v.Type()), describe(n))
-		return
+		return false
 	}
 	t := v.Type()
 	m := reflect.MakeMap(t)
@@ -377,6 +392,7 @@ func (d *decoder) mapValue(n, dn *yaml.Node, v reflect.Value, path string) {
 		m.SetMapIndex(reflect.ValueOf(e.name).Convert(t.Key()), ev)
 	}
 	v.Set(m)
+	return true
 }
 
 // entry is one key of a mapping.

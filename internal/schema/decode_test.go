@@ -178,7 +178,10 @@ func TestDecodeErrors(t *testing.T) {
 			`s.yaml:2:54: stages[0].limits.rss: want bytes, got a mapping`},
 		{"custom min", ok + "stages: [{name: a, plugin: {cmd: [x]}, limits: {rss: 0}}]\n",
 			`s.yaml:2:54: stages[0].limits.rss: must be at least 1, got 0`},
+		{"empty string", ok + "stages: [{name: \"\", builtin: x}]\n", `s.yaml:2:17: stages[0].name: must not be empty`},
 		// Lists and maps.
+		{"empty list", ok + "stages: [{name: a, plugin: {cmd: []}}]\n", `s.yaml:2:34: stages[0].plugin.cmd: must not be empty`},
+		{"null list", ok + "stages: [{name: a, plugin: {cmd: }}]\n", `s.yaml:2:34: stages[0].plugin.cmd: must not be empty`},
 		{"scalar for list", ok + "stages: [{name: a, builtin: x, tags: x}]\n",
 			`s.yaml:2:38: stages[0].tags: want a list of string, got string "x"`},
 		{"list element", ok + "stages: [{name: a, plugin: {cmd: [x, [y]]}}]\n",

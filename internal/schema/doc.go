@@ -27,6 +27,7 @@
 //	default:"yaml"     the value when the key is absent, as YAML text decoded by the same rules
 //	                   as the document: default:"30s", default:"[a, b]", default:"'*'".
 //	required:"true"    the key must be given.
+//	nonempty:"true"    a string, list or map given must not be empty.
 //	enum:"a|b|c"       the scalar's text must be one of these.
 //	min:"yaml"         inclusive bounds of a number, a duration, or a custom scalar whose Go
 //	max:"yaml"         type is a number, as YAML text of the field's type: min:"1", max:"1GiB".

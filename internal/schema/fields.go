@@ -21,6 +21,7 @@ type field struct {
 	def      *yaml.Node // nil: no default
 	defText  string
 	required bool
+	nonempty bool
 	enum     []string
 	min, max *yaml.Node
 	minText  string
@@ -152,6 +153,16 @@ func (si *structInfo) tags(f *field, tag reflect.StructTag) {
 		f.required = true
 	default:
 		si.problemf("%s: required:%q, want \"true\"", f.goName, r)
+	}
+	switch r := tag.Get("nonempty"); r {
+	case "", "false":
+	case "true":
+		f.nonempty = true
+		if k := derefType(f.typ).Kind(); k != reflect.String && k != reflect.Slice && k != reflect.Map || isCustom(derefType(f.typ)) {
+			si.problemf("%s: nonempty on %s, which is no string, list or map", f.goName, f.typ)
+		}
+	default:
+		si.problemf("%s: nonempty:%q, want \"true\"", f.goName, r)
 	}
 	if text, ok := tag.Lookup("default"); ok {
 		f.defText = text

@@ -16,6 +16,7 @@ type Field struct {
 	Min, Max string   // bounds as written in the tags, if any
 	Default  string   // as YAML text; "" when none
 	Required bool
+	NonEmpty bool // a string, list or map that must not be empty
 	// OneOf lists the keys this key is an alternative to, itself included, if it is part of a
 	// union.
 	OneOf []string
@@ -40,7 +41,7 @@ func refStruct(t reflect.Type, prefix string, out *[]Field, active map[reflect.T
 	for _, f := range si.fields {
 		path := joinKey(prefix, f.name)
 		rf := Field{Path: path, Type: typeName(f.typ), Enum: f.enum, Min: f.minText, Max: f.maxText,
-			Default: f.defText, Required: f.required, Doc: f.doc}
+			Default: f.defText, Required: f.required, NonEmpty: f.nonempty, Doc: f.doc}
 		for _, g := range si.groups {
 			if g.name == f.oneof {
 				for _, gf := range g.fields {
@@ -129,6 +130,9 @@ func Markdown(fields []Field) string {
 		typ := f.Type
 		if len(f.Enum) > 0 {
 			typ += ": " + strings.Join(f.Enum, " | ")
+		}
+		if f.NonEmpty {
+			typ += ", not empty"
 		}
 		switch {
 		case f.Min != "" && f.Max != "":

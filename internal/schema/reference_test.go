@@ -23,10 +23,10 @@ func TestReferenceMarkdown(t *testing.T) {
 		"| `source.range.count` | integer, at least 0 | required | How many records. |",
 		"| `source.range.size` | bytes, at most 1GiB | `1KiB` | Bytes per record. |",
 		"| `stages` | list of mapping |  | What happens to records, in order. |",
-		"| `stages[].name` | string | required | The stage's name. |",
+		"| `stages[].name` | string, not empty | required | The stage's name. |",
 		"| `stages[].builtin` | string |  | An in-process stage. Exactly one of builtin, plugin. |",
 		"| `stages[].plugin` | mapping |  | An out-of-process stage. Exactly one of builtin, plugin. |",
-		"| `stages[].plugin.cmd` | list of string | required | Program and arguments. |",
+		"| `stages[].plugin.cmd` | list of string, not empty | required | Program and arguments. |",
 		"| `stages[].plugin.env` | mapping of string to string |  | Environment. |",
 		"| `stages[].workers` | integer, at least 1 | `1` | Workers for the stage. |",
 		"| `stages[].timeout` | duration, at least 0s |  | Deadline per record. |",
@@ -113,6 +113,7 @@ func TestLint(t *testing.T) {
 		Min      string         `yaml:"min" min:"1" doc:"d"`
 		Below    int            `yaml:"below" min:"5" default:"1" doc:"d"`
 		Req      int            `yaml:"req" required:"yes" doc:"d"`
+		NonEmpty int            `yaml:"nonempty" nonempty:"true" doc:"d"`
 		ReqDef   int            `yaml:"reqdef" required:"true" default:"1" doc:"d"`
 		Lonely   *int           `yaml:"lonely" oneof:"g" doc:"d"`
 		Dup      int            `yaml:"nodoc" doc:"d"`
@@ -131,6 +132,7 @@ func TestLint(t *testing.T) {
 		"bad.Enum: enum on []string, which is not a scalar",
 		"bad.Min: min on string, which is not a number",
 		`bad.Req: required:"yes", want "true"`,
+		"bad.NonEmpty: nonempty on int, which is no string, list or map",
 		"bad.ReqDef: a required key has no default",
 		`bad: oneof group "g" has a single field`,
 		`bad.Dup: key "nodoc" declared twice`,

@@ -83,7 +83,7 @@ type testDeadLetter struct {
 }
 
 type testStage struct {
-	Name     string         `yaml:"name" required:"true" doc:"The stage's name."`
+	Name     string         `yaml:"name" required:"true" nonempty:"true" doc:"The stage's name."`
 	Builtin  string         `yaml:"builtin" oneof:"kind" doc:"An in-process stage."`
 	Plugin   *testPlugin    `yaml:"plugin" oneof:"kind" doc:"An out-of-process stage."`
 	Workers  int            `yaml:"workers" default:"1" min:"1" doc:"Workers for the stage."`
@@ -113,7 +113,7 @@ func (s *testStage) Check() error {
 }
 
 type testPlugin struct {
-	Cmd []string          `yaml:"cmd" required:"true" doc:"Program and arguments."`
+	Cmd []string          `yaml:"cmd" required:"true" nonempty:"true" doc:"Program and arguments."`
 	Env map[string]string `yaml:"env" doc:"Environment."`
 }
 
