@@ -218,7 +218,11 @@ func (d *decoder) structValue(n, dn *yaml.Node, v reflect.Value, path string) {
 		switch {
 		case present[f] != nil:
 		case f.required:
-			d.errorf(n, path, "missing key %q", f.name)
+			if t := typeName(f.typ); strings.HasPrefix(t, "one of: ") {
+				d.errorf(n, path, "missing key %q (%s)", f.name, t)
+			} else {
+				d.errorf(n, path, "missing key %q", f.name)
+			}
 		default:
 			d.fill(v.FieldByIndex(f.index), f)
 		}

@@ -120,7 +120,7 @@ func TestDecodeErrors(t *testing.T) {
 	const ok = "source: {range: {count: 1}}\n"
 	tests := []struct{ name, src, want string }{
 		// The document.
-		{"empty", "", `s.yaml:1:1: missing key "source"`},
+		{"empty", "", `s.yaml:1:1: missing key "source" (one of: files | lines | range)`},
 		{"not a mapping", "- a\n", `s.yaml:1:1: want a mapping, got a list`},
 		{"unknown key far", ok + "colour: red\n",
 			`s.yaml:2:1: unknown key "colour" (want one of: name, source, stages, order, supervision, dead_letter, labels)`},

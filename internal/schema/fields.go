@@ -58,7 +58,11 @@ func infoOf(t reflect.Type) *structInfo {
 		return si.(*structInfo)
 	}
 	si := &structInfo{byName: map[string]*field{}}
-	si.collect(t, nil, t.Name())
+	owner := t.Name()
+	if owner == "" {
+		owner = t.String() // struct { ... }
+	}
+	si.collect(t, nil, owner)
 	for _, f := range si.fields {
 		if f.oneof == "" {
 			continue

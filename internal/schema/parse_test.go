@@ -20,7 +20,7 @@ func TestParse(t *testing.T) {
 			t.Errorf("Parse(%q) = %v, %v; want nothing", empty, n, errs)
 		}
 		var s testSpec
-		if got := Decode(n, &s).Format("s.yaml"); got != `s.yaml:1:1: missing key "source"` {
+		if got := Decode(n, &s).Format("s.yaml"); got != `s.yaml:1:1: missing key "source" (one of: files | lines | range)` {
 			t.Errorf("Decode(empty) = %s", got)
 		}
 	}
