@@ -1,19 +1,28 @@
 package main
 
 import (
-	"github.com/troupe-dev/troupe"
-	"github.com/troupe-dev/troupe/actors"
+	"github.com/spf13/cobra"
+
+	"github.com/troupe-dev/troupe/stages"
 	"github.com/troupe-dev/troupe/stages/imgconv"
 )
 
-// The command's own builtins, on top of the generic ones of package troupe.
+// The command's own builtins, on top of the generic ones of package stages.
 func init() {
 	// imgconv converts images to JPEG (see package stages/imgconv for its options).
-	troupe.Register("imgconv", troupe.Builtin{New: func(opts map[string]any) (actors.Func, error) {
-		o, err := imgconv.ParseOptions(opts)
-		if err != nil {
-			return nil, err
-		}
-		return imgconv.Stage(o), nil
-	}})
+	stages.Register("imgconv", imgconv.Builtin())
+}
+
+// builtinsCmd lists the builtins a spec can name, with their options.
+func (e *env) builtinsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "builtins",
+		Short: "List the builtin stages and their options",
+		Long: `List the builtin stages a spec can name (builtin: NAME), each with what it does and
+its options: key, type, default and meaning.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return stages.Describe(e.stdout)
+		},
+	}
 }

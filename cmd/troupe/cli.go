@@ -14,9 +14,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/ipc"
 	"github.com/troupe-dev/troupe/plugins/scaffold"
+	"github.com/troupe-dev/troupe/spec"
 )
 
 // Exit statuses.
@@ -104,7 +104,7 @@ Exit status: 0 every record reached the sink; 1 the run was aborted or interrupt
 		SilenceUsage:  true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	root.AddCommand(e.runCmd(), e.validateCmd(), e.versionCmd(), e.pluginsCmd(), e.benchCmd())
+	root.AddCommand(e.runCmd(), e.validateCmd(), e.builtinsCmd(), e.versionCmd(), e.pluginsCmd(), e.benchCmd())
 	return root
 }
 
@@ -121,14 +121,14 @@ read back as input. Nothing is opened for writing or created.
 Exit status: 0 the spec is valid; 2 it is not.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec, err := e.loadSpec(args[0])
+			s, err := e.loadSpec(args[0])
 			if err != nil {
 				return err
 			}
-			if err := spec.Check(); err != nil {
+			if err := s.Check(); err != nil {
 				return e.specProblems(args[0], err)
 			}
-			n := len(spec.Stages)
+			n := len(s.Stages)
 			plural := "s"
 			if n == 1 {
 				plural = ""
@@ -140,12 +140,12 @@ Exit status: 0 the spec is valid; 2 it is not.`,
 }
 
 // loadSpec loads a spec, printing its problems; a failure is an exitError with status 2.
-func (e *env) loadSpec(path string) (*troupe.Spec, error) {
-	spec, err := troupe.LoadSpec(path)
+func (e *env) loadSpec(path string) (*spec.Spec, error) {
+	s, err := spec.Load(path)
 	if err == nil {
-		return spec, nil
+		return s, nil
 	}
-	var se *troupe.SpecError
+	var se *spec.SpecError
 	if errors.As(err, &se) {
 		return nil, e.specProblems(path, se)
 	}
@@ -159,7 +159,7 @@ func (e *env) loadSpec(path string) (*troupe.Spec, error) {
 // line and returns an exitError with status 2 counting them. Any other error is returned as an
 // exitError with status 2 as it is.
 func (e *env) specProblems(path string, err error) error {
-	var se *troupe.SpecError
+	var se *spec.SpecError
 	if !errors.As(err, &se) {
 		return &exitError{code: exitUsage, err: err}
 	}

@@ -17,25 +17,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe/stages"
 	"github.com/troupe-dev/troupe/stages/imgconv"
 )
 
 func init() {
 	// poison fails every attempt on a record whose payload contains "poison".
-	troupe.Register("test-poison", troupe.Builtin{New: func(opts map[string]any) (actors.Func, error) {
-		if len(opts) > 0 {
-			return nil, errors.New("takes no options")
-		}
-		return func(ctx context.Context, rec *actors.Record) ([]*actors.Record, error) {
-			if bytes.Contains(rec.Payload, []byte("poison")) {
-				return nil, fmt.Errorf("poisoned record %s", rec.Key)
-			}
-			return []*actors.Record{rec}, nil
-		}, nil
-	}})
+	stages.Register("test-poison", stages.Func("Fails every attempt on a record whose payload contains poison.",
+		func(*stages.None) (actors.Func, error) {
+			return func(ctx context.Context, rec *actors.Record) ([]*actors.Record, error) {
+				if bytes.Contains(rec.Payload, []byte("poison")) {
+					return nil, fmt.Errorf("poisoned record %s", rec.Key)
+				}
+				return []*actors.Record{rec}, nil
+			}, nil
+		}))
 }
 
 // cli runs the command line in-process and returns its exit status and output.
@@ -247,7 +245,7 @@ stages:
 sink: {discard: {}}
 `)
 	code, stdout, stderr = cli(t, "", "validate", bad)
-	known := strings.Join(troupe.Builtins(), ", ")
+	known := strings.Join(stages.Names(), ", ")
 	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
 	if code != exitUsage || stdout != "" || len(lines) != 5 {
 		t.Fatalf("validate bad: exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/spec"
 	"github.com/troupe-dev/troupe/supervisor"
 )
 
@@ -64,7 +65,7 @@ could not start; 2 the spec is invalid; 3 some records went to dead letters.`,
 
 // runSpec loads, builds and runs a spec and returns the exit status, having reported on stderr.
 func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
-	spec, err := e.loadSpec(path)
+	s, err := e.loadSpec(path)
 	if err != nil {
 		var xe *exitError
 		if errors.As(err, &xe) && xe.err != nil {
@@ -77,7 +78,7 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-	p, err := spec.Pipeline(troupe.BuildOptions{
+	p, err := s.Pipeline(spec.BuildOptions{
 		Stdin:        e.stdin,
 		Stdout:       e.stdout,
 		Logger:       logger,
@@ -89,7 +90,7 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 	if err != nil {
 		// What Spec.Check finds (the check validate makes) is a bad spec; a failure to open
 		// what passed it is not.
-		var se *troupe.SpecError
+		var se *spec.SpecError
 		if errors.As(err, &se) {
 			fmt.Fprintf(e.stderr, "troupe: %v\n", e.specProblems(path, se))
 			return exitUsage
@@ -99,7 +100,7 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 	}
 	r, err := p.Start(ctx)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "troupe: cannot start %s: %v\n", spec.Name, err)
+		fmt.Fprintf(e.stderr, "troupe: cannot start %s: %v\n", s.Name, err)
 		return exitAborted
 	}
 
@@ -118,7 +119,7 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 	writeTable(e.stderr, sum)
 	status, code := outcome(sum, werr, interrupted)
 	if o.summaryJSON != "" {
-		if err := writeSummaryJSON(o.summaryJSON, spec.Name, sum, status, werr); err != nil {
+		if err := writeSummaryJSON(o.summaryJSON, s.Name, sum, status, werr); err != nil {
 			fmt.Fprintf(e.stderr, "troupe: %v\n", err)
 			if code == exitOK || code == exitDeadLetters {
 				code = exitAborted
@@ -134,8 +135,8 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 		fmt.Fprintf(e.stderr, "troupe: interrupted after %d records; every record read reached its end\n", sum.RecordsIn)
 	case sum.DeadLetters > 0:
 		where := ""
-		if spec.DeadLetter != nil {
-			where = " (" + spec.DeadLetter.Path + ")"
+		if s.DeadLetter != nil {
+			where = " (" + s.DeadLetter.Path + ")"
 		}
 		fmt.Fprintf(e.stderr, "troupe: %d records went to dead letters%s\n", sum.DeadLetters, where)
 	}

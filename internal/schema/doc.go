@@ -42,7 +42,8 @@
 // Fields may be bool, integers, floats, strings, time.Duration ("1m30s"), slices, maps with
 // string keys, structs, pointers (a pointer to a struct is an optional section: nil when
 // absent), any or map[string]any (free-form values, kept as plain Go values), and custom
-// scalars implementing ScalarUnmarshaler (a size like 512MiB), or yaml.Unmarshaler. A custom
+// scalars implementing ScalarUnmarshaler (a size like 512MiB), yaml.Unmarshaler, or
+// encoding.TextUnmarshaler (given the scalar's text, for types that must not import YAML). A custom
 // type names itself in the reference with a SchemaType method.
 //
 // # Checks

@@ -127,35 +127,44 @@ func Markdown(fields []Field) string {
 	var b strings.Builder
 	b.WriteString("| Key | Type | Default | Description |\n|---|---|---|---|\n")
 	for _, f := range fields {
-		typ := f.Type
-		if len(f.Enum) > 0 {
-			typ += ": " + strings.Join(f.Enum, " | ")
-		}
-		if f.NonEmpty {
-			typ += ", not empty"
-		}
-		switch {
-		case f.Min != "" && f.Max != "":
-			typ += ", " + f.Min + " to " + f.Max
-		case f.Min != "":
-			typ += ", at least " + f.Min
-		case f.Max != "":
-			typ += ", at most " + f.Max
-		}
-		def := ""
-		switch {
-		case f.Required:
-			def = "required"
-		case f.Default != "":
-			def = "`" + f.Default + "`"
-		}
-		doc := f.Doc
-		if len(f.OneOf) > 0 {
-			doc = strings.TrimSpace(doc + " Exactly one of " + strings.Join(f.OneOf, ", ") + ".")
+		typ, def, doc := f.Describe()
+		if def != "" && !f.Required {
+			def = "`" + def + "`"
 		}
 		b.WriteString("| `" + f.Path + "` | " + cell(typ) + " | " + cell(def) + " | " + cell(doc) + " |\n")
 	}
 	return b.String()
+}
+
+// Describe returns what a reference shows of f: its type with its enum and bounds, its default
+// ("required" for a required key; YAML text) and its doc, with the union it belongs to.
+func (f Field) Describe() (typ, def, doc string) {
+	typ = f.Type
+	if len(f.Enum) > 0 {
+		typ += ": " + strings.Join(f.Enum, " | ")
+	}
+	if f.NonEmpty {
+		typ += ", not empty"
+	}
+	switch {
+	case f.Min != "" && f.Max != "":
+		typ += ", " + f.Min + " to " + f.Max
+	case f.Min != "":
+		typ += ", at least " + f.Min
+	case f.Max != "":
+		typ += ", at most " + f.Max
+	}
+	switch {
+	case f.Required:
+		def = "required"
+	case f.Default != "":
+		def = f.Default
+	}
+	doc = f.Doc
+	if len(f.OneOf) > 0 {
+		doc = strings.TrimSpace(doc + " Exactly one of " + strings.Join(f.OneOf, ", ") + ".")
+	}
+	return typ, def, doc
 }
 
 // cell escapes text for a table cell.

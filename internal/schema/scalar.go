@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"encoding"
 	"fmt"
 	"math"
 	"reflect"
@@ -57,13 +58,15 @@ type TypeNamer interface {
 var (
 	scalarUnmarshalerType = reflect.TypeFor[ScalarUnmarshaler]()
 	yamlUnmarshalerType   = reflect.TypeFor[yaml.Unmarshaler]()
+	textUnmarshalerType   = reflect.TypeFor[encoding.TextUnmarshaler]()
 	durationType          = reflect.TypeFor[time.Duration]()
 )
 
 // isCustom reports whether *t decodes itself.
 func isCustom(t reflect.Type) bool {
 	p := reflect.PointerTo(t)
-	return p.Implements(scalarUnmarshalerType) || p.Implements(yamlUnmarshalerType)
+	return p.Implements(scalarUnmarshalerType) || p.Implements(yamlUnmarshalerType) ||
+		p.Implements(textUnmarshalerType)
 }
 
 // describe names a node's type and value for "want X, got Y" messages.
@@ -181,6 +184,14 @@ func custom(n *yaml.Node, v reflect.Value) (msg string, ok bool) {
 		err = u.UnmarshalScalar(scalarOf(d))
 	case yaml.Unmarshaler:
 		err = u.UnmarshalYAML(deref(n))
+	case encoding.TextUnmarshaler:
+		// A type that reads itself from text, without knowing YAML (a size in package units):
+		// it gets the scalar's text, whatever its tag, but never a mapping, a list or null.
+		d := deref(n)
+		if d.Kind != yaml.ScalarNode || isNull(d) {
+			return "want " + want(v.Type()) + ", got " + describe(n), true
+		}
+		err = u.UnmarshalText([]byte(d.Value))
 	default:
 		return "", false
 	}

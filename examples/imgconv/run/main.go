@@ -26,20 +26,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/spec"
+	"github.com/troupe-dev/troupe/stages"
 	"github.com/troupe-dev/troupe/stages/imgconv"
 )
 
 // The spec's `builtin: imgconv` is the image stage of package stages/imgconv, with its options.
-func init() {
-	troupe.Register("imgconv", troupe.Builtin{New: func(opts map[string]any) (troupe.Func, error) {
-		o, err := imgconv.ParseOptions(opts)
-		if err != nil {
-			return nil, err
-		}
-		return imgconv.Stage(o), nil
-	}})
-}
+func init() { stages.Register("imgconv", imgconv.Builtin()) }
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stderr))
@@ -51,7 +44,7 @@ func main() {
 func run(args []string, stderr io.Writer) int {
 	flags := flag.NewFlagSet(filepath.Base(os.Args[0]), flag.ContinueOnError)
 	flags.SetOutput(stderr)
-	spec := flags.String("spec", filepath.Join("examples", "imgconv", "pipeline.yaml"), "the job's spec")
+	specPath := flags.String("spec", filepath.Join("examples", "imgconv", "pipeline.yaml"), "the job's spec")
 	in := flags.String("in", "", "folder of images to convert (default: the spec's input, with samples generated when it is empty)")
 	out := flags.String("out", "", "folder for the JPEGs (default: the spec's output)")
 	samples := flags.Int("samples", 48, "how many sample images to generate when there is no input")
@@ -63,7 +56,7 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 
-	s, err := troupe.LoadSpec(*spec)
+	s, err := spec.Load(*specPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -72,7 +65,7 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	if s.Source.Files == nil || s.Sink.Files == nil {
-		fmt.Fprintf(stderr, "%s: this example expects a files source and a files sink\n", *spec)
+		fmt.Fprintf(stderr, "%s: this example expects a files source and a files sink\n", *specPath)
 		return 2
 	}
 	if *in != "" {
@@ -95,7 +88,7 @@ func run(args []string, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	p, err := s.Pipeline(troupe.BuildOptions{})
+	p, err := s.Pipeline(spec.BuildOptions{})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

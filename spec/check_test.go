@@ -1,4 +1,4 @@
-package troupe
+package spec
 
 import (
 	"errors"
@@ -12,7 +12,7 @@ import (
 // checkSpec parses src as dir/job.yaml and returns what Spec.Check says about it.
 func checkSpec(t *testing.T, dir, src string) (*Spec, error) {
 	t.Helper()
-	s, err := ParseSpec([]byte(src), filepath.Join(dir, "job.yaml"))
+	s, err := Parse([]byte(src), filepath.Join(dir, "job.yaml"))
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}

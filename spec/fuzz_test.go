@@ -1,4 +1,4 @@
-package troupe
+package spec
 
 import (
 	"errors"
@@ -37,7 +37,7 @@ func FuzzParseSpec(f *testing.F) {
 	f.Add([]byte("source: &s {files: *s}\n"))
 	f.Add([]byte("{[}: \n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := ParseSpec(data, "fuzz.yaml")
+		s, err := Parse(data, "fuzz.yaml")
 		if err == nil {
 			if s == nil || len(s.Stages) > len(data) {
 				t.Fatalf("no error and spec %+v", s)

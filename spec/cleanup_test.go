@@ -1,4 +1,4 @@
-package troupe
+package spec
 
 import (
 	"errors"
@@ -24,7 +24,7 @@ func TestPipelineFailureStopsSpares(t *testing.T) {
 		t.Fatalf("building the plugin: %v\n%s", err, out)
 	}
 	before := goleak.IgnoreCurrent()
-	s, err := ParseSpec([]byte(`source: {range: {count: 10}}
+	s, err := Parse([]byte(`source: {range: {count: 10}}
 stages:
   - {name: up, plugin: {cmd: [./upper]}, spares: 2}
   - {name: keep, builtin: grep, options: {pattern: x}}

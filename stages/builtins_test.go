@@ -1,28 +1,44 @@
-package troupe
+package stages
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/troupe-dev/troupe/actors"
 )
 
 // apply runs the builtin name with opts on one record.
 func apply(t *testing.T, name string, opts map[string]any, key, payload string) []*Record {
 	t.Helper()
-	b, ok := lookupBuiltin(name)
-	if !ok || b.New == nil {
-		t.Fatalf("no Func builtin %q", name)
-	}
-	f, err := b.New(opts)
-	if err != nil {
+	f, _, err := build(name, opts)
+	if err != nil || f == nil {
 		t.Fatalf("%s(%v): %v", name, opts, err)
 	}
-	outs, err := f(context.Background(), &Record{Key: key, Payload: []byte(payload), Meta: map[string]string{"m": "v"}})
+	in := &Record{Key: key, Payload: []byte(payload), Meta: map[string]string{"m": "v"}}
+	outs, err := f(context.Background(), in)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
+	if in.Key != key || string(in.Payload) != payload || len(in.Meta) != 1 || in.Meta["m"] != "v" {
+		t.Errorf("%s modified its input: %v", name, in)
+	}
 	return outs
+}
+
+// build makes the builtin name from options as Go values.
+func build(name string, opts map[string]any) (actors.Func, actors.ReduceFunc, error) {
+	b, ok := Lookup(name)
+	if !ok {
+		return nil, nil, fmt.Errorf("no builtin %q", name)
+	}
+	o, err := b.OptionsFromMap(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b.Make(o)
 }
 
 func render(recs []*Record) string {
@@ -43,7 +59,8 @@ func TestFuncBuiltins(t *testing.T) {
 		{"identity", nil, "Hello", "k=Hello"},
 		{"upper", nil, "Héllo", "k=HÉLLO"},
 		{"lower", nil, "HÉLLO", "k=héllo"},
-		{"split", nil, "  a b\tc\n", "k=a k=b k=c"},
+		{"split", nil, "  a b\tc\n", "a=a b=b c=c"},
+		{"split", map[string]any{"key_from": "input"}, "a b", "k=a k=b"},
 		{"split", map[string]any{"sep": ",", "key_from": "field"}, "x,,y,", "x=x y=y"},
 		{"split", map[string]any{"key_from": "input"}, "", ""},
 		{"grep", map[string]any{"pattern": "^a"}, "abc", "k=abc"},
@@ -69,8 +86,7 @@ func TestSplitCopiesMeta(t *testing.T) {
 }
 
 func TestSleepHonoursContext(t *testing.T) {
-	b, _ := lookupBuiltin("sleep")
-	f, err := b.New(map[string]any{"duration": "1h"})
+	f, _, err := build("sleep", map[string]any{"duration": "1h"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,31 +104,29 @@ func TestBuiltinOptionErrors(t *testing.T) {
 		opts map[string]any
 		want string
 	}{
-		{"identity", map[string]any{"x": 1}, `unknown option "x" (takes no options)`},
-		{"split", map[string]any{"keyfrom": "field"}, `unknown option "keyfrom" (did you mean "key_from"?)`},
-		{"split", map[string]any{"separator": ","}, `unknown option "separator" (known: sep, key_from)`},
-		{"split", map[string]any{"sep": ""}, `option sep: must not be empty (leave it out to split at white space)`},
-		{"split", map[string]any{"key_from": "line"}, `option key_from: want input or field, got "line"`},
-		{"split", map[string]any{"sep": 1}, `option sep: expected a string, got int`},
-		{"grep", nil, `option pattern: required`},
-		{"grep", map[string]any{"pattern": "("}, "option pattern: error parsing regexp: missing closing ): `(`"},
-		{"grep", map[string]any{"pattern": "a", "invert": "yes"}, `option invert: expected true or false, got string`},
-		{"format", map[string]any{"template": "{nope}"}, `option template: unknown placeholder {nope} (want {key}, {payload} or {meta.NAME})`},
-		{"format", map[string]any{"template": "a}"}, `option template: unmatched } at byte 1 (write }} for a literal brace)`},
-		{"format", map[string]any{"template": "{key"}, `option template: unclosed { at byte 0`},
-		{"sleep", map[string]any{"duration": "soon"}, `option duration: bad duration "soon"`},
-		{"sleep", map[string]any{"a": 1, "b": 2}, `unknown options "a", "b" (known: duration)`},
+		{"identity", map[string]any{"x": 1}, `options: unknown key "x" (takes none)`},
+		{"split", map[string]any{"keyfrom": "field"}, `options: unknown key "keyfrom" (did you mean "key_from"?)`},
+		{"split", map[string]any{"separator": ","}, `options: unknown key "separator" (want one of: sep, key_from)`},
+		{"split", map[string]any{"sep": ""}, `options: sep: must not be empty`},
+		{"split", map[string]any{"key_from": "line"}, `options: key_from: unknown value "line" (want one of: field, input)`},
+		{"split", map[string]any{"sep": true}, `options: sep: want a string, got boolean true`},
+		{"grep", nil, `options: missing key "pattern"`},
+		{"grep", map[string]any{"pattern": "("}, "options: pattern: error parsing regexp: missing closing ): `(`"},
+		{"grep", map[string]any{"pattern": "a", "invert": "yes"}, `options: invert: want true or false, got string "yes"`},
+		{"format", map[string]any{"template": "{nope}"}, `options: template: unknown placeholder {nope} (want {key}, {payload} or {meta.NAME})`},
+		{"format", map[string]any{"template": "a}"}, `options: template: unmatched } at byte 1 (write }} for a literal brace)`},
+		{"format", map[string]any{"template": "{key"}, `options: template: unclosed { at byte 0`},
+		{"sleep", map[string]any{"duration": "soon"}, `options: duration: bad duration "soon" (want a duration like 30s or 1m30s)`},
+		{"sleep", map[string]any{"a": 1, "b": 2}, `options: unknown key "a" (want one of: duration); unknown key "b" (want one of: duration); missing key "duration"`},
 	}
 	for _, tt := range tests {
-		b, _ := lookupBuiltin(tt.name)
-		_, err := b.New(tt.opts)
+		_, _, err := build(tt.name, tt.opts)
 		if err == nil || err.Error() != tt.want {
 			t.Errorf("%s(%v) error = %v, want %s", tt.name, tt.opts, err, tt.want)
 		}
 	}
 	for _, name := range []string{"count", "sum"} {
-		b, _ := lookupBuiltin(name)
-		if _, err := b.Reduce(map[string]any{"x": 1}); err == nil || err.Error() != `unknown option "x" (takes no options)` {
+		if _, _, err := build(name, map[string]any{"x": 1}); err == nil || err.Error() != `options: unknown key "x" (takes none)` {
 			t.Errorf("%s with options: %v", name, err)
 		}
 	}
@@ -120,8 +134,7 @@ func TestBuiltinOptionErrors(t *testing.T) {
 
 func fold(t *testing.T, name string, payloads ...string) (string, error) {
 	t.Helper()
-	b, _ := lookupBuiltin(name)
-	f, err := b.Reduce(nil)
+	_, f, err := build(name, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,14 +178,14 @@ func TestRegister(t *testing.T) {
 		}()
 		f()
 	}
-	id, _ := lookupBuiltin("identity")
+	id, _ := Lookup("identity")
 	mustPanic("duplicate", func() { Register("identity", id) })
 	mustPanic("empty name", func() { Register("", id) })
 	mustPanic("neither", func() { Register("test-neither", Builtin{}) })
-	count, _ := lookupBuiltin("count")
+	count, _ := Lookup("count")
 	mustPanic("both", func() { Register("test-both", Builtin{New: id.New, Reduce: count.Reduce}) })
 	want := "count format grep identity lower sleep split sum upper"
-	if got := strings.Join(Builtins(), " "); !strings.Contains(got, "count format grep identity lower") || !strings.Contains(got, "sleep split sum upper") {
-		t.Errorf("Builtins() = %s, want %s among them", got, want)
+	if got := strings.Join(Names(), " "); !strings.Contains(got, "count format grep identity lower") || !strings.Contains(got, "sleep split sum upper") {
+		t.Errorf("Names() = %s, want %s among them", got, want)
 	}
 }

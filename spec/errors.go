@@ -1,10 +1,12 @@
-package troupe
+package spec
 
 import (
 	"cmp"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/troupe-dev/troupe/internal/schema"
 )
 
 // Pos is a position in a spec file. Line and Col are 1-based; the zero Pos means "unknown".
@@ -86,4 +88,18 @@ func (l *errorList) err() error {
 	// The same problem can be reached twice (an alias used in two places); report it once.
 	errs = slices.CompactFunc(errs, func(a, b *PosError) bool { return a.Pos == b.Pos && a.Msg == b.Msg })
 	return &SpecError{Errors: errs}
+}
+
+// specError makes the schema's field errors a *SpecError: each at its position in file, its
+// message the key path and what is wrong.
+func specError(file string, errs schema.Errors) error {
+	var l errorList
+	for _, e := range errs {
+		msg := e.Msg
+		if e.Path != "" {
+			msg = e.Path + ": " + msg
+		}
+		l.wrap(Pos{File: file, Line: e.Line, Col: e.Col}, e, "%s", msg)
+	}
+	return l.err()
 }

@@ -1,7 +1,8 @@
-package troupe
+package spec
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/plugins"
+	"github.com/troupe-dev/troupe/stages"
 	"github.com/troupe-dev/troupe/supervisor"
 )
 
@@ -35,7 +37,7 @@ type BuildOptions struct {
 // be opened, the builtin that fails to start). When Pipeline fails, whatever it had opened or
 // started is closed before it returns: files, and plugin stages' warm spare processes. The
 // pipeline's source, sinks and spares are closed by its run.
-func (s *Spec) Pipeline(o BuildOptions) (*Pipeline, error) {
+func (s *Spec) Pipeline(o BuildOptions) (*actors.Pipeline, error) {
 	if err := s.Check(); err != nil {
 		return nil, err
 	}
@@ -52,8 +54,8 @@ func (s *Spec) Pipeline(o BuildOptions) (*Pipeline, error) {
 	}
 	p := &actors.Pipeline{
 		Name:         s.Name,
-		Order:        s.Order,
-		Supervision:  s.Supervision,
+		Order:        s.order(),
+		Supervision:  s.Supervision.Flags(),
 		DrainTimeout: o.DrainTimeout,
 		Logger:       o.Logger,
 		Events:       o.Events,
@@ -61,19 +63,20 @@ func (s *Spec) Pipeline(o BuildOptions) (*Pipeline, error) {
 	// What is open or running so far, closed in reverse order if the build fails: files, and the
 	// stages' cleanups (a plugin stage's pool of warm spares).
 	var opened []func() error
-	fail := func(pos Pos, err error, what string) (*Pipeline, error) {
+	fail := func(pos Pos, err error, what string) (*actors.Pipeline, error) {
 		for i := len(opened) - 1; i >= 0; i-- {
 			_ = opened[i]()
 		}
 		return nil, &PosError{Pos: pos, Msg: fmt.Sprintf("%s: %v", what, err), Err: err}
 	}
 
-	for _, st := range s.Stages {
+	for i := range s.Stages {
+		st := &s.Stages[i]
 		stage, err := st.build(logger)
 		if err != nil {
-			pos := st.OptionsPos
+			pos := s.pos(st.At, "options")
 			if st.Plugin != nil {
-				pos = st.Plugin.Pos
+				pos = s.pos(st.At, "plugin")
 			}
 			return fail(pos, err, "stage "+st.Name)
 		}
@@ -90,12 +93,12 @@ func (s *Spec) Pipeline(o BuildOptions) (*Pipeline, error) {
 	case src.Lines != nil:
 		p.Source, err = actors.NewLinesSource(src.Lines.Path, stdin)
 	case src.Range != nil:
-		p.Source = actors.NewRangeSource(src.Range.Count, src.Range.Size)
+		p.Source = actors.NewRangeSource(src.Range.Count, int(src.Range.Size))
 	default:
 		err = fmt.Errorf("no source kind set")
 	}
 	if err != nil {
-		return fail(s.Source.Pos, err, "source")
+		return fail(s.pos(s.Source.At, ""), err, "source")
 	}
 	opened = append(opened, p.Source.Close)
 
@@ -104,20 +107,20 @@ func (s *Spec) Pipeline(o BuildOptions) (*Pipeline, error) {
 		p.Sink, err = actors.NewFilesSink(sk.Files.Dir, sk.Files.Ext)
 	case sk.Lines != nil:
 		p.Sink, err = actors.NewLinesSink(sk.Lines.Path, stdout)
-	case sk.Discard:
+	case sk.Discard != nil:
 		p.Sink = actors.NewDiscardSink()
 	default:
 		err = fmt.Errorf("no sink kind set")
 	}
 	if err != nil {
-		return fail(s.Sink.Pos, err, "sink")
+		return fail(s.pos(s.Sink.At, ""), err, "sink")
 	}
 	opened = append(opened, p.Sink.Close)
 
 	if dl := s.DeadLetter; dl != nil {
 		p.DeadLetters, err = actors.NewJSONLDeadLetters(dl.Path)
 		if err != nil {
-			return fail(dl.Pos, err, "dead_letter")
+			return fail(s.pos(dl.At, "path"), err, "dead_letter")
 		}
 		opened = append(opened, p.DeadLetters.Close)
 	}
@@ -126,19 +129,6 @@ func (s *Spec) Pipeline(o BuildOptions) (*Pipeline, error) {
 
 // poolCloseTimeout bounds killing a stage's warm spares at the end of a run.
 const poolCloseTimeout = 10 * time.Second
-
-// pluginConfig is the configuration of a plugin stage's processes.
-func (st *StageSpec) pluginConfig(logger *slog.Logger) plugins.Config {
-	return plugins.Config{
-		Cmd:     st.Plugin.Cmd,
-		SHA256:  st.Plugin.SHA256,
-		Env:     st.Plugin.Env,
-		Limits:  st.Plugin.Limits,
-		Spares:  st.Plugin.Spares,
-		Credits: st.Credits,
-		Logger:  logger,
-	}
-}
 
 // build makes the runtime's Stage for st.
 func (st *StageSpec) build(logger *slog.Logger) (actors.Stage, error) {
@@ -149,12 +139,13 @@ func (st *StageSpec) build(logger *slog.Logger) (actors.Stage, error) {
 		Attempts: st.Attempts,
 		Timeout:  st.Timeout,
 		Options:  st.Options,
-		Restart:  st.Restart,
+		Restart:  st.Restart.Restart(),
 	}
 	switch {
 	case st.Plugin != nil:
 		// Spec.Check has checked the program (Spec.Pipeline runs it before building).
-		cfg := st.pluginConfig(logger)
+		cfg := st.PluginConfig()
+		cfg.Logger = logger
 		if cfg.Spares == 0 {
 			f, err := cfg.Factory()
 			if err != nil {
@@ -174,15 +165,18 @@ func (st *StageSpec) build(logger *slog.Logger) (actors.Stage, error) {
 			return pool.Close(ctx)
 		}
 	case st.Builtin != "":
-		b, ok := lookupBuiltin(st.Builtin)
+		b, ok := stages.Lookup(st.Builtin)
 		if !ok {
-			return stage, fmt.Errorf("unknown builtin %q", st.Builtin)
+			return stage, errors.New(unknownBuiltin(st.Builtin))
 		}
-		var err error
-		if b.New != nil {
-			stage.Func, err = b.New(st.Options)
-		} else {
-			stage.Reduce, err = b.Reduce(st.Options)
+		// Parse has checked the options where the spec wrote them; they are read again here as
+		// the stage now has them (a program may have changed them since).
+		opts, err := b.OptionsFromMap(st.Options)
+		if err != nil {
+			return stage, fmt.Errorf("builtin %s: %w", st.Builtin, err)
+		}
+		stage.Func, stage.Reduce, err = b.Make(opts)
+		if stage.Reduce != nil {
 			stage.Workers = 1
 		}
 		if err != nil {

@@ -1,4 +1,4 @@
-package troupe
+package spec
 
 import (
 	"cmp"
@@ -44,18 +44,18 @@ func (s *Spec) Check() error {
 		if st.Plugin == nil {
 			continue
 		}
-		if err := st.pluginConfig(nil).Check(); err != nil {
-			errs.wrap(st.Plugin.Pos, err, "stage %s: %v", st.Name, err)
+		if err := st.PluginConfig().Check(); err != nil {
+			errs.wrap(s.pos(st.At, "plugin"), err, "stage %s: %v", st.Name, err)
 		}
 	}
 	switch src := s.Source; {
 	case src.Lines != nil && src.Lines.Path != "-":
-		at := cmpPos(src.Lines.Pos, src.Pos)
+		at := s.pos(src.Lines.At, "path")
 		if err := checkReadableFile(src.Lines.Path); err != nil {
 			errs.wrap(at, err, "source.lines.path %s: %v", src.Lines.Path, err)
 		}
 	case src.Files != nil:
-		at := cmpPos(src.Files.Pos, src.Pos)
+		at := s.pos(src.Files.At, "dir")
 		if err := checkReadableDir(src.Files.Dir); err != nil {
 			errs.wrap(at, err, "source.files.dir %s: %v", src.Files.Dir, err)
 		}
@@ -63,28 +63,20 @@ func (s *Spec) Check() error {
 	switch sk := s.Sink; {
 	case sk.Lines != nil && sk.Lines.Path != "-":
 		if err := checkCreatable(sk.Lines.Path, false); err != nil {
-			errs.wrap(cmpPos(sk.Lines.Pos, sk.Pos), err, "sink.lines.path %s: %v", sk.Lines.Path, err)
+			errs.wrap(s.pos(sk.Lines.At, "path"), err, "sink.lines.path %s: %v", sk.Lines.Path, err)
 		}
 	case sk.Files != nil:
 		if err := checkCreatable(sk.Files.Dir, true); err != nil {
-			errs.wrap(cmpPos(sk.Files.Pos, sk.Pos), err, "sink.files.dir %s: %v", sk.Files.Dir, err)
+			errs.wrap(s.pos(sk.Files.At, "dir"), err, "sink.files.dir %s: %v", sk.Files.Dir, err)
 		}
 	}
 	if dl := s.DeadLetter; dl != nil {
 		if err := checkCreatable(dl.Path, false); err != nil {
-			errs.wrap(dl.Pos, err, "dead_letter.path %s: %v", dl.Path, err)
+			errs.wrap(s.pos(dl.At, "path"), err, "dead_letter.path %s: %v", dl.Path, err)
 		}
 	}
 	s.checkOverlaps(&errs)
 	return errs.err()
-}
-
-// cmpPos returns p, or else (when p is unknown, in a Spec made by hand) alt.
-func cmpPos(p, alt Pos) Pos {
-	if p == (Pos{}) {
-		return alt
-	}
-	return p
 }
 
 // checkReadableFile checks that a lines source's file exists, is not a directory and, when it
@@ -230,23 +222,23 @@ func (s *Spec) checkOverlaps(errs *errorList) {
 	}
 	switch src := s.Source; {
 	case src.Lines != nil:
-		add(&endpoint{key: "source.lines.path", pos: cmpPos(src.Lines.Pos, src.Pos), path: src.Lines.Path, input: true})
+		add(&endpoint{key: "source.lines.path", pos: s.pos(src.Lines.At, "path"), path: src.Lines.Path, input: true})
 	case src.Files != nil:
-		add(&endpoint{key: "source.files.dir", pos: cmpPos(src.Files.Pos, src.Pos), path: src.Files.Dir, input: true,
+		add(&endpoint{key: "source.files.dir", pos: s.pos(src.Files.At, "dir"), path: src.Files.Dir, input: true,
 			dir: true, glob: cmp.Or(src.Files.Glob, "*"), recursive: src.Files.Recursive})
 	}
 	switch sk := s.Sink; {
 	case sk.Lines != nil:
-		add(&endpoint{key: "sink.lines.path", pos: cmpPos(sk.Lines.Pos, sk.Pos), path: sk.Lines.Path})
+		add(&endpoint{key: "sink.lines.path", pos: s.pos(sk.Lines.At, "path"), path: sk.Lines.Path})
 	case sk.Files != nil:
 		ext := sk.Files.Ext
 		if ext != "" && !strings.HasPrefix(ext, ".") {
 			ext = "." + ext
 		}
-		add(&endpoint{key: "sink.files.dir", pos: cmpPos(sk.Files.Pos, sk.Pos), path: sk.Files.Dir, dir: true, ext: ext})
+		add(&endpoint{key: "sink.files.dir", pos: s.pos(sk.Files.At, "dir"), path: sk.Files.Dir, dir: true, ext: ext})
 	}
 	if dl := s.DeadLetter; dl != nil {
-		add(&endpoint{key: "dead_letter.path", pos: dl.Pos, path: dl.Path})
+		add(&endpoint{key: "dead_letter.path", pos: s.pos(dl.At, "path"), path: dl.Path})
 	}
 	// Inputs come first, so b is always an output.
 	var linked []*endpoint // existing output files not yet found to overlap a files source

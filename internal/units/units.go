@@ -1,4 +1,8 @@
-package troupe
+// Package units holds the scalar types of troupe's configuration that have a syntax of their
+// own: sizes in bytes (512MiB) and CPU shares in percent (150%). They read themselves from text
+// (encoding.TextUnmarshaler), so that the spec decodes them and the packages owning the values
+// (plugins) use them without knowing anything of YAML.
+package units
 
 import (
 	"errors"
@@ -86,39 +90,38 @@ func ParsePercent(s string) (float64, error) {
 	return f, nil
 }
 
-// closest returns the candidate nearest to s by edit distance, if it is near enough to be a
-// plausible misspelling.
-func closest(s string, candidates []string) (string, bool) {
-	best, bestD := "", math.MaxInt
-	for _, c := range candidates {
-		if d := editDistance(strings.ToLower(s), c); d < bestD {
-			best, bestD = c, d
-		}
+// Size is a number of bytes, written as a plain number or with a unit (see ParseSize).
+type Size uint64
+
+// UnmarshalText reads a size such as 512MiB.
+func (s *Size) UnmarshalText(text []byte) error {
+	v, err := ParseSize(string(text))
+	if err != nil {
+		return fmt.Errorf("bad size %q: %v", text, err)
 	}
-	limit := max(2, len(s)/3)
-	return best, best != "" && bestD <= limit
+	*s = Size(v)
+	return nil
 }
 
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return math.MaxInt / 2 // not a misspelling of any key; avoid quadratic work on junk
+// SchemaType names the type in the spec reference.
+func (Size) SchemaType() string { return "size (bytes, or 512MiB, 1GB, 100M)" }
+
+// Percent is a CPU share in percent of one core: 150 is one and a half cores.
+type Percent float64
+
+// UnmarshalText reads a percentage such as 150% or 150.
+func (p *Percent) UnmarshalText(text []byte) error {
+	t := strings.TrimSpace(string(text))
+	if !strings.HasSuffix(t, "%") {
+		t += "%"
 	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	v, err := ParsePercent(t)
+	if err != nil {
+		return fmt.Errorf("bad percentage %q (want a percentage like 150%%)", text)
 	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	*p = Percent(v)
+	return nil
 }
+
+// SchemaType names the type in the spec reference.
+func (Percent) SchemaType() string { return "percentage (150% is 1.5 cores)" }

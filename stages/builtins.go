@@ -1,0 +1,259 @@
+package stages
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/internal/schema"
+)
+
+// Record is the runtime's record (see package actors).
+type Record = actors.Record
+
+// The generic builtins. None of them modifies the record it is given: the runtime may deliver
+// it again after a failure, so a builtin returns it as it is or returns new records.
+func init() {
+	Register("identity", Func("Passes every record through unchanged.", func(*None) (actors.Func, error) {
+		return func(ctx context.Context, rec *Record) ([]*Record, error) { return []*Record{rec}, nil }, nil
+	}))
+	Register("upper", Func("Upper-cases the payload (Unicode).", func(*None) (actors.Func, error) {
+		return mapPayload(bytes.ToUpper), nil
+	}))
+	Register("lower", Func("Lower-cases the payload (Unicode).", func(*None) (actors.Func, error) {
+		return mapPayload(bytes.ToLower), nil
+	}))
+	Register("split", Func("Emits one record per field of the payload (empty fields are skipped), "+
+		"each keyed by the field itself unless `key_from: input`: `lines → split → count` counts words.", newSplit))
+	Register("grep", Func("Keeps the records whose payload matches a regular expression (or, with `invert`, those that do not).", newGrep))
+	Register("format", Func("Rewrites the payload from a template of the record's key, payload and metadata.", newFormat))
+	Register("sleep", Func("Passes records through after waiting a while each, to simulate work or to throttle.", newSleep))
+	Register("count", Reduce("Counts the records of each key: one record per key at the end of input, its payload the count.",
+		func(*None) (actors.ReduceFunc, error) { return reduceCount, nil }))
+	Register("sum", Reduce("Adds up the decimal payloads of each key: integers while every value is one (and the sum fits in 64 bits), floating point otherwise.",
+		func(*None) (actors.ReduceFunc, error) { return reduceSum, nil }))
+}
+
+// mapPayload makes a Func that returns a new record with f applied to the payload; the input
+// is left as it is.
+func mapPayload(f func([]byte) []byte) actors.Func {
+	return func(ctx context.Context, rec *Record) ([]*Record, error) {
+		return []*Record{{Key: rec.Key, Payload: f(rec.Payload), Meta: rec.Meta}}, nil
+	}
+}
+
+// SplitOptions are split's options.
+type SplitOptions struct {
+	Sep     string `yaml:"sep" nonempty:"true" doc:"The separator; any run of white space when absent."`
+	KeyFrom string `yaml:"key_from" default:"field" enum:"field|input" doc:"The outputs' key: field makes each field its own key (so that a reduce stage after split groups by word); input keeps the input record's key."`
+}
+
+func newSplit(o *SplitOptions) (actors.Func, error) {
+	sep, byField := []byte(o.Sep), o.KeyFrom == "field"
+	return func(ctx context.Context, rec *Record) ([]*Record, error) {
+		var fields [][]byte
+		if len(sep) == 0 {
+			fields = bytes.Fields(rec.Payload)
+		} else {
+			fields = bytes.Split(rec.Payload, sep)
+		}
+		outs := make([]*Record, 0, len(fields))
+		for _, f := range fields {
+			if len(f) == 0 {
+				continue
+			}
+			out := &Record{Key: rec.Key, Payload: bytes.Clone(f), Meta: maps.Clone(rec.Meta)}
+			if byField {
+				out.Key = string(f)
+			}
+			outs = append(outs, out)
+		}
+		return outs, nil
+	}, nil
+}
+
+// GrepOptions are grep's options.
+type GrepOptions struct {
+	Pattern string `yaml:"pattern" required:"true" doc:"A regular expression (Go syntax) matched against the payload."`
+	Invert  bool   `yaml:"invert" default:"false" doc:"Keep the records that do not match instead."`
+	re      *regexp.Regexp
+}
+
+// Check compiles the pattern.
+func (o *GrepOptions) Check() error {
+	re, err := regexp.Compile(o.Pattern)
+	if err != nil {
+		return schema.Errorf("pattern", "%v", err)
+	}
+	o.re = re
+	return nil
+}
+
+func newGrep(o *GrepOptions) (actors.Func, error) {
+	re, invert := o.re, o.Invert
+	if re == nil {
+		var err error
+		if re, err = regexp.Compile(o.Pattern); err != nil {
+			return nil, fmt.Errorf("pattern: %w", err)
+		}
+	}
+	return func(ctx context.Context, rec *Record) ([]*Record, error) {
+		if re.Match(rec.Payload) != invert {
+			return []*Record{rec}, nil
+		}
+		return nil, nil
+	}, nil
+}
+
+// FormatOptions are format's options.
+type FormatOptions struct {
+	Template string `yaml:"template" default:"\"{key}\\t{payload}\"" doc:"The new payload: {key}, {payload} and {meta.NAME} are replaced by the record's key, payload and metadata; {{ and }} stand for literal braces."`
+	parts    []templatePart
+}
+
+// Check parses the template.
+func (o *FormatOptions) Check() error {
+	parts, err := parseTemplate(o.Template)
+	if err != nil {
+		return schema.Errorf("template", "%v", err)
+	}
+	o.parts = parts
+	return nil
+}
+
+func newFormat(o *FormatOptions) (actors.Func, error) {
+	parts := o.parts
+	if parts == nil {
+		var err error
+		if parts, err = parseTemplate(o.Template); err != nil {
+			return nil, fmt.Errorf("template: %w", err)
+		}
+	}
+	return func(ctx context.Context, rec *Record) ([]*Record, error) {
+		var b []byte
+		for _, p := range parts {
+			switch {
+			case p.field == "":
+				b = append(b, p.lit...)
+			case p.field == "key":
+				b = append(b, rec.Key...)
+			case p.field == "payload":
+				b = append(b, rec.Payload...)
+			default:
+				b = append(b, rec.Meta[strings.TrimPrefix(p.field, "meta.")]...)
+			}
+		}
+		return []*Record{{Key: rec.Key, Payload: b, Meta: rec.Meta}}, nil
+	}, nil
+}
+
+type templatePart struct {
+	lit   string
+	field string // "", "key", "payload" or "meta.NAME"
+}
+
+func parseTemplate(s string) ([]templatePart, error) {
+	var parts []templatePart
+	var lit strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '{' && i+1 < len(s) && s[i+1] == '{', c == '}' && i+1 < len(s) && s[i+1] == '}':
+			lit.WriteByte(c)
+			i++
+		case c == '{':
+			end := strings.IndexByte(s[i:], '}')
+			if end < 0 {
+				return nil, fmt.Errorf("unclosed { at byte %d", i)
+			}
+			field := s[i+1 : i+end]
+			if field != "key" && field != "payload" && !(strings.HasPrefix(field, "meta.") && len(field) > 5) {
+				return nil, fmt.Errorf("unknown placeholder {%s} (want {key}, {payload} or {meta.NAME})", field)
+			}
+			if lit.Len() > 0 {
+				parts = append(parts, templatePart{lit: lit.String()})
+				lit.Reset()
+			}
+			parts = append(parts, templatePart{field: field})
+			i += end
+		case c == '}':
+			return nil, fmt.Errorf("unmatched } at byte %d (write }} for a literal brace)", i)
+		default:
+			lit.WriteByte(c)
+		}
+	}
+	if lit.Len() > 0 {
+		parts = append(parts, templatePart{lit: lit.String()})
+	}
+	return parts, nil
+}
+
+// SleepOptions are sleep's options.
+type SleepOptions struct {
+	Duration time.Duration `yaml:"duration" required:"true" min:"0s" doc:"How long to wait per record, like 10ms."`
+}
+
+func newSleep(o *SleepOptions) (actors.Func, error) {
+	d := o.Duration
+	return func(ctx context.Context, rec *Record) ([]*Record, error) {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return []*Record{rec}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}, nil
+}
+
+// reduceCount counts records per key.
+func reduceCount(key string, acc []byte, rec *Record) ([]byte, error) {
+	var n uint64
+	if acc != nil {
+		var err error
+		if n, err = strconv.ParseUint(string(acc), 10, 64); err != nil {
+			return nil, fmt.Errorf("count: corrupt aggregate %q", acc)
+		}
+	}
+	return strconv.AppendUint(nil, n+1, 10), nil
+}
+
+// reduceSum adds up decimal payloads per key: integers while every value is an integer (and
+// the sum fits in 64 bits), floating point otherwise.
+func reduceSum(key string, acc []byte, rec *Record) ([]byte, error) {
+	text := strings.TrimSpace(string(rec.Payload))
+	if acc == nil {
+		acc = []byte("0")
+	}
+	ai, aerr := strconv.ParseInt(string(acc), 10, 64)
+	vi, verr := strconv.ParseInt(text, 10, 64)
+	if aerr == nil && verr == nil {
+		if s := ai + vi; (vi >= 0) == (s >= ai) {
+			return strconv.AppendInt(nil, s, 10), nil
+		}
+	}
+	af, err := strconv.ParseFloat(string(acc), 64)
+	if err != nil {
+		return nil, fmt.Errorf("sum: corrupt aggregate %q", acc)
+	}
+	vf, err := strconv.ParseFloat(text, 64)
+	if err != nil || math.IsNaN(vf) || math.IsInf(vf, 0) {
+		return nil, fmt.Errorf("sum: payload %q is not a number", truncate(text, 40))
+	}
+	return strconv.AppendFloat(nil, af+vf, 'g', -1, 64), nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
