@@ -33,3 +33,6 @@
 // source and sinks and builds a pipeline ready to Run, closing what it opened if it fails;
 // `troupe validate` runs the same Check, so a spec that validates is one that starts.
 package spec
+
+// docs/spec.md and the README's builtins table come from the declarations.
+//go:generate go run ../internal/cmd/specdoc -root ..
