@@ -12,10 +12,10 @@ import (
 
 var positioned = regexp.MustCompile(`^fuzz\.yaml:([1-9][0-9]*):([1-9][0-9]*): \S`)
 
-// FuzzParseSpec checks that no input makes ParseSpec panic, and that every error it reports is
+// FuzzParseSpec checks that no input makes Parse panic, and that every error it reports is
 // positioned.
 func FuzzParseSpec(f *testing.F) {
-	for _, root := range []string{"examples", "testdata"} {
+	for _, root := range []string{"../examples", "testdata"} {
 		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err

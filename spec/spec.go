@@ -111,7 +111,9 @@ func optionsNode(root *yaml.Node, i int) *yaml.Node {
 }
 
 // child returns the value of key in mapping n (following aliases and merges), or nil.
-func child(n *yaml.Node, key string) *yaml.Node {
+func child(n *yaml.Node, key string) *yaml.Node { return childAt(n, key, 0) }
+
+func childAt(n *yaml.Node, key string, depth int) *yaml.Node {
 	n = deref(n)
 	if n != nil && n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
 		n = deref(n.Content[0])
@@ -131,8 +133,8 @@ func child(n *yaml.Node, key string) *yaml.Node {
 			return deref(n.Content[j+1])
 		}
 	}
-	if m := deref(merged); m != nil && m.Kind == yaml.MappingNode {
-		return child(m, key)
+	if m := deref(merged); m != nil && m.Kind == yaml.MappingNode && depth < 10 {
+		return childAt(m, key, depth+1) // bounded: a mapping can merge itself through an alias
 	}
 	return nil
 }

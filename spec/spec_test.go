@@ -306,3 +306,16 @@ func TestPluginProgramCheckedAtBuild(t *testing.T) {
 		}
 	}
 }
+
+// A builtin's options reached through a merge are checked where they were written.
+func TestOptionsThroughMerge(t *testing.T) {
+	src := "source: {range: {count: 1}}\nsink: {discard: {}}\nstages:\n" +
+		"  - &a {name: a, builtin: grep, options: {pattern: x, invrt: true}}\n" +
+		"  - <<: *a\n    name: b\n"
+	_, err := Parse([]byte(src), "s.yaml")
+	want := "s.yaml:4:55: stages[0].options: builtin grep: unknown key \"invrt\" (did you mean \"invert\"?)\n" +
+		"s.yaml:4:55: stages[1].options: builtin grep: unknown key \"invrt\" (did you mean \"invert\"?)"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+}

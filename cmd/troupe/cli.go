@@ -155,7 +155,7 @@ func (e *env) loadSpec(path string) (*spec.Spec, error) {
 	return nil, &exitError{code: exitUsage, err: err}
 }
 
-// specProblems prints each problem of a *SpecError (from LoadSpec or Spec.Check) on its own
+// specProblems prints each problem of a *SpecError (from spec.Load or Spec.Check) on its own
 // line and returns an exitError with status 2 counting them. Any other error is returned as an
 // exitError with status 2 as it is.
 func (e *env) specProblems(path string, err error) error {

@@ -250,13 +250,13 @@ sink: {discard: {}}
 	if code != exitUsage || stdout != "" || len(lines) != 5 {
 		t.Fatalf("validate bad: exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
 	}
-	if !strings.HasPrefix(lines[0], bad+":5:14: stage a: builtin imgconv: ") || !strings.Contains(lines[0], "qualty") {
+	if !strings.HasPrefix(lines[0], bad+":5:15: stages[0].options: builtin imgconv: ") || !strings.Contains(lines[0], "qualty") {
 		t.Errorf("line 1 = %q", lines[0])
 	}
 	want := []string{
-		bad + `:6:11: duplicate stage name "a" (first defined at line 3)`,
-		bad + `:7:14: builtin: unknown builtin "nope" (known: ` + known + `)`,
-		bad + `:8:14: workers: must be at least 1, got 0`,
+		bad + `:6:11: stages[1].name: duplicate stage name "a" (first defined at line 3)`,
+		bad + `:7:14: stages[1].builtin: unknown builtin "nope" (known: ` + known + `)`,
+		bad + `:8:14: stages[1].workers: must be at least 1, got 0`,
 		"troupe: " + bad + ": 4 problems",
 	}
 	if !slices.Equal(lines[1:], want) {
@@ -417,5 +417,29 @@ sink: {lines: {path: out.txt}}
 	}
 	if int64(len(seen)) != s.RecordsOut || s.RecordsOut == 0 || s.RecordsOut >= 200000 {
 		t.Errorf("sink has %d records, summary says %d out of %d in", len(seen), s.RecordsOut, s.RecordsIn)
+	}
+}
+
+// troupe builtins lists every builtin with its options, from the options each declares.
+func TestBuiltinsCommand(t *testing.T) {
+	code, stdout, stderr := cli(t, "", "builtins")
+	if code != exitOK || stderr != "" {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	for _, name := range stages.Names() {
+		if !strings.Contains(stdout, "\n"+name+": ") && !strings.HasPrefix(stdout, name+": ") &&
+			!strings.Contains(stdout, name+" (reduce): ") {
+			t.Errorf("builtin %s not listed:\n%s", name, stdout)
+		}
+	}
+	for _, want := range []string{
+		"  quality     integer, 1 to 100",
+		"default 90",
+		"  key_from  string: field | input  default field",
+		"  pattern  string   required",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("missing %q in:\n%s", want, stdout)
+		}
 	}
 }

@@ -31,4 +31,3 @@ func TestParsePercent(t *testing.T) {
 		}
 	}
 }
-
