@@ -4,11 +4,13 @@
 //
 //	troupe run SPEC [--summary-json FILE] [--progress auto|bar|plain|none]
 //	troupe validate SPEC
+//	troupe builtins
 //	troupe plugins new NAME [DIR]
 //	troupe version
 //
-// `troupe run` runs the pipeline a YAML spec describes (see package troupe for the format),
-// showing progress on standard error and a per-stage summary at the end. The first SIGINT or
+// `troupe run` runs the pipeline a YAML spec describes (docs/spec.md and package spec describe
+// the format), showing progress on standard error and a per-stage summary at the end; `troupe
+// builtins` lists the builtin stages a spec can name, with their options. The first SIGINT or
 // SIGTERM stops it gracefully: the source stops, records in flight drain to the sink, and the
 // summary is printed; a second one exits at once.
 //

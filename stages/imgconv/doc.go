@@ -25,10 +25,10 @@
 //     string with a decimal K, M or G suffix, optionally followed by P ("100M", "2.5MP",
 //     "40000000"). Default 100M (DefaultMaxPixels), about 400 MB once decoded to RGBA.
 //
-// ParseOptions reads them from the map a YAML or JSON decoder produces; an unknown key, a wrong
-// type or a value out of range is an error naming the key, so a bad spec fails before the run
-// starts. In Go, the same settings are the fields of Options, whose zero value means the
-// defaults.
+// SpecOptions declares them for a spec (Builtin registers the stage with package stages), so that
+// a bad value is reported at its line and column before the run starts; ParseOptions reads them
+// from the map a JSON decoder produces (the plugin's configuration). In Go, the same settings
+// are the fields of Options, whose zero value means the defaults.
 //
 // # Failures
 //
