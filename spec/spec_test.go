@@ -319,3 +319,12 @@ func TestOptionsThroughMerge(t *testing.T) {
 		t.Errorf("err = %v\nwant %s", err, want)
 	}
 }
+
+// Counts that no machine could start are refused, as before the spec was declared with tags.
+func TestHugeCountsRefused(t *testing.T) {
+	const ok = "source: {range: {count: 1}}\nsink: {discard: {}}\n"
+	_, err := Parse([]byte(ok+"stages: [{name: a, builtin: upper, workers: 99999999999}]\n"), "s.yaml")
+	if want := "s.yaml:3:45: stages[0].workers: must be at most 2147483647, got 99999999999"; err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %s", err, want)
+	}
+}
