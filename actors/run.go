@@ -348,10 +348,15 @@ func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
 		incarnation++
 		b, err := st.cfg.Backend(r.ctx, info, out)
 		if err != nil {
+			if IsPermanent(err) {
+				r.fail(fmt.Errorf("stage %s: %w", st.cfg.Name, err))
+				return nil, err
+			}
 			if n := st.startFailures.Add(1); n >= maxStartFailures {
 				r.fail(fmt.Errorf("stage %s: workers failed to start %d times in a row; last: %w", st.cfg.Name, n, err))
+				return nil, err
 			}
-			return nil, err
+			return failedStart(err), nil
 		}
 		st.startFailures.Store(0)
 		return actor.PropsFromProducer(func() actor.Actor {

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -19,6 +20,35 @@ const (
 	backendCloseTimeout = 5 * time.Second
 	backendKillTimeout  = 100 * time.Millisecond
 )
+
+// BackendFault is implemented by the errors a Backend reports to Outcomes.Fail when the backend
+// itself is at fault and none of the records it holds is (it broke its protocol: answered a
+// record twice, reported outputs for a record it was not given). The records are redelivered
+// and no attempt is charged. Package actors checks for it with errors.As, so a backend need not
+// import actors to implement it.
+type BackendFault interface {
+	BackendFault() bool
+}
+
+// IsBackendFault says whether err, or an error it wraps, is a BackendFault that says so.
+func IsBackendFault(err error) bool {
+	var f BackendFault
+	return errors.As(err, &f) && f.BackendFault()
+}
+
+// PermanentError is implemented by the errors a BackendFactory returns for a start that can never
+// succeed, however often it is retried: a missing executable, a checksum mismatch, a program
+// that does not speak the backend's protocol. Such an error fails the run at once; any other
+// failed start is retried under the stage's restart policy, like a crash.
+type PermanentError interface {
+	Permanent() bool
+}
+
+// IsPermanent says whether err, or an error it wraps, is a PermanentError that says so.
+func IsPermanent(err error) bool {
+	var p PermanentError
+	return errors.As(err, &p) && p.Permanent()
+}
 
 // Messages from a Backend (any goroutine) to its worker actor.
 type (
@@ -109,7 +139,11 @@ func (w *backendWorker) Receive(ctx actor.Context) {
 	case backendResults:
 		n := len(m.res.Counts)
 		if n > w.submitted.len() {
-			w.die(ctx, fmt.Errorf("backend reported %d outcomes for %d records", n, w.submitted.len()), true)
+			w.die(ctx, fmt.Errorf("backend reported %d outcomes for %d records", n, w.submitted.len()), false)
+			return
+		}
+		if err := ipc.CheckResults(m.res); err != nil {
+			w.die(ctx, fmt.Errorf("backend reported inconsistent results: %w", err), false)
 			return
 		}
 		for range n {
@@ -118,7 +152,7 @@ func (w *backendWorker) Receive(ctx actor.Context) {
 		w.lastResults = time.Now()
 		ctx.Send(w.st.distPID, workerResults{index: w.index, token: w.token, res: m.res})
 	case backendFail:
-		w.die(ctx, m.err, true)
+		w.die(ctx, m.err, !IsBackendFault(m.err))
 	case backendTick:
 		w.checkTimeout(ctx)
 	case *actor.Stopping:
@@ -141,7 +175,7 @@ func (w *backendWorker) submit(ctx actor.Context) {
 	}
 	w.grants -= n
 	if err := w.backend.Submit(recs); err != nil {
-		w.die(ctx, fmt.Errorf("submit: %w", err), true)
+		w.die(ctx, fmt.Errorf("submit: %w", err), !IsBackendFault(err))
 	}
 }
 
@@ -203,4 +237,17 @@ func (w *backendWorker) stopTicker() {
 		close(w.stopTick)
 		w.stopTick = nil
 	}
+}
+
+// failedStart is a worker whose Backend failed to start for a reason that may pass (its process
+// died before it was ready, the startup deadline passed, it refused its configuration): a worker
+// that exits at once with the start's error, so that the supervisor restarts it by the stage's
+// restart policy like any crash. Returning the error from the child's start instead would abort
+// the whole run when it happens while the tree starts (OTP's start semantics).
+func failedStart(err error) *actor.Props {
+	return actor.PropsFromFunc(func(ctx actor.Context) {
+		if _, ok := ctx.Message().(*actor.Started); ok {
+			supervisor.Exit(ctx, fmt.Errorf("start: %w", err))
+		}
+	})
 }
