@@ -114,8 +114,11 @@ type backendWorker struct {
 	submitted   deque[time.Time]   // when each unreported record was submitted
 	grants      int
 	lastResults time.Time
-	stopTick    chan struct{}
-	closed      bool
+	// lastProgress is when the backend last reported results or granted credit, or when work
+	// came to an idle worker: what a hung backend is measured from (checkTimeout).
+	lastProgress time.Time
+	stopTick     chan struct{}
+	closed       bool
 }
 
 func (w *backendWorker) Receive(ctx actor.Context) {
@@ -123,18 +126,23 @@ func (w *backendWorker) Receive(ctx actor.Context) {
 	case *actor.Started:
 		w.token = tokens.Add(1)
 		w.lastResults = time.Now()
+		w.lastProgress = w.lastResults
 		ctx.Send(w.st.distPID, workerUp{index: w.index, token: w.token, pid: ctx.Self()})
 		w.out.attach(ctx.Self())
 		if t := w.st.cfg.Timeout; t > 0 {
 			w.startTicker(ctx, min(max(t/4, 5*time.Millisecond), time.Second))
 		}
 	case *ipc.Batch:
+		if w.queue.len() == 0 && w.submitted.len() == 0 {
+			w.lastProgress = time.Now() // the wait for the backend starts now
+		}
 		for _, r := range m.Records {
 			w.queue.pushBack(r)
 		}
 		w.submit(ctx)
 	case backendGrant:
 		w.grants += m.n
+		w.lastProgress = time.Now()
 		w.submit(ctx)
 	case backendResults:
 		n := len(m.res.Counts)
@@ -150,6 +158,7 @@ func (w *backendWorker) Receive(ctx actor.Context) {
 			w.submitted.popFront()
 		}
 		w.lastResults = time.Now()
+		w.lastProgress = w.lastResults
 		ctx.Send(w.st.distPID, workerResults{index: w.index, token: w.token, res: m.res})
 	case backendFail:
 		w.die(ctx, m.err, !IsBackendFault(m.err))
@@ -179,17 +188,24 @@ func (w *backendWorker) submit(ctx actor.Context) {
 	}
 }
 
-// checkTimeout fails the worker when the oldest unreported record has run past the timeout:
-// it started when it was submitted or when the record before it was reported, if later.
+// checkTimeout fails the worker when it is hung. A record submitted and unreported past the
+// timeout (counted from its submission, or from the report of the record before it, if later)
+// is charged a failed attempt: it may be what hangs the backend. A backend that holds no record
+// but grants no credit while records wait for it, for the timeout since its last results or
+// grant, is hung by its own fault: its records go back uncharged.
 func (w *backendWorker) checkTimeout(ctx actor.Context) {
+	t := w.st.cfg.Timeout
 	if w.submitted.len() == 0 {
+		if w.queue.len() > 0 && w.grants == 0 && time.Since(w.lastProgress) > t {
+			w.die(ctx, fmt.Errorf("hung: no results and no credit for %s while %d records waited for credit; worker killed", t, w.queue.len()), false)
+		}
 		return
 	}
 	start := w.submitted.at(0)
 	if w.lastResults.After(start) {
 		start = w.lastResults
 	}
-	if t := w.st.cfg.Timeout; time.Since(start) > t {
+	if time.Since(start) > t {
 		w.die(ctx, fmt.Errorf("timeout: record ran past %s; worker killed", t), true)
 	}
 }

@@ -59,9 +59,9 @@ func (s *exactSink) check(t *testing.T, n int) {
 }
 
 // hostileRun runs n records through a two-worker plugin stage with the given test plugin
-// environment, credits per worker and timeout, and one attempt per record, so that a record
+// environment, credits per worker, attempts per record and timeout. With one attempt, a record
 // wrongly blamed for its worker's fault is dead-lettered.
-func hostileRun(t *testing.T, env map[string]string, n, credits int, timeout time.Duration) (actors.Summary, *exactSink, *deadLetters, []supervisor.Event, error) {
+func hostileRun(t *testing.T, env map[string]string, n, credits, attempts int, timeout time.Duration) (actors.Summary, *exactSink, *deadLetters, []supervisor.Event, error) {
 	t.Helper()
 	factory, err := plugins.Config{Cmd: []string{testPlugin}, Env: env}.Factory()
 	if err != nil {
@@ -72,7 +72,7 @@ func hostileRun(t *testing.T, env map[string]string, n, credits int, timeout tim
 	var events []supervisor.Event
 	p := actors.Pipeline{
 		Source: &payloadSource{count: n, payload: func(i int) string { return "p" + strconv.Itoa(i) }},
-		Stages: []actors.Stage{{Name: "upper", Backend: factory, Workers: 2, Credits: credits, Attempts: 1, Timeout: timeout,
+		Stages: []actors.Stage{{Name: "upper", Backend: factory, Workers: 2, Credits: credits, Attempts: attempts, Timeout: timeout,
 			Restart: actors.Restart{Intensity: 100, Period: time.Second}}},
 		Sink:        sink,
 		DeadLetters: dead,
@@ -119,7 +119,7 @@ func TestProtocolViolations(t *testing.T) {
 	} {
 		t.Run(c.mode, func(t *testing.T) {
 			const n = 500
-			sum, sink, dead, events, err := hostileRun(t, map[string]string{"TESTPLUGIN_PROTOCOL": c.mode}, n, c.credits, 0)
+			sum, sink, dead, events, err := hostileRun(t, map[string]string{"TESTPLUGIN_PROTOCOL": c.mode}, n, c.credits, 1, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -160,7 +160,7 @@ func starts(t *testing.T, path string) int {
 func TestPluginKilledBeforeHandshake(t *testing.T) {
 	file := startsFile(t)
 	const n = 300
-	sum, sink, dead, _, err := hostileRun(t, map[string]string{"TESTPLUGIN_STARTS": file, "TESTPLUGIN_DIE_BEFORE_HANDSHAKE": "3"}, n, 16, 0)
+	sum, sink, dead, _, err := hostileRun(t, map[string]string{"TESTPLUGIN_STARTS": file, "TESTPLUGIN_DIE_BEFORE_HANDSHAKE": "3"}, n, 16, 1, 0)
 	if err != nil {
 		t.Fatalf("run failed: %v", err)
 	}
@@ -177,11 +177,47 @@ func TestPluginKilledBeforeHandshake(t *testing.T) {
 // never work: the run fails at once, saying so, without retrying it.
 func TestForeignPluginFailsFast(t *testing.T) {
 	file := startsFile(t)
-	_, _, _, _, err := hostileRun(t, map[string]string{"TESTPLUGIN_STARTS": file, "TESTPLUGIN_FOREIGN_COOKIE": "1"}, 10, 16, 0)
+	_, _, _, _, err := hostileRun(t, map[string]string{"TESTPLUGIN_STARTS": file, "TESTPLUGIN_FOREIGN_COOKIE": "1"}, 10, 16, 1, 0)
 	if err == nil || !strings.Contains(err.Error(), "not a troupe plugin") || !strings.Contains(err.Error(), "magic cookie") {
 		t.Fatalf("err = %v, want a refusal naming the magic cookie", err)
 	}
 	if got := starts(t, file); got > 2 {
 		t.Fatalf("the plugin was started %d times: a permanent failure was retried", got)
+	}
+}
+
+// TestHungPlugins: a plugin process that stops granting credit (after 5) while records wait, or
+// that takes records and never answers, is hung: after the stage's timeout its worker is killed
+// and restarted, and the run completes with every record exactly once. Records that only waited
+// for credit are not charged (one attempt each); records the silent process took ran past the
+// timeout and may be charged once (two attempts).
+func TestHungPlugins(t *testing.T) {
+	for _, c := range []struct {
+		mode, reason string
+		attempts     int
+	}{
+		{"stingy:5", "no credit", 1},
+		{"silent", "timeout", 2},
+	} {
+		t.Run(c.mode, func(t *testing.T) {
+			const n = 200
+			sum, sink, dead, events, err := hostileRun(t, map[string]string{"TESTPLUGIN_PROTOCOL": c.mode}, n, 16, c.attempts, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sink.check(t, n)
+			if len(dead.letters) != 0 {
+				t.Fatalf("%d dead letters, first: %+v", len(dead.letters), dead.letters[0])
+			}
+			reasons := exitReasons(events)
+			if sum.Restarts < 1 || len(reasons) == 0 {
+				t.Fatalf("the hung worker was not restarted: %d restarts, exits %q", sum.Restarts, reasons)
+			}
+			for _, r := range reasons {
+				if !strings.Contains(r, c.reason) {
+					t.Errorf("worker exit reason %q does not say %q", r, c.reason)
+				}
+			}
+		})
 	}
 }
