@@ -1,6 +1,7 @@
 // Package host runs one stage worker's records in a plugin process: it launches the process
 // under go-plugin, configures it over the Stage gRPC service, moves records over the data
-// socket, watches the process (exit, RSS, CPU) and kills it, group and all. Package plugins
+// socket, checks what the plugin reports against what it was sent (verify.go), watches the
+// process (exit, RSS, CPU) and kills it, group and all. Package plugins
 // exposes it as an actors.BackendFactory; this package does not depend on the actors runtime.
 package host
 
