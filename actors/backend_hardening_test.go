@@ -68,9 +68,12 @@ type backendFault struct{}
 func (backendFault) Error() string      { return "protocol error: answered a record twice" }
 func (backendFault) BackendFault() bool { return true }
 
+// misbehaviour is how a hostileBackend's first incarnation misbehaves.
+type misbehaviour struct{ silent, credit, fault bool }
+
 // hostileFactory makes backends whose first incarnation misbehaves as set by first; later ones
 // behave. initial is the first incarnation's initial grant.
-func hostileFactory(initial int, first hostileBackend) BackendFactory {
+func hostileFactory(initial int, first misbehaviour) BackendFactory {
 	return func(_ context.Context, w WorkerInfo, out Outcomes) (Backend, error) {
 		b := &hostileBackend{out: out, in: make(chan []*Record, 1024), done: make(chan struct{}), credit: true}
 		grant := 16
@@ -102,7 +105,7 @@ func hardeningRun(t *testing.T, st Stage, n int) (Summary, *memSink, *memDead) {
 // is killed and restarted, and its records are redelivered without being charged.
 func TestBackendWithholdingCreditIsRestarted(t *testing.T) {
 	const n = 100
-	sum, sink, dead := hardeningRun(t, Stage{Name: "stingy", Backend: hostileFactory(3, hostileBackend{}), Workers: 2,
+	sum, sink, dead := hardeningRun(t, Stage{Name: "stingy", Backend: hostileFactory(3, misbehaviour{}), Workers: 2,
 		Credits: 8, Attempts: 1, Timeout: 200 * time.Millisecond}, n)
 	assertExactlyOnce(t, sink.keys(), n)
 	if len(dead.ds) != 0 || sum.Restarts < 1 {
@@ -114,7 +117,7 @@ func TestBackendWithholdingCreditIsRestarted(t *testing.T) {
 // timeout and its records redelivered.
 func TestSilentBackendIsRestarted(t *testing.T) {
 	const n = 100
-	sum, sink, dead := hardeningRun(t, Stage{Name: "silent", Backend: hostileFactory(16, hostileBackend{silent: true}), Workers: 2,
+	sum, sink, dead := hardeningRun(t, Stage{Name: "silent", Backend: hostileFactory(16, misbehaviour{silent: true}), Workers: 2,
 		Credits: 8, Attempts: 2, Timeout: 200 * time.Millisecond}, n)
 	assertExactlyOnce(t, sink.keys(), n)
 	if len(dead.ds) != 0 || sum.Restarts < 1 {
@@ -127,7 +130,7 @@ func TestSilentBackendIsRestarted(t *testing.T) {
 // here, so a charge would dead-letter it).
 func TestBackendFaultChargesNoRecord(t *testing.T) {
 	const n = 50
-	sum, sink, dead := hardeningRun(t, Stage{Name: "faulty", Backend: hostileFactory(1, hostileBackend{fault: true, credit: true}), Workers: 2,
+	sum, sink, dead := hardeningRun(t, Stage{Name: "faulty", Backend: hostileFactory(1, misbehaviour{fault: true, credit: true}), Workers: 2,
 		Credits: 1, Attempts: 1}, n)
 	assertExactlyOnce(t, sink.keys(), n)
 	if len(dead.ds) != 0 || sum.Restarts < 1 {
@@ -147,7 +150,7 @@ func TestFailedStarts(t *testing.T) {
 		if starts.Add(1) <= 3 {
 			return nil, errors.New("plugin killed by SIGKILL before its handshake")
 		}
-		return hostileFactory(16, hostileBackend{credit: true})(ctx, w, out)
+		return hostileFactory(16, misbehaviour{credit: true})(ctx, w, out)
 	}
 	const n = 100
 	sum, sink, dead := hardeningRun(t, Stage{Name: "flaky", Backend: flaky, Workers: 2}, n)
@@ -168,5 +171,27 @@ func TestFailedStarts(t *testing.T) {
 	}
 	if got := starts.Load(); got != 1 {
 		t.Fatalf("%d starts: a permanent failure was retried", got)
+	}
+}
+
+// TestBackendBrokenForGoodAbortsTheRun: a backend that faults on every start charges no record,
+// so the records would go round for ever: after a few faults in a row without a result, the run
+// is aborted with the reason.
+func TestBackendBrokenForGoodAbortsTheRun(t *testing.T) {
+	broken := func(_ context.Context, _ WorkerInfo, out Outcomes) (Backend, error) {
+		b := &hostileBackend{out: out, in: make(chan []*Record, 1024), done: make(chan struct{}), fault: true}
+		go b.loop()
+		out.Grant(16)
+		return b, nil
+	}
+	p := &Pipeline{Source: &countSource{n: 100}, Stages: []Stage{{Name: "broken", Backend: broken, Workers: 2}}, Sink: &memSink{}, DeadLetters: &memDead{}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := p.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "backend's fault") || !strings.Contains(err.Error(), "answered a record twice") {
+		t.Fatalf("err = %v, want the run aborted for the backend's faults", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the run was not aborted: it ran until the test's deadline")
 	}
 }

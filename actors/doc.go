@@ -25,7 +25,8 @@
 //	    attempt, so a record that kills every worker that touches it ends in dead letters. A
 //	    worker whose Backend is at fault rather than a record (it broke its protocol, a
 //	    BackendFault; it made no progress for Stage.Timeout while records waited for its credit)
-//	    dies too, and its records go back uncharged. A Backend that fails to start is a worker
+//	    dies too, and its records go back uncharged (five such deaths of a stage's workers in a
+//	    row, without a result in between, abort the run). A Backend that fails to start is a worker
 //	    that died at once (restarted by the stage's policy; five failed starts in a row abort the
 //	    run), unless its error is a PermanentError, which aborts the run at once.
 //	 5. The collector writes to the sink (in source order with OrderInput), flushes, and acks.

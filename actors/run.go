@@ -94,6 +94,7 @@ type stageRun struct {
 	reduce     *reduceState
 
 	startFailures atomic.Int32
+	backendFaults atomic.Int32 // workers that died by their backend's fault since the last results
 }
 
 // Run runs the pipeline to the end of its input and returns what it did. Cancelling ctx stops

@@ -21,6 +21,12 @@ const (
 	backendKillTimeout  = 100 * time.Millisecond
 )
 
+// maxBackendFaults is how many times in a row, without a result in between, a stage's workers
+// may die by their backend's own fault (a protocol violation, a hang without credit) before the
+// run gives up: those deaths charge no record, so a backend broken for good would otherwise be
+// restarted forever with the same records.
+const maxBackendFaults = 5
+
 // BackendFault is implemented by the errors a Backend reports to Outcomes.Fail when the backend
 // itself is at fault and none of the records it holds is (it broke its protocol: answered a
 // record twice, reported outputs for a record it was not given). The records are redelivered
@@ -159,6 +165,9 @@ func (w *backendWorker) Receive(ctx actor.Context) {
 		}
 		w.lastResults = time.Now()
 		w.lastProgress = w.lastResults
+		if w.st.backendFaults.Load() != 0 {
+			w.st.backendFaults.Store(0)
+		}
 		ctx.Send(w.st.distPID, workerResults{index: w.index, token: w.token, res: m.res})
 	case backendFail:
 		w.die(ctx, m.err, !IsBackendFault(m.err))
@@ -211,9 +220,16 @@ func (w *backendWorker) checkTimeout(ctx actor.Context) {
 }
 
 // die reports the worker's end to the distributor, kills the backend and exits abnormally, so
-// that the supervisor restarts it by the stage's policy.
+// that the supervisor restarts it by the stage's policy. Without charge (the backend's own
+// fault), it counts towards maxBackendFaults.
 func (w *backendWorker) die(ctx actor.Context, err error, charge bool) {
 	ctx.Send(w.st.distPID, workerDown{index: w.index, token: w.token, reason: err, charge: charge})
+	if !charge {
+		if n := w.st.backendFaults.Add(1); n >= maxBackendFaults {
+			w.run.fail(fmt.Errorf("stage %s: workers died by their backend's fault %d times in a row, without a result in between; last: %w",
+				w.st.cfg.Name, n, err))
+		}
+	}
 	w.stopTicker()
 	w.close(backendKillTimeout)
 	supervisor.Exit(ctx, err)

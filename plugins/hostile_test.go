@@ -221,3 +221,16 @@ func TestHungPlugins(t *testing.T) {
 		})
 	}
 }
+
+// TestPluginBrokenForGood: a plugin that breaks the protocol in every process aborts the run
+// with the reason, rather than going round for ever with records nobody is charged for.
+func TestPluginBrokenForGood(t *testing.T) {
+	t0 := time.Now()
+	_, _, _, _, err := hostileRun(t, map[string]string{"TESTPLUGIN_PROTOCOL": "foreign", "TESTPLUGIN_FAULTY": "1000"}, 100, 16, 1, 0)
+	if err == nil || !strings.Contains(err.Error(), "protocol error") || !strings.Contains(err.Error(), "in a row") {
+		t.Fatalf("err = %v, want the run aborted for protocol errors", err)
+	}
+	if d := time.Since(t0); d > time.Minute {
+		t.Fatalf("the run took %v to give up", d)
+	}
+}
