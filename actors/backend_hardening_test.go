@@ -106,7 +106,7 @@ func hardeningRun(t *testing.T, st Stage, n int) (Summary, *memSink, *memDead) {
 func TestBackendWithholdingCreditIsRestarted(t *testing.T) {
 	const n = 100
 	sum, sink, dead := hardeningRun(t, Stage{Name: "stingy", Backend: hostileFactory(3, misbehaviour{}), Workers: 2,
-		Credits: 8, Attempts: 1, Timeout: 200 * time.Millisecond}, n)
+		Credits: 8, Attempts: 1, Timeout: time.Second}, n)
 	assertExactlyOnce(t, sink.keys(), n)
 	if len(dead.ds) != 0 || sum.Restarts < 1 {
 		t.Fatalf("%d dead letters (%+v), %d restarts", len(dead.ds), dead.ds, sum.Restarts)
@@ -118,7 +118,7 @@ func TestBackendWithholdingCreditIsRestarted(t *testing.T) {
 func TestSilentBackendIsRestarted(t *testing.T) {
 	const n = 100
 	sum, sink, dead := hardeningRun(t, Stage{Name: "silent", Backend: hostileFactory(16, misbehaviour{silent: true}), Workers: 2,
-		Credits: 8, Attempts: 2, Timeout: 200 * time.Millisecond}, n)
+		Credits: 8, Attempts: 2, Timeout: time.Second}, n)
 	assertExactlyOnce(t, sink.keys(), n)
 	if len(dead.ds) != 0 || sum.Restarts < 1 {
 		t.Fatalf("%d dead letters (%+v), %d restarts", len(dead.ds), dead.ds, sum.Restarts)

@@ -201,7 +201,7 @@ func TestHungPlugins(t *testing.T) {
 	} {
 		t.Run(c.mode, func(t *testing.T) {
 			const n = 200
-			sum, sink, dead, events, err := hostileRun(t, map[string]string{"TESTPLUGIN_PROTOCOL": c.mode}, n, 16, c.attempts, time.Second)
+			sum, sink, dead, events, err := hostileRun(t, map[string]string{"TESTPLUGIN_PROTOCOL": c.mode}, n, 16, c.attempts, 3*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
