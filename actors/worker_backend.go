@@ -139,6 +139,9 @@ func (w *backendWorker) Receive(ctx actor.Context) {
 			w.startTicker(ctx, min(max(t/4, 5*time.Millisecond), time.Second))
 		}
 	case *ipc.Batch:
+		if m.Id != w.token {
+			return // sent to the incarnation before this one (same PID): the distributor requeues it
+		}
 		if w.queue.len() == 0 && w.submitted.len() == 0 {
 			w.lastProgress = time.Now() // the wait for the backend starts now
 		}
