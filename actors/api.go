@@ -47,7 +47,8 @@ type Outcomes interface {
 	Grant(n int)
 	// Fail reports that the backend died (its process exited, its connection broke, a limit was
 	// crossed). Every record it holds is redelivered; the first unreported one counts a failed
-	// attempt with err as its reason.
+	// attempt with err as its reason, unless err is a BackendFault (the backend broke its
+	// protocol: no record is to blame).
 	Fail(err error)
 }
 
@@ -59,7 +60,9 @@ type WorkerInfo struct {
 	Options     map[string]any
 }
 
-// BackendFactory starts a Backend for one worker incarnation. An error is a failed start.
+// BackendFactory starts a Backend for one worker incarnation. An error is a failed start: the
+// worker is restarted under the stage's restart policy, like a crash, unless the error is a
+// PermanentError (a start that can never succeed), which fails the run at once.
 type BackendFactory func(ctx context.Context, w WorkerInfo, out Outcomes) (Backend, error)
 
 // Stage describes one stage of a pipeline. Exactly one of Func, Reduce and Backend is set.

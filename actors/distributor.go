@@ -314,7 +314,9 @@ func (d *distributor) send(ctx actor.Context, s *slot, n int, q *deque[entry]) {
 		s.held.pushBack(e)
 		recs[i] = e.rec
 	}
-	ctx.Send(s.pid, &ipc.Batch{Records: recs})
+	// Id names the incarnation: a worker restarted under the same name (and so the same PID)
+	// drops a batch meant for its predecessor, whose records are requeued when it is reported down.
+	ctx.Send(s.pid, &ipc.Batch{Id: s.token, Records: recs})
 }
 
 // flush sends what this message produced, and the END marker once the stage is empty.

@@ -22,7 +22,13 @@
 //	    Stage.Attempts times to the dead-letter output with its last error.
 //	 4. When a worker dies (a panic, its process crashing, a hang past Stage.Timeout), the records
 //	    it held go back to the distributor's queue; the one it was working on counts a failed
-//	    attempt, so a record that kills every worker that touches it ends in dead letters.
+//	    attempt, so a record that kills every worker that touches it ends in dead letters. A
+//	    worker whose Backend is at fault rather than a record (it broke its protocol, a
+//	    BackendFault; it made no progress for Stage.Timeout while records waited for its credit)
+//	    dies too, and its records go back uncharged (five such deaths of a stage's workers in a
+//	    row, without a result in between, abort the run). A Backend that fails to start is a worker
+//	    that died at once (restarted by the stage's policy; five failed starts in a row abort the
+//	    run), unless its error is a PermanentError, which aborts the run at once.
 //	 5. The collector writes to the sink (in source order with OrderInput), flushes, and acks.
 //
 // # Completion, splitting and exactly-once at the sink

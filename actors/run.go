@@ -94,6 +94,7 @@ type stageRun struct {
 	reduce     *reduceState
 
 	startFailures atomic.Int32
+	backendFaults atomic.Int32 // workers that died by their backend's fault since the last results
 }
 
 // Run runs the pipeline to the end of its input and returns what it did. Cancelling ctx stops
@@ -348,10 +349,15 @@ func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
 		incarnation++
 		b, err := st.cfg.Backend(r.ctx, info, out)
 		if err != nil {
+			if IsPermanent(err) {
+				r.fail(fmt.Errorf("stage %s: %w", st.cfg.Name, err))
+				return nil, err
+			}
 			if n := st.startFailures.Add(1); n >= maxStartFailures {
 				r.fail(fmt.Errorf("stage %s: workers failed to start %d times in a row; last: %w", st.cfg.Name, n, err))
+				return nil, err
 			}
-			return nil, err
+			return failedStart(err), nil
 		}
 		st.startFailures.Store(0)
 		return actor.PropsFromProducer(func() actor.Actor {

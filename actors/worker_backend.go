@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -19,6 +20,41 @@ const (
 	backendCloseTimeout = 5 * time.Second
 	backendKillTimeout  = 100 * time.Millisecond
 )
+
+// maxBackendFaults is how many times in a row, without a result in between, a stage's workers
+// may die by their backend's own fault (a protocol violation, a hang without credit) before the
+// run gives up: those deaths charge no record, so a backend broken for good would otherwise be
+// restarted forever with the same records.
+const maxBackendFaults = 5
+
+// BackendFault is implemented by the errors a Backend reports to Outcomes.Fail when the backend
+// itself is at fault and none of the records it holds is (it broke its protocol: answered a
+// record twice, reported outputs for a record it was not given). The records are redelivered
+// and no attempt is charged. Package actors checks for it with errors.As, so a backend need not
+// import actors to implement it.
+type BackendFault interface {
+	BackendFault() bool
+}
+
+// IsBackendFault says whether err, or an error it wraps, is a BackendFault that says so.
+func IsBackendFault(err error) bool {
+	var f BackendFault
+	return errors.As(err, &f) && f.BackendFault()
+}
+
+// PermanentError is implemented by the errors a BackendFactory returns for a start that can never
+// succeed, however often it is retried: a missing executable, a checksum mismatch, a program
+// that does not speak the backend's protocol. Such an error fails the run at once; any other
+// failed start is retried under the stage's restart policy, like a crash.
+type PermanentError interface {
+	Permanent() bool
+}
+
+// IsPermanent says whether err, or an error it wraps, is a PermanentError that says so.
+func IsPermanent(err error) bool {
+	var p PermanentError
+	return errors.As(err, &p) && p.Permanent()
+}
 
 // Messages from a Backend (any goroutine) to its worker actor.
 type (
@@ -84,8 +120,11 @@ type backendWorker struct {
 	submitted   deque[time.Time]   // when each unreported record was submitted
 	grants      int
 	lastResults time.Time
-	stopTick    chan struct{}
-	closed      bool
+	// lastProgress is when the backend last reported results or granted credit, or when work
+	// came to an idle worker: what a hung backend is measured from (checkTimeout).
+	lastProgress time.Time
+	stopTick     chan struct{}
+	closed       bool
 }
 
 func (w *backendWorker) Receive(ctx actor.Context) {
@@ -93,32 +132,48 @@ func (w *backendWorker) Receive(ctx actor.Context) {
 	case *actor.Started:
 		w.token = tokens.Add(1)
 		w.lastResults = time.Now()
+		w.lastProgress = w.lastResults
 		ctx.Send(w.st.distPID, workerUp{index: w.index, token: w.token, pid: ctx.Self()})
 		w.out.attach(ctx.Self())
 		if t := w.st.cfg.Timeout; t > 0 {
 			w.startTicker(ctx, min(max(t/4, 5*time.Millisecond), time.Second))
 		}
 	case *ipc.Batch:
+		if m.Id != w.token {
+			return // sent to the incarnation before this one (same PID): the distributor requeues it
+		}
+		if w.queue.len() == 0 && w.submitted.len() == 0 {
+			w.lastProgress = time.Now() // the wait for the backend starts now
+		}
 		for _, r := range m.Records {
 			w.queue.pushBack(r)
 		}
 		w.submit(ctx)
 	case backendGrant:
 		w.grants += m.n
+		w.lastProgress = time.Now()
 		w.submit(ctx)
 	case backendResults:
 		n := len(m.res.Counts)
 		if n > w.submitted.len() {
-			w.die(ctx, fmt.Errorf("backend reported %d outcomes for %d records", n, w.submitted.len()), true)
+			w.die(ctx, fmt.Errorf("backend reported %d outcomes for %d records", n, w.submitted.len()), false)
+			return
+		}
+		if err := ipc.CheckResults(m.res); err != nil {
+			w.die(ctx, fmt.Errorf("backend reported inconsistent results: %w", err), false)
 			return
 		}
 		for range n {
 			w.submitted.popFront()
 		}
 		w.lastResults = time.Now()
+		w.lastProgress = w.lastResults
+		if w.st.backendFaults.Load() != 0 {
+			w.st.backendFaults.Store(0)
+		}
 		ctx.Send(w.st.distPID, workerResults{index: w.index, token: w.token, res: m.res})
 	case backendFail:
-		w.die(ctx, m.err, true)
+		w.die(ctx, m.err, !IsBackendFault(m.err))
 	case backendTick:
 		w.checkTimeout(ctx)
 	case *actor.Stopping:
@@ -141,29 +196,43 @@ func (w *backendWorker) submit(ctx actor.Context) {
 	}
 	w.grants -= n
 	if err := w.backend.Submit(recs); err != nil {
-		w.die(ctx, fmt.Errorf("submit: %w", err), true)
+		w.die(ctx, fmt.Errorf("submit: %w", err), !IsBackendFault(err))
 	}
 }
 
-// checkTimeout fails the worker when the oldest unreported record has run past the timeout:
-// it started when it was submitted or when the record before it was reported, if later.
+// checkTimeout fails the worker when it is hung. A record submitted and unreported past the
+// timeout (counted from its submission, or from the report of the record before it, if later)
+// is charged a failed attempt: it may be what hangs the backend. A backend that holds no record
+// but grants no credit while records wait for it, for the timeout since its last results or
+// grant, is hung by its own fault: its records go back uncharged.
 func (w *backendWorker) checkTimeout(ctx actor.Context) {
+	t := w.st.cfg.Timeout
 	if w.submitted.len() == 0 {
+		if w.queue.len() > 0 && w.grants == 0 && time.Since(w.lastProgress) > t {
+			w.die(ctx, fmt.Errorf("hung: no results and no credit for %s while %d records waited for credit; worker killed", t, w.queue.len()), false)
+		}
 		return
 	}
 	start := w.submitted.at(0)
 	if w.lastResults.After(start) {
 		start = w.lastResults
 	}
-	if t := w.st.cfg.Timeout; time.Since(start) > t {
+	if time.Since(start) > t {
 		w.die(ctx, fmt.Errorf("timeout: record ran past %s; worker killed", t), true)
 	}
 }
 
 // die reports the worker's end to the distributor, kills the backend and exits abnormally, so
-// that the supervisor restarts it by the stage's policy.
+// that the supervisor restarts it by the stage's policy. Without charge (the backend's own
+// fault), it counts towards maxBackendFaults.
 func (w *backendWorker) die(ctx actor.Context, err error, charge bool) {
 	ctx.Send(w.st.distPID, workerDown{index: w.index, token: w.token, reason: err, charge: charge})
+	if !charge {
+		if n := w.st.backendFaults.Add(1); n >= maxBackendFaults {
+			w.run.fail(fmt.Errorf("stage %s: workers died by their backend's fault %d times in a row, without a result in between; last: %w",
+				w.st.cfg.Name, n, err))
+		}
+	}
 	w.stopTicker()
 	w.close(backendKillTimeout)
 	supervisor.Exit(ctx, err)
@@ -203,4 +272,17 @@ func (w *backendWorker) stopTicker() {
 		close(w.stopTick)
 		w.stopTick = nil
 	}
+}
+
+// failedStart is a worker whose Backend failed to start for a reason that may pass (its process
+// died before it was ready, the startup deadline passed, it refused its configuration): a worker
+// that exits at once with the start's error, so that the supervisor restarts it by the stage's
+// restart policy like any crash. Returning the error from the child's start instead would abort
+// the whole run when it happens while the tree starts (OTP's start semantics).
+func failedStart(err error) *actor.Props {
+	return actor.PropsFromFunc(func(ctx actor.Context) {
+		if _, ok := ctx.Message().(*actor.Started); ok {
+			supervisor.Exit(ctx, fmt.Errorf("start: %w", err))
+		}
+	})
 }

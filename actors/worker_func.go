@@ -41,6 +41,9 @@ func (w *funcWorker) Receive(ctx actor.Context) {
 		}
 		ctx.Send(w.st.distPID, workerUp{index: w.index, token: w.token, pid: ctx.Self()})
 	case *ipc.Batch:
+		if m.Id != w.token {
+			return // sent to the incarnation before this one (same PID): the distributor requeues it
+		}
 		w.process(ctx, m.Records)
 	case *actor.Stopping:
 		w.wd.stop()

@@ -22,7 +22,14 @@
 // When the process dies, breaks the protocol, or crosses a limit, the backend kills the group
 // and reports the reason once to actors.Outcomes.Fail: "killed by SIGSEGV" or "exited with code
 // 3" with the last output lines, "rss 612 MiB > limit 512 MiB", "cpu 180% > limit 150% for 3s".
-// The runtime then redelivers the worker's records and starts a new process. Closing the dead
+// The runtime then redelivers the worker's records and starts a new process. Every results
+// frame is checked against the records sent (ipc/README.md, "What the host verifies"): a
+// protocol violation is reported as an actors.BackendFault, so that no record is charged for it.
+//
+// A start that fails because the process died, timed out or refused its options is retried by
+// the runtime like a crash; one that can never succeed (a missing or non-executable program, a
+// sha256 mismatch, a program that is not a troupe plugin of this protocol major) is an
+// actors.PermanentError, and the run fails at once with the reason. Closing the dead
 // backend does not hold that up: Close returns at once and the dead process is reaped in the
 // background (bounded); WaitClosed waits for that.
 package plugins

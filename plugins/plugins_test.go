@@ -19,6 +19,7 @@ import (
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/plugins"
+	"github.com/troupe-dev/troupe/supervisor"
 )
 
 var testPlugin string
@@ -134,8 +135,10 @@ func pluginPids() []int {
 	return pids
 }
 
-// TestChaos SIGKILLs a random plugin process every 200 ms during a 200k-record run: every record
-// must still reach the sink exactly once, with no dead letters.
+// TestChaos SIGKILLs a random plugin process every 200 ms during a 200k-record run, waiting
+// after each kill until a worker has restarted (so that kills never outpace restarts, however
+// loaded the machine): every record must still reach the sink exactly once, with no dead
+// letters. A kill may land on a process that is still starting, the first start included.
 func TestChaos(t *testing.T) {
 	n := 200_000
 	if testing.Short() {
@@ -146,11 +149,20 @@ func TestChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink, dead := &countingSink{}, &deadLetters{}
+	restarted := make(chan struct{}, 1)
 	p := actors.Pipeline{
 		Source:      &payloadSource{count: n, payload: func(i int) string { return "p" + strconv.Itoa(i) }},
 		Stages:      []actors.Stage{{Name: "upper", Backend: factory, Workers: 4, Attempts: 3, Restart: actors.Restart{Intensity: 1000, Period: time.Second}}},
 		Sink:        sink,
 		DeadLetters: dead,
+		Events: func(e supervisor.Event) {
+			if e.Kind == supervisor.Restarted && strings.Contains(e.Path, "/worker-") {
+				select {
+				case restarted <- struct{}{}:
+				default:
+				}
+			}
+		},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -167,10 +179,21 @@ func TestChaos(t *testing.T) {
 			case <-stop:
 				return
 			case <-tick.C:
-				if pids := pluginPids(); len(pids) > 0 {
-					if syscall.Kill(pids[rand.IntN(len(pids))], syscall.SIGKILL) == nil {
-						kills++
-					}
+				select {
+				case <-restarted: // drop a restart reported before this kill
+				default:
+				}
+				pids := pluginPids()
+				if len(pids) == 0 || syscall.Kill(pids[rand.IntN(len(pids))], syscall.SIGKILL) != nil {
+					continue
+				}
+				kills++
+				select {
+				case <-restarted:
+				case <-stop:
+					return
+				case <-time.After(time.Minute):
+					// The kill hit nothing that restarts (a process already on its way out).
 				}
 			}
 		}

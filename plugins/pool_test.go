@@ -15,25 +15,19 @@ import (
 	"github.com/troupe-dev/troupe/plugins"
 )
 
-// waitSpares waits until n test plugin processes are running besides those in except.
-func waitSpares(t *testing.T, n int, except []int) []int {
+// waitReady waits until the pool has n spares launched and handshaken (a spare process that is
+// running may still be starting: a worker would not get it), and returns the test plugin
+// processes then running.
+func waitReady(t *testing.T, pool *plugins.Pool, n int) []int {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var got []int
-		for _, pid := range pluginPids() {
-			if !slices.Contains(except, pid) {
-				got = append(got, pid)
-			}
-		}
-		if len(got) >= n {
-			return got
-		}
+	deadline := time.Now().Add(60 * time.Second)
+	for pool.Ready() < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d spare processes running after 30s, want %d", len(got), n)
+			t.Fatalf("%d spares ready after 60s, want %d", pool.Ready(), n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	return pluginPids()
 }
 
 // TestPoolRunsPipelineOnSpares runs a pipeline whose workers start from the spares, and checks
@@ -43,7 +37,10 @@ func TestPoolRunsPipelineOnSpares(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spares := waitSpares(t, 2, nil)
+	spares := waitReady(t, pool, 2)
+	if len(spares) != 2 {
+		t.Fatalf("%d plugin processes running with 2 spares ready and no worker: %v", len(spares), spares)
+	}
 	const n = 20_000
 	sink, dead := &countingSink{}, &deadLetters{}
 	var mu sync.Mutex
@@ -87,7 +84,7 @@ func TestPoolReplacesDeadSpare(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close(context.Background())
-	spare := waitSpares(t, 1, nil)[0]
+	spare := waitReady(t, pool, 1)[0]
 	if err := syscall.Kill(spare, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +112,7 @@ func TestPoolSetupErrorIsAFailedStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close(context.Background())
-	waitSpares(t, 1, nil)
+	waitReady(t, pool, 1)
 	_, err = pool.Factory()(context.Background(), actors.WorkerInfo{Stage: "s", Options: map[string]any{"fail_setup": true}}, nopOutcomes{})
 	if err == nil || !strings.Contains(err.Error(), "fail_setup") {
 		t.Fatalf("err = %v, want the plugin's setup error", err)

@@ -309,6 +309,9 @@ func (s *server) process(rec *ipc.Record) (outs []*ipc.Record, err error) {
 		if o == nil {
 			return nil, errors.New("Process returned a nil output record")
 		}
+		if o.Seq == 0 {
+			o.Seq = rec.Seq // a fresh record: the host checks that outputs carry their input's seq
+		}
 	}
 	return outs, err
 }

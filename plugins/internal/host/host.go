@@ -1,6 +1,7 @@
 // Package host runs one stage worker's records in a plugin process: it launches the process
 // under go-plugin, configures it over the Stage gRPC service, moves records over the data
-// socket, watches the process (exit, RSS, CPU) and kills it, group and all. Package plugins
+// socket, checks what the plugin reports against what it was sent (verify.go), watches the
+// process (exit, RSS, CPU) and kills it, group and all. Package plugins
 // exposes it as an actors.BackendFactory; this package does not depend on the actors runtime.
 package host
 
@@ -159,10 +160,14 @@ type Backend struct {
 	wmu     sync.Mutex
 	wbuf    []byte // encoded batches waiting for the writer
 	wclosed bool
+	failErr error // why the backend failed, once it has (what Outcomes.Fail reports)
 	batchID uint64
 	wake    chan struct{}
 
-	outstanding atomic.Int64 // records submitted and not yet reported
+	// sent holds the records submitted and not yet reported, oldest first: what the plugin's
+	// results are checked against (verify).
+	smu  sync.Mutex
+	sent fifo
 
 	stop      chan struct{} // closed by Close: goroutines return
 	closing   atomic.Bool
@@ -242,11 +247,11 @@ func (s *Spare) Close() {
 // launch starts the process through go-plugin, up to the end of the handshake.
 func launch(ctx context.Context, opts Options, stage string, started time.Time) (*Backend, error) {
 	if err := opts.Validate(); err != nil {
-		return nil, err
+		return nil, permanent(err)
 	}
 	if opts.SHA256 != "" {
 		if err := CheckSHA256(opts.Cmd[0], opts.SHA256); err != nil {
-			return nil, err
+			return nil, permanent(err)
 		}
 	}
 	b := &Backend{
@@ -363,7 +368,7 @@ func (b *Backend) configure(ctx context.Context, w Worker, out Outcomes, started
 		if optsJSON, err = json.Marshal(w.Options); err != nil {
 			close(b.stop)
 			b.teardown()
-			return nil, fmt.Errorf("plugin: stage options do not encode as JSON: %w", err)
+			return nil, permanent(fmt.Errorf("plugin: stage options do not encode as JSON: %w", err))
 		}
 	}
 	var resp *ipc.ConfigureResponse
@@ -420,39 +425,13 @@ func (b *Backend) configureRPC(ctx context.Context, w Worker, optsJSON []byte) (
 		return nil, fmt.Errorf("configure: %w", err)
 	}
 	if v := resp.GetProtocol(); v.GetMajor() != ipc.ProtocolMajor {
-		return nil, fmt.Errorf("plugin speaks troupe stage protocol %d.%d, host speaks %s",
+		return nil, permanentf("plugin speaks troupe stage protocol %d.%d, host speaks %s",
 			v.GetMajor(), v.GetMinor(), ipc.ProtocolVersion)
 	}
 	if resp.GetCredits() == 0 {
 		return nil, errors.New("plugin granted no credits")
 	}
 	return resp, nil
-}
-
-// startError explains a failed start, with the plugin's version when go-plugin refused it and
-// the plugin's last stderr lines when it died.
-func (b *Backend) startError(err error, took time.Duration) error {
-	msg := err.Error()
-	if strings.Contains(msg, "incompatible API version") {
-		parts := strings.Split(b.proc.handshake.First(), "|")
-		plugin := "another version"
-		if len(parts) > 1 {
-			plugin = "major version " + parts[1]
-		}
-		return fmt.Errorf("plugin %s speaks troupe stage protocol %s, host speaks %s: refusing it (rebuild the plugin against this troupe)",
-			b.opts.Cmd[0], plugin, ipc.ProtocolVersion)
-	}
-	if strings.HasPrefix(msg, "plugin ") {
-		return errors.New(msg + b.stderr.tailSuffix())
-	}
-	select {
-	case <-b.proc.exited:
-		if b.proc.pid > 0 {
-			msg += "; plugin " + b.proc.exitReason()
-		}
-	default:
-	}
-	return fmt.Errorf("plugin %s failed to start after %v: %s%s", b.opts.Cmd[0], took.Round(time.Millisecond), msg, b.stderr.tailSuffix())
 }
 
 // teardown kills the process group, closes everything and waits (bounded) for go-plugin to let
@@ -496,11 +475,15 @@ func waitUntil(ch <-chan struct{}, until time.Time) bool {
 func (b *Backend) Pid() int { return b.proc.pid }
 
 // Submit queues records for the plugin. It never blocks on the plugin: a writer goroutine sends
-// them. A record that cannot fit in a frame fails the submission.
+// them. A record that cannot fit in a frame fails the submission. After the backend has failed,
+// Submit returns the error Fail reports.
 func (b *Backend) Submit(recs []*ipc.Record) error {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
 	if b.wclosed {
+		if b.failErr != nil {
+			return b.failErr // what Outcomes.Fail reports (or has reported)
+		}
 		return errors.New("plugin backend is closed")
 	}
 	limit := b.maxFrame - 32
@@ -523,7 +506,9 @@ func (b *Backend) Submit(recs []*ipc.Record) error {
 		if b.wbuf, err = ipc.AppendBatch(b.wbuf, b.maxFrame, b.batchID, recs[start:end]); err != nil {
 			return err
 		}
-		b.outstanding.Add(int64(end - start))
+		b.smu.Lock()
+		b.sent.push(recs[start:end])
+		b.smu.Unlock()
 		start = end
 	}
 	select {
@@ -574,28 +559,29 @@ func (b *Backend) readLoop() {
 			if b.closing.Load() {
 				return
 			}
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+			switch {
+			case errors.Is(err, ipc.ErrMalformedFrame) || errors.Is(err, ipc.ErrFrameTooLarge):
+				b.fail(protocolErrorf("%v", err), false)
+			case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET):
 				b.fail(errors.New("the plugin closed its data connection"), true)
-			} else {
+			default:
 				b.fail(fmt.Errorf("data connection: %w", err), true)
 			}
 			return
 		}
 		switch f.Type {
 		case ipc.FrameResults:
-			n := int64(len(f.Results.Counts))
-			if n > b.outstanding.Load() {
-				b.fail(fmt.Errorf("protocol error: results for %d records, only %d outstanding", n, b.outstanding.Load()), false)
+			if err := b.verify(f.Results); err != nil {
+				b.fail(err, false)
 				return
 			}
-			b.outstanding.Add(-n)
 			b.out.Results(f.Results)
 		case ipc.FrameCredit:
 			if f.Credit > 0 {
 				b.out.Grant(int(f.Credit))
 			}
 		case ipc.FrameBatch:
-			b.fail(errors.New("protocol error: the plugin sent a batch frame"), false)
+			b.fail(protocolErrorf("the plugin sent a batch frame"), false)
 			return
 		}
 	}
@@ -616,30 +602,39 @@ func (b *Backend) fail(cause error, preferExit bool) {
 			t.Stop()
 		}
 		b.proc.killGroup(syscall.SIGKILL)
-		close(b.failed)
+		var err error
+		if !b.closing.Load() {
+			if cause == nil && !b.proc.killedBySIGKILL() {
+				// A crash the plugin reports itself (a panic, a signal, an exit code): its last
+				// words are in the stderr pipe, and reaping implies go-plugin drained it, so the
+				// tail below is complete. A SIGKILL comes from outside (the OOM killer, an
+				// operator, a failover test): the plugin wrote nothing about it, so the report
+				// does not wait for the drain and the reap, which Close finishes in the
+				// background; the tail shows what had been read by then.
+				waitUntil(b.proc.reapCh, time.Now().Add(killWait))
+			}
+			var msg string
+			if cause == nil {
+				msg = fmt.Sprintf("plugin %s (pid %d) %s%s", b.opts.Cmd[0], b.proc.pid, b.proc.exitReason(), b.stderr.tailSuffix())
+			} else {
+				msg = fmt.Sprintf("plugin %s (pid %d): %v", b.opts.Cmd[0], b.proc.pid, cause)
+			}
+			err = errors.New(msg)
+			if pe := (*protocolError)(nil); errors.As(cause, &pe) {
+				// The process is at fault, not a record it held (actors.BackendFault).
+				err = &protocolError{msg: msg}
+			}
+		}
 		b.wmu.Lock()
 		b.wclosed = true
+		b.failErr = err
 		b.wmu.Unlock()
-		if b.closing.Load() {
+		close(b.failed)
+		if err == nil || b.closing.Load() {
 			return
 		}
-		if cause == nil && !b.proc.killedBySIGKILL() {
-			// A crash the plugin reports itself (a panic, a signal, an exit code): its last
-			// words are in the stderr pipe, and reaping implies go-plugin drained it, so the tail
-			// below is complete. A SIGKILL comes from outside (the OOM killer, an operator, a
-			// failover test): the plugin wrote nothing about it, so the report does not wait
-			// for the drain and the reap, which Close finishes in the background; the tail
-			// shows what had been read by then.
-			waitUntil(b.proc.reapCh, time.Now().Add(killWait))
-		}
-		var msg string
-		if cause == nil {
-			msg = fmt.Sprintf("plugin %s (pid %d) %s%s", b.opts.Cmd[0], b.proc.pid, b.proc.exitReason(), b.stderr.tailSuffix())
-		} else {
-			msg = fmt.Sprintf("plugin %s (pid %d): %v", b.opts.Cmd[0], b.proc.pid, cause)
-		}
-		b.log.Warn("plugin failed", "reason", msg)
-		b.out.Fail(errors.New(msg))
+		b.log.Warn("plugin failed", "reason", err.Error())
+		b.out.Fail(err)
 	})
 }
 

@@ -1,6 +1,7 @@
 // Command testplugin is the plugin the plugins tests run: stage.Process behind sdk.Serve.
-// TESTPLUGIN_SLOW_START=<duration> delays the handshake (startup deadline tests). The
-// performance baselines live in internal/bench (troupe bench).
+// TESTPLUGIN_SLOW_START=<duration> delays the handshake (startup deadline tests); hostile.go has
+// the modes that break the start-up or the protocol. The performance baselines live in
+// internal/bench (troupe bench).
 package main
 
 import (
@@ -12,6 +13,7 @@ import (
 )
 
 func main() {
+	hostileStart()
 	if d, err := time.ParseDuration(os.Getenv("TESTPLUGIN_SLOW_START")); err == nil {
 		time.Sleep(d)
 	}
