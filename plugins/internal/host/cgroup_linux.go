@@ -88,13 +88,13 @@ func guard(r *os.File, dir string) {
 
 // cgroups is the host process's cgroup state, set up on the first plugin start.
 var cgroups struct {
-	once  sync.Once
-	base  string   // <v2 mount><own cgroup>/troupe-<pid>; "" when cgroups are not used
-	err   error    // why they are not used
-	guard *os.File // the write end of the guardian's pipe: held, never written, never closed
+	once     sync.Once
+	base     string   // <v2 mount><own cgroup>/troupe-<pid>; "" when cgroups are not used
+	err      error    // why they are not used
+	guard    *os.File // the write end of the guardian's pipe: held, never written, never closed
 	guardPid int
-	seq   atomic.Uint64
-	warn  sync.Once // the fallback is logged once per process
+	seq      atomic.Uint64
+	warn     sync.Once // the fallback is logged once per process
 }
 
 // cgroupBase sets up the host's cgroup and its guardian once, and returns the directory under
