@@ -8,11 +8,14 @@ package main
 //	         grandchild is in no process group or session of the plugin's and has lost its parent
 //
 // The process that must not survive appends its pid and a newline to the file named by
-// TESTPLUGIN_PIDFILE, then sleeps, ignoring SIGTERM, SIGINT and SIGHUP. Each is this binary run
-// again with TESTPLUGIN_DESCENDANT set, caught here before main.
+// TESTPLUGIN_PIDFILE, then sleeps, ignoring SIGTERM, SIGINT and SIGHUP; the plugin serves only
+// once that pid is written. Each is this binary run again with TESTPLUGIN_DESCENDANT set, caught
+// here before main; the write end of a pipe (fd 3), closed once the pid is written, tells the
+// plugin when.
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -34,7 +37,7 @@ func init() {
 		survive()
 	case "daemonize":
 		// The middle of the double fork: start the survivor in a new session, and exit.
-		if err := spawn("survivor", &syscall.SysProcAttr{Setsid: true}, false); err != nil {
+		if err := spawn("survivor", &syscall.SysProcAttr{Setsid: true}, os.NewFile(3, "ready")); err != nil {
 			fmt.Fprintln(os.Stderr, "testplugin daemonize:", err)
 			os.Exit(1)
 		}
@@ -43,25 +46,45 @@ func init() {
 		fmt.Fprintf(os.Stderr, "testplugin: unknown %s=%q\n", descendantEnv, role)
 		os.Exit(2)
 	}
-	var err error
-	switch mode := os.Getenv(orphanEnv); mode {
-	case "":
+	mode := os.Getenv(orphanEnv)
+	if mode == "" {
 		return
-	case "group":
-		err = spawn("survivor", nil, false)
-	case "setsid":
-		err = spawn("daemonize", nil, true)
-	default:
-		err = fmt.Errorf("unknown %s=%q", orphanEnv, mode)
 	}
-	if err != nil {
+	if err := orphan(mode); err != nil {
 		fmt.Fprintln(os.Stderr, "testplugin:", err)
 		os.Exit(2)
 	}
 }
 
-// spawn runs this binary again as role, with no stdio; wait waits for it to exit.
-func spawn(role string, attr *syscall.SysProcAttr, wait bool) error {
+// orphan starts the descendant and waits until it has written its pid.
+func orphan(mode string) error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	switch mode {
+	case "group":
+		err = spawn("survivor", nil, w)
+	case "setsid":
+		err = spawn("daemonize", nil, w)
+	default:
+		err = fmt.Errorf("unknown %s=%q", orphanEnv, mode)
+	}
+	w.Close()
+	if err != nil {
+		return err
+	}
+	r.SetReadDeadline(time.Now().Add(time.Minute))
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return fmt.Errorf("waiting for the descendant's pid: %w", err)
+	}
+	return nil
+}
+
+// spawn runs this binary again as role, with no stdio and ready as fd 3. The daemonize role is
+// waited for; the survivor never is: it outlives its parent, or tries to.
+func spawn(role string, attr *syscall.SysProcAttr, ready *os.File) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -69,10 +92,11 @@ func spawn(role string, attr *syscall.SysProcAttr, wait bool) error {
 	cmd := exec.Command(self)
 	cmd.Env = append(os.Environ(), descendantEnv+"="+role)
 	cmd.SysProcAttr = attr
-	if wait {
+	cmd.ExtraFiles = []*os.File{ready}
+	if role == "daemonize" {
 		return cmd.Run()
 	}
-	return cmd.Start() // never waited for: it outlives us, or tries to
+	return cmd.Start()
 }
 
 func survive() {
@@ -85,6 +109,7 @@ func survive() {
 		f.WriteString(strconv.Itoa(os.Getpid()) + "\n")
 		f.Close()
 	}
+	syscall.Close(3) // the plugin may serve now
 	for {
 		time.Sleep(time.Hour)
 	}
