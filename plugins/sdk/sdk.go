@@ -106,7 +106,7 @@ func Serve(s Stage) {
 	go func() {
 		<-term
 		srv.shutdown()
-		os.Exit(0)
+		exit(0, nil, "")
 	}()
 
 	plugin.Serve(&plugin.ServeConfig{
@@ -119,7 +119,19 @@ func Serve(s Stage) {
 	})
 	// plugin.Serve returns when the host's go-plugin client stops the gRPC server.
 	srv.shutdown()
-	os.Exit(0)
+	exit(0, nil, "")
+}
+
+// exit kills the plugin's descendants, then exits: whatever the plugin started does not outlive
+// it, even a daemon that left its process group (see killDescendants). It says why on stderr
+// after the kill (writing to the stderr pipe of a dead host raises SIGPIPE, which ends the
+// process at once); msg may be "".
+func exit(code int, stderr *os.File, msg string) {
+	killDescendants()
+	if msg != "" {
+		fmt.Fprintln(stderr, "troupe plugin: "+msg)
+	}
+	os.Exit(code)
 }
 
 // watchParent exits the process when its parent changes: the host died and the plugin was
@@ -127,8 +139,7 @@ func Serve(s Stage) {
 func watchParent(ppid int, stderr *os.File) {
 	for range time.Tick(parentPollInterval) {
 		if os.Getppid() != ppid {
-			fmt.Fprintf(stderr, "troupe plugin: parent process %d is gone; exiting\n", ppid)
-			os.Exit(1)
+			exit(1, stderr, fmt.Sprintf("parent process %d is gone; exiting", ppid))
 		}
 	}
 }

@@ -46,6 +46,10 @@ import (
 // own process group, killed with it, and the plugin SDK kills its descendants when it exits (see
 // plugins/sdk). What that cannot guarantee is written in the plugins package documentation.
 
+// CgroupEnv=off in the host's environment makes plugins run without cgroups, with the
+// fallback's weaker guarantees.
+const CgroupEnv = "TROUPE_PLUGIN_CGROUP"
+
 // guardianEnv carries the guardian's cgroup directory, or guardianProbe for the process that
 // checks that processes can be started into a cgroup.
 const (
@@ -86,6 +90,10 @@ func guard(r *os.File, dir string) {
 	_ = killCgroupTree(dir, 10*time.Second)
 }
 
+// noCgroups makes plugins start without a cgroup, as where the machine has none (tests of the
+// fallback).
+var noCgroups atomic.Bool
+
 // cgroups is the host process's cgroup state, set up on the first plugin start.
 var cgroups struct {
 	once     sync.Once
@@ -107,6 +115,9 @@ func cgroupBase() (string, error) {
 }
 
 func setupCgroups() (string, error) {
+	if v := os.Getenv(CgroupEnv); v == "off" {
+		return "", fmt.Errorf("disabled by %s=%s", CgroupEnv, v)
+	}
 	mount, err := cgroup2Mount()
 	if err != nil {
 		return "", err

@@ -138,6 +138,9 @@ func (p *proc) run() {
 
 // joinCgroup makes the process start in a cgroup of its own, when the machine allows it.
 func (p *proc) joinCgroup() {
+	if noCgroups.Load() {
+		return
+	}
 	cg, err := newPluginCgroup()
 	if err != nil {
 		cgroups.warn.Do(func() {

@@ -1,8 +1,10 @@
 package host
 
 import (
+	"bufio"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -189,4 +191,65 @@ func reapGuardians(t *testing.T) {
 			reap(t, pid)
 		}
 	}
+}
+
+// Without cgroups, the plugin SDK kills what the plugin started when it exits: a daemon that
+// left the plugin's process group dies at a graceful close.
+func TestFallbackSDKKillsDaemonOnExit(t *testing.T) {
+	noCgroups.Store(true)
+	defer noCgroups.Store(false)
+	noStrays(t)
+	out := newOutcomes()
+	b, daemon := startOrphaning(t, "setsid", out)
+	if b.proc.cg != nil {
+		t.Fatal("plugin started in a cgroup")
+	}
+	submitOne(t, b, out, "x")
+	out.waitFor(t, "result", func() bool { return out.reported() == 1 })
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitDead(t, daemon, "the closed plugin's daemon")
+	reap(t, daemon)
+}
+
+// Without cgroups, a host killed with SIGKILL: the plugin SDK gets its parent-death signal and
+// kills its process group, where a child ignores SIGTERM.
+func TestFallbackHostKilled(t *testing.T) {
+	noStrays(t)
+	pidFile := filepath.Join(t.TempDir(), "pids")
+	cmd := exec.Command(testHost, "1", testPlugin, "orphan=group", "pidfile="+pidFile)
+	cmd.Env = append(os.Environ(), CgroupEnv+"=off")
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var plugin int
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && sc.Text() != "ready" {
+		if s, ok := strings.CutPrefix(sc.Text(), "pid "); ok {
+			plugin, _ = strconv.Atoi(s)
+		}
+	}
+	if plugin == 0 {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal("the host started no plugin")
+	}
+	child := waitPids(t, pidFile, 1)[0]
+	if st, _ := procStat(child); st.pgrp != plugin {
+		t.Fatalf("child %d in process group %d, not the plugin's %d", child, st.pgrp, plugin)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	waitDead(t, plugin, "the plugin of a SIGKILLed host")
+	waitDead(t, child, "the child of a SIGKILLed host's plugin")
+	reap(t, plugin)
+	reap(t, child)
 }

@@ -7,6 +7,9 @@ package main
 //	setsid   a daemon: a child that calls setsid and forks again, then exits, so that the
 //	         grandchild is in no process group or session of the plugin's and has lost its parent
 //
+// The arguments orphan=MODE and pidfile=PATH do the same as the variables, for hosts that pass
+// the plugin no environment of their own (plugins/internal/testhost).
+//
 // The process that must not survive appends its pid and a newline to the file named by
 // TESTPLUGIN_PIDFILE, then sleeps, ignoring SIGTERM, SIGINT and SIGHUP; the plugin serves only
 // once that pid is written. Each is this binary run again with TESTPLUGIN_DESCENDANT set, caught
@@ -20,6 +23,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -31,6 +35,13 @@ const (
 )
 
 func init() {
+	for _, arg := range os.Args[1:] {
+		if v, ok := strings.CutPrefix(arg, "orphan="); ok {
+			os.Setenv(orphanEnv, v)
+		} else if v, ok := strings.CutPrefix(arg, "pidfile="); ok {
+			os.Setenv(pidFileEnv, v)
+		}
+	}
 	switch role := os.Getenv(descendantEnv); role {
 	case "":
 	case "survivor":
@@ -89,7 +100,7 @@ func spawn(role string, attr *syscall.SysProcAttr, ready *os.File) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(self)
+	cmd := exec.Command(self) // no arguments: the environment carries the role
 	cmd.Env = append(os.Environ(), descendantEnv+"="+role)
 	cmd.SysProcAttr = attr
 	cmd.ExtraFiles = []*os.File{ready}
