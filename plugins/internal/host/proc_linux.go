@@ -194,12 +194,16 @@ func waitExit(pid int) (code, status int32) {
 	return code, status
 }
 
-// killGroup sends sig to the process group, unless the leader has been reaped already.
+// killGroup sends sig to the process group, unless the leader has been reaped already. Without a
+// cgroup, a SIGKILL goes first to every descendant of the leader found in /proc (killTree).
 func (p *proc) killGroup(sig syscall.Signal) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.reaped || p.pid <= 0 {
 		return
+	}
+	if p.cg == nil && sig == syscall.SIGKILL {
+		killTree(p.pid, sig)
 	}
 	_ = syscall.Kill(-p.pid, sig)
 }

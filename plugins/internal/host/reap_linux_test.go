@@ -253,3 +253,24 @@ func TestFallbackHostKilled(t *testing.T) {
 	reap(t, plugin)
 	reap(t, child)
 }
+
+// Without cgroups, a plugin the host has to SIGKILL (it hangs and ignores the graceful stop):
+// the host kills the daemon it started too, found below the plugin (its subreaper) in /proc.
+func TestFallbackHostKillsDaemonOfKilledPlugin(t *testing.T) {
+	noCgroups.Store(true)
+	defer noCgroups.Store(false)
+	noStrays(t)
+	out := newOutcomes()
+	pidFile := filepath.Join(t.TempDir(), "pids")
+	b := start(t, Options{Grace: time.Second, Env: map[string]string{"TESTPLUGIN_ORPHAN": "setsid", "TESTPLUGIN_PIDFILE": pidFile}}, out)
+	daemon := waitPids(t, pidFile, 1)[0]
+	submitOne(t, b, out, "hang")
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !b.proc.killedBySIGKILL() {
+		t.Fatalf("plugin %s, want killed by SIGKILL (the case under test)", b.proc.exitReason())
+	}
+	waitDead(t, daemon, "the daemon of a plugin killed by its host")
+	reap(t, daemon)
+}
