@@ -126,6 +126,7 @@ func setupCgroups() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	removeStaleCgroups(filepath.Join(mount, own))
 	base := filepath.Join(mount, own, fmt.Sprintf("troupe-%d", os.Getpid()))
 	if err := os.Mkdir(base, 0o755); errors.Is(err, fs.ErrExist) {
 		// Left by an earlier process that had our pid and died with its guardian.
@@ -147,6 +148,27 @@ func setupCgroups() (string, error) {
 		return "", err
 	}
 	return base, nil
+}
+
+// removeStaleCgroups removes the empty troupe-<pid> cgroups under parent whose host process is
+// gone and whose guardian could not remove them (killed with it). One with processes is left
+// alone: its pid may be a live host's in another pid namespace.
+func removeStaleCgroups(parent string) {
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		s, ok := strings.CutPrefix(e.Name(), "troupe-")
+		pid, err := strconv.Atoi(s)
+		if !ok || err != nil || !e.IsDir() || pid == os.Getpid() {
+			continue
+		}
+		dir := filepath.Join(parent, e.Name())
+		if _, err := os.Stat("/proc/" + s); errors.Is(err, fs.ErrNotExist) && !populated(dir) {
+			_ = removeCgroupDirs(dir)
+		}
+	}
 }
 
 // cgroup2Mount finds where the cgroup2 file system is mounted.
