@@ -11,7 +11,15 @@
 //
 // Serve hides the go-plugin handshake, the control service, the data connection, batching and
 // credits, and the watch on the host: the plugin exits when its data connection to the host
-// drops or its parent process changes, so a plugin never outlives its host.
+// drops, its parent process changes or its host dies, so a plugin never outlives its host.
+//
+// Nor does anything the plugin starts outlive the plugin. Under a troupe host the plugin is the
+// subreaper of its descendants (a process whose parent exits is reparented to the plugin, not to
+// init), and before the plugin exits, on any path Serve controls (shutdown, the host gone, a
+// broken connection), it sends SIGKILL to all its descendants and to the rest of its process
+// group. A plugin that needs a helper process to survive it cannot have one. (Where cgroup v2 is
+// available, the host also confines each plugin in a cgroup it kills when the plugin exits; see
+// package plugins.)
 //
 // # Failure model
 //

@@ -25,8 +25,8 @@ import (
 // that calls setsid and daemonizes), and none outlives the host, even when the host is killed
 // with SIGKILL:
 //
-//	<the host's own v2 cgroup>/troupe-<host pid>/     one per host process
-//	                            p<n>/                 one per plugin process
+//	<the host's own v2 cgroup>/troupe-<host pid>-<k>/     one per host process
+//	                            p<n>/                     one per plugin process
 //
 // Each plugin is forked straight into its own cgroup (clone3 with CLONE_INTO_CGROUP, so there is
 // no window in which an early fork of the plugin escapes). When the plugin's main process exits,
@@ -38,7 +38,7 @@ import (
 // init below catches before main runs. The guardian sits outside the plugins' cgroups and in its
 // own session (so that signals to the host's process group or terminal do not reach it), reads a
 // pipe whose write end only the host holds, and when that pipe reaches end of file (the host has
-// exited, however it died) kills troupe-<host pid>, waits for it to empty, removes it and exits.
+// exited, however it died) kills troupe-<host pid>-<k>, waits for it to empty, removes it and exits.
 // The guardian lives exactly as long as the host process.
 //
 // Where cgroup v2 cannot be used (not mounted, not writable, a kernel before 5.14 without
@@ -50,11 +50,9 @@ import (
 // fallback's weaker guarantees.
 const CgroupEnv = "TROUPE_PLUGIN_CGROUP"
 
-// guardianEnv carries the guardian's cgroup directory, or guardianProbe for the process that
-// checks that processes can be started into a cgroup.
+// guardianEnv carries the guardian's cgroup directory.
 const (
-	guardianEnv   = "TROUPE_PLUGIN_GUARDIAN"
-	guardianProbe = "probe"
+	guardianEnv = "TROUPE_PLUGIN_GUARDIAN"
 	// cgroupDrain bounds the wait for a killed cgroup to empty.
 	cgroupDrain = 4 * time.Second
 )
@@ -67,11 +65,8 @@ func init() {
 	if !ok {
 		return
 	}
-	// We are a guardian (or a probe), not the program: never return to its main.
+	// We are a guardian, not the program: never return to its main.
 	signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE, syscall.SIGTERM, syscall.SIGQUIT)
-	if dir == guardianProbe {
-		os.Exit(0)
-	}
 	// init runs on the main thread, whose name is the process's (ps, /proc/PID/comm).
 	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&guardianName[0])), 0, 0, 0)
 	guard(os.Stdin, dir)
@@ -97,7 +92,7 @@ var noCgroups atomic.Bool
 // cgroups is the host process's cgroup state, set up on the first plugin start.
 var cgroups struct {
 	once     sync.Once
-	base     string   // <v2 mount><own cgroup>/troupe-<pid>; "" when cgroups are not used
+	base     string   // <v2 mount><own cgroup>/troupe-<pid>-<k>; "" when cgroups are not used
 	err      error    // why they are not used
 	guard    *os.File // the write end of the guardian's pipe: held, never written, never closed
 	guardPid int
@@ -127,30 +122,31 @@ func setupCgroups() (string, error) {
 		return "", err
 	}
 	removeStaleCgroups(filepath.Join(mount, own))
-	base := filepath.Join(mount, own, fmt.Sprintf("troupe-%d", os.Getpid()))
-	if err := os.Mkdir(base, 0o755); errors.Is(err, fs.ErrExist) {
-		// Left by an earlier process that had our pid and died with its guardian.
-		_ = killCgroupTree(base, cgroupDrain)
-		err = os.Mkdir(base, 0o755)
-	} else if err != nil {
-		return "", fmt.Errorf("cgroup v2 at %s is not writable: %w", filepath.Join(mount, own), err)
+	// troupe-<pid>-<k>, k the first free: one with our pid may be left by a process killed with
+	// its guardian, or belong to a live host in another pid namespace.
+	var base string
+	for k := 0; ; k++ {
+		base = filepath.Join(mount, own, fmt.Sprintf("troupe-%d-%d", os.Getpid(), k))
+		err := os.Mkdir(base, 0o755)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrExist) || k == 100 {
+			return "", fmt.Errorf("cgroup v2 at %s is not writable: %w", filepath.Join(mount, own), err)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(base, "cgroup.kill")); err != nil {
 		_ = os.Remove(base)
 		return "", errors.New("cgroup v2 has no cgroup.kill (Linux before 5.14)")
 	}
-	if err := probeCgroup(base); err != nil {
-		_ = killCgroupTree(base, cgroupDrain)
-		return "", err
-	}
-	if err := startGuardian(base); err != nil {
+	if err := startGuardian(base, filepath.Join(mount, own)); err != nil {
 		_ = killCgroupTree(base, cgroupDrain)
 		return "", err
 	}
 	return base, nil
 }
 
-// removeStaleCgroups removes the empty troupe-<pid> cgroups under parent whose host process is
+// removeStaleCgroups removes the empty troupe-<pid>-<k> cgroups under parent whose host process is
 // gone and whose guardian could not remove them (killed with it). One with processes is left
 // alone: its pid may be a live host's in another pid namespace.
 func removeStaleCgroups(parent string) {
@@ -160,6 +156,7 @@ func removeStaleCgroups(parent string) {
 	}
 	for _, e := range ents {
 		s, ok := strings.CutPrefix(e.Name(), "troupe-")
+		s, _, _ = strings.Cut(s, "-")
 		pid, err := strconv.Atoi(s)
 		if !ok || err != nil || !e.IsDir() || pid == os.Getpid() {
 			continue
@@ -225,38 +222,16 @@ func ownCgroup() (string, error) {
 	return "", errors.New("the process has no cgroup v2 (no 0:: line in /proc/self/cgroup)")
 }
 
-// probeCgroup starts a process into a cgroup under base, which fails where clone3 is refused
-// (seccomp filters in some container runtimes): a plugin start must not be the first to find out.
-func probeCgroup(base string) error {
-	dir := filepath.Join(base, "probe")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return err
-	}
-	defer os.Remove(dir)
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// startGuardian starts the process that kills base when the host is gone. It is started into the
+// host's own cgroup, own, where it would be anyway, explicitly: with clone3 and
+// CLONE_INTO_CGROUP, as plugins will be, so that a system refusing that (clone3 blocked by a
+// seccomp filter) is found here rather than by a plugin start.
+func startGuardian(base, own string) error {
+	fd, err := unix.Open(own, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	p, err := os.StartProcess("/proc/self/exe", []string{os.Args[0]}, &os.ProcAttr{
-		Dir: "/", Env: []string{guardianEnv + "=" + guardianProbe},
-		Sys: &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd},
-	})
-	if err != nil {
-		return fmt.Errorf("starting a process into cgroup %s: %w", dir, err)
-	}
-	st, err := p.Wait()
-	if err != nil {
-		return err
-	}
-	if !st.Success() {
-		return fmt.Errorf("cgroup probe process: %v", st)
-	}
-	return nil
-}
-
-// startGuardian starts the process that kills base when the host is gone.
-func startGuardian(base string) error {
 	r, w, err := os.Pipe() // close-on-exec: no plugin inherits the write end
 	if err != nil {
 		return err
@@ -270,11 +245,11 @@ func startGuardian(base string) error {
 	defer null.Close()
 	p, err := os.StartProcess("/proc/self/exe", []string{os.Args[0], "(troupe plugin guardian)"}, &os.ProcAttr{
 		Dir: "/", Env: []string{guardianEnv + "=" + base}, Files: []*os.File{r, null, null},
-		Sys: &syscall.SysProcAttr{Setsid: true},
+		Sys: &syscall.SysProcAttr{Setsid: true, UseCgroupFD: true, CgroupFD: fd},
 	})
 	if err != nil {
 		w.Close()
-		return fmt.Errorf("starting the plugin guardian: %w", err)
+		return fmt.Errorf("starting the plugin guardian into cgroup %s: %w", own, err)
 	}
 	cgroups.guardPid = p.Pid
 	_ = p.Release()

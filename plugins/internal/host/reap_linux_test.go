@@ -124,8 +124,8 @@ func TestPluginRunsInItsOwnCgroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := filepath.Join(own, "troupe-"+strconv.Itoa(os.Getpid())) + "/p"
-	if !strings.HasPrefix(cg, want) {
+	want := filepath.Base(cgroups.base) + "/p"
+	if !strings.HasPrefix(cg, filepath.Join(own, want)) || !strings.HasPrefix(filepath.Base(cgroups.base), "troupe-"+strconv.Itoa(os.Getpid())+"-") {
 		t.Fatalf("plugin in cgroup %q, want %s<n>", cg, want)
 	}
 	mount, err := cgroup2Mount()
