@@ -86,6 +86,10 @@ dead_letter: {path: dead.jsonl}
 	})
 
 	t.Run("daemons of plugins killed and restarted mid-run", func(t *testing.T) {
+		// A plugin that exits on its own (exit3) cannot kill its daemon; only a cgroup holds it.
+		if why := noCgroupV2(); why != "" {
+			t.Skip("without cgroup v2 this is the documented limit of the fallback: " + why)
+		}
 		dir := t.TempDir()
 		write(t, filepath.Join(dir, "in.txt"), "a\nexit3\nb\n")
 		specPath, pidFile := spec(dir, "setsid", "    workers: 1\n    attempts: 2\n    restart: {intensity: 10, period: 10s, backoff: {min: 1ms, max: 10ms}}")
@@ -171,4 +175,36 @@ func waitNoneRunning(t *testing.T, path string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// noCgroupV2 says why plugins cannot run in cgroups here ("" when they can): no cgroup2 mount,
+// or the process's own cgroup is not writable, or TROUPE_PLUGIN_CGROUP=off.
+func noCgroupV2() string {
+	if os.Getenv("TROUPE_PLUGIN_CGROUP") == "off" {
+		return "TROUPE_PLUGIN_CGROUP=off"
+	}
+	mountinfo, _ := os.ReadFile("/proc/self/mountinfo")
+	mount := ""
+	for _, line := range strings.Split(string(mountinfo), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		if f, g := strings.Fields(pre), strings.Fields(post); ok && len(f) >= 5 && len(g) > 0 && g[0] == "cgroup2" && f[3] == "/" {
+			mount = f[4]
+			break
+		}
+	}
+	if mount == "" {
+		return "no cgroup2 mount"
+	}
+	cgroup, _ := os.ReadFile("/proc/self/cgroup")
+	for _, line := range strings.Split(string(cgroup), "\n") {
+		if own, ok := strings.CutPrefix(line, "0::"); ok {
+			probe := filepath.Join(mount, own, fmt.Sprintf("troupe-test-%d", os.Getpid()))
+			if err := os.Mkdir(probe, 0o755); err != nil {
+				return err.Error()
+			}
+			os.Remove(probe)
+			return ""
+		}
+	}
+	return "no cgroup v2 for this process"
 }
