@@ -62,11 +62,16 @@ dead_letter: {path: dead.jsonl}
 			cmd.Wait()
 			t.Logf("troupe stderr:\n%s", stderr.String())
 		})
+		guardians := guardiansOf(cmd.Process.Pid)
+		if noCgroupV2() == "" && len(guardians) != 1 {
+			t.Errorf("the host has guardians %v, want one", guardians)
+		}
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
 		_ = cmd.Wait()
 		waitGone(t, pids, "a grandchild of the SIGKILLed host's plugin")
+		waitGone(t, guardians, "the SIGKILLed host's guardian")
 		waitNoneRunning(t, plugin)
 	})
 
@@ -207,4 +212,26 @@ func noCgroupV2() string {
 		}
 	}
 	return "no cgroup v2 for this process"
+}
+
+// guardiansOf lists the plugin guardians whose parent is pid.
+func guardiansOf(pid int) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		i := strings.LastIndexByte(string(stat), ')')
+		if strings.TrimSpace(string(comm)) != "troupe-guardian" || i < 0 {
+			continue
+		}
+		if f := strings.Fields(string(stat[i+1:])); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
