@@ -14,10 +14,32 @@
 //
 // A plugin runs in its own process group with a minimal environment (PATH, HOME, TMPDIR, LANG
 // and Config.Env), no stdin, and its stderr forwarded line by line to Config.Logger. It cannot
-// outlive the host: it gets SIGKILL when the host's thread that forked it exits (the fork is done
-// from a locked OS thread that lives exactly as long as the process), and the SDK exits when its
-// connection to the host drops or its parent changes. Every kill goes to the process group, so
-// the plugin's own children die with it.
+// outlive the host: it gets a parent-death signal when the host's thread that forked it exits
+// (the fork is done from a locked OS thread that lives exactly as long as the process), and the
+// SDK exits when its connection to the host drops or its parent changes. Every kill goes to the
+// process group, so the plugin's own children die with it.
+//
+// No process a plugin starts outlives it, nor the host, even when it leaves the plugin's process
+// group (setsid, a daemon's double fork) or ignores SIGTERM, and even when the host is killed
+// with SIGKILL. Where cgroup v2 is available and writable (found from /proc/self/mountinfo and
+// /proc/self/cgroup; Linux 5.14 or later for cgroup.kill), each plugin is started straight into
+// a cgroup of its own, <the host's cgroup>/troupe-<host pid>-<k>/p<n>, and when its main process
+// exits, for whatever reason, the cgroup is killed (cgroup.kill) and removed before the backend
+// counts the process as reaped. A guardian process, started once per host process (the host's
+// own binary re-executed; it shows as "troupe-guardian" and lives exactly as long as the host),
+// kills the host's troupe cgroup when the host dies, however it dies. Setting
+// TROUPE_PLUGIN_CGROUP=off in the host's environment turns cgroups off.
+//
+// Without cgroups (not mounted, not writable, an older kernel, clone3 refused by a seccomp
+// filter, or turned off) the guarantee is weaker. The SDK makes a plugin the subreaper of its
+// descendants, so that a daemon stays below it, and kills all of them (and the rest of its
+// process group) before it exits, including when the host dies (under a troupe host the SDK
+// replaces the parent-death SIGKILL by a signal it handles), and the host kills the plugin's
+// whole /proc tree before every SIGKILL it sends. What that cannot cover: descendants of a plugin
+// that dies on its own (a crash, an outside SIGKILL, a Go fatal error) and that left its process
+// group; descendants of a plugin not built with the SDK that left its group; anything when the
+// plugin's runtime cannot run its signal handler after the host died. A plugin running as root
+// can leave any cgroup or process tree on purpose; nothing here contains a hostile root process.
 //
 // When the process dies, breaks the protocol, or crosses a limit, the backend kills the group
 // and reports the reason once to actors.Outcomes.Fail: "killed by SIGSEGV" or "exited with code

@@ -11,7 +11,15 @@
 //
 // Serve hides the go-plugin handshake, the control service, the data connection, batching and
 // credits, and the watch on the host: the plugin exits when its data connection to the host
-// drops or its parent process changes, so a plugin never outlives its host.
+// drops, its parent process changes or its host dies, so a plugin never outlives its host.
+//
+// Nor does anything the plugin starts outlive the plugin. Under a troupe host the plugin is the
+// subreaper of its descendants (a process whose parent exits is reparented to the plugin, not to
+// init), and before the plugin exits, on any path Serve controls (shutdown, the host gone, a
+// broken connection), it sends SIGKILL to all its descendants and to the rest of its process
+// group. A plugin that needs a helper process to survive it cannot have one. (Where cgroup v2 is
+// available, the host also confines each plugin in a cgroup it kills when the plugin exits; see
+// package plugins.)
 //
 // # Failure model
 //
@@ -106,7 +114,7 @@ func Serve(s Stage) {
 	go func() {
 		<-term
 		srv.shutdown()
-		os.Exit(0)
+		exit(0, nil, "")
 	}()
 
 	plugin.Serve(&plugin.ServeConfig{
@@ -119,7 +127,19 @@ func Serve(s Stage) {
 	})
 	// plugin.Serve returns when the host's go-plugin client stops the gRPC server.
 	srv.shutdown()
-	os.Exit(0)
+	exit(0, nil, "")
+}
+
+// exit kills the plugin's descendants, then exits: whatever the plugin started does not outlive
+// it, even a daemon that left its process group (see killDescendants). It says why on stderr
+// after the kill (writing to the stderr pipe of a dead host raises SIGPIPE, which ends the
+// process at once); msg may be "".
+func exit(code int, stderr *os.File, msg string) {
+	killDescendants()
+	if msg != "" {
+		fmt.Fprintln(stderr, "troupe plugin: "+msg)
+	}
+	os.Exit(code)
 }
 
 // watchParent exits the process when its parent changes: the host died and the plugin was
@@ -127,8 +147,7 @@ func Serve(s Stage) {
 func watchParent(ppid int, stderr *os.File) {
 	for range time.Tick(parentPollInterval) {
 		if os.Getppid() != ppid {
-			fmt.Fprintf(stderr, "troupe plugin: parent process %d is gone; exiting\n", ppid)
-			os.Exit(1)
+			exit(1, stderr, fmt.Sprintf("parent process %d is gone; exiting", ppid))
 		}
 	}
 }

@@ -66,8 +66,7 @@ func (s *server) logf(format string, args ...any) {
 // fatal reports a broken host connection and exits: the host is gone or misbehaving, so there
 // is nobody to report results to.
 func (s *server) fatal(format string, args ...any) {
-	s.logf(format, args...)
-	os.Exit(1)
+	exit(1, s.stderr, fmt.Sprintf(format, args...))
 }
 
 // Configure checks the host's version, runs Setup and starts the data loop.
@@ -170,7 +169,7 @@ func (s *server) readLoop(conn net.Conn, maxFrame, credits int, queue chan<- []*
 			if s.stopping.Load() {
 				// The host closes the connection after a graceful shutdown: we are done.
 				s.shutdown()
-				os.Exit(0)
+				exit(0, nil, "")
 			}
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 				s.fatal("data connection closed by the host; exiting")

@@ -303,6 +303,7 @@ func launch(ctx context.Context, opts Options, stage string, started time.Time) 
 		return nil, fmt.Errorf("plugin: %w", err)
 	}
 	b.proc = p
+	p.log = b.log
 	b.stderr = newStderrLog(b.log, "stderr")
 	p.onStart = b.stderr.setPid
 	env := minimalEnv(opts.Env)

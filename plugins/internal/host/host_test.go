@@ -424,6 +424,7 @@ func TestHostKilled(t *testing.T) {
 	for _, pid := range pids {
 		reap(t, pid)
 	}
+	reapGuardians(t)
 }
 
 // TestNoLeaksOverCycles starts and kills plugins many times and checks that goroutines and file

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"runtime"
@@ -30,6 +31,10 @@ import (
 //     so its id cannot have been reused.
 //   - Its exit is observed at once with waitid(WNOWAIT), independently of go-plugin (which only
 //     reaps after the stdio pipes are drained), and its exit status is kept for the crash reason.
+//   - Where cgroup v2 allows it, it is forked straight into a cgroup of its own (see
+//     cgroup_linux.go), which is killed as soon as the process exits, whatever the reason: the
+//     descendants that left its process group (setsid, a daemon's double fork) die with it. It is
+//     reaped (Wait) only once that cgroup is empty and removed.
 type proc struct {
 	cmd    *exec.Cmd
 	stdout io.ReadCloser
@@ -51,6 +56,10 @@ type proc struct {
 	reapCh chan struct{} // closed once the process is reaped (and its stdio drained)
 
 	handshake lineCapture
+
+	log    *slog.Logger  // set by the backend before Start; nil = discard
+	cg     *pluginCgroup // nil when the process runs without a cgroup
+	cgDone chan struct{} // closed once the cgroup is killed, empty and removed (or there is none)
 }
 
 func newProc(cmd *exec.Cmd, child *os.File) (*proc, error) {
@@ -65,7 +74,7 @@ func newProc(cmd *exec.Cmd, child *os.File) (*proc, error) {
 	p := &proc{
 		cmd: cmd, stdout: stdout, stderr: stderr, child: child,
 		startReq: make(chan struct{}), startErr: make(chan error, 1), abort: make(chan struct{}),
-		exited: make(chan struct{}), reapCh: make(chan struct{}),
+		exited: make(chan struct{}), reapCh: make(chan struct{}), cgDone: make(chan struct{}),
 	}
 	go p.run()
 	return p, nil
@@ -81,16 +90,26 @@ func (p *proc) run() {
 	case <-p.abort:
 		p.closeChild()
 		close(p.exited)
+		close(p.cgDone)
 		close(p.reapCh)
 		return
 	}
+	p.joinCgroup()
 	err := p.cmd.Start()
 	p.closeChild()
 	if err != nil {
 		p.startErr <- err
+		if p.cg != nil {
+			p.cg.started()
+			_ = p.cg.remove(cgroupDrain)
+		}
 		close(p.exited)
+		close(p.cgDone)
 		close(p.reapCh)
 		return
+	}
+	if p.cg != nil {
+		p.cg.started()
 	}
 	p.mu.Lock()
 	p.pid = p.cmd.Process.Pid
@@ -100,9 +119,49 @@ func (p *proc) run() {
 	}
 	p.startErr <- nil
 	p.exitCode, p.exitValue = waitExit(p.pid)
-	// The leader is dead but not reaped: clear out whatever is left of its group.
+	// The leader is dead but not reaped: clear out whatever is left of its group, and of its
+	// cgroup (what left the group).
 	p.killGroup(syscall.SIGKILL)
+	if p.cg != nil {
+		if err := p.cg.kill(); err != nil {
+			p.logger().Error("cannot kill the plugin's cgroup", "error", err)
+		}
+	}
 	close(p.exited)
+	if p.cg != nil {
+		if err := p.cg.remove(cgroupDrain); err != nil {
+			p.logger().Error("plugin descendants remain", "error", err, "pids", p.cg.procs())
+		}
+	}
+	close(p.cgDone)
+}
+
+// joinCgroup makes the process start in a cgroup of its own, when the machine allows it.
+func (p *proc) joinCgroup() {
+	if noCgroups.Load() {
+		return
+	}
+	cg, err := newPluginCgroup()
+	if err != nil {
+		cgroups.warn.Do(func() {
+			p.logger().Warn("plugin processes run without a cgroup: a descendant that leaves its "+
+				"plugin's process group may outlive it", "reason", err)
+		})
+		return
+	}
+	p.cg = cg
+	if p.cmd.SysProcAttr == nil {
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	p.cmd.SysProcAttr.UseCgroupFD = true
+	p.cmd.SysProcAttr.CgroupFD = cg.fd
+}
+
+func (p *proc) logger() *slog.Logger {
+	if p.log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return p.log
 }
 
 func (p *proc) closeChild() {
@@ -135,12 +194,16 @@ func waitExit(pid int) (code, status int32) {
 	return code, status
 }
 
-// killGroup sends sig to the process group, unless the leader has been reaped already.
+// killGroup sends sig to the process group, unless the leader has been reaped already. Without a
+// cgroup, a SIGKILL goes first to every descendant of the leader found in /proc (killTree).
 func (p *proc) killGroup(sig syscall.Signal) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.reaped || p.pid <= 0 {
 		return
+	}
+	if p.cg == nil && sig == syscall.SIGKILL {
+		killTree(p.pid, sig)
 	}
 	_ = syscall.Kill(-p.pid, sig)
 }
@@ -198,6 +261,7 @@ func (p *proc) Name() string { return p.cmd.Path }
 // Wait reaps the process; go-plugin calls it once the stdio pipes are drained.
 func (p *proc) Wait(context.Context) error {
 	<-p.exited
+	<-p.cgDone // bounded: cgroupDrain
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.reaped {

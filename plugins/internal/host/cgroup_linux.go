@@ -1,0 +1,372 @@
+package host
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Plugin processes and everything they start are confined in cgroups (v2), so that no process
+// started by a plugin outlives it, whatever it does (a grandchild that ignores SIGTERM, one
+// that calls setsid and daemonizes), and none outlives the host, even when the host is killed
+// with SIGKILL:
+//
+//	<the host's own v2 cgroup>/troupe-<host pid>-<k>/     one per host process
+//	                            p<n>/                     one per plugin process
+//
+// Each plugin is forked straight into its own cgroup (clone3 with CLONE_INTO_CGROUP, so there is
+// no window in which an early fork of the plugin escapes). When the plugin's main process exits,
+// for whatever reason, its cgroup is killed (cgroup.kill: every process in it gets SIGKILL, and
+// processes forking meanwhile cannot escape), emptied and removed.
+//
+// When the host dies without running any code (SIGKILL), a guardian does it: a small process the
+// host starts once, re-executing its own binary (/proc/self/exe) with guardianEnv set, which
+// init below catches before main runs. The guardian sits outside the plugins' cgroups and in its
+// own session (so that signals to the host's process group or terminal do not reach it), reads a
+// pipe whose write end only the host holds, and when that pipe reaches end of file (the host has
+// exited, however it died) kills troupe-<host pid>-<k>, waits for it to empty, removes it and exits.
+// The guardian lives exactly as long as the host process.
+//
+// Where cgroup v2 cannot be used (not mounted, not writable, a kernel before 5.14 without
+// cgroup.kill, clone3 refused by a seccomp filter), plugins run without it, as before: in their
+// own process group, killed with it, and the plugin SDK kills its descendants when it exits (see
+// plugins/sdk). What that cannot guarantee is written in the plugins package documentation.
+
+// CgroupEnv=off in the host's environment makes plugins run without cgroups, with the
+// fallback's weaker guarantees.
+const CgroupEnv = "TROUPE_PLUGIN_CGROUP"
+
+// guardianEnv carries the guardian's cgroup directory.
+const (
+	guardianEnv = "TROUPE_PLUGIN_GUARDIAN"
+	// cgroupDrain bounds the wait for a killed cgroup to empty.
+	cgroupDrain = 4 * time.Second
+)
+
+// guardianName is the guardian's process name (NUL-terminated for PR_SET_NAME).
+var guardianName = []byte("troupe-guardian\x00")
+
+func init() {
+	dir, ok := os.LookupEnv(guardianEnv)
+	if !ok {
+		return
+	}
+	// We are a guardian, not the program: never return to its main.
+	signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE, syscall.SIGTERM, syscall.SIGQUIT)
+	// init runs on the main thread, whose name is the process's (ps, /proc/PID/comm).
+	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&guardianName[0])), 0, 0, 0)
+	guard(os.Stdin, dir)
+	os.Exit(0)
+}
+
+// guard waits until the host is gone (end of file on r, whose write end only the host holds),
+// then kills every plugin cgroup under dir and removes them.
+func guard(r *os.File, dir string) {
+	buf := make([]byte, 512)
+	for {
+		if _, err := r.Read(buf); err != nil {
+			break
+		}
+	}
+	_ = killCgroupTree(dir, 10*time.Second)
+}
+
+// noCgroups makes plugins start without a cgroup, as where the machine has none (tests of the
+// fallback).
+var noCgroups atomic.Bool
+
+// cgroups is the host process's cgroup state, set up on the first plugin start.
+var cgroups struct {
+	once     sync.Once
+	base     string   // <v2 mount><own cgroup>/troupe-<pid>-<k>; "" when cgroups are not used
+	err      error    // why they are not used
+	guard    *os.File // the write end of the guardian's pipe: held, never written, never closed
+	guardPid int
+	seq      atomic.Uint64
+	warn     sync.Once // the fallback is logged once per process
+}
+
+// cgroupBase sets up the host's cgroup and its guardian once, and returns the directory under
+// which plugin cgroups are made, or why there is none.
+func cgroupBase() (string, error) {
+	cgroups.once.Do(func() {
+		cgroups.base, cgroups.err = setupCgroups()
+	})
+	return cgroups.base, cgroups.err
+}
+
+func setupCgroups() (string, error) {
+	if v := os.Getenv(CgroupEnv); v == "off" {
+		return "", fmt.Errorf("disabled by %s=%s", CgroupEnv, v)
+	}
+	mount, err := cgroup2Mount()
+	if err != nil {
+		return "", err
+	}
+	own, err := ownCgroup()
+	if err != nil {
+		return "", err
+	}
+	removeStaleCgroups(filepath.Join(mount, own))
+	// troupe-<pid>-<k>, k the first free: one with our pid may be left by a process killed with
+	// its guardian, or belong to a live host in another pid namespace.
+	var base string
+	for k := 0; ; k++ {
+		base = filepath.Join(mount, own, fmt.Sprintf("troupe-%d-%d", os.Getpid(), k))
+		err := os.Mkdir(base, 0o755)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrExist) || k == 100 {
+			return "", fmt.Errorf("cgroup v2 at %s is not writable: %w", filepath.Join(mount, own), err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(base, "cgroup.kill")); err != nil {
+		_ = os.Remove(base)
+		return "", errors.New("cgroup v2 has no cgroup.kill (Linux before 5.14)")
+	}
+	if err := startGuardian(base, filepath.Join(mount, own)); err != nil {
+		_ = killCgroupTree(base, cgroupDrain)
+		return "", err
+	}
+	return base, nil
+}
+
+// removeStaleCgroups removes the empty troupe-<pid>-<k> cgroups under parent whose host process is
+// gone and whose guardian could not remove them (killed with it). One with processes is left
+// alone: its pid may be a live host's in another pid namespace.
+func removeStaleCgroups(parent string) {
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		s, ok := strings.CutPrefix(e.Name(), "troupe-")
+		s, _, _ = strings.Cut(s, "-")
+		pid, err := strconv.Atoi(s)
+		if !ok || err != nil || !e.IsDir() || pid == os.Getpid() {
+			continue
+		}
+		dir := filepath.Join(parent, e.Name())
+		if _, err := os.Stat("/proc/" + s); errors.Is(err, fs.ErrNotExist) && !populated(dir) {
+			_ = removeCgroupDirs(dir)
+		}
+	}
+}
+
+// cgroup2Mount finds where the cgroup2 file system is mounted.
+func cgroup2Mount() (string, error) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		if !ok {
+			continue
+		}
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if len(f) >= 5 && len(g) >= 1 && g[0] == "cgroup2" && f[3] == "/" {
+			return unescapeMountinfo(f[4]), nil
+		}
+	}
+	return "", errors.New("no cgroup2 file system mounted")
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space) of /proc/self/mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// ownCgroup is the process's cgroup v2 path ("0::/path" in /proc/self/cgroup).
+func ownCgroup() (string, error) {
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok && strings.HasPrefix(p, "/") {
+			return p, nil
+		}
+	}
+	return "", errors.New("the process has no cgroup v2 (no 0:: line in /proc/self/cgroup)")
+}
+
+// startGuardian starts the process that kills base when the host is gone. It is started into the
+// host's own cgroup, own, where it would be anyway, explicitly: with clone3 and
+// CLONE_INTO_CGROUP, as plugins will be, so that a system refusing that (clone3 blocked by a
+// seccomp filter) is found here rather than by a plugin start.
+func startGuardian(base, own string) error {
+	fd, err := unix.Open(own, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	r, w, err := os.Pipe() // close-on-exec: no plugin inherits the write end
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		w.Close()
+		return err
+	}
+	defer null.Close()
+	p, err := os.StartProcess("/proc/self/exe", []string{os.Args[0], "(troupe plugin guardian)"}, &os.ProcAttr{
+		Dir: "/", Env: []string{guardianEnv + "=" + base}, Files: []*os.File{r, null, null},
+		Sys: &syscall.SysProcAttr{Setsid: true, UseCgroupFD: true, CgroupFD: fd},
+	})
+	if err != nil {
+		w.Close()
+		return fmt.Errorf("starting the plugin guardian into cgroup %s: %w", own, err)
+	}
+	cgroups.guardPid = p.Pid
+	_ = p.Release()
+	cgroups.guard = w
+	return nil
+}
+
+// pluginCgroup is one plugin process's cgroup.
+type pluginCgroup struct {
+	dir string
+	fd  int // open on dir until the process is started into it
+}
+
+// newPluginCgroup makes a cgroup for a plugin process, or returns nil and why there is none.
+func newPluginCgroup() (*pluginCgroup, error) {
+	base, err := cgroupBase()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(base, "p"+strconv.FormatUint(cgroups.seq.Add(1), 10))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("making cgroup %s: %w", dir, err)
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		_ = os.Remove(dir)
+		return nil, fmt.Errorf("opening cgroup %s: %w", dir, err)
+	}
+	return &pluginCgroup{dir: dir, fd: fd}, nil
+}
+
+// started closes the directory descriptor once the process is in the cgroup (or failed to start).
+func (c *pluginCgroup) started() {
+	if c.fd >= 0 {
+		unix.Close(c.fd)
+		c.fd = -1
+	}
+}
+
+// kill sends SIGKILL to every process in the cgroup; processes forking meanwhile cannot escape.
+func (c *pluginCgroup) kill() error {
+	err := os.WriteFile(filepath.Join(c.dir, "cgroup.kill"), []byte("1"), 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// remove waits (bounded) until the cgroup is empty and removes it.
+func (c *pluginCgroup) remove(within time.Duration) error {
+	c.started()
+	return killCgroupTree(c.dir, within)
+}
+
+// procs lists the processes in the cgroup (not its descendants).
+func (c *pluginCgroup) procs() []int {
+	data, err := os.ReadFile(filepath.Join(c.dir, "cgroup.procs"))
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for f := range strings.FieldsSeq(string(data)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// killCgroupTree kills every process in the cgroup dir and its descendants, waits up to within
+// for them to be gone (populated 0: zombies do not count), and removes the directories. A
+// directory that no longer exists is not an error.
+func killCgroupTree(dir string, within time.Duration) error {
+	err := os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("killing cgroup %s: %w", dir, err)
+	}
+	deadline := time.Now().Add(within)
+	for populated(dir) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cgroup %s still has processes %v after SIGKILL", dir, within)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return removeCgroupDirs(dir)
+}
+
+// populated reads the cgroup's populated flag (its processes and its descendants').
+func populated(dir string) bool {
+	data, err := os.ReadFile(filepath.Join(dir, "cgroup.events"))
+	if err != nil {
+		return false
+	}
+	return bytes.Contains(data, []byte("populated 1"))
+}
+
+// removeCgroupDirs removes an empty cgroup and its child cgroups, deepest first.
+func removeCgroupDirs(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			if err := removeCgroupDirs(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing cgroup %s: %w", dir, err)
+	}
+	return nil
+}

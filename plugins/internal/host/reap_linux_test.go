@@ -1,0 +1,276 @@
+package host
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startOrphaning starts the test plugin in TESTPLUGIN_ORPHAN mode and returns the backend and
+// the pid of the descendant that tries to outlive it, once that one runs.
+func startOrphaning(t *testing.T, mode string, out *outcomes) (*Backend, int) {
+	t.Helper()
+	pidFile := filepath.Join(t.TempDir(), "pids")
+	b := start(t, Options{Env: map[string]string{"TESTPLUGIN_ORPHAN": mode, "TESTPLUGIN_PIDFILE": pidFile}}, out)
+	pids := waitPids(t, pidFile, 1)
+	if !alive(pids[0]) {
+		t.Fatalf("descendant %d not running", pids[0])
+	}
+	return b, pids[0]
+}
+
+// waitPids waits (up to a minute) until path holds n pids, one a line.
+func waitPids(t *testing.T, path string, n int) []int {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		data, _ := os.ReadFile(path)
+		var pids []int
+		for _, f := range strings.Fields(string(data)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+		if len(pids) >= n {
+			return pids
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s holds pids %v after a minute, want %d", path, pids, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitDead waits (up to a minute) until pid is no longer running; a zombie is dead.
+func waitDead(t *testing.T, pid int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s (pid %d) still running a minute later", what, pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func requireCgroups(t *testing.T) {
+	t.Helper()
+	if _, err := cgroupBase(); err != nil {
+		t.Skipf("no cgroup v2 for plugins here: %v", err)
+	}
+}
+
+// A plugin starts a daemon (setsid and a double fork), then is killed: the daemon, in no
+// process group of the plugin's and reparented, dies with it, before the backend is closed.
+func TestSetsidDescendantDiesWithKilledPlugin(t *testing.T) {
+	requireCgroups(t)
+	noStrays(t)
+	out := newOutcomes()
+	b, daemon := startOrphaning(t, "setsid", out)
+	defer b.Close(context.Background())
+	if st, _ := procStat(daemon); st.pgrp == b.Pid() {
+		t.Fatalf("daemon %d is in the plugin's process group", daemon)
+	}
+	if err := syscall.Kill(b.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	out.waitFail(t, 30*time.Second)
+	waitDead(t, daemon, "the killed plugin's daemon")
+	reap(t, daemon) // reparented to us (subreaper)
+}
+
+// A plugin that started a daemon is closed gracefully: once Close returns, the daemon is dead.
+func TestSetsidDescendantDiesAtClose(t *testing.T) {
+	noStrays(t)
+	out := newOutcomes()
+	b, daemon := startOrphaning(t, "setsid", out)
+	submitOne(t, b, out, "x")
+	out.waitFor(t, "result", func() bool { return out.reported() == 1 })
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if alive(daemon) {
+		t.Errorf("daemon %d still running after Close returned", daemon)
+	}
+	waitDead(t, daemon, "the closed plugin's daemon")
+	reap(t, daemon)
+}
+
+// Each plugin process runs in a cgroup of its own, under one for the host process, and the
+// cgroup is gone once the backend is closed.
+func TestPluginRunsInItsOwnCgroup(t *testing.T) {
+	requireCgroups(t)
+	noStrays(t)
+	out := newOutcomes()
+	b := start(t, Options{}, out)
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(b.Pid()) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cg string
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			cg = p
+		}
+	}
+	own, err := ownCgroup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Base(cgroups.base) + "/p"
+	if !strings.HasPrefix(cg, filepath.Join(own, want)) || !strings.HasPrefix(filepath.Base(cgroups.base), "troupe-"+strconv.Itoa(os.Getpid())+"-") {
+		t.Fatalf("plugin in cgroup %q, want %s<n>", cg, want)
+	}
+	mount, err := cgroup2Mount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(mount, cg)
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("cgroup %s left after Close (stat: %v)", dir, err)
+	}
+}
+
+// The guardian kills and removes the cgroups it guards once its pipe closes.
+func TestGuardKillsOnEOF(t *testing.T) {
+	requireCgroups(t)
+	noStrays(t)
+	out := newOutcomes()
+	pidFile := filepath.Join(t.TempDir(), "pids")
+	b := start(t, Options{Env: map[string]string{"TESTPLUGIN_ORPHAN": "group", "TESTPLUGIN_PIDFILE": pidFile}}, out)
+	defer b.Close(context.Background())
+	survivor := waitPids(t, pidFile, 1)[0]
+	// A guardian of our own for the plugin's cgroup (the host's guardian watches the whole host).
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		guard(r, b.proc.cg.dir)
+	}()
+	w.Close()
+	<-done
+	r.Close()
+	if alive(survivor) || alive(b.Pid()) {
+		t.Fatalf("plugin %d or its child %d alive after the guard ran", b.Pid(), survivor)
+	}
+	if _, err := os.Stat(b.proc.cg.dir); !os.IsNotExist(err) {
+		t.Errorf("cgroup %s left after the guard ran (stat: %v)", b.proc.cg.dir, err)
+	}
+	out.waitFail(t, 30*time.Second)
+	reap(t, survivor)
+}
+
+// reapGuardians reaps the guardians of hosts that ran as our children and were killed: we are a
+// subreaper, so they are reparented to us; each exits once it has killed its host's plugins.
+// Our own guardian is left alone (it lives as long as we do).
+func reapGuardians(t *testing.T) {
+	t.Helper()
+	me := os.Getpid()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == cgroups.guardPid {
+			continue
+		}
+		comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm")
+		if st, ok := procStat(pid); ok && st.ppid == me && strings.TrimSpace(string(comm)) == "troupe-guardian" {
+			waitDead(t, pid, "a killed host's guardian")
+			reap(t, pid)
+		}
+	}
+}
+
+// Without cgroups, the plugin SDK kills what the plugin started when it exits: a daemon that
+// left the plugin's process group dies at a graceful close.
+func TestFallbackSDKKillsDaemonOnExit(t *testing.T) {
+	noCgroups.Store(true)
+	defer noCgroups.Store(false)
+	noStrays(t)
+	out := newOutcomes()
+	b, daemon := startOrphaning(t, "setsid", out)
+	if b.proc.cg != nil {
+		t.Fatal("plugin started in a cgroup")
+	}
+	submitOne(t, b, out, "x")
+	out.waitFor(t, "result", func() bool { return out.reported() == 1 })
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitDead(t, daemon, "the closed plugin's daemon")
+	reap(t, daemon)
+}
+
+// Without cgroups, a host killed with SIGKILL: the plugin SDK gets its parent-death signal and
+// kills its process group, where a child ignores SIGTERM.
+func TestFallbackHostKilled(t *testing.T) {
+	noStrays(t)
+	pidFile := filepath.Join(t.TempDir(), "pids")
+	cmd := exec.Command(testHost, "1", testPlugin, "orphan=group", "pidfile="+pidFile)
+	cmd.Env = append(os.Environ(), CgroupEnv+"=off")
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var plugin int
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && sc.Text() != "ready" {
+		if s, ok := strings.CutPrefix(sc.Text(), "pid "); ok {
+			plugin, _ = strconv.Atoi(s)
+		}
+	}
+	if plugin == 0 {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal("the host started no plugin")
+	}
+	child := waitPids(t, pidFile, 1)[0]
+	if st, _ := procStat(child); st.pgrp != plugin {
+		t.Fatalf("child %d in process group %d, not the plugin's %d", child, st.pgrp, plugin)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	waitDead(t, plugin, "the plugin of a SIGKILLed host")
+	waitDead(t, child, "the child of a SIGKILLed host's plugin")
+	reap(t, plugin)
+	reap(t, child)
+}
+
+// Without cgroups, a plugin the host has to SIGKILL (it hangs and ignores the graceful stop):
+// the host kills the daemon it started too, found below the plugin (its subreaper) in /proc.
+func TestFallbackHostKillsDaemonOfKilledPlugin(t *testing.T) {
+	noCgroups.Store(true)
+	defer noCgroups.Store(false)
+	noStrays(t)
+	out := newOutcomes()
+	pidFile := filepath.Join(t.TempDir(), "pids")
+	b := start(t, Options{Grace: time.Second, Env: map[string]string{"TESTPLUGIN_ORPHAN": "setsid", "TESTPLUGIN_PIDFILE": pidFile}}, out)
+	daemon := waitPids(t, pidFile, 1)[0]
+	submitOne(t, b, out, "hang")
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !b.proc.killedBySIGKILL() {
+		t.Fatalf("plugin %s, want killed by SIGKILL (the case under test)", b.proc.exitReason())
+	}
+	waitDead(t, daemon, "the daemon of a plugin killed by its host")
+	reap(t, daemon)
+}
