@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -183,5 +184,48 @@ func TestLinesSinkDevFull(t *testing.T) {
 	epWantErr(t, err, "/dev/full", "no space left on device")
 	if sum.RecordsOut != 0 || sum.DeadLetters != 0 {
 		t.Fatalf("summary %+v, want nothing out", sum)
+	}
+}
+
+// A killed run leaves ".troupe-*.tmp" files behind; the next files sink into the same directory
+// removes them, and nothing else.
+func TestFilesSinkRemovesStaleTemporaries(t *testing.T) {
+	dir := t.TempDir()
+	stale := []string{".troupe-abc123.tmp", "sub/.troupe-3w5e11264sgsf.tmp", "sub/deeper/.troupe-0.tmp"}
+	kept := []string{
+		".troupe-ABC.tmp", ".troupe-.tmp", "troupe-abc.tmp", ".troupe-abc.tmp.bak", ".troupe-abc.tmpx",
+		".troupe-3w5e11264sgsg.tmp", // one more than the largest uint64
+		".troupe-a-b.tmp", "sub/keep.txt", "x.tmp",
+	}
+	for _, name := range append(append([]string{}, stale...), kept...) {
+		epWrite(t, dir, name, "half")
+	}
+	// A directory and a symbolic link with a temporary file's name are not temporary files.
+	if err := os.MkdirAll(filepath.Join(dir, ".troupe-d1r.tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	target := epWrite(t, t.TempDir(), "target", "elsewhere")
+	if err := os.Symlink(target, filepath.Join(dir, ".troupe-11nk.tmp")); err != nil {
+		t.Fatal(err)
+	}
+	sink, err := NewFilesSink(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range stale {
+		if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("stale %s was not removed: %v", name, err)
+		}
+	}
+	for _, name := range append(kept, ".troupe-d1r.tmp", ".troupe-11nk.tmp") {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s was removed: %v", name, err)
+		}
+	}
+	if _, err := os.Stat(target); err != nil {
+		t.Errorf("the link's target was removed: %v", err)
 	}
 }
