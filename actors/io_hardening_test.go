@@ -9,9 +9,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // ioFailAfter passes writes on to w until limit bytes have gone through, then fails every write
@@ -228,4 +230,257 @@ func TestFilesSinkRemovesStaleTemporaries(t *testing.T) {
 	if _, err := os.Stat(target); err != nil {
 		t.Errorf("the link's target was removed: %v", err)
 	}
+}
+
+// ioChanSink hands every record's payload to a channel.
+type ioChanSink struct{ got chan string }
+
+func (s *ioChanSink) Write(r *Record) error { s.got <- string(r.Payload); return nil }
+func (s *ioChanSink) Flush() error          { return nil }
+func (s *ioChanSink) Close() error          { return nil }
+
+// ioWaitFor waits (generously) for the next payload at the sink.
+func ioWaitFor(t *testing.T, got <-chan string, want string) {
+	t.Helper()
+	select {
+	case g := <-got:
+		if g != want {
+			t.Fatalf("sink got %q, want %q", g, want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%q did not reach the sink within 30s", want)
+	}
+}
+
+// A slow producer on stdin: each line reaches the sink before the next one is written.
+func TestLinesSourceSlowInputIsNotHeldBack(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	src, err := NewLinesSource("-", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &ioChanSink{got: make(chan string, 100)}
+	r, err := (&Pipeline{Source: src, Sink: sink, Stages: []Stage{{Name: "up", Func: upper, Workers: 2}}}).Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := fmt.Fprintf(pw, "line %d\n", i); err != nil {
+			t.Fatal(err)
+		}
+		ioWaitFor(t, sink.got, fmt.Sprintf("LINE %d", i))
+	}
+	// A line written in pieces is still one line.
+	for _, piece := range []string{"in ", "three ", "pieces\n"} {
+		if _, err := io.WriteString(pw, piece); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ioWaitFor(t, sink.got, "IN THREE PIECES")
+	pw.Close()
+	sum, err := r.Wait()
+	if err != nil || sum.RecordsIn != 6 || sum.RecordsOut != 6 {
+		t.Fatalf("summary %+v, error %v", sum, err)
+	}
+}
+
+// A lines source on a named pipe whose writer goes silent: a stop finishes within the drain
+// timeout, and the lines read before reach the sink.
+func TestLinesSourceSilentFIFOCanBeStopped(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	// Opened read-write, the test holds a writer, which never closes while the run goes on.
+	w, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.WriteString("a\nb\nc\n"); err != nil {
+		t.Fatal(err)
+	}
+	src, err := NewLinesSource(fifo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &ioChanSink{got: make(chan string, 100)}
+	const drain = 10 * time.Second
+	r, err := (&Pipeline{Source: src, Sink: sink, DrainTimeout: drain}).Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"a", "b", "c"} {
+		ioWaitFor(t, sink.got, want)
+	}
+	r.Stop()
+	done := make(chan struct{})
+	var sum Summary
+	go func() { defer close(done); sum, err = r.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(drain + 20*time.Second):
+		t.Fatal("the run did not stop within the drain timeout")
+	}
+	if err != nil || sum.RecordsIn != 3 || sum.RecordsOut != 3 || sum.InFlight != 0 {
+		t.Fatalf("summary %+v, error %v", sum, err)
+	}
+}
+
+// A file listed as regular and replaced by a named pipe before it is read: reading it never
+// hangs, and the error names it.
+func TestFilesSourceFIFOSwappedIn(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"a.txt", "b.txt", "c.txt"} {
+		epWrite(t, dir, name, name)
+	}
+	src, err := NewFilesSource(dir, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if err := os.Remove(filepath.Join(dir, "b.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "b.txt"), 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	type read struct {
+		recs []*Record
+		err  error
+	}
+	reads := make(chan read, 1)
+	go func() {
+		var all []*Record
+		for range 3 {
+			recs, err := src.Read(context.Background(), 10)
+			all = append(all, recs...)
+			if err != nil {
+				reads <- read{all, err}
+				return
+			}
+		}
+		reads <- read{all, nil}
+	}()
+	select {
+	case got := <-reads:
+		if !slices.Equal(epKeys(got.recs), []string{"a.txt"}) {
+			t.Errorf("records %q before the error, want [a.txt]", epKeys(got.recs))
+		}
+		epWantErr(t, got.err, "b.txt", "not a regular file")
+	case <-time.After(30 * time.Second):
+		// Let the blocked open go, so that the test ends.
+		if f, err := os.OpenFile(filepath.Join(dir, "b.txt"), os.O_WRONLY, 0); err == nil {
+			f.Close()
+		}
+		t.Fatal("reading a named pipe put in place of a listed file hangs")
+	}
+}
+
+// A Read blocked on a silent stdin returns when its context is cancelled, and Close does not
+// wait for it.
+func TestLinesSourceBlockedReadCanBeInterrupted(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close() // lets the input goroutine go at the end
+	src, err := NewLinesSource("-", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type read struct {
+		recs []*Record
+		err  error
+	}
+	readIn := func(ctx context.Context) <-chan read {
+		c := make(chan read, 1)
+		go func() {
+			recs, err := src.Read(ctx, 10)
+			c <- read{recs, err}
+		}()
+		return c
+	}
+	wait := func(c <-chan read, what string) read {
+		t.Helper()
+		select {
+		case r := <-c:
+			return r
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: still blocked after 30s", what)
+		}
+		return read{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := readIn(ctx)
+	// The pipe takes half a line only once the Read is reading: then it waits for the rest.
+	if _, err := io.WriteString(pw, "hal"); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if r := wait(c, "Read after its context was cancelled"); len(r.recs) != 0 || !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("Read = %d records, %v; want context.Canceled", len(r.recs), r.err)
+	}
+	c = readIn(context.Background())
+	closed := make(chan error, 1)
+	go func() { closed <- src.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close waits for a Read blocked on stdin")
+	}
+	if r := wait(c, "Read when the source was closed"); len(r.recs) != 0 || r.err == nil {
+		t.Fatalf("Read = %d records, %v; want an error", len(r.recs), r.err)
+	}
+}
+
+// ioStuckSource is a source that breaks the contract: its Read ignores ctx and blocks until
+// released, holding the lock its Close needs.
+type ioStuckSource struct {
+	mu      sync.Mutex
+	sent    bool
+	release chan struct{}
+}
+
+func (s *ioStuckSource) Read(ctx context.Context, max int) ([]*Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.sent {
+		s.sent = true
+		return []*Record{{Key: "1", Payload: []byte("one")}}, nil
+	}
+	<-s.release
+	return nil, io.EOF
+}
+
+func (s *ioStuckSource) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return nil
+}
+
+// Even a source whose Read and Close block cannot keep a stop from finishing.
+func TestStopFinishesWithAStuckSource(t *testing.T) {
+	src := &ioStuckSource{release: make(chan struct{})}
+	defer close(src.release)
+	sink := &ioChanSink{got: make(chan string, 10)}
+	r, err := (&Pipeline{Source: src, Sink: sink, DrainTimeout: time.Second}).Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ioWaitFor(t, sink.got, "one")
+	r.Stop()
+	done := make(chan struct{})
+	var sum Summary
+	go func() { defer close(done); sum, err = r.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the run did not stop: closing the source waits for its stuck Read")
+	}
+	if sum.RecordsOut != 1 {
+		t.Fatalf("summary %+v", sum)
+	}
+	epWantErr(t, err, "source", "Close did not return")
 }

@@ -429,7 +429,8 @@ func (r *run) watch(ctx context.Context) {
 
 // shutdown stops the tree in order and closes the source and the outputs.
 func (r *run) shutdown() {
-	if !r.src.reader.close() {
+	readStuck := !r.src.reader.close()
+	if readStuck {
 		r.log.Warn("the source's Read did not return after cancellation; leaving it behind")
 	}
 	stopped := make(chan error, 1)
@@ -459,7 +460,11 @@ func (r *run) shutdown() {
 		closers, names = append(closers, r.p.DeadLetters), append(names, "dead letters")
 	}
 	for i, c := range closers {
-		if err := c.Close(); err != nil {
+		closeIt := c.Close
+		if i == 0 && readStuck {
+			closeIt = func() error { return closeWithin(c, readerCloseTimeout) }
+		}
+		if err := closeIt(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", names[i], err))
 		}
 	}

@@ -94,9 +94,9 @@ func (r *reader) read(n int) (recs []*ipc.Record, err error) {
 	return recs, err
 }
 
-// readerCloseTimeout bounds how long closing waits for a Read in progress. A Read blocked where
-// cancellation cannot reach (a silent stdin) is left behind rather than hang the run's end; it
-// returns when its input does.
+// readerCloseTimeout bounds how long closing waits for a Read in progress, and then for the
+// source's Close. A Read that does not honour its context (the built-in sources do, even on a
+// silent stdin) is left behind rather than hang the run's end; it returns when its input does.
 const readerCloseTimeout = 2 * time.Second
 
 func (r *reader) close() bool {
@@ -106,6 +106,19 @@ func (r *reader) close() bool {
 		return true
 	case <-time.After(readerCloseTimeout):
 		return false
+	}
+}
+
+// closeWithin closes a source whose Read is stuck, waiting at most d: its Close may wait for
+// that Read. A Close that does not return in time is left behind, as the Read was.
+func closeWithin(c io.Closer, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- c.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		return fmt.Errorf("its Close did not return within %s (waiting, it seems, for the Read that did not return); left behind", d)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 )
 
 // filesSource produces one record per file of a directory listing made at construction.
@@ -183,9 +184,11 @@ func (s *filesSource) Read(ctx context.Context, max int) ([]*Record, error) {
 var errNotRegular = errors.New("not a regular file")
 
 // readRegular reads a whole file, refusing anything that is not (or no longer) a regular file,
-// such as a directory or a named pipe put in its place after listing.
+// such as a directory or a named pipe put in its place after listing. It opens the file
+// without blocking (opening a named pipe blocks until a writer comes) and checks what it opened,
+// so that no swap after listing can make it wait on a pipe or device.
 func readRegular(p string) ([]byte, error) {
-	f, err := os.Open(p)
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +198,7 @@ func readRegular(p string) ([]byte, error) {
 		return nil, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %w", p, errNotRegular)
+		return nil, fmt.Errorf("%s: %w (%s)", p, errNotRegular, fileKind(st.Mode()))
 	}
 	// Size the buffer from Stat but read to EOF: the file may have grown or shrunk since.
 	size := st.Size()
@@ -216,6 +219,23 @@ func readRegular(p string) ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// fileKind names the type of a file that is not a regular file.
+func fileKind(m fs.FileMode) string {
+	switch t := m.Type(); {
+	case t&fs.ModeDir != 0:
+		return "a directory"
+	case t&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case t&fs.ModeSocket != 0:
+		return "a socket"
+	case t&fs.ModeCharDevice != 0:
+		return "a character device"
+	case t&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "not a regular file"
 }
 
 // Total returns the number of files listed.

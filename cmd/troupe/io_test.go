@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -117,5 +119,83 @@ sink: {lines: {path: /dev/full}}
 	}
 	if s := readJSON(t, summary); s.RecordsOut != 0 || s.DeadLetters != 0 || s.Status != "aborted" {
 		t.Errorf("summary: status %q, %d out, %d dead letters; want aborted with nothing out", s.Status, s.RecordsOut, s.DeadLetters)
+	}
+}
+
+// The CLI reading a stdin that never closes: the lines given reach the sink at once, and
+// SIGTERM stops the run in time, with those lines written (exit 1, interrupted).
+func TestSilentStdinStopsOnSIGTERM(t *testing.T) {
+	bin := ioBinary(t)
+	dir := t.TempDir()
+	spec := write(t, filepath.Join(dir, "stdin.yaml"), `
+name: stdin
+source: {lines: {path: "-"}}
+stages:
+  - {name: up, builtin: format, options: {template: "got {payload}"}}
+sink: {lines: {path: out.txt}}
+`)
+	summary := filepath.Join(dir, "s.json")
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdinW.Close() // never closed before the run ends: stdin stays silent
+	cmd := exec.Command(bin, "run", spec, "--summary-json", summary, "--progress", "none", "--drain-timeout", "10s")
+	cmd.Stdin = stdinR
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stdinR.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	exited := false
+	defer func() {
+		if !exited {
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}()
+	if _, err := stdinW.WriteString("one\ntwo\nthree\n"); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.txt")
+	// In any order: the stage has several workers.
+	want := "got one\ngot three\ngot two\n"
+	sorted := func() string {
+		data, _ := os.ReadFile(out)
+		lines := strings.SplitAfter(string(data), "\n")
+		slices.Sort(lines)
+		return strings.Join(lines, "")
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if sorted() == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			data, _ := os.ReadFile(out)
+			t.Fatalf("the lines given on stdin did not reach the sink within 30s: %q\nstderr:\n%s", data, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err = <-done:
+		exited = true
+	case <-time.After(40 * time.Second):
+		t.Fatalf("still running 40s after SIGTERM (drain timeout 10s); stderr:\n%s", stderr.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitAborted {
+		t.Fatalf("exit: %v, want status %d; stderr:\n%s", err, exitAborted, stderr.String())
+	}
+	if got := sorted(); got != want {
+		t.Errorf("out.txt holds %q, want %q", got, want)
+	}
+	if s := readJSON(t, summary); s.Status != "interrupted" || s.RecordsIn != 3 || s.RecordsOut != 3 {
+		t.Errorf("summary: status %q, %d in, %d out; want interrupted, 3 and 3\nstderr:\n%s", s.Status, s.RecordsIn, s.RecordsOut, stderr.String())
 	}
 }
