@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -329,7 +330,7 @@ func TestLinesSourceSilentFIFOCanBeStopped(t *testing.T) {
 }
 
 // A file listed as regular and replaced by a named pipe before it is read: reading it never
-// hangs, and the error names it.
+// hangs, and its record goes to the dead letters with the reason; the other files are read.
 func TestFilesSourceFIFOSwappedIn(t *testing.T) {
 	dir := t.TempDir()
 	for _, name := range []string{"a.txt", "b.txt", "c.txt"} {
@@ -339,42 +340,42 @@ func TestFilesSourceFIFOSwappedIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.Close()
 	if err := os.Remove(filepath.Join(dir, "b.txt")); err != nil {
 		t.Fatal(err)
 	}
 	if err := syscall.Mkfifo(filepath.Join(dir, "b.txt"), 0o600); err != nil {
 		t.Skipf("mkfifo: %v", err)
 	}
-	type read struct {
-		recs []*Record
-		err  error
-	}
-	reads := make(chan read, 1)
+	sink, dead := &memSink{}, &memDead{}
+	done := make(chan struct{})
+	var sum Summary
 	go func() {
-		var all []*Record
-		for range 3 {
-			recs, err := src.Read(context.Background(), 10)
-			all = append(all, recs...)
-			if err != nil {
-				reads <- read{all, err}
-				return
-			}
-		}
-		reads <- read{all, nil}
+		defer close(done)
+		sum, err = (&Pipeline{Source: src, Sink: sink, DeadLetters: dead}).Run(context.Background())
 	}()
 	select {
-	case got := <-reads:
-		if !slices.Equal(epKeys(got.recs), []string{"a.txt"}) {
-			t.Errorf("records %q before the error, want [a.txt]", epKeys(got.recs))
-		}
-		epWantErr(t, got.err, "b.txt", "not a regular file")
+	case <-done:
 	case <-time.After(30 * time.Second):
 		// Let the blocked open go, so that the test ends.
-		if f, err := os.OpenFile(filepath.Join(dir, "b.txt"), os.O_WRONLY, 0); err == nil {
+		if f, err := os.OpenFile(filepath.Join(dir, "b.txt"), os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
 			f.Close()
 		}
 		t.Fatal("reading a named pipe put in place of a listed file hangs")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys := sink.keys(); !slices.Equal(slices.Sorted(slices.Values(keys)), []string{"a.txt", "c.txt"}) {
+		t.Errorf("sink got %q", keys)
+	}
+	if len(dead.ds) != 1 || dead.ds[0].Key != "b.txt" || dead.ds[0].Stage != "source" || dead.ds[0].Meta["path"] != filepath.Join(dir, "b.txt") {
+		t.Fatalf("dead letters %+v", dead.ds)
+	}
+	if e := dead.ds[0].Error; !strings.Contains(e, "b.txt") || !strings.Contains(e, "a named pipe") {
+		t.Errorf("dead letter's error %q does not say what b.txt is", e)
+	}
+	if sum.RecordsIn != 3 || sum.RecordsOut != 2 || sum.DeadLetters != 1 || sum.InFlight != 0 {
+		t.Errorf("summary %+v", sum)
 	}
 }
 

@@ -214,7 +214,7 @@ func newRun(p *Pipeline) (*run, error) {
 		r.pids.first = r.stages[0].distPID
 	}
 	r.col = newCollectorState(p)
-	r.src = &sourceState{window: window, inflight: map[uint64]*ipc.Record{}}
+	r.src = &sourceState{window: window, inflight: map[uint64]*ipc.Record{}, unread: map[uint64]string{}}
 	r.src.reader = startReader(p.Source, sourceBatch(window), func(m sourceRead) { r.system.Root.Send(r.pids.source, m) })
 	return r, nil
 }

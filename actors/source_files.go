@@ -21,7 +21,8 @@ type filesSource struct {
 
 	mu     sync.Mutex
 	files  []listedFile
-	next   int // index of the next file to read
+	next   int               // index of the next file to read
+	unread map[*Record]error // records handed on for files that are no longer regular files
 	closed bool
 }
 
@@ -45,7 +46,12 @@ type listedFile struct {
 // A bad pattern, a dir that does not exist or is not a directory, an unreadable subdirectory
 // and a dangling symbolic link that matches glob are errors here. A file that vanishes or
 // cannot be read after listing makes Read fail with an error naming the file; the file is not
-// skipped, and a later Read tries it again.
+// skipped, and a later Read tries it again. A listed file that is no longer a regular file
+// when it is read (a directory or a named pipe put in its place) is bad input for its record,
+// not a failure of the source: files are opened without blocking and checked once open, so
+// such a file is never read or waited on; Read returns its record without a payload (and with
+// the metadata "path" only), and a run sends it to the dead letters with the reason, as stage
+// "source".
 func NewFilesSource(dir, glob string, recursive bool) (Source, error) {
 	if glob == "" {
 		glob = "*"
@@ -161,6 +167,18 @@ func (s *filesSource) Read(ctx context.Context, max int) ([]*Record, error) {
 		}
 		f := s.files[s.next]
 		data, err := readRegular(f.abs)
+		if errors.Is(err, errNotRegular) {
+			r := &recs[i]
+			r.Key = f.key
+			r.Meta = map[string]string{"path": f.abs}
+			if s.unread == nil {
+				s.unread = map[*Record]error{}
+			}
+			s.unread[r] = fmt.Errorf("files source: read %s: %w", f.key, err)
+			out = append(out, r)
+			s.next++
+			continue
+		}
 		if err != nil {
 			if len(out) > 0 {
 				return out, nil
@@ -236,6 +254,15 @@ func fileKind(m fs.FileMode) string {
 		return "a device"
 	}
 	return "not a regular file"
+}
+
+// unreadable returns (and forgets) why a record Read returned could not be read, or nil.
+func (s *filesSource) unreadable(rec *Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.unread[rec]
+	delete(s.unread, rec)
+	return err
 }
 
 // Total returns the number of files listed.
