@@ -485,3 +485,85 @@ func TestStopFinishesWithAStuckSource(t *testing.T) {
 	}
 	epWantErr(t, err, "source", "Close did not return")
 }
+
+// A lines source on a named pipe no writer has opened yet: making it does not wait for the
+// writer, a run on it can be stopped, and a writer that comes later is read.
+func TestLinesSourceFIFOWithoutWriter(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	unblock := func() { // a writer for a moment, for an open that waits for one
+		if w, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w.Close()
+		}
+	}
+	newSource := func(t *testing.T) Source {
+		t.Helper()
+		made := make(chan Source, 1)
+		go func() {
+			src, err := NewLinesSource(fifo, nil)
+			if err != nil {
+				t.Error(err)
+			}
+			made <- src
+		}()
+		select {
+		case src := <-made:
+			if src == nil {
+				t.FailNow()
+			}
+			return src
+		case <-time.After(30 * time.Second):
+			unblock()
+			t.Fatal("NewLinesSource waits for the named pipe's writer")
+		}
+		return nil
+	}
+	wait := func(t *testing.T, r *Run) (Summary, error) {
+		t.Helper()
+		type result struct {
+			sum Summary
+			err error
+		}
+		c := make(chan result, 1)
+		go func() { s, err := r.Wait(); c <- result{s, err} }()
+		select {
+		case res := <-c:
+			return res.sum, res.err
+		case <-time.After(60 * time.Second):
+			unblock()
+			t.Fatal("the run did not end")
+		}
+		return Summary{}, nil
+	}
+
+	t.Run("stop", func(t *testing.T) {
+		r, err := (&Pipeline{Source: newSource(t), Sink: &memSink{}, DrainTimeout: 10 * time.Second}).Start(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Stop()
+		if sum, err := wait(t, r); err != nil || sum.RecordsIn != 0 {
+			t.Fatalf("summary %+v, error %v", sum, err)
+		}
+	})
+	t.Run("late writer", func(t *testing.T) {
+		sink := &memSink{}
+		r, err := (&Pipeline{Source: newSource(t), Sink: sink}).Start(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := os.OpenFile(fifo, os.O_WRONLY, 0) // waits for the source's open
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.WriteString("x\ny\n"); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		if sum, err := wait(t, r); err != nil || sum.RecordsOut != 2 {
+			t.Fatalf("summary %+v, error %v", sum, err)
+		}
+	})
+}

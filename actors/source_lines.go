@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -27,9 +29,13 @@ const (
 // linesSource produces one record per line of a file or of standard input.
 type linesSource struct {
 	name string     // the path, or "stdin"
-	file *os.File   // nil when reading standard input, which the source does not own
+	fifo bool       // the path is a named pipe, opened by the input goroutine
 	in   *lineInput // the input, read in a goroutine of its own
 	r    *bufio.Reader
+
+	fileMu     sync.Mutex
+	file       *os.File // nil when reading standard input, which the source does not own
+	fileClosed bool
 
 	quit      chan struct{} // closed by Close: a Read waiting for input gives up
 	closeOnce sync.Once
@@ -63,6 +69,7 @@ var (
 // ends when its Read returns. It reads at most one buffer ahead of the records produced.
 type lineInput struct {
 	src  io.Reader
+	open func() (io.Reader, error) // when src is nil: opens it, in the goroutine
 	quit <-chan struct{}
 	next chan struct{}  // asks the goroutine for one more read
 	res  chan lineChunk // its answers
@@ -92,6 +99,18 @@ func (in *lineInput) loop() {
 		case <-in.next:
 		case <-in.quit:
 			return
+		}
+		if in.src == nil {
+			r, err := in.open()
+			if err != nil {
+				select {
+				case in.res <- lineChunk{nil, err}:
+					continue // a later Read tries again
+				case <-in.quit:
+					return
+				}
+			}
+			in.src = r
 		}
 		n, err := in.src.Read(buf)
 		select {
@@ -167,6 +186,9 @@ func (in *lineInput) Read(p []byte) (int, error) {
 // cancelled, or the source is closed: a Read waiting for a silent stdin or pipe can always be
 // stopped, and the lines read before are returned.
 //
+// A named pipe is opened when it is first read, so that waiting for its writer holds up
+// neither the construction nor a stop.
+//
 // The total is unknown, so the source does not implement Sized. Close closes the file; it never
 // closes stdin (a read of stdin in progress is left to finish on its own).
 func NewLinesSource(path string, stdin io.Reader) (Source, error) {
@@ -178,6 +200,14 @@ func NewLinesSource(path string, stdin io.Reader) (Source, error) {
 	}
 	if path == "" {
 		return nil, errors.New("lines source: empty path")
+	}
+	if st, err := os.Stat(path); err == nil && st.Mode()&fs.ModeNamedPipe != 0 {
+		// Opening a named pipe waits for a writer: the input goroutine does it, where neither
+		// the construction nor a stop has to wait for it.
+		s := newLinesSource(path, nil, nil)
+		s.fifo = true
+		s.in.open = s.openFIFO
+		return s, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -193,6 +223,28 @@ func NewLinesSource(path string, stdin io.Reader) (Source, error) {
 		return nil, fmt.Errorf("lines source: %s is a directory", path)
 	}
 	return newLinesSource(path, f, f), nil
+}
+
+// openFIFO opens the named pipe, waiting for a writer (or for Close).
+func (s *linesSource) openFIFO() (io.Reader, error) {
+	s.fileMu.Lock()
+	closed := s.fileClosed
+	s.fileMu.Unlock()
+	if closed {
+		return nil, errSourceClosed
+	}
+	f, err := os.Open(s.name)
+	if err != nil {
+		return nil, err
+	}
+	s.fileMu.Lock()
+	defer s.fileMu.Unlock()
+	if s.fileClosed {
+		f.Close()
+		return nil, errSourceClosed
+	}
+	s.file = f
+	return f, nil
 }
 
 // Read returns the next up to max lines. It returns io.EOF together with the last batch. A read
@@ -341,11 +393,21 @@ func (s *linesSource) Close() error {
 	}
 	s.closed = true
 	s.arena, s.long = nil, nil
-	if s.file != nil {
+	s.fileMu.Lock()
+	s.fileClosed = true
+	f := s.file
+	s.fileMu.Unlock()
+	if f != nil {
 		// A read of the file in progress in the input goroutine fails (a pipe's) or finishes
 		// (a regular file's), and the goroutine ends.
-		if err := s.file.Close(); err != nil {
+		if err := f.Close(); err != nil {
 			return fmt.Errorf("lines source: close %s: %w", s.name, err)
+		}
+	} else if s.fifo {
+		// The input goroutine may be waiting in the pipe's open for a writer: be one for a
+		// moment, so that the open returns and the goroutine ends.
+		if w, err := os.OpenFile(s.name, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w.Close()
 		}
 	}
 	return nil
