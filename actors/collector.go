@@ -190,9 +190,25 @@ func (a *collector) deadLetter(f *ipc.Failed) {
 	c.pendingDead++
 }
 
-// brokenOutput aborts the run after an output failed. What was written since the last flush
-// does not count: the outputs cut back to what was flushed (see NewLinesSink).
+// brokenOutput aborts the run after an output's Write failed. What the outputs took before
+// is flushed and counted where they can still flush it (a files sink's earlier files are in
+// place); an output that failed flushes nothing (a lines file cut itself back to what was
+// flushed before), and so counts nothing more. What is counted is what is on disk.
 func (a *collector) brokenOutput(err error) {
+	c := a.c
+	if !c.broken {
+		if c.pendingOut > 0 && c.sink.Flush() == nil {
+			a.run.stats.out.Add(c.pendingOut)
+		}
+		if c.pendingDead > 0 && c.dead.Flush() == nil {
+			a.run.stats.dead.Add(c.pendingDead)
+		}
+	}
+	a.failed(err)
+}
+
+// failed aborts the run after an output failed: nothing more is written, counted or acked.
+func (a *collector) failed(err error) {
 	a.c.broken = true
 	a.c.pendingOut, a.c.pendingDead = 0, 0
 	a.acks = nil
@@ -208,14 +224,14 @@ func (a *collector) flush(ctx actor.Context) {
 	}
 	if a.wrote || c.pendingOut > 0 || c.pendingDead > 0 {
 		if err := c.sink.Flush(); err != nil {
-			a.brokenOutput(fmt.Errorf("sink: %w", err))
+			a.failed(fmt.Errorf("sink: %w", err))
 			return
 		}
 		if c.dead != nil {
 			if err := c.dead.Flush(); err != nil {
 				// The sink's records are out; the dead letters since the last flush are not.
 				a.run.stats.out.Add(c.pendingOut)
-				a.brokenOutput(fmt.Errorf("dead letters: %w", err))
+				a.failed(fmt.Errorf("dead letters: %w", err))
 				return
 			}
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -197,5 +198,50 @@ sink: {lines: {path: out.txt}}
 	}
 	if s := readJSON(t, summary); s.Status != "interrupted" || s.RecordsIn != 3 || s.RecordsOut != 3 {
 		t.Errorf("summary: status %q, %d in, %d out; want interrupted, 3 and 3\nstderr:\n%s", s.Status, s.RecordsIn, s.RecordsOut, stderr.String())
+	}
+}
+
+// A files sink whose next file would pass the file size limit: the run aborts (exit 1) naming
+// the file, leaves no temporary file, and counts as out exactly the files it wrote.
+func TestFilesSinkHitsFileSizeLimit(t *testing.T) {
+	bin := ioBinary(t)
+	dir := t.TempDir()
+	for i := range 20 {
+		size := 100
+		if i == 10 {
+			size = 200_000 // past the limit, whatever the shell's block size
+		}
+		write(t, filepath.Join(dir, "in", fmt.Sprintf("%02d.txt", i)), strings.Repeat("x", size))
+	}
+	spec := write(t, filepath.Join(dir, "files.yaml"), `
+name: files
+source: {files: {dir: in}}
+stages:
+  - {name: same, builtin: format, workers: 1, options: {template: "{payload}"}}
+sink: {files: {dir: out}}
+`)
+	summary := filepath.Join(dir, "s.json")
+	cmd := exec.Command("sh", "-c", `ulimit -f 64 && exec "$0" "$@"`, bin, "run", spec, "--summary-json", summary, "--progress", "none")
+	code, stderr := ioRunBinary(t, cmd)
+	if code != exitAborted {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitAborted, stderr)
+	}
+	if !strings.Contains(stderr, "10.txt") || !strings.Contains(stderr, "file too large") {
+		t.Errorf("stderr does not name 10.txt and the error:\n%s", stderr)
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files int64
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".troupe-") {
+			t.Errorf("temporary file %s left behind", e.Name())
+			continue
+		}
+		files++
+	}
+	if s := readJSON(t, summary); s.Status != "aborted" || s.RecordsOut != files || s.DeadLetters != 0 {
+		t.Errorf("summary: status %q, %d out, %d dead letters; %d files on disk", s.Status, s.RecordsOut, s.DeadLetters, files)
 	}
 }
