@@ -24,6 +24,8 @@
 //	    it held go back to the distributor's queue; the one it was working on counts a failed
 //	    attempt, so a record that kills every worker that touches it ends in dead letters.
 //	 5. The collector writes to the sink (in source order with OrderInput), flushes, and acks.
+//	    A record counts as out (Summary.RecordsOut) once the flush that carries it succeeded; an
+//	    output that fails (a full device) aborts the run, and the count stays what is on disk.
 //
 // # Completion, splitting and exactly-once at the sink
 //

@@ -181,10 +181,11 @@ func (in *lineInput) Read(p []byte) (int, error) {
 // without its terminating "\n" or "\r\n" (a lone "\r" is kept); it has no metadata. Lines may
 // be of any length. A last line without a newline is a line; an empty input has no records.
 //
-// A Read returns as soon as it has max lines, or has some and no more input came within a few
-// milliseconds (so the lines of a slow producer are not held back), or its context is
-// cancelled, or the source is closed: a Read waiting for a silent stdin or pipe can always be
-// stopped, and the lines read before are returned.
+// A Read returns as soon as it has max lines; or when it has some, would wait for more input,
+// and 5 ms have passed since its first (so the lines of a slow producer are not held back,
+// while a fast input still comes in whole batches); or when its context is cancelled or the
+// source closed, with the lines it has: a Read waiting on a silent stdin or pipe can always be
+// stopped.
 //
 // A named pipe is opened when it is first read, so that waiting for its writer holds up
 // neither the construction nor a stop.
