@@ -68,6 +68,9 @@ func TestLinesSinkWriteErrorCountsOnlyWhatIsOnDisk(t *testing.T) {
 				t.Fatalf("run succeeded; summary %+v", sum)
 			}
 			epWantErr(t, err, path, "no space left on device")
+			if n := strings.Count(err.Error(), "no space left on device"); n != 1 {
+				t.Errorf("the error says it %d times: %v", n, err)
+			}
 			data, rerr := os.ReadFile(path)
 			if rerr != nil {
 				t.Fatal(rerr)

@@ -459,12 +459,16 @@ func (r *run) shutdown() {
 	if r.p.DeadLetters != nil {
 		closers, names = append(closers, r.p.DeadLetters), append(names, "dead letters")
 	}
+	r.mu.Lock()
+	runErr := r.err
+	r.mu.Unlock()
 	for i, c := range closers {
 		closeIt := c.Close
 		if i == 0 && readStuck {
 			closeIt = func() error { return closeWithin(c, readerCloseTimeout) }
 		}
-		if err := closeIt(); err != nil {
+		// An output that failed may report its error again on Close: it is said once.
+		if err := closeIt(); err != nil && !errors.Is(runErr, err) {
 			errs = append(errs, fmt.Errorf("%s: %w", names[i], err))
 		}
 	}
