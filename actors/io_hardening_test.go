@@ -570,3 +570,29 @@ func TestLinesSourceFIFOWithoutWriter(t *testing.T) {
 		}
 	})
 }
+
+// Lines already read from stdin when a stop comes are still handed on: stdin cannot be read
+// again.
+func TestLinesSourceCancelHandsOnWhatWasRead(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	src, err := NewLinesSource("-", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	go func() { _, _ = io.WriteString(pw, "a\nb\nc\npart") }()
+	recs, err := src.Read(context.Background(), 1)
+	if err != nil || !slices.Equal(epPayloads(recs), []string{"a"}) {
+		t.Fatalf("Read = %q, %v", epPayloads(recs), err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	recs, err = src.Read(ctx, 10)
+	if err != nil || !slices.Equal(epPayloads(recs), []string{"b", "c"}) {
+		t.Fatalf("Read after cancellation = %q, %v; want the lines already read", epPayloads(recs), err)
+	}
+	if recs, err = src.Read(ctx, 10); len(recs) != 0 || !errors.Is(err, context.Canceled) {
+		t.Fatalf("then Read = %q, %v; want context.Canceled", epPayloads(recs), err)
+	}
+}

@@ -274,7 +274,9 @@ func (s *linesSource) Read(ctx context.Context, max int) ([]*Record, error) {
 	var recs []Record
 	out := make([]*Record, 0, min(max, 1024))
 	for len(out) < max {
-		if err := ctx.Err(); err != nil {
+		// After a cancellation, the lines already read from the input are still handed on (they
+		// cannot be read again); only waiting for more input stops.
+		if err := ctx.Err(); err != nil && s.r.Buffered() == 0 && len(s.in.pending) == 0 {
 			if len(out) > 0 {
 				return out, nil
 			}
