@@ -123,10 +123,13 @@ type Sized interface {
 
 // Sink consumes a pipeline's output. The runtime calls it from one goroutine at a time.
 type Sink interface {
-	// Write stores one record. It must not keep rec after returning.
+	// Write stores one record. It must not keep rec after returning. An error refuses the
+	// record, which goes to the dead letters with it, unless it says the output itself failed
+	// (it wraps ENOSPC, EDQUOT, EFBIG, EIO, EROFS or EPIPE): that aborts the run.
 	Write(rec *Record) error
 	// Flush makes everything written so far durable (called before records are acknowledged
-	// as done in batches, and at the end).
+	// as done in batches, and at the end). Records count as out (Summary.RecordsOut) once it
+	// succeeds; an error aborts the run.
 	Flush() error
 	io.Closer
 }
@@ -172,8 +175,8 @@ type Pipeline struct {
 type Summary struct {
 	Total       int64 // records the source will produce, or -1 when unknown
 	RecordsIn   int64 // records read from the source
-	RecordsOut  int64 // records written to the sink
-	DeadLetters int64 // records that went to the dead-letter output
+	RecordsOut  int64 // records written to the sink (counted once the sink has flushed them)
+	DeadLetters int64 // records that went to the dead-letter output (once flushed there)
 	Dropped     int64 // records filtered out by a stage (zero outputs)
 	Restarts    int64 // worker and actor restarts in the whole tree
 	InFlight    int64 // source records read but not yet complete

@@ -1,7 +1,9 @@
 package actors
 
 import (
+	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -20,6 +22,12 @@ type collectorState struct {
 	above   map[uint64]struct{} // complete source records at or above base
 	partial map[uint64]*partialRoot
 	held    map[uint64][]*ipc.Record // OrderInput: outputs of records at or above base
+
+	// Records written to the sink and dead letters written to their output since the last
+	// flush: they count (Summary.RecordsOut, DeadLetters) once the flush has succeeded.
+	pendingOut, pendingDead int64
+	// broken is set when an output failed: nothing more is written or acknowledged.
+	broken bool
 }
 
 // partialRoot is a source record some of whose derived records have arrived.
@@ -143,7 +151,15 @@ func (a *collector) completed(seq uint64) {
 }
 
 func (a *collector) write(r *ipc.Record) {
-	if err := a.c.sink.Write(r); err != nil {
+	c := a.c
+	if c.broken {
+		return
+	}
+	if err := c.sink.Write(r); err != nil {
+		if outputFailed(err) {
+			a.brokenOutput(fmt.Errorf("sink: %w", err))
+			return
+		}
 		// A record the sink refuses (say, a key that escapes the output directory) is not lost:
 		// it goes to the dead letters with the sink's reason.
 		a.run.log.Warn("sink refused record", "key", r.Key, "error", err)
@@ -151,40 +167,103 @@ func (a *collector) write(r *ipc.Record) {
 		return
 	}
 	a.wrote = true
-	a.run.stats.out.Add(1)
+	c.pendingOut++
 }
 
 func (a *collector) deadLetter(f *ipc.Failed) {
-	a.run.stats.dead.Add(1)
+	c := a.c
+	if c.broken {
+		return
+	}
 	r := f.Record
-	if a.c.dead == nil {
+	if c.dead == nil {
+		a.run.stats.dead.Add(1)
 		a.run.log.Warn("dead letter", "key", r.Key, "seq", r.Seq, "stage", f.Stage, "attempts", f.Attempts, "error", f.Error)
 		return
 	}
 	d := DeadLetter{Key: r.Key, Seq: r.Seq, Stage: f.Stage, Attempts: int(f.Attempts), Error: f.Error, Payload: r.Payload, Meta: r.Meta}
-	if err := a.c.dead.Write(d); err != nil {
-		a.run.fail(fmt.Errorf("dead letters: %w", err))
+	if err := c.dead.Write(d); err != nil {
+		a.brokenOutput(fmt.Errorf("dead letters: %w", err))
+		return
 	}
 	a.wrote = true
+	c.pendingDead++
 }
 
-// flush makes what was written durable, then acks it.
+// brokenOutput aborts the run after an output's Write failed. What the outputs took before
+// is flushed and counted where they can still flush it (a files sink's earlier files are in
+// place); an output that failed flushes nothing (a lines file cut itself back to what was
+// flushed before), and so counts nothing more. What is counted is what is on disk.
+func (a *collector) brokenOutput(err error) {
+	c := a.c
+	if !c.broken {
+		if c.pendingOut > 0 && c.sink.Flush() == nil {
+			a.run.stats.out.Add(c.pendingOut)
+		}
+		if c.pendingDead > 0 && c.dead.Flush() == nil {
+			a.run.stats.dead.Add(c.pendingDead)
+		}
+	}
+	a.failed(err)
+}
+
+// failed aborts the run after an output failed: nothing more is written, counted or acked.
+func (a *collector) failed(err error) {
+	a.c.broken = true
+	a.c.pendingOut, a.c.pendingDead = 0, 0
+	a.acks = nil
+	a.run.fail(err)
+}
+
+// flush makes what was written durable, counts it, then acks it.
 func (a *collector) flush(ctx actor.Context) {
-	if a.wrote {
-		if err := a.c.sink.Flush(); err != nil {
-			a.run.fail(fmt.Errorf("sink: %w", err))
+	c := a.c
+	if c.broken {
+		a.acks = nil
+		return
+	}
+	if a.wrote || c.pendingOut > 0 || c.pendingDead > 0 {
+		if err := c.sink.Flush(); err != nil {
+			a.failed(fmt.Errorf("sink: %w", err))
 			return
 		}
-		if a.c.dead != nil {
-			if err := a.c.dead.Flush(); err != nil {
-				a.run.fail(fmt.Errorf("dead letters: %w", err))
+		if c.dead != nil {
+			if err := c.dead.Flush(); err != nil {
+				// The sink's records are out; the dead letters since the last flush are not.
+				a.run.stats.out.Add(c.pendingOut)
+				a.failed(fmt.Errorf("dead letters: %w", err))
 				return
 			}
 		}
+		a.run.stats.out.Add(c.pendingOut)
+		a.run.stats.dead.Add(c.pendingDead)
+		c.pendingOut, c.pendingDead = 0, 0
 		a.wrote = false
 	}
 	if len(a.acks) > 0 {
 		ctx.Send(a.run.pids.source, &ipc.Ack{Seqs: a.acks})
 		a.acks = nil
 	}
+}
+
+// outputError is an output failing as a whole (its device full or broken) rather than refusing
+// one record: the run is aborted.
+type outputError struct{ err error }
+
+func (e *outputError) Error() string { return e.err.Error() }
+func (e *outputError) Unwrap() error { return e.err }
+
+// outputFailed tells an error of a Sink's Write that means the output itself failed (an
+// outputError, or a full, read-only, broken or over-limit device) from a refusal of the record.
+func outputFailed(err error) bool {
+	var oe *outputError
+	if errors.As(err, &oe) {
+		return true
+	}
+	for _, e := range []error{syscall.ENOSPC, syscall.EDQUOT, syscall.EFBIG, syscall.EIO, syscall.EROFS, syscall.EPIPE} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

@@ -32,9 +32,12 @@ type jsonlDeadLetters struct {
 
 	mu      sync.Mutex
 	w       *bufio.Writer
+	out     countingWriter // under w: counts the bytes that reached the file
+	good    int64          // size of the file at the last successful Flush: whole lines only
+	broken  error          // the first write error; nothing is written after it
 	enc     *json.Encoder
 	dirty   bool // written to the file since the last fsync
-	regular bool // a regular file, which can be fsynced
+	regular bool // a regular file, which can be fsynced and cut back
 	closed  bool
 }
 
@@ -50,12 +53,18 @@ type jsonlDeadLetters struct {
 //
 // Writes are buffered (64 KiB). Flush writes the buffer out and, if anything was written since
 // the previous Flush, fsyncs the file. Close flushes and closes the file.
+//
+// A write or sync that fails (the device is full, say) breaks the output: the file is cut back
+// to its size at the last successful Flush, so it never ends in half a line and holds exactly
+// the dead letters flushed; every later Write, Flush and Close returns the same error (Close then
+// only closes the file). The file must have no other writer while the output is open.
 func NewJSONLDeadLetters(path string) (DeadLetterSink, error) {
 	f, err := createFile(path, os.O_APPEND)
 	if err != nil {
 		return nil, fmt.Errorf("dead letters: %w", err)
 	}
-	d := &jsonlDeadLetters{path: path, file: f, w: bufio.NewWriterSize(f, linesWriteBuffer)}
+	d := &jsonlDeadLetters{path: path, file: f, out: countingWriter{w: f}}
+	d.w = bufio.NewWriterSize(&d.out, linesWriteBuffer)
 	d.enc = json.NewEncoder(d.w)
 	d.enc.SetEscapeHTML(false)
 	if err := d.endPartialLine(); err != nil {
@@ -76,6 +85,7 @@ func (d *jsonlDeadLetters) endPartialLine() error {
 	if !d.regular || st.Size() == 0 {
 		return nil
 	}
+	d.good = st.Size()
 	// The file is open write-only; read its last byte through a second descriptor.
 	r, err := os.Open(d.path)
 	if err != nil {
@@ -95,6 +105,7 @@ func (d *jsonlDeadLetters) endPartialLine() error {
 	if _, err := d.file.Write([]byte{'\n'}); err != nil {
 		return fmt.Errorf("end partial last line: %w", err)
 	}
+	d.good++
 	return nil
 }
 
@@ -104,6 +115,9 @@ func (d *jsonlDeadLetters) Write(dl DeadLetter) error {
 	defer d.mu.Unlock()
 	if d.closed {
 		return fmt.Errorf("dead letters %s: write after close", d.path)
+	}
+	if d.broken != nil {
+		return d.broken
 	}
 	j := jsonlDeadLetter{
 		Key:      dl.Key,
@@ -121,6 +135,9 @@ func (d *jsonlDeadLetters) Write(dl DeadLetter) error {
 		j.KeyB64 = []byte(dl.Key)
 	}
 	if err := d.enc.Encode(&j); err != nil {
+		if d.out.err != nil { // the file failed, not the encoding
+			return d.fail(fmt.Sprintf("write record %q (seq %d)", dl.Key, dl.Seq), err)
+		}
 		return fmt.Errorf("dead letters %s: write record %q (seq %d): %w", d.path, dl.Key, dl.Seq, err)
 	}
 	d.dirty = true
@@ -139,16 +156,36 @@ func (d *jsonlDeadLetters) Flush() error {
 }
 
 func (d *jsonlDeadLetters) flush() error {
+	if d.broken != nil {
+		return d.broken
+	}
 	if err := d.w.Flush(); err != nil {
-		return fmt.Errorf("dead letters %s: flush: %w", d.path, err)
+		return d.fail("flush", err)
 	}
 	if d.dirty && d.regular {
 		if err := d.file.Sync(); err != nil {
-			return fmt.Errorf("dead letters %s: sync: %w", d.path, err)
+			return d.fail("sync", err)
 		}
 		d.dirty = false
 	}
+	d.good += d.out.n
+	d.out.n = 0
 	return nil
+}
+
+// fail breaks the output after a write error, cutting the file back to the last whole line
+// flushed.
+func (d *jsonlDeadLetters) fail(what string, err error) error {
+	err = fmt.Errorf("dead letters %s: %s: %w", d.path, what, err)
+	if d.regular {
+		if terr := d.file.Truncate(d.good); terr != nil {
+			err = fmt.Errorf("%w; cutting the file back to its last whole line (%d bytes) failed too: %v", err, d.good, terr)
+		} else {
+			err = fmt.Errorf("%w (the file was cut back to its last whole line, %d bytes)", err, d.good)
+		}
+	}
+	d.broken = &outputError{err}
+	return d.broken
 }
 
 // Close flushes and closes the file. Calling it again does nothing.
@@ -159,7 +196,7 @@ func (d *jsonlDeadLetters) Close() error {
 		return nil
 	}
 	d.closed = true
-	err := d.flush()
+	err := d.flush() // after a write error: that error again
 	if cerr := d.file.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("dead letters %s: close: %w", d.path, cerr))
 	}

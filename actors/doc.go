@@ -30,6 +30,8 @@
 //	    that died at once (restarted by the stage's policy; five failed starts in a row abort the
 //	    run), unless its error is a PermanentError, which aborts the run at once.
 //	 5. The collector writes to the sink (in source order with OrderInput), flushes, and acks.
+//	    A record counts as out (Summary.RecordsOut) once the flush that carries it succeeded; an
+//	    output that fails (a full device) aborts the run, and the count stays what is on disk.
 //
 // # Completion, splitting and exactly-once at the sink
 //

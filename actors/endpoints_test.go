@@ -274,14 +274,21 @@ func TestFilesSourceUnreadable(t *testing.T) {
 			t.Fatalf("%v is not fs.ErrNotExist", err)
 		}
 	}
-	// Once it is back, reading goes on, and stops at the next bad one.
+	// Once it is back, reading goes on. 3.txt, no longer a regular file, is bad input for its
+	// record, which comes without a payload and with the reason.
 	epWrite(t, dir, "2.txt", "back")
 	recs, err = src.Read(ctx, 10)
-	if err != nil || !slices.Equal(epPayloads(recs), []string{"back"}) {
-		t.Fatalf("Read = %q, %v", epPayloads(recs), err)
+	if !errors.Is(err, io.EOF) || !slices.Equal(epKeys(recs), []string{"2.txt", "3.txt", "4.txt"}) ||
+		!slices.Equal(epPayloads(recs), []string{"back", "", "contents of 4.txt"}) {
+		t.Fatalf("Read = %q %q, %v", epKeys(recs), epPayloads(recs), err)
 	}
-	_, err = src.Read(ctx, 10)
-	epWantErr(t, err, "3.txt", "not a regular file")
+	fsrc := src.(*filesSource)
+	epWantErr(t, fsrc.unreadable(recs[1]), "3.txt", "not a regular file", "a directory")
+	for _, r := range []*Record{recs[0], recs[1], recs[2]} {
+		if err := fsrc.unreadable(r); err != nil {
+			t.Fatalf("unreadable(%s) = %v after it was asked once", r.Key, err)
+		}
+	}
 
 	if os.Geteuid() != 0 { // root reads anything
 		f := epWrite(t, dir, "locked/5.txt", "secret")

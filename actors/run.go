@@ -215,7 +215,7 @@ func newRun(p *Pipeline) (*run, error) {
 		r.pids.first = r.stages[0].distPID
 	}
 	r.col = newCollectorState(p)
-	r.src = &sourceState{window: window, inflight: map[uint64]*ipc.Record{}}
+	r.src = &sourceState{window: window, inflight: map[uint64]*ipc.Record{}, unread: map[uint64]string{}}
 	r.src.reader = startReader(p.Source, sourceBatch(window), func(m sourceRead) { r.system.Root.Send(r.pids.source, m) })
 	return r, nil
 }
@@ -435,7 +435,8 @@ func (r *run) watch(ctx context.Context) {
 
 // shutdown stops the tree in order and closes the source and the outputs.
 func (r *run) shutdown() {
-	if !r.src.reader.close() {
+	readStuck := !r.src.reader.close()
+	if readStuck {
 		r.log.Warn("the source's Read did not return after cancellation; leaving it behind")
 	}
 	stopped := make(chan error, 1)
@@ -464,8 +465,16 @@ func (r *run) shutdown() {
 	if r.p.DeadLetters != nil {
 		closers, names = append(closers, r.p.DeadLetters), append(names, "dead letters")
 	}
+	r.mu.Lock()
+	runErr := r.err
+	r.mu.Unlock()
 	for i, c := range closers {
-		if err := c.Close(); err != nil {
+		closeIt := c.Close
+		if i == 0 && readStuck {
+			closeIt = func() error { return closeWithin(c, readerCloseTimeout) }
+		}
+		// An output that failed may report its error again on Close: it is said once.
+		if err := closeIt(); err != nil && !errors.Is(runErr, err) {
 			errs = append(errs, fmt.Errorf("%s: %w", names[i], err))
 		}
 	}

@@ -40,6 +40,10 @@ type filesSink struct {
 // records with the same output name (say "a.txt" and "a.csv" with ext ".json") overwrite each
 // other; the one written last wins.
 //
+// A run that was killed may leave the temporary files it was writing behind; NewFilesSink
+// removes those under dir (regular files named as the sink names them, ".troupe-<base 36
+// number>.tmp", and nothing else). Two sinks must not write into the same directory at once.
+//
 // Flush makes the files written since the previous Flush durable (fsync of each file and of
 // the directories it changed). Close flushes and releases the directory.
 func NewFilesSink(dir, ext string) (Sink, error) {
@@ -62,6 +66,10 @@ func NewFilesSink(dir, ext string) (Sink, error) {
 	root, err := os.OpenRoot(abs)
 	if err != nil {
 		return nil, fmt.Errorf("files sink: %w", err)
+	}
+	if err := removeStaleTemps(root); err != nil {
+		root.Close()
+		return nil, fmt.Errorf("files sink %s: %w", abs, err)
 	}
 	return &filesSink{
 		dir:   abs,
@@ -163,6 +171,46 @@ func (s *filesSink) mkdir(key, parent string) error {
 		s.dirs[filepath.Dir(d)] = struct{}{}
 	}
 	return nil
+}
+
+// isTempName reports whether a base name is one createTemp makes: ".troupe-" followed by a
+// base 36 uint64 and ".tmp".
+func isTempName(name string) bool {
+	digits, ok := strings.CutPrefix(name, ".troupe-")
+	if !ok {
+		return false
+	}
+	digits, ok = strings.CutSuffix(digits, ".tmp")
+	if !ok || digits == "" || len(digits) > 13 {
+		return false
+	}
+	for _, c := range digits {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'z') {
+			return false
+		}
+	}
+	_, err := strconv.ParseUint(digits, 36, 64)
+	return err == nil
+}
+
+// removeStaleTemps removes the temporary files a killed run left under the sink's directory.
+// It does not follow symbolic links.
+func removeStaleTemps(root *os.Root) error {
+	return fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == "." {
+				return fmt.Errorf("look for stale temporary files: %w", err)
+			}
+			return nil // a subdirectory that cannot be read, or was removed meanwhile
+		}
+		if !d.Type().IsRegular() || !isTempName(d.Name()) {
+			return nil
+		}
+		if err := root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove stale temporary file: %w", err)
+		}
+		return nil
+	})
 }
 
 // createTemp creates a new, empty temporary file in the directory parent (relative to the

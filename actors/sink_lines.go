@@ -15,32 +15,65 @@ const linesWriteBuffer = 64 << 10
 
 // linesSink writes one line per record to a file or to standard output.
 type linesSink struct {
-	name string   // the path, or "stdout"
-	file *os.File // nil when writing standard output, which the sink does not own
+	name    string   // the path, or "stdout"
+	file    *os.File // nil when writing standard output, which the sink does not own
+	regular bool     // file is a regular file: it can be cut back and synced
 
 	mu     sync.Mutex
 	w      *bufio.Writer
+	out    countingWriter // under w: counts the bytes that reached the output
+	good   int64          // bytes out at the last successful Flush: the end of a whole record
+	broken error          // the first write error; the sink takes nothing after it
 	closed bool
+}
+
+// countingWriter passes writes on and counts the bytes written; err is the last write error.
+type countingWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	if err != nil {
+		c.err = err
+	}
+	return n, err
 }
 
 // NewLinesSink returns a Sink that writes each record's payload followed by "\n" to the file at
 // path, created (with its parent directories) or truncated, or to stdout when path is "-".
 // Payloads are written as they are: one that contains "\n" spans several lines of the output.
 //
-// Writes are buffered (64 KiB). Flush writes the buffer out (it does not fsync); Close flushes
-// and closes the file, but never closes stdout.
+// Writes are buffered (64 KiB). Flush writes the buffer out (it does not fsync); Close flushes,
+// fsyncs a regular file and closes it, but never closes stdout.
+//
+// A write that fails (the device is full, the file size limit is reached) breaks the sink: a
+// regular file is cut back to the end of what the last successful Flush wrote, so it never ends
+// in half a record and holds exactly the records flushed before; every later Write and Flush
+// returns the same error (which names the file), and so does Close, which then only closes the
+// file.
 func NewLinesSink(path string, stdout io.Writer) (Sink, error) {
 	if path == "-" {
 		if stdout == nil {
 			return nil, errors.New("lines sink: path is \"-\" but no standard output was given")
 		}
-		return &linesSink{name: "stdout", w: bufio.NewWriterSize(stdout, linesWriteBuffer)}, nil
+		s := &linesSink{name: "stdout", out: countingWriter{w: stdout}}
+		s.w = bufio.NewWriterSize(&s.out, linesWriteBuffer)
+		return s, nil
 	}
 	f, err := createFile(path, os.O_TRUNC)
 	if err != nil {
 		return nil, fmt.Errorf("lines sink: %w", err)
 	}
-	return &linesSink{name: path, file: f, w: bufio.NewWriterSize(f, linesWriteBuffer)}, nil
+	s := &linesSink{name: path, file: f, out: countingWriter{w: f}}
+	if st, err := f.Stat(); err == nil {
+		s.regular = st.Mode().IsRegular()
+	}
+	s.w = bufio.NewWriterSize(&s.out, linesWriteBuffer)
+	return s, nil
 }
 
 // createFile opens path for writing, creating it and its parent directories; flag adds
@@ -64,11 +97,14 @@ func (s *linesSink) Write(rec *Record) error {
 	if s.closed {
 		return fmt.Errorf("lines sink %s: write after close", s.name)
 	}
+	if s.broken != nil {
+		return s.broken
+	}
 	if _, err := s.w.Write(rec.Payload); err != nil {
-		return fmt.Errorf("lines sink %s: write record %q: %w", s.name, rec.Key, err)
+		return s.fail(fmt.Sprintf("write record %q", rec.Key), err)
 	}
 	if err := s.w.WriteByte('\n'); err != nil {
-		return fmt.Errorf("lines sink %s: write record %q: %w", s.name, rec.Key, err)
+		return s.fail(fmt.Sprintf("write record %q", rec.Key), err)
 	}
 	return nil
 }
@@ -80,13 +116,37 @@ func (s *linesSink) Flush() error {
 	if s.closed {
 		return fmt.Errorf("lines sink %s: flush after close", s.name)
 	}
-	if err := s.w.Flush(); err != nil {
-		return fmt.Errorf("lines sink %s: flush: %w", s.name, err)
+	return s.flush()
+}
+
+func (s *linesSink) flush() error {
+	if s.broken != nil {
+		return s.broken
 	}
+	if err := s.w.Flush(); err != nil {
+		return s.fail("flush", err)
+	}
+	s.good = s.out.n
 	return nil
 }
 
-// Close flushes and closes the file (never stdout). Calling it again does nothing.
+// fail breaks the sink after a write error: a regular file is cut back to the last whole
+// record flushed, so that what it holds is what was reported flushed.
+func (s *linesSink) fail(what string, err error) error {
+	err = fmt.Errorf("lines sink %s: %s: %w", s.name, what, err)
+	if s.regular {
+		if terr := s.file.Truncate(s.good); terr != nil {
+			err = fmt.Errorf("%w; cutting the file back to its last whole record (%d bytes) failed too: %v", err, s.good, terr)
+		} else {
+			err = fmt.Errorf("%w (the file was cut back to its last whole record, %d bytes)", err, s.good)
+		}
+	}
+	s.broken = &outputError{err}
+	return s.broken
+}
+
+// Close flushes, syncs and closes the file (never stdout). After a write error it only closes
+// the file, and returns that error again. Calling it again does nothing.
 func (s *linesSink) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -94,9 +154,13 @@ func (s *linesSink) Close() error {
 		return nil
 	}
 	s.closed = true
-	var err error
-	if ferr := s.w.Flush(); ferr != nil {
-		err = fmt.Errorf("lines sink %s: flush: %w", s.name, ferr)
+	err := s.flush() // after a write error: that error again
+	if s.broken == nil {
+		if err == nil && s.regular {
+			if serr := s.file.Sync(); serr != nil {
+				err = fmt.Errorf("lines sink %s: sync: %w", s.name, serr)
+			}
+		}
 	}
 	if s.file != nil {
 		if cerr := s.file.Close(); cerr != nil {

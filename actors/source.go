@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +26,7 @@ type sourceState struct {
 
 	reader   *reader
 	inflight map[uint64]*ipc.Record // by Seq: what has been sent and not yet acked
+	unread   map[uint64]string      // by Seq: records in flight the source could not read, why
 	nextSeq  uint64
 	asked    int  // records requested from the reader and not yet delivered
 	eof      bool // no more input (end reached, or a drain was asked for)
@@ -35,12 +38,16 @@ type sourceState struct {
 // disk) never holds up the source actor, which must keep taking acks. The actor asks for records
 // without ever blocking (want and wake); every delivery says how many of them it answers.
 type reader struct {
-	src  Source
-	want atomic.Int64 // records asked for and not yet being read
-	wake chan struct{}
-	stop context.CancelFunc
-	ctx  context.Context
-	done chan struct{}
+	src Source
+	// unread holds, for the records of the last delivery that the source could not read (see
+	// unreadableSource), the reason; the actor takes them when the delivery arrives.
+	unreadMu sync.Mutex
+	unread   map[*ipc.Record]string
+	want     atomic.Int64 // records asked for and not yet being read
+	wake     chan struct{}
+	stop     context.CancelFunc
+	ctx      context.Context
+	done     chan struct{}
 }
 
 func startReader(src Source, batch int, deliver func(sourceRead)) *reader {
@@ -91,12 +98,45 @@ func (r *reader) read(n int) (recs []*ipc.Record, err error) {
 	if len(recs) > n {
 		return nil, fmt.Errorf("source returned %d records, more than the %d asked for", len(recs), n)
 	}
+	if u, ok := r.src.(unreadableSource); ok {
+		for _, rec := range recs {
+			if why := u.unreadable(rec); why != nil {
+				r.unreadMu.Lock()
+				if r.unread == nil {
+					r.unread = map[*ipc.Record]string{}
+				}
+				r.unread[rec] = why.Error()
+				r.unreadMu.Unlock()
+			}
+		}
+	}
 	return recs, err
 }
 
-// readerCloseTimeout bounds how long closing waits for a Read in progress. A Read blocked where
-// cancellation cannot reach (a silent stdin) is left behind rather than hang the run's end; it
-// returns when its input does.
+// unreadableSource is implemented by sources that hand on, in its place, a record they could
+// not read (a files source's listed file that is no longer a regular file): the runtime sends
+// it straight to the dead letters, stage "source", rather than through the stages.
+type unreadableSource interface {
+	// unreadable returns why rec, just returned by Read, could not be read, or nil; it is
+	// asked once per record, from the goroutine that called Read.
+	unreadable(rec *Record) error
+}
+
+// takeUnread returns (and forgets) why rec could not be read, or "".
+func (r *reader) takeUnread(rec *ipc.Record) string {
+	r.unreadMu.Lock()
+	defer r.unreadMu.Unlock()
+	if len(r.unread) == 0 {
+		return ""
+	}
+	why := r.unread[rec]
+	delete(r.unread, rec)
+	return why
+}
+
+// readerCloseTimeout bounds how long closing waits for a Read in progress, and then for the
+// source's Close. A Read that does not honour its context (the built-in sources do, even on a
+// silent stdin) is left behind rather than hang the run's end; it returns when its input does.
 const readerCloseTimeout = 2 * time.Second
 
 func (r *reader) close() bool {
@@ -106,6 +146,19 @@ func (r *reader) close() bool {
 		return true
 	case <-time.After(readerCloseTimeout):
 		return false
+	}
+}
+
+// closeWithin closes a source whose Read is stuck, waiting at most d: its Close may wait for
+// that Read. A Close that does not return in time is left behind, as the Read was.
+func closeWithin(c io.Closer, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- c.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		return fmt.Errorf("its Close did not return within %s (waiting, it seems, for the Read that did not return); left behind", d)
 	}
 }
 
@@ -152,15 +205,26 @@ func (a *sourceActor) accept(ctx actor.Context, m sourceRead) {
 	// record that was not sent on would be lost (stdin cannot be read twice).
 	if len(m.recs) > 0 {
 		b := &ipc.Batch{Records: m.recs}
-		for _, r := range m.recs {
+		for i, r := range m.recs {
 			r.Seq = st.nextSeq
 			st.nextSeq++
 			r.Sub, r.Weight, r.Attempt, r.Flag = 0, fullWeight, 0, ipc.Flag_DATA
 			st.inflight[r.Seq] = r
+			if why := st.reader.takeUnread(r); why != "" {
+				if len(b.Records) == len(m.recs) {
+					b.Records = slices.Clone(m.recs[:i])
+				}
+				st.unread[r.Seq] = why
+				a.sendUnread(ctx, r)
+			} else if len(b.Records) < len(m.recs) {
+				b.Records = append(b.Records, r)
+			}
 		}
 		a.run.stats.in.Add(int64(len(m.recs)))
 		a.run.stats.inflight.Add(int64(len(m.recs)))
-		ctx.Send(a.next, b)
+		if len(b.Records) > 0 {
+			ctx.Send(a.next, b)
+		}
 	}
 	switch {
 	case m.err == nil:
@@ -173,6 +237,12 @@ func (a *sourceActor) accept(ctx actor.Context, m sourceRead) {
 	a.ask()
 	a.sendEnd(ctx)
 	a.checkFinished()
+}
+
+// sendUnread sends a record the source could not read to the dead letters, by way of the
+// collector, which completes and acks it like any other.
+func (a *sourceActor) sendUnread(ctx actor.Context, r *ipc.Record) {
+	ctx.Send(a.run.pids.collector, &ipc.Failed{Record: r, Stage: "source", Attempts: 1, Error: a.st.unread[r.Seq]})
 }
 
 // ask requests more input while the window has room for a whole batch.
@@ -192,6 +262,7 @@ func (a *sourceActor) ack(m *ipc.Ack) {
 			continue // acked twice (after a resend)
 		}
 		delete(st.inflight, seq)
+		delete(st.unread, seq)
 		if r.Flag != ipc.Flag_END {
 			a.run.stats.inflight.Add(-1)
 		}
@@ -232,6 +303,10 @@ func (a *sourceActor) replay(ctx actor.Context) {
 	sortUint64(seqs)
 	b := &ipc.Batch{}
 	for _, s := range seqs {
+		if _, ok := st.unread[s]; ok {
+			a.sendUnread(ctx, st.inflight[s])
+			continue
+		}
 		b.Records = append(b.Records, st.inflight[s])
 		if len(b.Records) == a.batch {
 			ctx.Send(a.next, b)

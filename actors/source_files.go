@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 )
 
 // filesSource produces one record per file of a directory listing made at construction.
@@ -20,7 +21,8 @@ type filesSource struct {
 
 	mu     sync.Mutex
 	files  []listedFile
-	next   int // index of the next file to read
+	next   int               // index of the next file to read
+	unread map[*Record]error // records handed on for files that are no longer regular files
 	closed bool
 }
 
@@ -44,7 +46,12 @@ type listedFile struct {
 // A bad pattern, a dir that does not exist or is not a directory, an unreadable subdirectory
 // and a dangling symbolic link that matches glob are errors here. A file that vanishes or
 // cannot be read after listing makes Read fail with an error naming the file; the file is not
-// skipped, and a later Read tries it again.
+// skipped, and a later Read tries it again. A listed file that is no longer a regular file
+// when it is read (a directory or a named pipe put in its place) is bad input for its record,
+// not a failure of the source: files are opened without blocking and checked once open, so
+// such a file is never read or waited on; Read returns its record without a payload (and with
+// the metadata "path" only), and a run sends it to the dead letters with the reason, as stage
+// "source".
 func NewFilesSource(dir, glob string, recursive bool) (Source, error) {
 	if glob == "" {
 		glob = "*"
@@ -160,6 +167,18 @@ func (s *filesSource) Read(ctx context.Context, max int) ([]*Record, error) {
 		}
 		f := s.files[s.next]
 		data, err := readRegular(f.abs)
+		if errors.Is(err, errNotRegular) {
+			r := &recs[i]
+			r.Key = f.key
+			r.Meta = map[string]string{"path": f.abs}
+			if s.unread == nil {
+				s.unread = map[*Record]error{}
+			}
+			s.unread[r] = fmt.Errorf("files source: read %s: %w", f.key, err)
+			out = append(out, r)
+			s.next++
+			continue
+		}
 		if err != nil {
 			if len(out) > 0 {
 				return out, nil
@@ -183,9 +202,11 @@ func (s *filesSource) Read(ctx context.Context, max int) ([]*Record, error) {
 var errNotRegular = errors.New("not a regular file")
 
 // readRegular reads a whole file, refusing anything that is not (or no longer) a regular file,
-// such as a directory or a named pipe put in its place after listing.
+// such as a directory or a named pipe put in its place after listing. It opens the file
+// without blocking (opening a named pipe blocks until a writer comes) and checks what it opened,
+// so that no swap after listing can make it wait on a pipe or device.
 func readRegular(p string) ([]byte, error) {
-	f, err := os.Open(p)
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +216,7 @@ func readRegular(p string) ([]byte, error) {
 		return nil, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %w", p, errNotRegular)
+		return nil, fmt.Errorf("%s: %w (%s)", p, errNotRegular, fileKind(st.Mode()))
 	}
 	// Size the buffer from Stat but read to EOF: the file may have grown or shrunk since.
 	size := st.Size()
@@ -216,6 +237,32 @@ func readRegular(p string) ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// fileKind names the type of a file that is not a regular file.
+func fileKind(m fs.FileMode) string {
+	switch t := m.Type(); {
+	case t&fs.ModeDir != 0:
+		return "a directory"
+	case t&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case t&fs.ModeSocket != 0:
+		return "a socket"
+	case t&fs.ModeCharDevice != 0:
+		return "a character device"
+	case t&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "not a regular file"
+}
+
+// unreadable returns (and forgets) why a record Read returned could not be read, or nil.
+func (s *filesSource) unreadable(rec *Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.unread[rec]
+	delete(s.unread, rec)
+	return err
 }
 
 // Total returns the number of files listed.

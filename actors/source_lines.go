@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
+	"time"
 )
 
 const (
@@ -17,13 +20,25 @@ const (
 	// linesArenaChunk is the size of the blocks that short payloads are copied into, so that a
 	// batch of short lines costs a few allocations rather than one per line.
 	linesArenaChunk = 32 << 10
+	// linesLinger is how long a Read that has lines waits for more input before it hands on
+	// what it has: the lines of a slow producer reach the pipeline at once, while a fast input
+	// still comes in whole batches.
+	linesLinger = 5 * time.Millisecond
 )
 
 // linesSource produces one record per line of a file or of standard input.
 type linesSource struct {
-	name string   // the path, or "stdin"
-	file *os.File // nil when reading standard input, which the source does not own
+	name string     // the path, or "stdin"
+	fifo bool       // the path is a named pipe, opened by the input goroutine
+	in   *lineInput // the input, read in a goroutine of its own
 	r    *bufio.Reader
+
+	fileMu     sync.Mutex
+	file       *os.File // nil when reading standard input, which the source does not own
+	fileClosed bool
+
+	quit      chan struct{} // closed by Close: a Read waiting for input gives up
+	closeOnce sync.Once
 
 	mu     sync.Mutex
 	line   int64  // number of the last line produced
@@ -34,23 +49,166 @@ type linesSource struct {
 	closed bool
 }
 
+func newLinesSource(name string, file *os.File, r io.Reader) *linesSource {
+	s := &linesSource{name: name, file: file, quit: make(chan struct{})}
+	s.in = &lineInput{src: r, quit: s.quit, next: make(chan struct{}, 1), res: make(chan lineChunk)}
+	s.r = bufio.NewReaderSize(s.in, linesReadBuffer)
+	return s
+}
+
+// errLinger and errSourceClosed are what lineInput.Read returns when it gives up waiting.
+var (
+	errLinger       = errors.New("linger passed")
+	errSourceClosed = errors.New("source closed")
+)
+
+// lineInput hands the input's bytes to the source's bufio.Reader. It reads the input in a
+// goroutine of its own, so that a Read waiting for input can give up (its context is cancelled,
+// the linger passed, the source was closed) even when the input's own Read blocks where nothing
+// can interrupt it (a silent terminal or pipe). Such a goroutine is left behind by Close, and
+// ends when its Read returns. It reads at most one buffer ahead of the records produced.
+type lineInput struct {
+	src  io.Reader
+	open func() (io.Reader, error) // when src is nil: opens it, in the goroutine
+	quit <-chan struct{}
+	next chan struct{}  // asks the goroutine for one more read
+	res  chan lineChunk // its answers
+
+	started bool
+	waiting bool   // a read was asked for and not yet answered
+	pending []byte // what the last answer brought and the bufio.Reader has not yet taken
+	pendErr error  // the error of the last answer, returned once pending is taken
+	eof     bool
+
+	// For the Read in progress: its context, and when to stop waiting for more input (zero:
+	// wait as long as it takes).
+	ctx      context.Context
+	deadline time.Time
+	timer    *time.Timer
+}
+
+type lineChunk struct {
+	data []byte
+	err  error
+}
+
+func (in *lineInput) loop() {
+	buf := make([]byte, linesReadBuffer)
+	for {
+		select {
+		case <-in.next:
+		case <-in.quit:
+			return
+		}
+		if in.src == nil {
+			r, err := in.open()
+			if err != nil {
+				select {
+				case in.res <- lineChunk{nil, err}:
+					continue // a later Read tries again
+				case <-in.quit:
+					return
+				}
+			}
+			in.src = r
+		}
+		n, err := in.src.Read(buf)
+		select {
+		case in.res <- lineChunk{buf[:n], err}:
+		case <-in.quit:
+			return
+		}
+		if err == io.EOF {
+			return
+		}
+	}
+}
+
+// Read gives what the input goroutine read, asking it for more (and waiting) when everything
+// was taken. The goroutine reuses its buffer only once pending is empty.
+func (in *lineInput) Read(p []byte) (int, error) {
+	if len(in.pending) == 0 && in.pendErr == nil {
+		if in.eof {
+			return 0, io.EOF
+		}
+		if !in.waiting {
+			if !in.started {
+				in.started = true
+				go in.loop()
+			}
+			in.next <- struct{}{}
+			in.waiting = true
+		}
+		var linger <-chan time.Time
+		if !in.deadline.IsZero() {
+			d := time.Until(in.deadline)
+			if d <= 0 {
+				return 0, errLinger
+			}
+			if in.timer == nil {
+				in.timer = time.NewTimer(d)
+			} else {
+				in.timer.Reset(d)
+			}
+			defer in.timer.Stop()
+			linger = in.timer.C
+		}
+		select {
+		case c := <-in.res:
+			in.waiting = false
+			in.pending, in.pendErr = c.data, c.err
+		case <-in.ctx.Done():
+			return 0, in.ctx.Err()
+		case <-linger:
+			return 0, errLinger
+		case <-in.quit:
+			return 0, errSourceClosed
+		}
+	}
+	n := copy(p, in.pending)
+	in.pending = in.pending[n:]
+	if len(in.pending) == 0 && in.pendErr != nil {
+		err := in.pendErr
+		in.pendErr = nil
+		in.eof = err == io.EOF
+		return n, err
+	}
+	return n, nil
+}
+
 // NewLinesSource returns a Source with one record per line of the file at path, or of stdin
 // when path is "-". A record's key is its 1-based line number in decimal, its payload the line
 // without its terminating "\n" or "\r\n" (a lone "\r" is kept); it has no metadata. Lines may
 // be of any length. A last line without a newline is a line; an empty input has no records.
 //
+// A Read returns as soon as it has max lines; or when it has some, would wait for more input,
+// and 5 ms have passed since its first (so the lines of a slow producer are not held back,
+// while a fast input still comes in whole batches); or when its context is cancelled or the
+// source closed, with the lines it has: a Read waiting on a silent stdin or pipe can always be
+// stopped.
+//
+// A named pipe is opened when it is first read, so that waiting for its writer holds up
+// neither the construction nor a stop.
+//
 // The total is unknown, so the source does not implement Sized. Close closes the file; it never
-// closes stdin. A read from stdin that blocks is not interrupted by the context of Read: the
-// context is checked between lines.
+// closes stdin (a read of stdin in progress is left to finish on its own).
 func NewLinesSource(path string, stdin io.Reader) (Source, error) {
 	if path == "-" {
 		if stdin == nil {
 			return nil, errors.New("lines source: path is \"-\" but no standard input was given")
 		}
-		return &linesSource{name: "stdin", r: bufio.NewReaderSize(stdin, linesReadBuffer)}, nil
+		return newLinesSource("stdin", nil, stdin), nil
 	}
 	if path == "" {
 		return nil, errors.New("lines source: empty path")
+	}
+	if st, err := os.Stat(path); err == nil && st.Mode()&fs.ModeNamedPipe != 0 {
+		// Opening a named pipe waits for a writer: the input goroutine does it, where neither
+		// the construction nor a stop has to wait for it.
+		s := newLinesSource(path, nil, nil)
+		s.fifo = true
+		s.in.open = s.openFIFO
+		return s, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -65,12 +223,35 @@ func NewLinesSource(path string, stdin io.Reader) (Source, error) {
 		f.Close()
 		return nil, fmt.Errorf("lines source: %s is a directory", path)
 	}
-	return &linesSource{name: path, file: f, r: bufio.NewReaderSize(f, linesReadBuffer)}, nil
+	return newLinesSource(path, f, f), nil
+}
+
+// openFIFO opens the named pipe, waiting for a writer (or for Close).
+func (s *linesSource) openFIFO() (io.Reader, error) {
+	s.fileMu.Lock()
+	closed := s.fileClosed
+	s.fileMu.Unlock()
+	if closed {
+		return nil, errSourceClosed
+	}
+	f, err := os.Open(s.name)
+	if err != nil {
+		return nil, err
+	}
+	s.fileMu.Lock()
+	defer s.fileMu.Unlock()
+	if s.fileClosed {
+		f.Close()
+		return nil, errSourceClosed
+	}
+	s.file = f
+	return f, nil
 }
 
 // Read returns the next up to max lines. It returns io.EOF together with the last batch. A read
 // error is returned (naming the input and the line) after the lines read before it have been
-// returned; a line interrupted by the error is kept, and a later Read resumes it.
+// returned; a line interrupted by the error is kept, and a later Read resumes it. So is a line
+// interrupted by the linger, a cancelled ctx or Close.
 func (s *linesSource) Read(ctx context.Context, max int) ([]*Record, error) {
 	if max <= 0 {
 		return nil, fmt.Errorf("lines source %s: read: max must be positive, got %d", s.name, max)
@@ -88,10 +269,14 @@ func (s *linesSource) Read(ctx context.Context, max int) ([]*Record, error) {
 	if s.eof {
 		return nil, io.EOF
 	}
+	s.in.ctx, s.in.deadline = ctx, time.Time{}
+	defer func() { s.in.ctx = nil }()
 	var recs []Record
 	out := make([]*Record, 0, min(max, 1024))
 	for len(out) < max {
-		if err := ctx.Err(); err != nil {
+		// After a cancellation, the lines already read from the input are still handed on (they
+		// cannot be read again); only waiting for more input stops.
+		if err := ctx.Err(); err != nil && s.r.Buffered() == 0 && len(s.in.pending) == 0 {
 			if len(out) > 0 {
 				return out, nil
 			}
@@ -110,12 +295,25 @@ func (s *linesSource) Read(ctx context.Context, max int) ([]*Record, error) {
 			r.Key = strconv.FormatInt(s.line, 10)
 			r.Payload = payload
 			out = append(out, r)
+			if len(out) == 1 {
+				s.in.deadline = time.Now().Add(linesLinger)
+			}
 		}
-		if err == io.EOF {
+		switch {
+		case err == nil:
+		case err == io.EOF:
 			s.eof = true
 			return out, io.EOF
-		}
-		if err != nil {
+		case errors.Is(err, errLinger):
+			return out, nil
+		case errors.Is(err, errSourceClosed):
+			return out, fmt.Errorf("lines source %s: closed during read", s.name)
+		case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+			if len(out) > 0 {
+				return out, nil
+			}
+			return nil, err
+		default:
 			err = fmt.Errorf("lines source %s: read line %d: %w", s.name, s.line+1, err)
 			if len(out) > 0 {
 				s.err = err
@@ -187,8 +385,10 @@ func (s *linesSource) own(line []byte) []byte {
 	return s.arena[start:len(s.arena):len(s.arena)]
 }
 
-// Close closes the file (never stdin). Calling it again does nothing.
+// Close closes the file (never stdin). A Read in progress returns at once, with the lines it
+// has. Calling it again does nothing.
 func (s *linesSource) Close() error {
+	s.closeOnce.Do(func() { close(s.quit) })
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -196,9 +396,21 @@ func (s *linesSource) Close() error {
 	}
 	s.closed = true
 	s.arena, s.long = nil, nil
-	if s.file != nil {
-		if err := s.file.Close(); err != nil {
+	s.fileMu.Lock()
+	s.fileClosed = true
+	f := s.file
+	s.fileMu.Unlock()
+	if f != nil {
+		// A read of the file in progress in the input goroutine fails (a pipe's) or finishes
+		// (a regular file's), and the goroutine ends.
+		if err := f.Close(); err != nil {
 			return fmt.Errorf("lines source: close %s: %w", s.name, err)
+		}
+	} else if s.fifo {
+		// The input goroutine may be waiting in the pipe's open for a writer: be one for a
+		// moment, so that the open returns and the goroutine ends.
+		if w, err := os.OpenFile(s.name, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w.Close()
 		}
 	}
 	return nil
