@@ -314,7 +314,7 @@ func (d *distributor) send(ctx actor.Context, s *slot, n int, q *deque[entry]) {
 		s.held.pushBack(e)
 		recs[i] = e.rec
 	}
-	ctx.Send(s.pid, &ipc.Batch{Records: recs})
+	ctx.Send(s.pid, work{token: s.token, recs: recs})
 }
 
 // flush sends what this message produced, and the END marker once the stage is empty.

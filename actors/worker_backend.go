@@ -98,8 +98,11 @@ func (w *backendWorker) Receive(ctx actor.Context) {
 		if t := w.st.cfg.Timeout; t > 0 {
 			w.startTicker(ctx, min(max(t/4, 5*time.Millisecond), time.Second))
 		}
-	case *ipc.Batch:
-		for _, r := range m.Records {
+	case work:
+		if m.token != w.token {
+			return // meant for a previous incarnation (see work)
+		}
+		for _, r := range m.recs {
 			w.queue.pushBack(r)
 		}
 		w.submit(ctx)

@@ -40,8 +40,10 @@ func (w *funcWorker) Receive(ctx actor.Context) {
 			w.wd = startWatchdog(w, t)
 		}
 		ctx.Send(w.st.distPID, workerUp{index: w.index, token: w.token, pid: ctx.Self()})
-	case *ipc.Batch:
-		w.process(ctx, m.Records)
+	case work:
+		if m.token == w.token { // else meant for a previous incarnation (see work)
+			w.process(ctx, m.recs)
+		}
 	case *actor.Stopping:
 		w.wd.stop()
 		// Batches still in the mailbox go back to the distributor's queue, uncharged.
