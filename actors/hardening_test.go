@@ -2,6 +2,10 @@ package actors
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -39,3 +43,46 @@ func TestBatchForADeadWorkerNeverReachesItsSuccessor(t *testing.T) {
 		}
 	}
 }
+
+// Run.Stop interrupts like a cancelled context; an aborted run says so; outcomes have names.
+func TestOutcomes(t *testing.T) {
+	r, err := (&Pipeline{Source: &countSource{n: 1 << 40}, Stages: []Stage{{Name: "a", Func: upper, Workers: 1}}, Sink: &memSink{}}).Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r.Progress().RecordsOut < 100 {
+		time.Sleep(time.Millisecond)
+	}
+	if o := r.Progress().Outcome; o != OutcomeRunning {
+		t.Fatalf("outcome while running: %v", o)
+	}
+	r.Stop()
+	sum, err := r.Wait()
+	if !errors.Is(err, context.Canceled) || sum.Outcome != OutcomeInterrupted || sum.InFlight != 0 {
+		t.Fatalf("stopped: err %v, outcome %v, in flight %d", err, sum.Outcome, sum.InFlight)
+	}
+
+	sum, err = (&Pipeline{Source: &errSource{}, Sink: &memSink{}}).Run(context.Background())
+	if err == nil || errors.Is(err, context.Canceled) || sum.Outcome != OutcomeAborted {
+		t.Fatalf("source error: err %v, outcome %v", err, sum.Outcome)
+	}
+
+	for o := OutcomeRunning; o <= OutcomeAborted; o++ {
+		b, err := json.Marshal(o)
+		var back Outcome
+		if err != nil || json.Unmarshal(b, &back) != nil || back != o || string(b) != strconv.Quote(o.String()) {
+			t.Fatalf("outcome %d: %s %v → %v", o, b, err, back)
+		}
+	}
+	if got := fmt.Sprint(OutcomeCompleted, OutcomeDeadLetters, OutcomeInterrupted, OutcomeAborted); got != "completed dead_letters interrupted aborted" {
+		t.Fatalf("names %q", got)
+	}
+}
+
+// errSource fails at once.
+type errSource struct{}
+
+func (errSource) Read(context.Context, int) ([]*Record, error) {
+	return nil, errors.New("disk on fire")
+}
+func (errSource) Close() error { return nil }

@@ -135,7 +135,7 @@ func TestThreeStagesDeliverEveryRecordOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertExactlyOnce(t, sink.keys(), n)
-	if sum.RecordsIn != n || sum.RecordsOut != n || sum.DeadLetters != 0 || sum.InFlight != 0 {
+	if sum.Outcome != OutcomeCompleted || sum.RecordsIn != n || sum.RecordsOut != n || sum.DeadLetters != 0 || sum.InFlight != 0 {
 		t.Fatalf("summary %+v", sum)
 	}
 	for _, st := range sum.Stages {
@@ -233,7 +233,7 @@ func TestPoisonRecordsGoToDeadLetters(t *testing.T) {
 	if got := len(sink.keys()); got != n-8 {
 		t.Fatalf("sink has %d records, want %d", got, n-8)
 	}
-	if sum.DeadLetters != 8 || len(dead.ds) != 8 {
+	if sum.DeadLetters != 8 || len(dead.ds) != 8 || sum.Outcome != OutcomeDeadLetters {
 		t.Fatalf("dead letters: summary %d, stored %d, want 8", sum.DeadLetters, len(dead.ds))
 	}
 	for _, d := range dead.ds {
@@ -337,8 +337,9 @@ func TestGracefulStopLosesNothing(t *testing.T) {
 	}
 	cancel()
 	sum, err := r.Wait()
-	if err != nil {
-		t.Fatal(err)
+	// The run tells the truth: it was interrupted, not completed.
+	if !errors.Is(err, context.Canceled) || sum.Outcome != OutcomeInterrupted {
+		t.Fatalf("err %v, outcome %v; want an error wrapping context.Canceled and %v", err, sum.Outcome, OutcomeInterrupted)
 	}
 	keys := sink.keys()
 	if sum.RecordsIn == n || int64(len(keys)) != sum.RecordsIn || sum.InFlight != 0 {
