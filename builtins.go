@@ -70,13 +70,12 @@ func init() {
 	Register("identity", Builtin{New: noOptions(func(ctx context.Context, rec *Record) ([]*Record, error) {
 		return []*Record{rec}, nil
 	})})
+	// A Func never changes its input (the runtime may send it again): these return a new record.
 	Register("upper", Builtin{New: noOptions(func(ctx context.Context, rec *Record) ([]*Record, error) {
-		rec.Payload = bytes.ToUpper(rec.Payload)
-		return []*Record{rec}, nil
+		return []*Record{withPayload(rec, bytes.ToUpper(rec.Payload))}, nil
 	})})
 	Register("lower", Builtin{New: noOptions(func(ctx context.Context, rec *Record) ([]*Record, error) {
-		rec.Payload = bytes.ToLower(rec.Payload)
-		return []*Record{rec}, nil
+		return []*Record{withPayload(rec, bytes.ToLower(rec.Payload))}, nil
 	})})
 	Register("split", Builtin{New: newSplit})
 	Register("grep", Builtin{New: newGrep})
@@ -268,9 +267,14 @@ func newFormat(opts map[string]any) (actors.Func, error) {
 				b = append(b, rec.Meta[strings.TrimPrefix(p.field, "meta.")]...)
 			}
 		}
-		rec.Payload = b
-		return []*Record{rec}, nil
+		return []*Record{withPayload(rec, b)}, nil
 	}, nil
+}
+
+// withPayload is a new record with rec's key and metadata (shared: no stage changes them in
+// place) and payload p.
+func withPayload(rec *Record, p []byte) *Record {
+	return &Record{Key: rec.Key, Payload: p, Meta: rec.Meta}
 }
 
 type templatePart struct {
