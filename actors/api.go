@@ -20,7 +20,16 @@ type Record = ipc.Record
 //
 // The input record is read-only: the runtime may send it again after a failure. A Func may return
 // it unchanged as an output, and outputs may share its Payload and Meta; to change something,
-// return a new record.
+// return a new record. The runtime protects itself where it can: a Func is given its own shallow
+// copy of the record (the struct and the Meta map), so setting a field or a metadata entry of its
+// input cannot change the record kept for redelivery; but the Payload's bytes are shared, and
+// writing into them (bytes.ToUpper returns a new slice; an in-place loop over rec.Payload does
+// not) corrupts the redelivered record: that remains the Func's duty.
+//
+// The runtime owns the records a Func returns: it sets their bookkeeping fields (Seq, Sub,
+// Weight, Attempt, Flag; whatever the Func put there is ignored) and copies an output returned
+// twice or that is the input. A Func must not keep or change an output after returning it. A nil
+// output fails the attempt ("stage X returned a nil record").
 type Func func(ctx context.Context, rec *Record) ([]*Record, error)
 
 // ReduceFunc folds one record into the running aggregate acc of its key (nil for the first record
@@ -107,7 +116,8 @@ const (
 // Source produces a pipeline's input. The runtime calls Read from one goroutine at a time.
 type Source interface {
 	// Read returns up to max records, or io.EOF (possibly with a final short batch) at the end.
-	// Keys, payloads and metadata are set by the source; sequence numbers by the runtime. Read
+	// Keys, payloads and metadata are set by the source; sequence numbers and the other
+	// bookkeeping fields by the runtime. A nil record aborts the run. Read
 	// must return soon after ctx is cancelled (a graceful stop cancels it).
 	Read(ctx context.Context, max int) ([]*Record, error)
 	// Close releases the source.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -90,6 +91,9 @@ func (r *reader) read(n int) (recs []*ipc.Record, err error) {
 	recs, err = r.src.Read(r.ctx, n)
 	if len(recs) > n {
 		return nil, fmt.Errorf("source returned %d records, more than the %d asked for", len(recs), n)
+	}
+	if i := slices.Index(recs, nil); i >= 0 {
+		return recs[:i], fmt.Errorf("%T returned a nil record (record %d of a batch of %d)", r.src, i+1, len(recs))
 	}
 	return recs, err
 }
