@@ -293,3 +293,23 @@ func TestFuncCannotChangeTheRecordKeptForRedelivery(t *testing.T) {
 		}
 	}
 }
+
+// A ReduceFunc that changes its input's bookkeeping cannot hang the run either.
+func TestReduceCannotCorruptBookkeeping(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // only if it hangs
+	defer cancel()
+	count := func(_ string, acc []byte, r *Record) ([]byte, error) {
+		r.Weight, r.Sub, r.Seq = 1, 5, r.Seq+3
+		n, _ := strconv.Atoi(string(acc))
+		return []byte(strconv.Itoa(n + 1)), nil
+	}
+	sink := &memSink{}
+	p := &Pipeline{Source: &countSource{n: 1000}, Stages: []Stage{{Name: "count", Reduce: count}}, Sink: sink, DrainTimeout: time.Second}
+	sum, err := p.Run(ctx)
+	if err != nil || sum.Outcome != OutcomeCompleted {
+		t.Fatalf("err %v, outcome %v", err, sum.Outcome)
+	}
+	if len(sink.recs) != 1000 {
+		t.Fatalf("%d aggregates, want 1000", len(sink.recs))
+	}
+}
