@@ -152,9 +152,9 @@ func (d *distributor) results(s *slot, res *ipc.Results) {
 			d.run.fail(fmt.Errorf("stage %s: worker %s reported more outputs than it sent", d.st.cfg.Name, s.name))
 			return
 		}
-		d.emit(e, res.Outputs[off:off+int(n)])
+		ok := d.emit(e, res.Outputs[off:off+int(n)])
 		off += int(n)
-		if len(d.faulted) > 0 || len(d.parked) > 0 {
+		if ok && (len(d.faulted) > 0 || len(d.parked) > 0) {
 			d.works()
 		}
 	}
@@ -163,23 +163,24 @@ func (d *distributor) results(s *slot, res *ipc.Results) {
 // emit gives a finished record's outputs their identity and weight and queues them. The
 // bookkeeping fields (Seq, Sub, Weight, Attempt, Flag) of every output are set here, whatever
 // the stage left in them, and an output that is the input, or that appears twice among the
-// outputs, is copied first: the runtime trusts nothing of them but Key, Payload and Meta.
-func (d *distributor) emit(e entry, outs []*ipc.Record) {
+// outputs, is copied first: the runtime trusts nothing of them but Key, Payload and Meta. It
+// reports whether the outputs were taken (else the record was charged a failed attempt).
+func (d *distributor) emit(e entry, outs []*ipc.Record) bool {
 	in := e.rec
 	m := uint64(len(outs))
 	if m == 0 {
 		d.dropped = append(d.dropped, &ipc.Record{Seq: in.Seq, Sub: in.Sub, Weight: in.Weight, Key: in.Key, Flag: ipc.Flag_DROPPED})
 		d.run.stats.dropped.Add(1)
-		return
+		return true
 	}
 	if m > 1 && in.Weight < m && in.Weight != 0 {
 		d.failed(e, fmt.Sprintf("stage %s: fan-out of %d outputs is more than the record's remaining weight allows (%d)", d.st.cfg.Name, m, in.Weight))
-		return
+		return false
 	}
 	for _, o := range outs {
 		if o == nil {
 			d.failed(e, fmt.Sprintf("stage %s returned a nil record", d.st.cfg.Name))
-			return
+			return false
 		}
 	}
 	var seen map[*ipc.Record]struct{} // for large fan-outs; small ones are searched
@@ -212,6 +213,7 @@ func (d *distributor) emit(e entry, outs []*ipc.Record) {
 		d.fwd = append(d.fwd, o)
 	}
 	d.st.counters.out.Add(int64(m))
+	return true
 }
 
 // failed charges e a failed attempt: it is retried, or dead-lettered when it has none left.

@@ -526,7 +526,7 @@ func TestBackendStageCrashesAreRedelivered(t *testing.T) {
 			}
 			return false
 		}), Workers: 3, Restart: Restart{Intensity: 1000, Period: time.Second}}},
-		Sink:   sink, DeadLetters: dead,
+		Sink: sink, DeadLetters: dead,
 	}
 	sum, err := p.Run(context.Background())
 	if err != nil {
