@@ -29,6 +29,8 @@ type (
 	Summary = actors.Summary
 	// StageSummary is one stage's share of a Summary.
 	StageSummary = actors.StageSummary
+	// Outcome is how a run ended: completed, dead_letters, interrupted or aborted.
+	Outcome = actors.Outcome
 	// Order says whether the sink receives records in source order.
 	Order = actors.Order
 )
@@ -39,4 +41,18 @@ const (
 	OrderAny = actors.OrderAny
 	// OrderInput delivers records in source order.
 	OrderInput = actors.OrderInput
+)
+
+// Outcomes of a run (Summary.Outcome).
+const (
+	// OutcomeRunning: the run has not ended (a Progress snapshot).
+	OutcomeRunning = actors.OutcomeRunning
+	// OutcomeCompleted: every record reached the sink (or was filtered out).
+	OutcomeCompleted = actors.OutcomeCompleted
+	// OutcomeDeadLetters: the run finished; some records went to the dead-letter output.
+	OutcomeDeadLetters = actors.OutcomeDeadLetters
+	// OutcomeInterrupted: the run was stopped before the end of its input and drained.
+	OutcomeInterrupted = actors.OutcomeInterrupted
+	// OutcomeAborted: the run gave up; its error says why.
+	OutcomeAborted = actors.OutcomeAborted
 )

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -19,7 +20,16 @@ type Record = ipc.Record
 //
 // The input record is read-only: the runtime may send it again after a failure. A Func may return
 // it unchanged as an output, and outputs may share its Payload and Meta; to change something,
-// return a new record.
+// return a new record. The runtime protects itself where it can: a Func is given its own shallow
+// copy of the record (the struct and the Meta map), so setting a field or a metadata entry of its
+// input cannot change the record kept for redelivery; but the Payload's bytes are shared, and
+// writing into them (bytes.ToUpper returns a new slice; an in-place loop over rec.Payload does
+// not) corrupts the redelivered record: that remains the Func's duty.
+//
+// The runtime owns the records a Func returns: it sets their bookkeeping fields (Seq, Sub,
+// Weight, Attempt, Flag; whatever the Func put there is ignored) and copies an output returned
+// twice or that is the input. A Func must not keep or change an output after returning it. A nil
+// output fails the attempt ("stage X returned a nil record").
 type Func func(ctx context.Context, rec *Record) ([]*Record, error)
 
 // ReduceFunc folds one record into the running aggregate acc of its key (nil for the first record
@@ -109,7 +119,8 @@ const (
 // Source produces a pipeline's input. The runtime calls Read from one goroutine at a time.
 type Source interface {
 	// Read returns up to max records, or io.EOF (possibly with a final short batch) at the end.
-	// Keys, payloads and metadata are set by the source; sequence numbers by the runtime. Read
+	// Keys, payloads and metadata are set by the source; sequence numbers and the other
+	// bookkeeping fields by the runtime. A nil record aborts the run. Read
 	// must return soon after ctx is cancelled (a graceful stop cancels it).
 	Read(ctx context.Context, max int) ([]*Record, error)
 	// Close releases the source.
@@ -173,6 +184,8 @@ type Pipeline struct {
 
 // Summary is what a run did, in total and per stage. Progress returns one while the run goes on.
 type Summary struct {
+	// Outcome is how the run ended (OutcomeRunning in a Progress snapshot).
+	Outcome     Outcome
 	Total       int64 // records the source will produce, or -1 when unknown
 	RecordsIn   int64 // records read from the source
 	RecordsOut  int64 // records written to the sink (counted once the sink has flushed them)
@@ -182,6 +195,55 @@ type Summary struct {
 	InFlight    int64 // source records read but not yet complete
 	Elapsed     time.Duration
 	Stages      []StageSummary
+}
+
+// Outcome is how a run ended. Its String (and JSON) form is one of "running", "completed",
+// "dead_letters", "interrupted" and "aborted".
+type Outcome int
+
+const (
+	// OutcomeRunning: the run has not ended (a Progress snapshot).
+	OutcomeRunning Outcome = iota
+	// OutcomeCompleted: the input ended and every record reached the sink (or was filtered out).
+	OutcomeCompleted
+	// OutcomeDeadLetters: the input ended and every record reached its end, some of them the
+	// dead-letter output.
+	OutcomeDeadLetters
+	// OutcomeInterrupted: the run was stopped (its context cancelled, or Run.Stop) before the end
+	// of its input; what was read drained to its end. Run's error wraps the context's error.
+	OutcomeInterrupted
+	// OutcomeAborted: the run gave up (the supervision tree gave up, a stage was declared broken,
+	// an I/O error, a stop that could not drain); Run's error says why. Records read and not
+	// complete are counted in Summary.InFlight.
+	OutcomeAborted
+)
+
+var outcomeNames = [...]string{"running", "completed", "dead_letters", "interrupted", "aborted"}
+
+func (o Outcome) String() string {
+	if o >= 0 && int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// MarshalText encodes the outcome as its name.
+func (o Outcome) MarshalText() ([]byte, error) {
+	if o < 0 || int(o) >= len(outcomeNames) {
+		return nil, fmt.Errorf("invalid outcome %d", int(o))
+	}
+	return []byte(o.String()), nil
+}
+
+// UnmarshalText decodes an outcome's name.
+func (o *Outcome) UnmarshalText(b []byte) error {
+	for i, n := range outcomeNames {
+		if string(b) == n {
+			*o = Outcome(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown outcome %q", b)
 }
 
 // StageSummary is one stage's share of a Summary.

@@ -24,6 +24,15 @@ type workerResults struct {
 	res   *ipc.Results
 }
 
+// work is a batch of records for one worker incarnation. A restarted worker keeps its name, so
+// a batch sent to an incarnation that has just died can reach its successor: a worker ignores
+// work addressed to another token (the distributor requeued those records when it learned of
+// the death), else the successor's outcomes would be attributed to the records it holds.
+type work struct {
+	token uint64
+	recs  []*ipc.Record
+}
+
 // workerDown tells the distributor that an incarnation is gone (or is being killed) and why.
 // When charge is set, the record it was working on (culprit, or the oldest it held when culprit
 // is nil) is charged a failed attempt with reason; the others it held are redelivered as they are.

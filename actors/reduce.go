@@ -78,7 +78,8 @@ func (a *reducer) call(key string, acc []byte, r *ipc.Record) (out []byte, err e
 			err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
 		}
 	}()
-	return a.st.cfg.Reduce(key, acc, r)
+	// Its own copy, as a Func gets (see funcCopy): the record is the one kept for redelivery.
+	return a.st.cfg.Reduce(key, acc, funcCopy(r))
 }
 
 func (a *reducer) end(end *ipc.Record) {

@@ -78,6 +78,9 @@ type run struct {
 	waitErr  error
 	stopReq  chan struct{}
 	stopOnce sync.Once
+	// interrupted is why the run was stopped before the end of its input (ctx's error, or
+	// context.Canceled for Run.Stop); nil when it was not. Set by watch before shutdown.
+	interrupted error
 }
 
 // stageRun is one stage of a run: its settings with defaults applied, its figures, its place
@@ -97,15 +100,17 @@ type stageRun struct {
 	backendFaults atomic.Int32 // workers that died by their backend's fault since the last results
 }
 
-// Run runs the pipeline to the end of its input and returns what it did. Cancelling ctx stops
-// it gracefully: the source stops reading, records in flight drain to the sink (within
-// DrainTimeout), and the tree stops in order. The error is non-nil when the run was aborted
-// (the supervision tree gave up, an I/O error) or a stop could not drain; records that failed
-// every attempt are not an error: they are counted in Summary.DeadLetters.
+// Run runs the pipeline to the end of its input and returns what it did; Summary.Outcome says
+// how it ended. Cancelling ctx stops it gracefully: the source stops reading, records in flight
+// drain to the sink (within DrainTimeout), and the tree stops in order; the outcome is then
+// OutcomeInterrupted and the error wraps ctx's error (errors.Is(err, context.Canceled)). The
+// error is also non-nil when the run was aborted (the supervision tree gave up, a stage was
+// broken, an I/O error) or a stop could not drain (OutcomeAborted). Records that failed every
+// attempt are not an error: they are counted in Summary.DeadLetters (OutcomeDeadLetters).
 func (p *Pipeline) Run(ctx context.Context) (Summary, error) {
 	r, err := p.Start(ctx)
 	if err != nil {
-		return Summary{}, err
+		return Summary{Outcome: OutcomeAborted, Total: -1}, err
 	}
 	return r.Wait()
 }
@@ -412,8 +417,13 @@ func (r *run) watch(ctx context.Context) {
 	case <-r.aborted:
 	case <-ctx.Done():
 		stopped = true
+		r.interrupted = ctx.Err()
+		if cause := context.Cause(ctx); cause != nil && cause != r.interrupted {
+			r.interrupted = fmt.Errorf("%w (%v)", r.interrupted, cause)
+		}
 	case <-r.stopReq:
 		stopped = true
+		r.interrupted = fmt.Errorf("%w (Run.Stop)", context.Canceled)
 	}
 	if stopped {
 		r.system.Root.Send(r.pids.source, drain{})
@@ -483,6 +493,19 @@ func (r *run) shutdown() {
 	errs = append([]error{r.err}, errs...)
 	r.mu.Unlock()
 	r.waitErr = errors.Join(errs...)
+	switch {
+	case r.waitErr != nil:
+		r.summary.Outcome = OutcomeAborted
+	case r.interrupted != nil:
+		r.summary.Outcome = OutcomeInterrupted
+	case r.summary.DeadLetters > 0:
+		r.summary.Outcome = OutcomeDeadLetters
+	default:
+		r.summary.Outcome = OutcomeCompleted
+	}
+	if r.interrupted != nil {
+		r.waitErr = errors.Join(r.waitErr, fmt.Errorf("pipeline %s: interrupted after %d records: %w", r.name, r.summary.RecordsIn, r.interrupted))
+	}
 	close(r.endedCh)
 }
 

@@ -98,6 +98,9 @@ func (r *reader) read(n int) (recs []*ipc.Record, err error) {
 	if len(recs) > n {
 		return nil, fmt.Errorf("source returned %d records, more than the %d asked for", len(recs), n)
 	}
+	if i := slices.Index(recs, nil); i >= 0 {
+		return recs[:i], fmt.Errorf("%T returned a nil record (record %d of a batch of %d)", r.src, i+1, len(recs))
+	}
 	if u, ok := r.src.(unreadableSource); ok {
 		for _, rec := range recs {
 			if why := u.unreadable(rec); why != nil {

@@ -138,14 +138,14 @@ func (w *backendWorker) Receive(ctx actor.Context) {
 		if t := w.st.cfg.Timeout; t > 0 {
 			w.startTicker(ctx, min(max(t/4, 5*time.Millisecond), time.Second))
 		}
-	case *ipc.Batch:
-		if m.Id != w.token {
-			return // sent to the incarnation before this one (same PID): the distributor requeues it
+	case work:
+		if m.token != w.token {
+			return // meant for a previous incarnation (see work)
 		}
 		if w.queue.len() == 0 && w.submitted.len() == 0 {
 			w.lastProgress = time.Now() // the wait for the backend starts now
 		}
-		for _, r := range m.Records {
+		for _, r := range m.recs {
 			w.queue.pushBack(r)
 		}
 		w.submit(ctx)

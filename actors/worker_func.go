@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -40,11 +41,10 @@ func (w *funcWorker) Receive(ctx actor.Context) {
 			w.wd = startWatchdog(w, t)
 		}
 		ctx.Send(w.st.distPID, workerUp{index: w.index, token: w.token, pid: ctx.Self()})
-	case *ipc.Batch:
-		if m.Id != w.token {
-			return // sent to the incarnation before this one (same PID): the distributor requeues it
+	case work:
+		if m.token == w.token { // else meant for a previous incarnation (see work)
+			w.process(ctx, m.recs)
 		}
-		w.process(ctx, m.Records)
 	case *actor.Stopping:
 		w.wd.stop()
 		// Batches still in the mailbox go back to the distributor's queue, uncharged.
@@ -103,7 +103,7 @@ func (w *funcWorker) call(r *ipc.Record) (outs []*ipc.Record, err error) {
 			outs, err = nil, &supervisor.PanicError{Value: v, Stack: debug.Stack()}
 		}
 	}()
-	outs, err = w.st.cfg.Func(rctx, r)
+	outs, err = w.st.cfg.Func(rctx, funcCopy(r))
 	if err != nil && errors.Is(err, context.DeadlineExceeded) && rctx.Err() != nil {
 		err = fmt.Errorf("timeout: record took longer than %s: %w", w.st.cfg.Timeout, err)
 	}
@@ -122,6 +122,14 @@ func (w *funcWorker) report(ctx actor.Context, left int) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// funcCopy is the record a Func is given: its own shallow copy, struct and Meta map, so that a
+// Func that sets a field or a metadata entry of its input (which the contract forbids) cannot
+// change the record the runtime keeps for redelivery. Payload's bytes are shared: writing into
+// them stays the Func's fault (see Func).
+func funcCopy(r *ipc.Record) *ipc.Record {
+	return &ipc.Record{Seq: r.Seq, Key: r.Key, Payload: r.Payload, Meta: maps.Clone(r.Meta), Attempt: r.Attempt, Sub: r.Sub, Weight: r.Weight, Flag: r.Flag}
+}
 
 // watchdog notices a Func that ignores its context and runs past the record's timeout. It cannot
 // stop the goroutine (nothing in Go can); it charges the record, has the worker killed and
