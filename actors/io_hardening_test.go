@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -569,6 +570,70 @@ func TestLinesSourceFIFOWithoutWriter(t *testing.T) {
 			t.Fatalf("summary %+v, error %v", sum, err)
 		}
 	})
+}
+
+// A Close that comes while the input goroutine is about to open the named pipe (it has seen the
+// source open, it is not yet in the open) still releases it: left waiting in the open, it would
+// take the data of the pipe's next writer, whose reader would then wait forever.
+func TestLinesSourceFIFOCloseDuringOpen(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	reached, proceed := make(chan struct{}), make(chan struct{})
+	fifoBeforeOpen = func() { close(reached); <-proceed }
+	defer func() { fifoBeforeOpen = nil }()
+	src, err := NewLinesSource(fifo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan error, 1)
+	go func() { _, err := src.Read(context.Background(), 1); read <- err }()
+	<-reached
+	closed := make(chan error, 1)
+	go func() { closed <- src.Close() }()
+	s := src.(*linesSource)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.fileMu.Lock()
+		done := s.fileClosed
+		s.fileMu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Close did not mark the source closed")
+		}
+	}
+	close(proceed) // the input goroutine goes on into the open
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	if err := <-read; err == nil {
+		t.Error("Read during Close returned no error")
+	}
+	// Close returned: the open is over, or is left waiting for a writer (the bug).
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		buf := make([]byte, 1<<20)
+		if !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "(*linesSource).openFIFO") {
+			break
+		}
+		if time.Now().After(deadline) {
+			if w, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+				w.Close() // releases the open left behind
+			}
+			t.Fatal("after Close, the input goroutine still waits in the named pipe's open")
+		}
+	}
+	// Nobody is left reading the pipe, so a writer cannot open it without blocking.
+	if w, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+		w.Close()
+		t.Fatal("after Close, the named pipe is still open for reading")
+	}
 }
 
 // Lines already read from stdin when a stop comes are still handed on: stdin cannot be read

@@ -29,13 +29,13 @@ const (
 // linesSource produces one record per line of a file or of standard input.
 type linesSource struct {
 	name string     // the path, or "stdin"
-	fifo bool       // the path is a named pipe, opened by the input goroutine
 	in   *lineInput // the input, read in a goroutine of its own
 	r    *bufio.Reader
 
 	fileMu     sync.Mutex
 	file       *os.File // nil when reading standard input, which the source does not own
 	fileClosed bool
+	opening    chan struct{} // while the input goroutine opens the named pipe: closed when it is done
 
 	quit      chan struct{} // closed by Close: a Read waiting for input gives up
 	closeOnce sync.Once
@@ -188,7 +188,8 @@ func (in *lineInput) Read(p []byte) (int, error) {
 // stopped.
 //
 // A named pipe is opened when it is first read, so that waiting for its writer holds up
-// neither the construction nor a stop.
+// neither the construction nor a stop. Close releases an open still waiting for a writer, and
+// returns once it has: no reader of the pipe is left behind to take a later writer's data.
 //
 // The total is unknown, so the source does not implement Sized. Close closes the file; it never
 // closes stdin (a read of stdin in progress is left to finish on its own).
@@ -206,7 +207,6 @@ func NewLinesSource(path string, stdin io.Reader) (Source, error) {
 		// Opening a named pipe waits for a writer: the input goroutine does it, where neither
 		// the construction nor a stop has to wait for it.
 		s := newLinesSource(path, nil, nil)
-		s.fifo = true
 		s.in.open = s.openFIFO
 		return s, nil
 	}
@@ -226,26 +226,62 @@ func NewLinesSource(path string, stdin io.Reader) (Source, error) {
 	return newLinesSource(path, f, f), nil
 }
 
-// openFIFO opens the named pipe, waiting for a writer (or for Close).
+// openFIFO opens the named pipe, waiting for a writer (or for Close). While it is in the open,
+// s.opening is set, so that Close knows it must release it; Close waits for it to be done.
 func (s *linesSource) openFIFO() (io.Reader, error) {
 	s.fileMu.Lock()
-	closed := s.fileClosed
-	s.fileMu.Unlock()
-	if closed {
+	if s.fileClosed {
+		s.fileMu.Unlock()
 		return nil, errSourceClosed
 	}
+	opened := make(chan struct{})
+	s.opening = opened
+	s.fileMu.Unlock()
+	defer close(opened) // after the pipe, if opened too late, is closed again (defers run last first)
+	if fifoBeforeOpen != nil {
+		fifoBeforeOpen()
+	}
 	f, err := os.Open(s.name)
+	s.fileMu.Lock()
+	defer s.fileMu.Unlock()
+	s.opening = nil
 	if err != nil {
 		return nil, err
 	}
-	s.fileMu.Lock()
-	defer s.fileMu.Unlock()
 	if s.fileClosed {
 		f.Close()
 		return nil, errSourceClosed
 	}
 	s.file = f
 	return f, nil
+}
+
+// fifoBeforeOpen, when set (by tests), is called by openFIFO just before it opens the pipe.
+var fifoBeforeOpen func()
+
+// fifoCloseTimeout bounds how long Close tries to release an input goroutine from the pipe's open.
+const fifoCloseTimeout = 10 * time.Second
+
+// releaseFIFOOpen is a writer of the named pipe for a moment, again and again, until the input
+// goroutine's open (which waits for a writer) has returned. Once is not enough: the goroutine
+// may not yet be in the open, and a writer's non-blocking open fails while there is no reader.
+func (s *linesSource) releaseFIFOOpen(opened <-chan struct{}) error {
+	timeout := time.NewTimer(fifoCloseTimeout)
+	defer timeout.Stop()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		if w, err := os.OpenFile(s.name, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w.Close()
+		}
+		select {
+		case <-opened:
+			return nil
+		case <-timeout.C:
+			return fmt.Errorf("lines source: close %s: the named pipe's open did not return within %s; left behind", s.name, fifoCloseTimeout)
+		case <-tick.C:
+		}
+	}
 }
 
 // Read returns the next up to max lines. It returns io.EOF together with the last batch. A read
@@ -398,7 +434,7 @@ func (s *linesSource) Close() error {
 	s.arena, s.long = nil, nil
 	s.fileMu.Lock()
 	s.fileClosed = true
-	f := s.file
+	f, opening := s.file, s.opening
 	s.fileMu.Unlock()
 	if f != nil {
 		// A read of the file in progress in the input goroutine fails (a pipe's) or finishes
@@ -406,12 +442,10 @@ func (s *linesSource) Close() error {
 		if err := f.Close(); err != nil {
 			return fmt.Errorf("lines source: close %s: %w", s.name, err)
 		}
-	} else if s.fifo {
-		// The input goroutine may be waiting in the pipe's open for a writer: be one for a
-		// moment, so that the open returns and the goroutine ends.
-		if w, err := os.OpenFile(s.name, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-			w.Close()
-		}
+	} else if opening != nil {
+		// The input goroutine is in the pipe's open, waiting for a writer, or about to be:
+		// release it. Left there, it would take the data of the next writer of the pipe.
+		return s.releaseFIFOOpen(opening)
 	}
 	return nil
 }
