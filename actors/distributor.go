@@ -6,13 +6,12 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-
-	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe"
 )
 
 // entry is a record in a distributor's custody, with the attempts it has failed so far.
 type entry struct {
-	rec     *ipc.Record
+	rec     *envelope
 	attempt uint32
 	sent    time.Duration // when it was handed to a worker (since the run started)
 	// suspect marks a record held by a worker that died without saying which record killed it
@@ -40,10 +39,10 @@ type distributor struct {
 	pending  deque[entry]
 	suspects deque[entry]
 	slots    []slot
-	end      *ipc.Record // the END marker, held until the stage is empty
+	end      *envelope // the END marker, held until the stage is empty
 
-	fwd     []*ipc.Record // outputs for the next stage, sent once per message handled
-	dropped []*ipc.Record // DROPPED markers for the collector
+	fwd     []*envelope // outputs for the next stage, sent once per message handled
+	dropped []*envelope // DROPPED markers for the collector
 }
 
 func newDistributor(r *run, st *stageRun) *distributor {
@@ -62,7 +61,7 @@ func (d *distributor) Receive(ctx actor.Context) {
 			// What the previous incarnation held is gone: the source resends its window.
 			ctx.Send(d.run.pids.source, resync{from: ctx.Self().Id})
 		}
-	case *ipc.Batch:
+	case *batch:
 		d.receive(m)
 	case workerUp:
 		s := &d.slots[m.index]
@@ -91,9 +90,9 @@ func (d *distributor) Receive(ctx actor.Context) {
 	d.flush(ctx)
 }
 
-func (d *distributor) receive(b *ipc.Batch) {
+func (d *distributor) receive(b *batch) {
 	for _, r := range b.Records {
-		if r.Flag == ipc.Flag_END {
+		if r.Flag == flagEnd {
 			d.end = r
 			continue
 		}
@@ -103,7 +102,7 @@ func (d *distributor) receive(b *ipc.Batch) {
 }
 
 // results takes a worker's outcomes for the oldest records it holds.
-func (d *distributor) results(s *slot, res *ipc.Results) {
+func (d *distributor) results(s *slot, res *results) {
 	if len(res.Counts) > s.held.len() {
 		d.run.fail(fmt.Errorf("stage %s: worker %s reported %d outcomes for %d records", d.st.cfg.Name, s.name, len(res.Counts), s.held.len()))
 		return
@@ -111,8 +110,10 @@ func (d *distributor) results(s *slot, res *ipc.Results) {
 	errs := res.Errors
 	now := d.run.now()
 	if d.fwd == nil {
-		d.fwd = make([]*ipc.Record, 0, len(res.Outputs))
+		d.fwd = make([]*envelope, 0, len(res.Outputs))
 	}
+	// The outputs' envelopes, in one allocation per message.
+	slab := make([]envelope, len(res.Outputs))
 	off := 0
 	for i, n := range res.Counts {
 		e := s.held.popFront()
@@ -126,54 +127,35 @@ func (d *distributor) results(s *slot, res *ipc.Results) {
 			d.run.fail(fmt.Errorf("stage %s: worker %s reported more outputs than it sent", d.st.cfg.Name, s.name))
 			return
 		}
-		d.emit(e, res.Outputs[off:off+int(n)])
+		d.emit(e, res.Outputs[off:off+int(n)], slab[off:off+int(n)])
 		off += int(n)
 	}
 }
 
-// emit gives a finished record's outputs their identity and weight and queues them.
-func (d *distributor) emit(e entry, outs []*ipc.Record) {
+// emit queues a finished record's outputs, in envelopes of slab (one per output) that it fills
+// with their identity and weight: the runtime's books owe nothing to what the stage returned
+// but the records' Key, Payload and Meta.
+func (d *distributor) emit(e entry, outs []troupe.Record, slab []envelope) {
 	in := e.rec
-	switch len(outs) {
-	case 0:
-		d.dropped = append(d.dropped, &ipc.Record{Seq: in.Seq, Sub: in.Sub, Weight: in.Weight, Key: in.Key, Flag: ipc.Flag_DROPPED})
+	m := uint64(len(outs))
+	if m == 0 {
+		d.dropped = append(d.dropped, &envelope{Record: troupe.Record{Key: in.Key}, Seq: in.Seq, Sub: in.Sub, Weight: in.Weight, Flag: flagDropped})
 		d.run.stats.dropped.Add(1)
 		return
-	case 1:
-		o := outs[0]
-		if o == nil {
-			d.failed(e, "stage returned a nil record")
-			return
-		}
-		if o != in || in.Attempt != 0 {
-			if o == in {
-				o = cloneRecord(in)
-			}
-			o.Seq, o.Sub, o.Weight, o.Attempt, o.Flag = in.Seq, in.Sub, in.Weight, 0, ipc.Flag_DATA
-		}
-		d.fwd = append(d.fwd, o)
-		d.st.counters.out.Add(1)
-		return
 	}
-	m := uint64(len(outs))
-	if in.Weight < m && in.Weight != 0 {
+	if m > 1 && in.Weight < m && in.Weight != 0 {
 		d.failed(e, fmt.Sprintf("fan-out of %d outputs is more than the record's remaining weight allows (%d)", m, in.Weight))
 		return
 	}
-	for _, o := range outs {
-		if o == nil {
-			d.failed(e, "stage returned a nil record")
-			return
-		}
-	}
 	w := in.Weight / m
-	for j, o := range outs {
-		if o == in {
-			o = cloneRecord(in)
-		}
-		o.Seq, o.Sub, o.Weight, o.Attempt, o.Flag = in.Seq, subOf(in.Sub, d.st.index, j), w, 0, ipc.Flag_DATA
-		if j == 0 {
-			o.Weight += in.Weight - w*m
+	for j := range outs {
+		o := &slab[j]
+		*o = envelope{Record: outs[j], Seq: in.Seq, Sub: in.Sub, Weight: in.Weight}
+		if m > 1 {
+			o.Sub, o.Weight = subOf(in.Sub, d.st.index, j), w
+			if j == 0 {
+				o.Weight += in.Weight - w*m
+			}
 		}
 		d.fwd = append(d.fwd, o)
 	}
@@ -185,7 +167,7 @@ func (d *distributor) failed(e entry, reason string) {
 	e.attempt++
 	if int(e.attempt) >= d.st.cfg.Attempts {
 		d.st.counters.failed.Add(1)
-		d.run.send(d.collector, &ipc.Failed{Record: e.rec, Stage: d.st.cfg.Name, Attempts: e.attempt, Error: reason})
+		d.run.send(d.collector, &failure{Record: e.rec, Stage: d.st.cfg.Name, Attempts: e.attempt, Error: reason})
 		return
 	}
 	d.st.counters.retries.Add(1)
@@ -272,7 +254,7 @@ func (d *distributor) dispatch(ctx actor.Context) {
 			// stream of tiny messages. It reports soon, and then gets a fuller batch.
 			return
 		}
-		if d.run.p.Order == OrderInput {
+		if d.run.p.Order == troupe.OrderInput {
 			// Records derived from one source record stay together on one worker, so they
 			// keep their order through the stage (a worker reports in order).
 			for n < d.pending.len() && d.pending.at(n).rec.Seq == d.pending.at(n-1).rec.Seq {
@@ -302,7 +284,7 @@ func (d *distributor) leastLoaded(skip *slot) *slot {
 // send hands the first n records of q to worker s.
 func (d *distributor) send(ctx actor.Context, s *slot, n int, q *deque[entry]) {
 	now := d.run.now()
-	recs := make([]*ipc.Record, n)
+	recs := make([]*envelope, n)
 	for i := range recs {
 		e := q.popFront()
 		if e.rec.Attempt != e.attempt {
@@ -316,7 +298,7 @@ func (d *distributor) send(ctx actor.Context, s *slot, n int, q *deque[entry]) {
 	}
 	// Id names the incarnation: a worker restarted under the same name (and so the same PID)
 	// drops a batch meant for its predecessor, whose records are requeued when it is reported down.
-	ctx.Send(s.pid, &ipc.Batch{Id: s.token, Records: recs})
+	ctx.Send(s.pid, work{token: s.token, recs: recs})
 }
 
 // flush sends what this message produced, and the END marker once the stage is empty.
@@ -326,11 +308,11 @@ func (d *distributor) flush(ctx actor.Context) {
 		d.end = nil
 	}
 	if len(d.fwd) > 0 {
-		ctx.Send(d.next, &ipc.Batch{Records: d.fwd})
+		ctx.Send(d.next, &batch{Records: d.fwd})
 		d.fwd = nil
 	}
 	if len(d.dropped) > 0 {
-		ctx.Send(d.collector, &ipc.Batch{Records: d.dropped})
+		ctx.Send(d.collector, &batch{Records: d.dropped})
 		d.dropped = nil
 	}
 }
@@ -348,8 +330,9 @@ func (d *distributor) empty() bool {
 }
 
 // cloneRecord is a shallow copy: payload and metadata are shared (they are never modified).
-func cloneRecord(r *ipc.Record) *ipc.Record {
-	return &ipc.Record{Seq: r.Seq, Key: r.Key, Payload: r.Payload, Meta: r.Meta, Attempt: r.Attempt, Sub: r.Sub, Weight: r.Weight, Flag: r.Flag}
+func cloneRecord(r *envelope) *envelope {
+	c := *r
+	return &c
 }
 
 // subOf is the identity of output j of a split at stage index k of a record with identity parent:

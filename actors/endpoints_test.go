@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/troupe-dev/troupe"
 )
 
 // epWrite creates a file under dir (and its parent directories) with the given contents.
@@ -30,9 +32,9 @@ func epWrite(t *testing.T, dir, rel, contents string) string {
 }
 
 // epReadAll reads a source to its end in batches of max, checking the batch contract.
-func epReadAll(t *testing.T, src Source, max int) []*Record {
+func epReadAll(t *testing.T, src troupe.Source, max int) []troupe.Record {
 	t.Helper()
-	var all []*Record
+	var all []troupe.Record
 	for i := 0; ; i++ {
 		if i > 1_000_000 {
 			t.Fatal("source never reached io.EOF")
@@ -58,7 +60,7 @@ func epReadAll(t *testing.T, src Source, max int) []*Record {
 	}
 }
 
-func epKeys(recs []*Record) []string {
+func epKeys(recs []troupe.Record) []string {
 	keys := make([]string, len(recs))
 	for i, r := range recs {
 		keys[i] = r.Key
@@ -66,7 +68,7 @@ func epKeys(recs []*Record) []string {
 	return keys
 }
 
-func epPayloads(recs []*Record) []string {
+func epPayloads(recs []troupe.Record) []string {
 	ps := make([]string, len(recs))
 	for i, r := range recs {
 		ps[i] = string(r.Payload)
@@ -126,7 +128,7 @@ func TestFilesSourceListing(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer src.Close()
-			total, ok := src.(Sized).Total()
+			total, ok := src.(troupe.Sized).Total()
 			if !ok || total != int64(len(c.want)) {
 				t.Fatalf("Total = %d, %v; want %d, true", total, ok, len(c.want))
 			}
@@ -283,10 +285,10 @@ func TestFilesSourceUnreadable(t *testing.T) {
 		t.Fatalf("Read = %q %q, %v", epKeys(recs), epPayloads(recs), err)
 	}
 	fsrc := src.(*filesSource)
-	epWantErr(t, fsrc.unreadable(recs[1]), "3.txt", "not a regular file", "a directory")
-	for _, r := range []*Record{recs[0], recs[1], recs[2]} {
-		if err := fsrc.unreadable(r); err != nil {
-			t.Fatalf("unreadable(%s) = %v after it was asked once", r.Key, err)
+	epWantErr(t, fsrc.unreadable(1), "3.txt", "not a regular file", "a directory")
+	for i := range 3 {
+		if err := fsrc.unreadable(i); err != nil {
+			t.Fatalf("unreadable(%d) = %v after it was asked once", i, err)
 		}
 	}
 
@@ -357,7 +359,7 @@ func TestLinesSource(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			path := epWrite(t, t.TempDir(), "in.txt", c.input)
 			for _, viaStdin := range []bool{false, true} {
-				var src Source
+				var src troupe.Source
 				var err error
 				if viaStdin {
 					src, err = NewLinesSource("-", strings.NewReader(c.input))
@@ -367,7 +369,7 @@ func TestLinesSource(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, ok := src.(Sized); ok {
+				if _, ok := src.(troupe.Sized); ok {
 					t.Fatal("lines source claims to know its total")
 				}
 				recs := epReadAll(t, src, 3)
@@ -503,11 +505,11 @@ func TestLinesSourceDoesNotCloseStdin(t *testing.T) {
 func TestRangeSource(t *testing.T) {
 	const count, size = 10, 13
 	src := NewRangeSource(count, size)
-	if total, ok := src.(Sized).Total(); !ok || total != count {
+	if total, ok := src.(troupe.Sized).Total(); !ok || total != count {
 		t.Fatalf("Total = %d, %v", total, ok)
 	}
 	var sizes []int
-	var all []*Record
+	var all []troupe.Record
 	for {
 		recs, err := src.Read(context.Background(), 3)
 		sizes = append(sizes, len(recs))
@@ -622,7 +624,7 @@ func TestFilesSinkNames(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, key := range []string{"a.txt", "sub/dir/b.csv", "noext", ".profile", "x.d/y", "p/../q.tar.gz"} {
-			if err := sink.Write(&Record{Key: key, Payload: []byte("from " + key)}); err != nil {
+			if err := sink.Write(troupe.Record{Key: key, Payload: []byte("from " + key)}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -657,7 +659,7 @@ func TestFilesSinkNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, key := range []string{"keep.txt", "d/keep.csv"} {
-		if err := sink.Write(&Record{Key: key, Payload: []byte(key)}); err != nil {
+		if err := sink.Write(troupe.Record{Key: key, Payload: []byte(key)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -691,7 +693,7 @@ func TestFilesSinkRefusesEscapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, key := range []string{"../escape", "/abs/escape", "a/../../escape", "..", ".", "", "link/escape", "link/deeper/escape"} {
-		err := sink.Write(&Record{Key: key, Payload: []byte("x")})
+		err := sink.Write(troupe.Record{Key: key, Payload: []byte("x")})
 		epWantErr(t, err, strconv.Quote(key))
 	}
 	if err := sink.Flush(); err != nil {
@@ -701,7 +703,7 @@ func TestFilesSinkRefusesEscapes(t *testing.T) {
 		t.Fatalf("refused keys left files: %v", got)
 	}
 	// The sink still works after refusing.
-	if err := sink.Write(&Record{Key: "fine", Payload: []byte("ok")}); err != nil {
+	if err := sink.Write(troupe.Record{Key: "fine", Payload: []byte("ok")}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -712,7 +714,7 @@ func TestFilesSinkAtomicReplace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sink.Write(&Record{Key: "r.txt", Payload: []byte("first version")}); err != nil {
+	if err := sink.Write(troupe.Record{Key: "r.txt", Payload: []byte("first version")}); err != nil {
 		t.Fatal(err)
 	}
 	old, err := os.Open(filepath.Join(dir, "r.out"))
@@ -722,7 +724,7 @@ func TestFilesSinkAtomicReplace(t *testing.T) {
 	defer old.Close()
 	// A second record with the same output name replaces the file as a whole: a reader that had
 	// the old file open still sees all of it (a write in place would have truncated it).
-	if err := sink.Write(&Record{Key: "r.csv", Payload: []byte("second")}); err != nil {
+	if err := sink.Write(troupe.Record{Key: "r.csv", Payload: []byte("second")}); err != nil {
 		t.Fatal(err)
 	}
 	if data, err := io.ReadAll(old); err != nil || string(data) != "first version" {
@@ -732,16 +734,16 @@ func TestFilesSinkAtomicReplace(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "taken.out"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	err = sink.Write(&Record{Key: "taken.bin", Payload: []byte("x")})
+	err = sink.Write(troupe.Record{Key: "taken.bin", Payload: []byte("x")})
 	epWantErr(t, err, `"taken.bin"`, filepath.Join(dir, "taken.out"))
 	// A subdirectory removed behind the sink's back is made again.
-	if err := sink.Write(&Record{Key: "gone/a", Payload: []byte("1")}); err != nil {
+	if err := sink.Write(troupe.Record{Key: "gone/a", Payload: []byte("1")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.RemoveAll(filepath.Join(dir, "gone")); err != nil {
 		t.Fatal(err)
 	}
-	if err := sink.Write(&Record{Key: "gone/b", Payload: []byte("2")}); err != nil {
+	if err := sink.Write(troupe.Record{Key: "gone/b", Payload: []byte("2")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := sink.Close(); err != nil {
@@ -755,7 +757,7 @@ func TestFilesSinkAtomicReplace(t *testing.T) {
 	if len(got) != len(want) || got["r.out"] != want["r.out"] || got["gone/b.out"] != want["gone/b.out"] {
 		t.Fatalf("files = %v, want %v (no temporary files)", got, want)
 	}
-	if err := sink.Write(&Record{Key: "late", Payload: nil}); err == nil {
+	if err := sink.Write(troupe.Record{Key: "late", Payload: nil}); err == nil {
 		t.Fatal("Write after Close succeeded")
 	}
 }
@@ -803,7 +805,7 @@ func TestLinesSink(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"a", "", "b c", strings.Repeat("z", 100_000)} {
-		if err := sink.Write(&Record{Key: p, Payload: []byte(p)}); err != nil {
+		if err := sink.Write(troupe.Record{Key: p, Payload: []byte(p)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -817,7 +819,7 @@ func TestLinesSink(t *testing.T) {
 	if data, err := os.ReadFile(path); err != nil || string(data) != want {
 		t.Fatalf("file holds %d bytes (%v), want %d", len(data), err, len(want))
 	}
-	if err := sink.Write(&Record{Payload: []byte("late")}); err == nil {
+	if err := sink.Write(troupe.Record{Payload: []byte("late")}); err == nil {
 		t.Fatal("Write after Close succeeded")
 	}
 
@@ -826,7 +828,7 @@ func TestLinesSink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sink.Write(&Record{Payload: []byte("only")}); err != nil {
+	if err := sink.Write(troupe.Record{Payload: []byte("only")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := sink.Close(); err != nil {
@@ -867,7 +869,7 @@ func TestLinesSinkStdout(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"x", "y"} {
-		if err := sink.Write(&Record{Payload: []byte(p)}); err != nil {
+		if err := sink.Write(troupe.Record{Payload: []byte(p)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -880,7 +882,7 @@ func TestLinesSinkStdout(t *testing.T) {
 	if out.String() != "x\ny\n" {
 		t.Fatalf("after Flush: %q", out.String())
 	}
-	if err := sink.Write(&Record{Payload: []byte("z")}); err != nil {
+	if err := sink.Write(troupe.Record{Payload: []byte("z")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := sink.Close(); err != nil {
@@ -895,7 +897,7 @@ func TestLinesSinkStdout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sink.Write(&Record{Payload: []byte("lost?")}); err != nil {
+	if err := sink.Write(troupe.Record{Payload: []byte("lost?")}); err != nil {
 		t.Fatal(err)
 	}
 	epWantErr(t, sink.Flush(), "stdout", "pipe broken")
@@ -926,7 +928,7 @@ func TestJSONLDeadLettersRoundTrip(t *testing.T) {
 	for i := range binary {
 		binary[i] = byte(i)
 	}
-	letters := []DeadLetter{
+	letters := []troupe.DeadLetter{
 		{Key: "photos/a.jpg", Seq: 7, Stage: "convert", Attempts: 3, Error: "exit status 2: \"bad\" <header>\n", Payload: binary, Meta: map[string]string{"path": "/in/photos/a.jpg", "size": "256"}},
 		{Key: "", Seq: 1 << 60, Stage: "s", Attempts: 1, Error: "", Payload: nil},
 		{Key: "bad\xffkey", Seq: 2, Stage: "s", Attempts: 5, Error: "x", Payload: []byte("text"), Meta: map[string]string{}},
@@ -1025,7 +1027,7 @@ func TestJSONLDeadLettersAppends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := dl.Write(DeadLetter{Key: "new", Seq: 9, Stage: "s", Attempts: 1, Error: "e", Payload: []byte("p")}); err != nil {
+	if err := dl.Write(troupe.DeadLetter{Key: "new", Seq: 9, Stage: "s", Attempts: 1, Error: "e", Payload: []byte("p")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := dl.Close(); err != nil {
@@ -1039,7 +1041,7 @@ func TestJSONLDeadLettersAppends(t *testing.T) {
 	if len(lines) != 3 || lines[0] != `{"key":"old","seq":1}` || lines[1] != `{"key":"torn` {
 		t.Fatalf("earlier lines not kept as they were:\n%s", data)
 	}
-	var last DeadLetter
+	var last troupe.DeadLetter
 	if err := json.Unmarshal([]byte(lines[2]), &last); err != nil || last.Key != "new" || last.Seq != 9 {
 		t.Fatalf("new line %q: %+v, %v", lines[2], last, err)
 	}
@@ -1079,21 +1081,21 @@ func TestEndpointsInPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	upper := func(_ context.Context, r *Record) ([]*Record, error) {
+	upper := func(_ context.Context, r troupe.Record) ([]troupe.Record, error) {
 		if r.Key == "poison.txt" {
 			return nil, errors.New("poisoned")
 		}
 		r.Payload = bytes.ToUpper(r.Payload)
-		return []*Record{r}, nil
+		return []troupe.Record{r}, nil
 	}
-	p := &Pipeline{
+	p := &troupe.Pipeline{
 		Name:        "endpoints",
 		Source:      src,
-		Stages:      []Stage{{Name: "upper", Func: upper, Workers: 2, Attempts: 2}},
+		Stages:      []troupe.Stage{{Name: "upper", Func: upper, Workers: 2, Attempts: 2}},
 		Sink:        sink,
 		DeadLetters: dead,
 	}
-	sum, err := p.Run(context.Background())
+	sum, err := Run(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1142,8 +1144,8 @@ func TestEndpointsInPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p = &Pipeline{Source: lines, Stages: []Stage{{Name: "upper", Func: upper, Workers: 3}}, Sink: lsink, Order: OrderInput}
-	if _, err := p.Run(context.Background()); err != nil {
+	p = &troupe.Pipeline{Source: lines, Stages: []troupe.Stage{{Name: "upper", Func: upper, Workers: 3}}, Sink: lsink, Order: troupe.OrderInput}
+	if _, err := Run(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
 	if want := strings.ReplaceAll(strings.ToUpper(input.String()), "\r\n", "\n"); stdout.String() != want {
