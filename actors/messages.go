@@ -4,9 +4,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// Records, credits, acks and dead letters travel as the protobuf messages of package ipc
-// (*batch, *acks, *failure). The types below are the runtime's control messages
-// between a distributor and its workers; they wrap ipc payloads where records are involved.
+// The runtime's control messages between a distributor and its workers, and the source's own.
+// The messages that carry records (batch, work, failure, acks, results) are in envelope.go.
 
 // workerUp announces a new worker incarnation to its distributor.
 type workerUp struct {
