@@ -2,6 +2,7 @@ package troupe
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -119,6 +120,8 @@ type Pipeline struct {
 
 // Summary is what a run did, in total and per stage. actors.Job.Progress returns one while the run goes on.
 type Summary struct {
+	// Outcome is how the run ended (OutcomeRunning in a Progress snapshot).
+	Outcome     Outcome
 	Total       int64 // records the source will produce, or -1 when unknown
 	RecordsIn   int64 // records read from the source
 	RecordsOut  int64 // records written to the sink (counted once the sink has flushed them)
@@ -128,6 +131,56 @@ type Summary struct {
 	InFlight    int64 // source records read but not yet complete
 	Elapsed     time.Duration
 	Stages      []StageSummary
+}
+
+// Outcome is how a run ended. Its String (and JSON) form is one of "running", "completed",
+// "dead_letters", "interrupted" and "aborted".
+type Outcome int
+
+const (
+	// OutcomeRunning: the run has not ended (a Progress snapshot).
+	OutcomeRunning Outcome = iota
+	// OutcomeCompleted: the input ended and every record reached the sink (or was filtered out).
+	OutcomeCompleted
+	// OutcomeDeadLetters: the input ended and every record reached its end, some of them the
+	// dead-letter output.
+	OutcomeDeadLetters
+	// OutcomeInterrupted: the run was stopped (its context cancelled, or actors.Job.Stop) before
+	// the end of its input; what was read drained to its end. The run's error wraps the
+	// context's error.
+	OutcomeInterrupted
+	// OutcomeAborted: the run gave up (the supervision tree gave up, a stage was declared broken,
+	// an I/O error, a stop that could not drain); the run's error says why. Records read and not
+	// complete are counted in Summary.InFlight.
+	OutcomeAborted
+)
+
+var outcomeNames = [...]string{"running", "completed", "dead_letters", "interrupted", "aborted"}
+
+func (o Outcome) String() string {
+	if o >= 0 && int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// MarshalText encodes the outcome as its name.
+func (o Outcome) MarshalText() ([]byte, error) {
+	if o < 0 || int(o) >= len(outcomeNames) {
+		return nil, fmt.Errorf("invalid outcome %d", int(o))
+	}
+	return []byte(o.String()), nil
+}
+
+// UnmarshalText decodes an outcome's name.
+func (o *Outcome) UnmarshalText(b []byte) error {
+	for i, n := range outcomeNames {
+		if string(b) == n {
+			*o = Outcome(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown outcome %q", b)
 }
 
 // StageSummary is one stage's share of a Summary.

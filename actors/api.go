@@ -25,15 +25,17 @@ type Job struct {
 	r *run
 }
 
-// Run runs the pipeline p to the end of its input and returns what it did. Cancelling ctx stops
-// it gracefully: the source stops reading, records in flight drain to the sink (within
-// DrainTimeout), and the tree stops in order. The error is non-nil when the run was aborted
-// (the supervision tree gave up, an I/O error) or a stop could not drain; records that failed
-// every attempt are not an error: they are counted in Summary.DeadLetters.
+// Run runs the pipeline p to the end of its input and returns what it did; Summary.Outcome says
+// how it ended. Cancelling ctx stops it gracefully: the source stops reading, records in flight
+// drain to the sink (within DrainTimeout), and the tree stops in order; the outcome is then
+// OutcomeInterrupted and the error wraps ctx's error (errors.Is(err, context.Canceled)). The
+// error is also non-nil when the run was aborted (the supervision tree gave up, a stage was
+// broken, an I/O error) or a stop could not drain (OutcomeAborted). Records that failed every
+// attempt are not an error: they are counted in Summary.DeadLetters (OutcomeDeadLetters).
 func Run(ctx context.Context, p *troupe.Pipeline) (troupe.Summary, error) {
 	j, err := Start(ctx, p)
 	if err != nil {
-		return troupe.Summary{}, err
+		return troupe.Summary{Outcome: troupe.OutcomeAborted, Total: -1}, err
 	}
 	return j.Wait()
 }

@@ -43,7 +43,32 @@ type distributor struct {
 
 	fwd     []*envelope // outputs for the next stage, sent once per message handled
 	dropped []*envelope // DROPPED markers for the collector
+
+	// faulted holds the distinct records charged with the death of a worker since the stage's
+	// last success (see brokenAfter); lastFault is the last such death's reason.
+	faulted   map[recordID]struct{}
+	lastFault string
+	broken    bool // the stage was declared broken: nothing more is dispatched or dead-lettered
+	// parked holds records that used up their attempts killing workers while no record of the
+	// stage succeeded: poison records, or the victims of a broken stage. They are dead-lettered
+	// when a success shows the stage works, or when the stage has nothing else to try; they are
+	// left in flight if the stage is declared broken.
+	parked []parkedEntry
 }
+
+type parkedEntry struct {
+	e      entry
+	reason string
+}
+
+// brokenAfter is how many distinct records may kill a stage's workers (a panic, a backend
+// failure, a hang past the timeout, a protocol violation) with no record of the stage succeeding
+// in between, before the stage is declared broken and the run aborted. A poison record counts
+// once however many attempts it takes, and any success starts the count again, so a few poison
+// records among good ones, or workers killed at random, never add up to it; a stage that kills
+// its worker whatever the record gets there after about ten restarts, in seconds, instead of
+// dead-lettering the whole input one restart at a time.
+const brokenAfter = 10
 
 func newDistributor(r *run, st *stageRun) *distributor {
 	d := &distributor{run: r, st: st, next: st.next, collector: r.pids.collector}
@@ -127,25 +152,29 @@ func (d *distributor) results(s *slot, res *results) {
 			d.run.fail(fmt.Errorf("stage %s: worker %s reported more outputs than it sent", d.st.cfg.Name, s.name))
 			return
 		}
-		d.emit(e, res.Outputs[off:off+int(n)], slab[off:off+int(n)])
+		ok := d.emit(e, res.Outputs[off:off+int(n)], slab[off:off+int(n)])
 		off += int(n)
+		if ok && (len(d.faulted) > 0 || len(d.parked) > 0) {
+			d.works()
+		}
 	}
 }
 
 // emit queues a finished record's outputs, in envelopes of slab (one per output) that it fills
 // with their identity and weight: the runtime's books owe nothing to what the stage returned
-// but the records' Key, Payload and Meta.
-func (d *distributor) emit(e entry, outs []troupe.Record, slab []envelope) {
+// but the records' Key, Payload and Meta. It reports whether the outputs were taken (else the
+// record was charged a failed attempt).
+func (d *distributor) emit(e entry, outs []troupe.Record, slab []envelope) bool {
 	in := e.rec
 	m := uint64(len(outs))
 	if m == 0 {
 		d.dropped = append(d.dropped, &envelope{Record: troupe.Record{Key: in.Key}, Seq: in.Seq, Sub: in.Sub, Weight: in.Weight, Flag: flagDropped})
 		d.run.stats.dropped.Add(1)
-		return
+		return true
 	}
 	if m > 1 && in.Weight < m && in.Weight != 0 {
-		d.failed(e, fmt.Sprintf("fan-out of %d outputs is more than the record's remaining weight allows (%d)", m, in.Weight))
-		return
+		d.failed(e, fmt.Sprintf("stage %s: fan-out of %d outputs is more than the record's remaining weight allows (%d)", d.st.cfg.Name, m, in.Weight))
+		return false
 	}
 	w := in.Weight / m
 	for j := range outs {
@@ -160,19 +189,43 @@ func (d *distributor) emit(e entry, outs []troupe.Record, slab []envelope) {
 		d.fwd = append(d.fwd, o)
 	}
 	d.st.counters.out.Add(int64(m))
+	return true
 }
 
 // failed charges e a failed attempt: it is retried, or dead-lettered when it has none left.
-func (d *distributor) failed(e entry, reason string) {
+func (d *distributor) failed(e entry, reason string) { d.charge(e, reason, false) }
+
+// charge charges e a failed attempt; fault says that it killed its worker. A record out of
+// attempts is dead-lettered, or parked (see parked) when it killed its worker while the stage
+// has shown no success since its faults began, or when the stage is broken.
+func (d *distributor) charge(e entry, reason string, fault bool) {
 	e.attempt++
 	if int(e.attempt) >= d.st.cfg.Attempts {
-		d.st.counters.failed.Add(1)
-		d.run.send(d.collector, &failure{Record: e.rec, Stage: d.st.cfg.Name, Attempts: e.attempt, Error: reason})
+		if d.broken || (fault && len(d.faulted) > 0) {
+			d.parked = append(d.parked, parkedEntry{e, reason})
+			return
+		}
+		d.deadLetter(e, reason)
 		return
 	}
 	d.st.counters.retries.Add(1)
 	d.run.log.Debug("retrying record", "stage", d.st.cfg.Name, "key", e.rec.Key, "attempt", e.attempt, "error", reason)
 	d.pending.pushFront(e)
+}
+
+func (d *distributor) deadLetter(e entry, reason string) {
+	d.st.counters.failed.Add(1)
+	d.run.send(d.collector, &failure{Record: e.rec, Stage: d.st.cfg.Name, Attempts: e.attempt, Error: reason})
+}
+
+// works is called when a record of the stage succeeds: the faults so far were the records', not
+// the stage's, and the records parked are poison.
+func (d *distributor) works() {
+	clear(d.faulted)
+	for _, p := range d.parked {
+		d.deadLetter(p.e, p.reason)
+	}
+	d.parked = nil
 }
 
 // requeue takes back everything a dead worker held. With charge, the record it was working on
@@ -208,10 +261,15 @@ func (d *distributor) requeue(s *slot, charge bool, culprit *recordID, reason er
 		}
 		d.run.log.Debug("worker died holding several records; retrying them one by one", "stage", d.st.cfg.Name, "records", len(held), "reason", msg)
 	}
+	if charged >= 0 && held[charged].attempt == 0 {
+		// Only a record's first fault counts: a poison record's retries, which go first,
+		// would otherwise pile up into a run of faults with no chance for a success.
+		d.fault(idOf(held[charged].rec), msg)
+	}
 	for i := len(held) - 1; i >= 0; i-- {
 		switch {
 		case i == charged:
-			d.failed(held[i], msg)
+			d.charge(held[i], msg, true)
 		case held[i].suspect:
 			d.suspects.pushFront(held[i])
 		default:
@@ -220,11 +278,30 @@ func (d *distributor) requeue(s *slot, charge bool, culprit *recordID, reason er
 	}
 }
 
+// fault counts the death of a worker charged to record id, and declares the stage broken (the
+// run aborts) when brokenAfter distinct records have killed workers with no success in between.
+func (d *distributor) fault(id recordID, reason string) {
+	if d.faulted == nil {
+		d.faulted = map[recordID]struct{}{}
+	}
+	d.faulted[id] = struct{}{}
+	d.lastFault = reason
+	if len(d.faulted) >= brokenAfter && !d.broken {
+		// What the stage holds stays in flight, reported as such, not dead-lettered.
+		d.broken = true
+		d.run.fail(fmt.Errorf("stage %s is broken: %d consecutive records failed, each killing its worker, and none succeeded in between; last error: %s",
+			d.st.cfg.Name, len(d.faulted), firstLine(reason)))
+	}
+}
+
 // dispatch hands records to the workers. Suspects go one at a time to an idle worker, which gets
 // nothing else while it holds one. The rest go to the least-loaded live workers, within their
 // credits; when there are fewer records than room, they are spread over the workers rather than
 // heaped on one. While suspects wait, the least-loaded worker is left to drain for them.
 func (d *distributor) dispatch(ctx actor.Context) {
+	if d.broken {
+		return
+	}
 	for i := range d.slots {
 		if d.suspects.len() == 0 {
 			break
@@ -296,13 +373,17 @@ func (d *distributor) send(ctx actor.Context, s *slot, n int, q *deque[entry]) {
 		s.held.pushBack(e)
 		recs[i] = e.rec
 	}
-	// Id names the incarnation: a worker restarted under the same name (and so the same PID)
-	// drops a batch meant for its predecessor, whose records are requeued when it is reported down.
 	ctx.Send(s.pid, work{token: s.token, recs: recs})
 }
 
 // flush sends what this message produced, and the END marker once the stage is empty.
 func (d *distributor) flush(ctx actor.Context) {
+	if len(d.parked) > 0 && !d.broken && d.busy() == 0 {
+		// Nothing is left to try (at the end of input, or while input is slow to come): what is
+		// parked is taken for poison rather than kept waiting for a success that may not come
+		// (parked records fill the source's window).
+		d.works()
+	}
 	if d.end != nil && d.empty() {
 		d.fwd = append(d.fwd, d.end)
 		d.end = nil
@@ -317,16 +398,15 @@ func (d *distributor) flush(ctx actor.Context) {
 	}
 }
 
-func (d *distributor) empty() bool {
-	if d.pending.len() > 0 || d.suspects.len() > 0 {
-		return false
-	}
+func (d *distributor) empty() bool { return d.busy() == 0 && len(d.parked) == 0 }
+
+// busy is how many records the stage has queued or at its workers.
+func (d *distributor) busy() int {
+	n := d.pending.len() + d.suspects.len()
 	for i := range d.slots {
-		if d.slots[i].held.len() > 0 {
-			return false
-		}
+		n += d.slots[i].held.len()
 	}
-	return true
+	return n
 }
 
 // cloneRecord is a shallow copy: payload and metadata are shared (they are never modified).

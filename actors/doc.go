@@ -59,6 +59,29 @@
 // stage and the output's index), so a record processed twice produces the same identities and
 // the collector drops the second copy: the sink sees each output exactly once per run.
 //
+// # Poison records and broken stages
+//
+// A record that kills every worker that touches it is poison: it fails alone (a worker that
+// dies holding several records, without saying which one killed it, has them retried one by
+// one), on any worker, while the stage's other records pass; after Stage.Attempts it goes to the
+// dead letters. A stage that kills its worker whatever the record (a plugin that crashes at
+// start of every record, a Func that always panics) is broken: when 10 distinct records have
+// each killed a worker on their first attempt with no record of the stage succeeding in between,
+// the stage is declared broken and the run aborts ("stage X is broken: …; last error: …")
+// rather than dead-letter the whole input one restart at a time. Any success starts the count
+// again, so poison among good records, or workers killed at random, never add up to it. Records
+// that use up their attempts killing workers while the stage has shown no success are held back
+// until one does (or until the end of input); if the stage is declared broken they are not
+// dead-lettered but reported, with everything else read and not finished, in Summary.InFlight.
+//
+// # How a run ends
+//
+// Summary.Outcome says it: completed (every record reached the sink or was filtered out),
+// dead_letters (the same, but some went to the dead-letter output), interrupted (the context
+// was cancelled or Job.Stop called; what was read drained, and Run's error wraps
+// context.Canceled), aborted (the tree gave up, a stage was broken, an I/O error, a stop that
+// could not drain; Run's error says why).
+//
 // # Failure of the runtime's own actors
 //
 // The source's window, the collector's books and a reduce stage's aggregates live in the run,

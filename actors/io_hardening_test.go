@@ -329,7 +329,7 @@ func TestLinesSourceSilentFIFOCanBeStopped(t *testing.T) {
 	case <-time.After(drain + 20*time.Second):
 		t.Fatal("the run did not stop within the drain timeout")
 	}
-	if err != nil || sum.RecordsIn != 3 || sum.RecordsOut != 3 || sum.InFlight != 0 {
+	if !errors.Is(err, context.Canceled) || sum.Outcome != troupe.OutcomeInterrupted || sum.RecordsIn != 3 || sum.RecordsOut != 3 || sum.InFlight != 0 {
 		t.Fatalf("summary %+v, error %v", sum, err)
 	}
 }
@@ -549,7 +549,7 @@ func TestLinesSourceFIFOWithoutWriter(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.Stop()
-		if sum, err := wait(t, r); err != nil || sum.RecordsIn != 0 {
+		if sum, err := wait(t, r); !errors.Is(err, context.Canceled) || sum.RecordsIn != 0 {
 			t.Fatalf("summary %+v, error %v", sum, err)
 		}
 	})

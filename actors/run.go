@@ -64,6 +64,9 @@ type run struct {
 	waitErr  error
 	stopReq  chan struct{}
 	stopOnce sync.Once
+	// interrupted is why the run was stopped before the end of its input (ctx's error, or
+	// context.Canceled for Run.Stop); nil when it was not. Set by watch before shutdown.
+	interrupted error
 }
 
 // stageRun is one stage of a run: its settings with defaults applied, its figures, its place
@@ -357,8 +360,13 @@ func (r *run) watch(ctx context.Context) {
 	case <-r.aborted:
 	case <-ctx.Done():
 		stopped = true
+		r.interrupted = ctx.Err()
+		if cause := context.Cause(ctx); cause != nil && cause != r.interrupted {
+			r.interrupted = fmt.Errorf("%w (%v)", r.interrupted, cause)
+		}
 	case <-r.stopReq:
 		stopped = true
+		r.interrupted = fmt.Errorf("%w (Run.Stop)", context.Canceled)
 	}
 	if stopped {
 		r.system.Root.Send(r.pids.source, drain{})
@@ -428,6 +436,19 @@ func (r *run) shutdown() {
 	errs = append([]error{r.err}, errs...)
 	r.mu.Unlock()
 	r.waitErr = errors.Join(errs...)
+	switch {
+	case r.waitErr != nil:
+		r.summary.Outcome = troupe.OutcomeAborted
+	case r.interrupted != nil:
+		r.summary.Outcome = troupe.OutcomeInterrupted
+	case r.summary.DeadLetters > 0:
+		r.summary.Outcome = troupe.OutcomeDeadLetters
+	default:
+		r.summary.Outcome = troupe.OutcomeCompleted
+	}
+	if r.interrupted != nil {
+		r.waitErr = errors.Join(r.waitErr, fmt.Errorf("pipeline %s: interrupted after %d records: %w", r.name, r.summary.RecordsIn, r.interrupted))
+	}
 	close(r.endedCh)
 }
 

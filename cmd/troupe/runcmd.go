@@ -115,10 +115,9 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 	prog := startProgress(mode, e.stderr, r.Progress, plainInterval)
 	sum, werr := r.Wait()
 	prog.stop(sum)
-	interrupted := ctx.Err() != nil
 
 	writeTable(e.stderr, sum)
-	status, code := outcome(sum, werr, interrupted)
+	status, code := outcome(sum)
 	if o.summaryJSON != "" {
 		if err := writeSummaryJSON(o.summaryJSON, s.Name, sum, status, werr); err != nil {
 			fmt.Fprintf(e.stderr, "troupe: %v\n", err)
@@ -127,14 +126,14 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 			}
 		}
 	}
-	switch {
-	case werr != nil:
+	switch status {
+	case "aborted":
 		fmt.Fprintf(e.stderr, "troupe: run aborted: %v\n", werr)
-	case sum.InFlight > 0:
+	case "incomplete":
 		fmt.Fprintf(e.stderr, "troupe: stopped with %d records incomplete (not drained in time)\n", sum.InFlight)
-	case interrupted:
+	case "interrupted":
 		fmt.Fprintf(e.stderr, "troupe: interrupted after %d records; every record read reached its end\n", sum.RecordsIn)
-	case sum.DeadLetters > 0:
+	case "dead_letters":
 		where := ""
 		if s.DeadLetter != nil {
 			where = " (" + s.DeadLetter.Path + ")"
@@ -144,17 +143,20 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 	return code
 }
 
-// outcome classifies a finished run: its status for the summary and its exit code.
-func outcome(sum troupe.Summary, werr error, interrupted bool) (string, int) {
-	switch {
-	case werr != nil:
-		return "aborted", exitAborted
-	case sum.InFlight > 0:
-		return "incomplete", exitAborted
-	case interrupted:
-		return "interrupted", exitAborted
-	case sum.DeadLetters > 0:
+// outcome is a finished run's status for the summary and its exit code, from the Summary's
+// outcome: ok (0), dead_letters (3), interrupted (1), incomplete (1: an interrupted or aborted
+// run that left records unfinished but no other error), aborted (1).
+func outcome(sum troupe.Summary) (string, int) {
+	switch sum.Outcome {
+	case troupe.OutcomeCompleted:
+		return "ok", exitOK
+	case troupe.OutcomeDeadLetters:
 		return "dead_letters", exitDeadLetters
+	case troupe.OutcomeInterrupted:
+		if sum.InFlight > 0 {
+			return "incomplete", exitAborted
+		}
+		return "interrupted", exitAborted
 	}
-	return "ok", exitOK
+	return "aborted", exitAborted
 }

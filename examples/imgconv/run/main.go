@@ -126,7 +126,7 @@ func run(args []string, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "%d images converted, %d dead letters, in %s (%.1f images/s)\n", sum.RecordsOut, sum.DeadLetters, sum.Elapsed.Round(time.Millisecond), rate)
 	switch {
 	case err != nil:
-		fmt.Fprintln(stderr, "aborted:", err)
+		fmt.Fprintf(stderr, "%s: %v\n", sum.Outcome, err) // interrupted or aborted
 		return 1
 	case sum.DeadLetters > 0:
 		if s.DeadLetter != nil {

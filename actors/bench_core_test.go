@@ -1,0 +1,37 @@
+package actors
+
+import (
+	"context"
+	"testing"
+
+	"github.com/troupe-dev/troupe"
+)
+
+// The copy a worker makes of each record for its Func (see userCopy), against the cost per
+// record of a whole in-process stage: the copy must stay a small share of it.
+func BenchmarkUserCopy(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		meta map[string]string
+	}{{"no-meta", nil}, {"meta-2", map[string]string{"path": "a/b.png", "size": "123"}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			r := &envelope{Record: troupe.Record{Key: "key", Payload: make([]byte, 64), Meta: tc.meta}, Seq: 1, Weight: fullWeight}
+			b.ReportAllocs()
+			for b.Loop() {
+				sinkRecord = userCopy(r)
+			}
+		})
+	}
+}
+
+var sinkRecord troupe.Record
+
+func BenchmarkIdentityStage(b *testing.B) {
+	identity := func(_ context.Context, r troupe.Record) ([]troupe.Record, error) { return []troupe.Record{r}, nil }
+	b.ReportAllocs()
+	p := &troupe.Pipeline{Source: NewRangeSource(int64(b.N), 64), Stages: []troupe.Stage{{Name: "id", Func: identity, Workers: 2}}, Sink: NewDiscardSink()}
+	b.ResetTimer()
+	if _, err := Run(context.Background(), p); err != nil {
+		b.Fatal(err)
+	}
+}
