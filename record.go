@@ -10,10 +10,12 @@ import (
 // receives a copy and returns new values, so that nothing it does to them reaches the runtime's
 // bookkeeping (sequence numbers, attempts and the like live in the runtime, out of reach).
 //
-// Payload's bytes and the Meta map are shared, not copied: the runtime may deliver a record again
-// after a failed attempt, so a stage must never write into them in place. To change a payload or
-// metadata, build a new slice or map and return a record that holds it (reassigning the fields of
-// the copy a stage is handed is fine).
+// Payload's bytes are shared, not copied: the runtime may deliver a record again after a failed
+// attempt, so code handed a record never writes into its Payload in place (bytes.ToUpper returns
+// a new slice; a loop over rec.Payload assigning its bytes does not). Treat the Meta map as
+// read-only too: the runtime gives a Func and a ReduceFunc their own copy of it, but a Sink and a
+// Backend share it. To change a payload or metadata, build a new slice or map and return a
+// record that holds it (reassigning the fields of the copy a stage is handed is fine).
 type Record struct {
 	Key     string
 	Payload []byte
@@ -36,7 +38,9 @@ type ReduceFunc func(key string, acc []byte, rec Record) ([]byte, error)
 
 // Attempt returns which attempt at its record the call running with ctx is: 1 for the first, 2
 // after one failed attempt, and so on (a stage gives up after Stage.Attempts). It is set for the
-// calls of a Func, a ReduceFunc and a plugin's Process; 0 for a context that is not one of those.
+// calls of a Func and of a plugin's Process (a ReduceFunc has no context); 0 for a context that is
+// not one of those. Read it during the call: the runtime reuses the value for the worker's next
+// call.
 func Attempt(ctx context.Context) int {
 	if info := callctx.From(ctx); info != nil {
 		return info.Attempt

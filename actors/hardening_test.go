@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -265,5 +266,47 @@ func TestReduceCannotCorruptBookkeeping(t *testing.T) {
 	}
 	if len(sink.recs) != 1000 {
 		t.Fatalf("%d aggregates, want 1000", len(sink.recs))
+	}
+}
+
+// reusingSource hands out the same slice on every Read, and scribbles over it after each Read
+// returns (when the next one comes): the runtime keeps its own copy of each record it reads.
+type reusingSource struct {
+	n, next int
+	buf     []troupe.Record
+}
+
+func (s *reusingSource) Read(ctx context.Context, max int) ([]troupe.Record, error) {
+	for i := range s.buf {
+		s.buf[i] = troupe.Record{Key: "scribbled", Payload: []byte("scribbled")}
+	}
+	k := min(max, 7, s.n-s.next)
+	if cap(s.buf) < k {
+		s.buf = make([]troupe.Record, k)
+	}
+	s.buf = s.buf[:k]
+	for i := range s.buf {
+		s.buf[i] = troupe.Record{Key: strconv.Itoa(s.next), Payload: []byte("v" + strconv.Itoa(s.next))}
+		s.next++
+	}
+	if s.next == s.n {
+		return s.buf, io.EOF
+	}
+	return s.buf, nil
+}
+func (s *reusingSource) Close() error { return nil }
+
+func TestSourceReusingItsSliceCannotCorruptRecords(t *testing.T) {
+	const n = 3000
+	sink := &memSink{}
+	sum, err := Run(context.Background(), &troupe.Pipeline{Source: &reusingSource{n: n}, Stages: []troupe.Stage{{Name: "up", Func: upper, Workers: 2}}, Sink: sink})
+	if err != nil || sum.Outcome != troupe.OutcomeCompleted {
+		t.Fatalf("err %v, outcome %v", err, sum.Outcome)
+	}
+	assertExactlyOnce(t, sink.keys(), n)
+	for _, r := range sink.recs {
+		if want := "V" + r.Key; string(r.Payload) != want {
+			t.Fatalf("record %s: payload %q, want %q", r.Key, r.Payload, want)
+		}
 	}
 }

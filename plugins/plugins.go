@@ -96,7 +96,7 @@ type Config struct {
 
 // WaitClosed waits until the dead plugin processes whose backends were closed have been reaped
 // in the background (each within a few seconds), or ctx ends. Pool.Close calls it; a program
-// using Config.Factory may call it after its pipeline's Run returns, before it exits.
+// using Config.Factory may call it after its pipeline's run (actors.Run) returns, before it exits.
 func WaitClosed(ctx context.Context) error { return host.WaitClosed(ctx) }
 
 // Limits are enforced on every plugin process by sampling it (every 100 ms). The spec's

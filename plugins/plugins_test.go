@@ -86,7 +86,8 @@ func (s *countingSink) Write(rec troupe.Record) error {
 		s.seen = map[string]int{}
 	}
 	s.seen[rec.Key]++
-	if rec.Meta["by"] != "testplugin" {
+	// The plugin's Process saw the stage's name and the attempt through its context.
+	if rec.Meta["by"] != "testplugin" || rec.Meta["stage"] != "upper" || rec.Meta["attempt"] == "" || rec.Meta["attempt"] == "0" {
 		s.bad = append(s.bad, rec.Key)
 	}
 	return nil

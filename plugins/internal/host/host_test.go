@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/internal/callctx"
 	"github.com/troupe-dev/troupe/plugins/internal/testplugin/stage"
 )
 
@@ -107,7 +108,8 @@ func stageInProcess(r troupe.Record) (outs []troupe.Record, err error) {
 		}
 	}()
 	r.Payload = bytes.Clone(r.Payload)
-	return stage.Process(context.Background(), r)
+	// What the SDK tells the plugin's Process about the call (see start): stage and attempt.
+	return stage.Process(callctx.With(context.Background(), &callctx.Info{Stage: "test", Attempt: 1}), r)
 }
 
 func submitOne(t *testing.T, b *Backend, out *outcomes, payload string) {

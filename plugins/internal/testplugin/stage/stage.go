@@ -92,6 +92,8 @@ func Process(ctx context.Context, rec troupe.Record) ([]troupe.Record, error) {
 		meta = map[string]string{}
 	}
 	meta["by"] = "testplugin"
+	meta["stage"] = troupe.StageName(ctx)
+	meta["attempt"] = strconv.Itoa(troupe.Attempt(ctx))
 	rec.Meta = meta
 	return []troupe.Record{rec}, nil
 }
