@@ -2,6 +2,8 @@ package actors
 
 import (
 	"context"
+	"errors"
+	"io"
 	"testing"
 
 	"github.com/troupe-dev/troupe"
@@ -46,5 +48,22 @@ func BenchmarkStage1to1(b *testing.B) {
 				b.Fatal(err)
 			}
 		})
+	}
+}
+
+func BenchmarkRangeSourceRead(b *testing.B) {
+	ctx := context.Background()
+	src := NewRangeSource(int64(b.N), 100)
+	b.ReportAllocs()
+	b.SetBytes(100)
+	for n := 0; n < b.N; {
+		recs, err := src.Read(ctx, 256)
+		n += len(recs)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 }

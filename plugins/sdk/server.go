@@ -49,6 +49,7 @@ type server struct {
 	// cctx; the processing loop updates it before each call.
 	info callctx.Info
 	cctx context.Context
+	outs []*ipc.Record // process's scratch: the outputs of the record last processed
 
 	stopping atomic.Bool
 	stopOnce sync.Once
@@ -317,13 +318,20 @@ func (s *server) process(rec *ipc.Record) (outs []*ipc.Record, err error) {
 	if err != nil || len(recs) == 0 {
 		return nil, err
 	}
+	// The result is valid until the next call: the caller copies the pointers into its frame.
+	s.outs = s.outs[:0]
+	if len(recs) == 1 {
+		// The common 1:1 case costs no allocation: the input's wire record, which the SDK owns
+		// and no longer needs, carries the output.
+		rec.Record, rec.Attempt = recs[0], 0
+		return append(s.outs, rec), nil
+	}
 	slab := make([]ipc.Record, len(recs))
-	outs = make([]*ipc.Record, len(recs))
 	for i, o := range recs {
 		slab[i] = ipc.Record{Record: o, Seq: rec.Seq, Sub: rec.Sub, Weight: rec.Weight, Flag: rec.Flag}
-		outs[i] = &slab[i]
+		s.outs = append(s.outs, &slab[i])
 	}
-	return outs, nil
+	return s.outs, nil
 }
 
 func callSafely(f func() error) (err error) {
