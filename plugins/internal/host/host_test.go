@@ -135,7 +135,7 @@ func TestCrashReasons(t *testing.T) {
 			b := start(t, Options{}, out)
 			submitOne(t, b, out, "ok")
 			submitOne(t, b, out, c.payload)
-			err := out.waitFail(t, 5*time.Second)
+			err := out.waitFail(t, time.Minute)
 			for _, w := range c.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("reason %q does not contain %q", err, w)
@@ -157,7 +157,7 @@ func TestSIGKILL(t *testing.T) {
 	if err := syscall.Kill(b.Pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	err := out.waitFail(t, 5*time.Second)
+	err := out.waitFail(t, time.Minute)
 	if !strings.Contains(err.Error(), "killed by SIGKILL") {
 		t.Fatalf("reason %q", err)
 	}
@@ -237,7 +237,7 @@ func TestGrandchildrenDieWithThePlugin(t *testing.T) {
 	if err := syscall.Kill(b.Pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	out.waitFail(t, 5*time.Second)
+	out.waitFail(t, time.Minute)
 	reap(t, child) // reparented to us (subreaper) once the plugin died
 	if alive(child) {
 		t.Fatal("grandchild survived the plugin")
@@ -249,7 +249,7 @@ func TestRSSLimit(t *testing.T) {
 	out := newOutcomes()
 	b := start(t, Options{Limits: Limits{RSS: 128 << 20}, SampleInterval: 50 * time.Millisecond}, out)
 	submitOne(t, b, out, "leak")
-	err := out.waitFail(t, 10*time.Second)
+	err := out.waitFail(t, time.Minute)
 	if !strings.Contains(err.Error(), "> limit 128 MiB") || !strings.Contains(err.Error(), "rss ") {
 		t.Fatalf("reason %q", err)
 	}
@@ -261,7 +261,9 @@ func TestRSSLimit(t *testing.T) {
 func TestCPULimit(t *testing.T) {
 	noStrays(t)
 	out := newOutcomes()
-	b := start(t, Options{Limits: Limits{CPU: 50, CPUWindow: 700 * time.Millisecond}, SampleInterval: 50 * time.Millisecond}, out)
+	// A low limit, so that a spinning plugin crosses it even when other processes keep every core
+	// busy (its share of a core may then be far below 100%); an idle one stays near 0%.
+	b := start(t, Options{Limits: Limits{CPU: 20, CPUWindow: 700 * time.Millisecond}, SampleInterval: 50 * time.Millisecond}, out)
 	submitOne(t, b, out, "x")
 	out.waitFor(t, "result", func() bool { return out.reported() == 1 })
 	time.Sleep(time.Second) // idle: under the limit
@@ -271,8 +273,8 @@ func TestCPULimit(t *testing.T) {
 	default:
 	}
 	submitOne(t, b, out, "spin")
-	err := out.waitFail(t, 10*time.Second)
-	if !strings.Contains(err.Error(), "> limit 50% for 700ms") {
+	err := out.waitFail(t, time.Minute)
+	if !strings.Contains(err.Error(), "> limit 20% for 700ms") {
 		t.Fatalf("reason %q", err)
 	}
 }
@@ -439,7 +441,7 @@ func TestNoLeaksOverCycles(t *testing.T) {
 		}
 		if i%2 == 0 {
 			syscall.Kill(b.Pid(), syscall.SIGKILL)
-			out.waitFail(t, 5*time.Second)
+			out.waitFail(t, time.Minute)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if err := b.Close(ctx); err != nil {
@@ -497,7 +499,7 @@ func TestCloseOfDeadBackendReapsInBackground(t *testing.T) {
 	if err := syscall.Kill(b.Pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if err := out.waitFail(t, 5*time.Second); !strings.Contains(err.Error(), "killed by SIGKILL") {
+	if err := out.waitFail(t, time.Minute); !strings.Contains(err.Error(), "killed by SIGKILL") {
 		t.Fatalf("reason %q", err)
 	}
 	if err := b.Close(context.Background()); err != nil {

@@ -75,7 +75,7 @@ func TestProtocolErrorIsTheBackendsFault(t *testing.T) {
 	if err := b.Submit([]troupe.Task{rec(7, "a")}); err != nil {
 		t.Fatal(err)
 	}
-	err := out.waitFail(t, 20*time.Second)
+	err := out.waitFail(t, time.Minute)
 	f, ok := err.(interface{ BackendFault() bool })
 	if !ok || !f.BackendFault() || !strings.Contains(err.Error(), "protocol error") || !strings.Contains(err.Error(), `key="k7"`) {
 		t.Fatalf("failure %q (%T) is not a protocol error blaming the backend", err, err)

@@ -234,7 +234,7 @@ func (o *outcomes) credit() int {
 // waitFor waits until cond holds.
 func (o *outcomes) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.After(20 * time.Second)
+	deadline := time.After(time.Minute)
 	for !cond() {
 		select {
 		case <-o.changed:

@@ -81,7 +81,7 @@ func TestSetsidDescendantDiesWithKilledPlugin(t *testing.T) {
 	if err := syscall.Kill(b.Pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	out.waitFail(t, 30*time.Second)
+	out.waitFail(t, time.Minute)
 	waitDead(t, daemon, "the killed plugin's daemon")
 	reap(t, daemon) // reparented to us (subreaper)
 }
@@ -169,7 +169,7 @@ func TestGuardKillsOnEOF(t *testing.T) {
 	if _, err := os.Stat(b.proc.cg.dir); !os.IsNotExist(err) {
 		t.Errorf("cgroup %s left after the guard ran (stat: %v)", b.proc.cg.dir, err)
 	}
-	out.waitFail(t, 30*time.Second)
+	out.waitFail(t, time.Minute)
 	reap(t, survivor)
 }
 
