@@ -1,19 +1,27 @@
-// Package troupe is the Go API for building and running pipelines in a program: a source,
-// stages and a sink under an OTP-style supervision tree. Its types are those of package actors
-// (the runtime), under the names a program uses:
+// Package troupe is the Go API for describing pipelines in a program: a source, stages and a
+// sink, which package actors runs under an OTP-style supervision tree:
 //
 //	p := &troupe.Pipeline{
 //		Source: actors.NewRangeSource(1000, 16),
 //		Stages: []troupe.Stage{{Name: "upper", Func: upper, Workers: 4}},
 //		Sink:   actors.NewDiscardSink(),
 //	}
-//	summary, err := p.Run(ctx)
+//	summary, err := actors.Run(ctx, p)
 //
-// A stage's Func maps one record to zero, one or many new records and never changes the record
-// it is given (the runtime may deliver it again after a failure); a ReduceFunc folds the records
-// of each key. Out-of-process stages are package plugins.
+// A Record is a plain value: a key, a payload and metadata. A stage's Func maps one record to
+// zero, one or many records; a ReduceFunc folds the records of each key. What a stage may want to
+// know about its call (which attempt at the record, the stage's name) it reads from its context
+// with Attempt and StageName; the runtime's bookkeeping (sequence numbers, completion weights,
+// attempts) lives in the runtime, out of reach of the code it runs. Payload bytes and metadata
+// maps are shared with the runtime's copy, which it may deliver again after a failure: a stage
+// never writes into them in place (see Record).
 //
-// Importing troupe pulls in neither YAML nor the plugin host. The YAML spec language (what the
-// troupe command runs) is package spec; the builtin stages a spec names, and their registry,
-// are package stages.
+// Sources, sinks and stages that run elsewhere plug in through interfaces of this package
+// (Source, Sink, DeadLetterSink, Backend), in plain Go types: package plugins implements Backend
+// with out-of-process plugins. Package actors provides the sources and sinks the troupe command
+// uses.
+//
+// Importing troupe pulls in neither YAML, nor the runtime, nor the plugin host. The YAML spec
+// language (what the troupe command runs) is package spec; the builtin stages a spec names, and
+// their registry, are package stages.
 package troupe

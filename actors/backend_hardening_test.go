@@ -9,19 +9,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe"
 )
 
 // hostileBackend answers records like fakeBackend, but its first incarnation (per worker) can
 // withhold credit, never answer, or report a fault of its own.
 type hostileBackend struct {
-	out    Outcomes
-	in     chan []*Record
+	out    troupe.Outcomes
+	in     chan []troupe.Task
 	done   chan struct{}
 	once   sync.Once
 	silent bool // never answers
 	credit bool // returns credit for what it reports
-	fault  bool // reports a BackendFault instead of its first answer
+	fault  bool // reports a troupe.BackendFault instead of its first answer
 }
 
 func (b *hostileBackend) loop() {
@@ -39,8 +39,8 @@ func (b *hostileBackend) loop() {
 				return
 			}
 			for _, r := range recs {
-				outs, _ := upper(context.Background(), r)
-				b.out.Results(&ipc.Results{Counts: []uint32{1}, Outputs: outs})
+				outs, _ := upper(context.Background(), r.Record)
+				b.out.Results([]troupe.Result{{Outputs: outs}})
 				if b.credit {
 					b.out.Grant(1)
 				}
@@ -49,7 +49,7 @@ func (b *hostileBackend) loop() {
 	}
 }
 
-func (b *hostileBackend) Submit(recs []*Record) error {
+func (b *hostileBackend) Submit(recs []troupe.Task) error {
 	select {
 	case b.in <- recs:
 		return nil
@@ -73,9 +73,9 @@ type misbehaviour struct{ silent, credit, fault bool }
 
 // hostileFactory makes backends whose first incarnation misbehaves as set by first; later ones
 // behave. initial is the first incarnation's initial grant.
-func hostileFactory(initial int, first misbehaviour) BackendFactory {
-	return func(_ context.Context, w WorkerInfo, out Outcomes) (Backend, error) {
-		b := &hostileBackend{out: out, in: make(chan []*Record, 1024), done: make(chan struct{}), credit: true}
+func hostileFactory(initial int, first misbehaviour) troupe.BackendFactory {
+	return func(_ context.Context, w troupe.WorkerInfo, out troupe.Outcomes) (troupe.Backend, error) {
+		b := &hostileBackend{out: out, in: make(chan []troupe.Task, 1024), done: make(chan struct{}), credit: true}
 		grant := 16
 		if w.Incarnation == 0 {
 			b.silent, b.credit, b.fault = first.silent, first.credit, first.fault
@@ -87,13 +87,13 @@ func hostileFactory(initial int, first misbehaviour) BackendFactory {
 	}
 }
 
-func hardeningRun(t *testing.T, st Stage, n int) (Summary, *memSink, *memDead) {
+func hardeningRun(t *testing.T, st troupe.Stage, n int) (troupe.Summary, *memSink, *memDead) {
 	t.Helper()
 	sink, dead := &memSink{}, &memDead{}
-	p := &Pipeline{Source: &countSource{n: n}, Stages: []Stage{st}, Sink: sink, DeadLetters: dead}
+	p := &troupe.Pipeline{Source: &countSource{n: n}, Stages: []troupe.Stage{st}, Sink: sink, DeadLetters: dead}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	sum, err := p.Run(ctx)
+	sum, err := Run(ctx, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func hardeningRun(t *testing.T, st Stage, n int) (Summary, *memSink, *memDead) {
 // is killed and restarted, and its records are redelivered without being charged.
 func TestBackendWithholdingCreditIsRestarted(t *testing.T) {
 	const n = 100
-	sum, sink, dead := hardeningRun(t, Stage{Name: "stingy", Backend: hostileFactory(3, misbehaviour{}), Workers: 2,
+	sum, sink, dead := hardeningRun(t, troupe.Stage{Name: "stingy", Backend: hostileFactory(3, misbehaviour{}), Workers: 2,
 		Credits: 8, Attempts: 1, Timeout: time.Second}, n)
 	assertExactlyOnce(t, sink.keys(), n)
 	if len(dead.ds) != 0 || sum.Restarts < 1 {
@@ -117,7 +117,7 @@ func TestBackendWithholdingCreditIsRestarted(t *testing.T) {
 // timeout and its records redelivered.
 func TestSilentBackendIsRestarted(t *testing.T) {
 	const n = 100
-	sum, sink, dead := hardeningRun(t, Stage{Name: "silent", Backend: hostileFactory(16, misbehaviour{silent: true}), Workers: 2,
+	sum, sink, dead := hardeningRun(t, troupe.Stage{Name: "silent", Backend: hostileFactory(16, misbehaviour{silent: true}), Workers: 2,
 		Credits: 8, Attempts: 2, Timeout: time.Second}, n)
 	assertExactlyOnce(t, sink.keys(), n)
 	if len(dead.ds) != 0 || sum.Restarts < 1 {
@@ -130,7 +130,7 @@ func TestSilentBackendIsRestarted(t *testing.T) {
 // here, so a charge would dead-letter it).
 func TestBackendFaultChargesNoRecord(t *testing.T) {
 	const n = 50
-	sum, sink, dead := hardeningRun(t, Stage{Name: "faulty", Backend: hostileFactory(1, misbehaviour{fault: true, credit: true}), Workers: 2,
+	sum, sink, dead := hardeningRun(t, troupe.Stage{Name: "faulty", Backend: hostileFactory(1, misbehaviour{fault: true, credit: true}), Workers: 2,
 		Credits: 1, Attempts: 1}, n)
 	assertExactlyOnce(t, sink.keys(), n)
 	if len(dead.ds) != 0 || sum.Restarts < 1 {
@@ -146,26 +146,26 @@ func (permanent) Permanent() bool { return true }
 // retried like a crash; a permanent failure ends the run at once, without retries.
 func TestFailedStarts(t *testing.T) {
 	var starts atomic.Int32
-	flaky := func(ctx context.Context, w WorkerInfo, out Outcomes) (Backend, error) {
+	flaky := func(ctx context.Context, w troupe.WorkerInfo, out troupe.Outcomes) (troupe.Backend, error) {
 		if starts.Add(1) <= 3 {
 			return nil, errors.New("plugin killed by SIGKILL before its handshake")
 		}
 		return hostileFactory(16, misbehaviour{credit: true})(ctx, w, out)
 	}
 	const n = 100
-	sum, sink, dead := hardeningRun(t, Stage{Name: "flaky", Backend: flaky, Workers: 2}, n)
+	sum, sink, dead := hardeningRun(t, troupe.Stage{Name: "flaky", Backend: flaky, Workers: 2}, n)
 	assertExactlyOnce(t, sink.keys(), n)
 	if len(dead.ds) != 0 || sum.Restarts < 3 {
 		t.Fatalf("%d dead letters, %d restarts", len(dead.ds), sum.Restarts)
 	}
 
 	starts.Store(0)
-	never := func(context.Context, WorkerInfo, Outcomes) (Backend, error) {
+	never := func(context.Context, troupe.WorkerInfo, troupe.Outcomes) (troupe.Backend, error) {
 		starts.Add(1)
 		return nil, permanent{errors.New("not a troupe plugin")}
 	}
-	p := &Pipeline{Source: &countSource{n: 10}, Stages: []Stage{{Name: "never", Backend: never, Workers: 2}}, Sink: &memSink{}}
-	_, err := p.Run(context.Background())
+	p := &troupe.Pipeline{Source: &countSource{n: 10}, Stages: []troupe.Stage{{Name: "never", Backend: never, Workers: 2}}, Sink: &memSink{}}
+	_, err := Run(context.Background(), p)
 	if err == nil || !strings.Contains(err.Error(), "not a troupe plugin") {
 		t.Fatalf("err = %v", err)
 	}
@@ -178,16 +178,16 @@ func TestFailedStarts(t *testing.T) {
 // so the records would go round for ever: after a few faults in a row without a result, the run
 // is aborted with the reason.
 func TestBackendBrokenForGoodAbortsTheRun(t *testing.T) {
-	broken := func(_ context.Context, _ WorkerInfo, out Outcomes) (Backend, error) {
-		b := &hostileBackend{out: out, in: make(chan []*Record, 1024), done: make(chan struct{}), fault: true}
+	broken := func(_ context.Context, _ troupe.WorkerInfo, out troupe.Outcomes) (troupe.Backend, error) {
+		b := &hostileBackend{out: out, in: make(chan []troupe.Task, 1024), done: make(chan struct{}), fault: true}
 		go b.loop()
 		out.Grant(16)
 		return b, nil
 	}
-	p := &Pipeline{Source: &countSource{n: 100}, Stages: []Stage{{Name: "broken", Backend: broken, Workers: 2}}, Sink: &memSink{}, DeadLetters: &memDead{}}
+	p := &troupe.Pipeline{Source: &countSource{n: 100}, Stages: []troupe.Stage{{Name: "broken", Backend: broken, Workers: 2}}, Sink: &memSink{}, DeadLetters: &memDead{}}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, err := p.Run(ctx)
+	_, err := Run(ctx, p)
 	if err == nil || !strings.Contains(err.Error(), "backend's fault") || !strings.Contains(err.Error(), "answered a record twice") {
 		t.Fatalf("err = %v, want the run aborted for the backend's faults", err)
 	}

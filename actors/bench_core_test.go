@@ -2,34 +2,68 @@ package actors
 
 import (
 	"context"
+	"errors"
+	"io"
 	"testing"
+
+	"github.com/troupe-dev/troupe"
 )
 
-// The copy a worker makes of each record for its Func (see funcCopy), against the cost per
+// The copy a worker makes of each record for its Func (see userCopy), against the cost per
 // record of a whole in-process stage: the copy must stay a small share of it.
-func BenchmarkFuncCopy(b *testing.B) {
+func BenchmarkUserCopy(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		meta map[string]string
 	}{{"no-meta", nil}, {"meta-2", map[string]string{"path": "a/b.png", "size": "123"}}} {
 		b.Run(tc.name, func(b *testing.B) {
-			r := &Record{Key: "key", Payload: make([]byte, 64), Meta: tc.meta, Seq: 1, Weight: fullWeight}
+			r := &envelope{Record: troupe.Record{Key: "key", Payload: make([]byte, 64), Meta: tc.meta}, Seq: 1, Weight: fullWeight}
 			b.ReportAllocs()
 			for b.Loop() {
-				sinkRecord = funcCopy(r)
+				sinkRecord = userCopy(r)
 			}
 		})
 	}
 }
 
-var sinkRecord *Record
+var sinkRecord troupe.Record
 
-func BenchmarkIdentityStage(b *testing.B) {
-	identity := func(_ context.Context, r *Record) ([]*Record, error) { return []*Record{r}, nil }
+// The cost per record of a whole 1:1 in-process stage (source, distributor, worker, collector,
+// discarding sink), for a Func that returns its input and for one that returns a new record.
+func BenchmarkStage1to1(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		fn   troupe.Func
+	}{
+		{"identity", func(_ context.Context, r troupe.Record) ([]troupe.Record, error) { return []troupe.Record{r}, nil }},
+		{"new", func(_ context.Context, r troupe.Record) ([]troupe.Record, error) {
+			return []troupe.Record{{Key: r.Key, Payload: r.Payload}}, nil
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			p := &troupe.Pipeline{Source: NewRangeSource(int64(b.N), 64), Stages: []troupe.Stage{{Name: "s", Func: tc.fn, Workers: 2}}, Sink: NewDiscardSink()}
+			b.ResetTimer()
+			if _, err := Run(context.Background(), p); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+func BenchmarkRangeSourceRead(b *testing.B) {
+	ctx := context.Background()
+	src := NewRangeSource(int64(b.N), 100)
 	b.ReportAllocs()
-	p := &Pipeline{Source: NewRangeSource(int64(b.N), 64), Stages: []Stage{{Name: "id", Func: identity, Workers: 2}}, Sink: NewDiscardSink()}
-	b.ResetTimer()
-	if _, err := p.Run(context.Background()); err != nil {
-		b.Fatal(err)
+	b.SetBytes(100)
+	for n := 0; n < b.N; {
+		recs, err := src.Read(ctx, 256)
+		n += len(recs)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -6,22 +6,21 @@ import (
 	"syscall"
 
 	"github.com/asynkron/protoactor-go/actor"
-
-	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe"
 )
 
 // collectorState is the collector's books: which source records are complete, how much weight
 // the incomplete ones have gathered, and (with OrderInput) the outputs waiting for their turn.
 // It outlives restarts of the collector actor.
 type collectorState struct {
-	sink  Sink
-	dead  DeadLetterSink
-	order Order
+	sink  troupe.Sink
+	dead  troupe.DeadLetterSink
+	order troupe.Order
 
 	base    uint64              // every source record below base is complete
 	above   map[uint64]struct{} // complete source records at or above base
 	partial map[uint64]*partialRoot
-	held    map[uint64][]*ipc.Record // OrderInput: outputs of records at or above base
+	held    map[uint64][]*envelope // OrderInput: outputs of records at or above base
 
 	// Records written to the sink and dead letters written to their output since the last
 	// flush: they count (Summary.RecordsOut, DeadLetters) once the flush has succeeded.
@@ -36,10 +35,10 @@ type partialRoot struct {
 	seen   map[uint64]struct{} // Subs that arrived, to drop copies
 }
 
-func newCollectorState(p *Pipeline) *collectorState {
+func newCollectorState(p *troupe.Pipeline) *collectorState {
 	return &collectorState{
 		sink: p.Sink, dead: p.DeadLetters, order: p.Order,
-		above: map[uint64]struct{}{}, partial: map[uint64]*partialRoot{}, held: map[uint64][]*ipc.Record{},
+		above: map[uint64]struct{}{}, partial: map[uint64]*partialRoot{}, held: map[uint64][]*envelope{},
 	}
 }
 
@@ -67,11 +66,11 @@ func (a *collector) Receive(ctx actor.Context) {
 			ctx.Send(a.run.pids.source, resync{from: ctx.Self().Id})
 		}
 		return
-	case *ipc.Batch:
+	case *batch:
 		for _, r := range m.Records {
 			a.take(r, nil)
 		}
-	case *ipc.Failed:
+	case *failure:
 		a.take(m.Record, m)
 	default:
 		return
@@ -81,7 +80,7 @@ func (a *collector) Receive(ctx actor.Context) {
 
 // take accounts for one record reaching the end of the pipeline: an output, a DROPPED or END
 // marker, or (with f) a dead letter.
-func (a *collector) take(r *ipc.Record, f *ipc.Failed) {
+func (a *collector) take(r *envelope, f *failure) {
 	c := a.c
 	if c.complete(r.Seq) {
 		// A copy of something already done (the source resent its window): ack it again, in
@@ -111,8 +110,8 @@ func (a *collector) take(r *ipc.Record, f *ipc.Failed) {
 	switch {
 	case f != nil:
 		a.deadLetter(f)
-	case r.Flag == ipc.Flag_DATA:
-		if c.order == OrderInput {
+	case r.Flag == flagData:
+		if c.order == troupe.OrderInput {
 			c.held[r.Seq] = append(c.held[r.Seq], r)
 		} else {
 			a.write(r)
@@ -140,7 +139,7 @@ func (a *collector) completed(seq uint64) {
 			return
 		}
 		delete(c.above, c.base)
-		if c.order == OrderInput {
+		if c.order == troupe.OrderInput {
 			for _, r := range c.held[c.base] {
 				a.write(r)
 			}
@@ -150,12 +149,12 @@ func (a *collector) completed(seq uint64) {
 	}
 }
 
-func (a *collector) write(r *ipc.Record) {
+func (a *collector) write(r *envelope) {
 	c := a.c
 	if c.broken {
 		return
 	}
-	if err := c.sink.Write(r); err != nil {
+	if err := c.sink.Write(r.Record); err != nil {
 		if outputFailed(err) {
 			a.brokenOutput(fmt.Errorf("sink: %w", err))
 			return
@@ -163,14 +162,14 @@ func (a *collector) write(r *ipc.Record) {
 		// A record the sink refuses (say, a key that escapes the output directory) is not lost:
 		// it goes to the dead letters with the sink's reason.
 		a.run.log.Warn("sink refused record", "key", r.Key, "error", err)
-		a.deadLetter(&ipc.Failed{Record: r, Stage: "sink", Attempts: 1, Error: err.Error()})
+		a.deadLetter(&failure{Record: r, Stage: "sink", Attempts: 1, Error: err.Error()})
 		return
 	}
 	a.wrote = true
 	c.pendingOut++
 }
 
-func (a *collector) deadLetter(f *ipc.Failed) {
+func (a *collector) deadLetter(f *failure) {
 	c := a.c
 	if c.broken {
 		return
@@ -181,7 +180,7 @@ func (a *collector) deadLetter(f *ipc.Failed) {
 		a.run.log.Warn("dead letter", "key", r.Key, "seq", r.Seq, "stage", f.Stage, "attempts", f.Attempts, "error", f.Error)
 		return
 	}
-	d := DeadLetter{Key: r.Key, Seq: r.Seq, Stage: f.Stage, Attempts: int(f.Attempts), Error: f.Error, Payload: r.Payload, Meta: r.Meta}
+	d := troupe.DeadLetter{Key: r.Key, Seq: r.Seq, Stage: f.Stage, Attempts: int(f.Attempts), Error: f.Error, Payload: r.Payload, Meta: r.Meta}
 	if err := c.dead.Write(d); err != nil {
 		a.brokenOutput(fmt.Errorf("dead letters: %w", err))
 		return
@@ -241,7 +240,7 @@ func (a *collector) flush(ctx actor.Context) {
 		a.wrote = false
 	}
 	if len(a.acks) > 0 {
-		ctx.Send(a.run.pids.source, &ipc.Ack{Seqs: a.acks})
+		ctx.Send(a.run.pids.source, &acks{Seqs: a.acks})
 		a.acks = nil
 	}
 }

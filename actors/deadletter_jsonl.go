@@ -9,6 +9,8 @@ import (
 	"os"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/troupe-dev/troupe"
 )
 
 // jsonlDeadLetter is the JSON form of a DeadLetter, one per line.
@@ -58,7 +60,7 @@ type jsonlDeadLetters struct {
 // to its size at the last successful Flush, so it never ends in half a line and holds exactly
 // the dead letters flushed; every later Write, Flush and Close returns the same error (Close then
 // only closes the file). The file must have no other writer while the output is open.
-func NewJSONLDeadLetters(path string) (DeadLetterSink, error) {
+func NewJSONLDeadLetters(path string) (troupe.DeadLetterSink, error) {
 	f, err := createFile(path, os.O_APPEND)
 	if err != nil {
 		return nil, fmt.Errorf("dead letters: %w", err)
@@ -110,7 +112,7 @@ func (d *jsonlDeadLetters) endPartialLine() error {
 }
 
 // Write appends dl as one JSON line to the buffer.
-func (d *jsonlDeadLetters) Write(dl DeadLetter) error {
+func (d *jsonlDeadLetters) Write(dl troupe.DeadLetter) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {

@@ -3,17 +3,15 @@ package actors
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-
-	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe"
 )
 
 // entry is a record in a distributor's custody, with the attempts it has failed so far.
 type entry struct {
-	rec     *ipc.Record
+	rec     *envelope
 	attempt uint32
 	sent    time.Duration // when it was handed to a worker (since the run started)
 	// suspect marks a record held by a worker that died without saying which record killed it
@@ -41,10 +39,10 @@ type distributor struct {
 	pending  deque[entry]
 	suspects deque[entry]
 	slots    []slot
-	end      *ipc.Record // the END marker, held until the stage is empty
+	end      *envelope // the END marker, held until the stage is empty
 
-	fwd     []*ipc.Record // outputs for the next stage, sent once per message handled
-	dropped []*ipc.Record // DROPPED markers for the collector
+	fwd     []*envelope // outputs for the next stage, sent once per message handled
+	dropped []*envelope // DROPPED markers for the collector
 
 	// faulted holds the distinct records charged with the death of a worker since the stage's
 	// last success (see brokenAfter); lastFault is the last such death's reason.
@@ -88,7 +86,7 @@ func (d *distributor) Receive(ctx actor.Context) {
 			// What the previous incarnation held is gone: the source resends its window.
 			ctx.Send(d.run.pids.source, resync{from: ctx.Self().Id})
 		}
-	case *ipc.Batch:
+	case *batch:
 		d.receive(m)
 	case workerUp:
 		s := &d.slots[m.index]
@@ -117,9 +115,9 @@ func (d *distributor) Receive(ctx actor.Context) {
 	d.flush(ctx)
 }
 
-func (d *distributor) receive(b *ipc.Batch) {
+func (d *distributor) receive(b *batch) {
 	for _, r := range b.Records {
-		if r.Flag == ipc.Flag_END {
+		if r.Flag == flagEnd {
 			d.end = r
 			continue
 		}
@@ -129,7 +127,7 @@ func (d *distributor) receive(b *ipc.Batch) {
 }
 
 // results takes a worker's outcomes for the oldest records it holds.
-func (d *distributor) results(s *slot, res *ipc.Results) {
+func (d *distributor) results(s *slot, res *results) {
 	if len(res.Counts) > s.held.len() {
 		d.run.fail(fmt.Errorf("stage %s: worker %s reported %d outcomes for %d records", d.st.cfg.Name, s.name, len(res.Counts), s.held.len()))
 		return
@@ -137,8 +135,10 @@ func (d *distributor) results(s *slot, res *ipc.Results) {
 	errs := res.Errors
 	now := d.run.now()
 	if d.fwd == nil {
-		d.fwd = make([]*ipc.Record, 0, len(res.Outputs))
+		d.fwd = make([]*envelope, 0, len(res.Outputs))
 	}
+	// The outputs' envelopes, in one allocation per message.
+	slab := make([]envelope, len(res.Outputs))
 	off := 0
 	for i, n := range res.Counts {
 		e := s.held.popFront()
@@ -152,7 +152,7 @@ func (d *distributor) results(s *slot, res *ipc.Results) {
 			d.run.fail(fmt.Errorf("stage %s: worker %s reported more outputs than it sent", d.st.cfg.Name, s.name))
 			return
 		}
-		ok := d.emit(e, res.Outputs[off:off+int(n)])
+		ok := d.emit(e, res.Outputs[off:off+int(n)], slab[off:off+int(n)])
 		off += int(n)
 		if ok && (len(d.faulted) > 0 || len(d.parked) > 0) {
 			d.works()
@@ -160,16 +160,15 @@ func (d *distributor) results(s *slot, res *ipc.Results) {
 	}
 }
 
-// emit gives a finished record's outputs their identity and weight and queues them. The
-// bookkeeping fields (Seq, Sub, Weight, Attempt, Flag) of every output are set here, whatever
-// the stage left in them, and an output that is the input, or that appears twice among the
-// outputs, is copied first: the runtime trusts nothing of them but Key, Payload and Meta. It
-// reports whether the outputs were taken (else the record was charged a failed attempt).
-func (d *distributor) emit(e entry, outs []*ipc.Record) bool {
+// emit queues a finished record's outputs, in envelopes of slab (one per output) that it fills
+// with their identity and weight: the runtime's books owe nothing to what the stage returned
+// but the records' Key, Payload and Meta. It reports whether the outputs were taken (else the
+// record was charged a failed attempt).
+func (d *distributor) emit(e entry, outs []troupe.Record, slab []envelope) bool {
 	in := e.rec
 	m := uint64(len(outs))
 	if m == 0 {
-		d.dropped = append(d.dropped, &ipc.Record{Seq: in.Seq, Sub: in.Sub, Weight: in.Weight, Key: in.Key, Flag: ipc.Flag_DROPPED})
+		d.dropped = append(d.dropped, &envelope{Record: troupe.Record{Key: in.Key}, Seq: in.Seq, Sub: in.Sub, Weight: in.Weight, Flag: flagDropped})
 		d.run.stats.dropped.Add(1)
 		return true
 	}
@@ -177,34 +176,11 @@ func (d *distributor) emit(e entry, outs []*ipc.Record) bool {
 		d.failed(e, fmt.Sprintf("stage %s: fan-out of %d outputs is more than the record's remaining weight allows (%d)", d.st.cfg.Name, m, in.Weight))
 		return false
 	}
-	for _, o := range outs {
-		if o == nil {
-			d.failed(e, fmt.Sprintf("stage %s returned a nil record", d.st.cfg.Name))
-			return false
-		}
-	}
-	var seen map[*ipc.Record]struct{} // for large fan-outs; small ones are searched
-	if m > 16 {
-		seen = make(map[*ipc.Record]struct{}, m)
-	}
 	w := in.Weight / m
-	for j, o := range outs {
-		alias := o == in
-		switch {
-		case alias:
-		case seen != nil:
-			_, alias = seen[o]
-			seen[o] = struct{}{}
-		default:
-			alias = slices.Contains(outs[:j], o)
-		}
-		if alias {
-			o = cloneRecord(o)
-		}
-		o.Seq, o.Attempt, o.Flag = in.Seq, 0, ipc.Flag_DATA
-		if m == 1 {
-			o.Sub, o.Weight = in.Sub, in.Weight
-		} else {
+	for j := range outs {
+		o := &slab[j]
+		*o = envelope{Record: outs[j], Seq: in.Seq, Sub: in.Sub, Weight: in.Weight}
+		if m > 1 {
 			o.Sub, o.Weight = subOf(in.Sub, d.st.index, j), w
 			if j == 0 {
 				o.Weight += in.Weight - w*m
@@ -239,7 +215,7 @@ func (d *distributor) charge(e entry, reason string, fault bool) {
 
 func (d *distributor) deadLetter(e entry, reason string) {
 	d.st.counters.failed.Add(1)
-	d.run.send(d.collector, &ipc.Failed{Record: e.rec, Stage: d.st.cfg.Name, Attempts: e.attempt, Error: reason})
+	d.run.send(d.collector, &failure{Record: e.rec, Stage: d.st.cfg.Name, Attempts: e.attempt, Error: reason})
 }
 
 // works is called when a record of the stage succeeds: the faults so far were the records', not
@@ -355,7 +331,7 @@ func (d *distributor) dispatch(ctx actor.Context) {
 			// stream of tiny messages. It reports soon, and then gets a fuller batch.
 			return
 		}
-		if d.run.p.Order == OrderInput {
+		if d.run.p.Order == troupe.OrderInput {
 			// Records derived from one source record stay together on one worker, so they
 			// keep their order through the stage (a worker reports in order).
 			for n < d.pending.len() && d.pending.at(n).rec.Seq == d.pending.at(n-1).rec.Seq {
@@ -385,7 +361,7 @@ func (d *distributor) leastLoaded(skip *slot) *slot {
 // send hands the first n records of q to worker s.
 func (d *distributor) send(ctx actor.Context, s *slot, n int, q *deque[entry]) {
 	now := d.run.now()
-	recs := make([]*ipc.Record, n)
+	recs := make([]*envelope, n)
 	for i := range recs {
 		e := q.popFront()
 		if e.rec.Attempt != e.attempt {
@@ -413,11 +389,11 @@ func (d *distributor) flush(ctx actor.Context) {
 		d.end = nil
 	}
 	if len(d.fwd) > 0 {
-		ctx.Send(d.next, &ipc.Batch{Records: d.fwd})
+		ctx.Send(d.next, &batch{Records: d.fwd})
 		d.fwd = nil
 	}
 	if len(d.dropped) > 0 {
-		ctx.Send(d.collector, &ipc.Batch{Records: d.dropped})
+		ctx.Send(d.collector, &batch{Records: d.dropped})
 		d.dropped = nil
 	}
 }
@@ -434,8 +410,9 @@ func (d *distributor) busy() int {
 }
 
 // cloneRecord is a shallow copy: payload and metadata are shared (they are never modified).
-func cloneRecord(r *ipc.Record) *ipc.Record {
-	return &ipc.Record{Seq: r.Seq, Key: r.Key, Payload: r.Payload, Meta: r.Meta, Attempt: r.Attempt, Sub: r.Sub, Weight: r.Weight, Flag: r.Flag}
+func cloneRecord(r *envelope) *envelope {
+	c := *r
+	return &c
 }
 
 // subOf is the identity of output j of a split at stage index k of a record with identity parent:

@@ -1,15 +1,30 @@
-// Package actors runs pipelines: a source, stages and a sink, each stage a distributor actor and
-// its workers, under a supervision tree (package supervisor). It knows records, credits, acks,
-// stages, sources and sinks; it knows nothing of YAML or of OS processes (a stage that runs its
-// records elsewhere plugs in through the Backend interface).
+// Package actors is the runtime that runs the pipelines package troupe describes: a source,
+// stages and a sink, each stage a distributor actor and its workers, under a supervision tree
+// (package supervisor). Run runs a *troupe.Pipeline to its end; Start returns a Job to watch
+// (Progress) and stop it. It also provides the sources and sinks the troupe command uses (lines,
+// files, a synthetic range; a JSONL dead-letter output). It knows records, credits, acks, stages,
+// sources and sinks; it knows nothing of YAML or of OS processes (a stage that runs its records
+// elsewhere plugs in through troupe.Backend).
+//
+// # The user's record and the runtime's envelope
+//
+// User code sees troupe.Record values: a key, a payload, metadata. The runtime carries each record
+// in an envelope of its own that adds the bookkeeping: the source record's sequence number, its
+// identity among the outputs of a split (sub), its completion weight, the attempts it has
+// failed, and a flag for the runtime's markers (END, DROPPED). Only the runtime makes envelopes:
+// from what a Source returned (copied on read), and from what a stage returned (each output gets
+// its input's identity here, whatever the stage did). A Func is handed a copy of the record with
+// its own Meta map; nothing it does to it, or to what it returns, reaches the books. The facts a
+// call may want (which attempt, which stage) come through its context: troupe.Attempt and
+// troupe.StageName.
 //
 // # One record's journey
 //
-//		source ──Batch──▶ distributor ──Batch──▶ worker ──Results──▶ distributor ──Batch──▶ … ──▶ collector ──▶ sink
-//		  ▲                                                                                        │
-//		  └──────────────────────────────────────── Ack ───────────────────────────────────────────┘
+//		source ──batch──▶ distributor ──work──▶ worker ──results──▶ distributor ──batch──▶ … ──▶ collector ──▶ sink
+//		  ▲                                                                                       │
+//		  └──────────────────────────────────────── acks ─────────────────────────────────────────┘
 //
-//	 1. The source reads input only while its window has room, numbers each record (Record.Seq)
+//	 1. The source reads input only while its window has room, numbers each record (its envelope's seq)
 //	    and keeps it in the window until the collector acknowledges it. The window is the sum of
 //	    the stages' credits, so the records in flight, and the memory they use, stay bounded
 //	    whatever the relative speeds of the parts.
@@ -18,17 +33,17 @@
 //	    what each worker holds, in order, until the worker reports the outcome.
 //	 3. A worker runs each record through the stage: a Go Func in the worker's own goroutine, or a
 //	    Backend (another process). It reports outcomes in order; the distributor passes outputs on
-//	    to the next stage, retries failures (Record.Attempt), and sends a record that failed
+//	    to the next stage, retries failures (the envelope counts the attempts; troupe.Attempt tells the Func), and sends a record that failed
 //	    Stage.Attempts times to the dead-letter output with its last error.
 //	 4. When a worker dies (a panic, its process crashing, a hang past Stage.Timeout), the records
 //	    it held go back to the distributor's queue; the one it was working on counts a failed
 //	    attempt, so a record that kills every worker that touches it ends in dead letters. A
 //	    worker whose Backend is at fault rather than a record (it broke its protocol, a
-//	    BackendFault; it made no progress for Stage.Timeout while records waited for its credit)
+//	    troupe.BackendFault; it made no progress for Stage.Timeout while records waited for its credit)
 //	    dies too, and its records go back uncharged (five such deaths of a stage's workers in a
 //	    row, without a result in between, abort the run). A Backend that fails to start is a worker
 //	    that died at once (restarted by the stage's policy; five failed starts in a row abort the
-//	    run), unless its error is a PermanentError, which aborts the run at once.
+//	    run), unless its error is a troupe.PermanentError, which aborts the run at once.
 //	 5. The collector writes to the sink (in source order with OrderInput), flushes, and acks.
 //	    A record counts as out (Summary.RecordsOut) once the flush that carries it succeeded; an
 //	    output that fails (a full device) aborts the run, and the count stays what is on disk.
@@ -40,7 +55,7 @@
 // among the outputs, a filter returns the weight to the collector in a DROPPED marker, and a
 // dead letter carries its weight with it. The collector adds up the weight that reaches it for
 // each source sequence number; when the sum is whole, the source record is complete and is
-// acked. Outputs of a split carry a deterministic Record.Sub (a hash of the parent's Sub, the
+// acked. Outputs of a split carry a deterministic sub (a hash of the parent's Sub, the
 // stage and the output's index), so a record processed twice produces the same identities and
 // the collector drops the second copy: the sink sees each output exactly once per run.
 //
@@ -63,7 +78,7 @@
 //
 // Summary.Outcome says it: completed (every record reached the sink or was filtered out),
 // dead_letters (the same, but some went to the dead-letter output), interrupted (the context
-// was cancelled or Run.Stop called; what was read drained, and Run's error wraps
+// was cancelled or Job.Stop called; what was read drained, and Run's error wraps
 // context.Canceled), aborted (the tree gave up, a stage was broken, an I/O error, a stop that
 // could not drain; Run's error says why).
 //

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/actors"
 )
 
@@ -23,31 +24,31 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	words := func(_ context.Context, r *actors.Record) ([]*actors.Record, error) {
-		var out []*actors.Record
+	words := func(_ context.Context, r troupe.Record) ([]troupe.Record, error) {
+		var out []troupe.Record
 		for _, w := range strings.Fields(string(r.Payload)) {
-			out = append(out, &actors.Record{Key: w})
+			out = append(out, troupe.Record{Key: w})
 		}
 		return out, nil // zero, one or many outputs
 	}
-	count := func(_ string, acc []byte, _ *actors.Record) ([]byte, error) {
+	count := func(_ string, acc []byte, _ troupe.Record) ([]byte, error) {
 		n, _ := strconv.Atoi(string(acc))
 		return strconv.AppendInt(nil, int64(n+1), 10), nil
 	}
-	format := func(_ context.Context, r *actors.Record) ([]*actors.Record, error) {
-		return []*actors.Record{{Key: r.Key, Payload: fmt.Appendf(nil, "%s %s", r.Key, r.Payload)}}, nil
+	format := func(_ context.Context, r troupe.Record) ([]troupe.Record, error) {
+		return []troupe.Record{{Key: r.Key, Payload: fmt.Appendf(nil, "%s %s", r.Key, r.Payload)}}, nil
 	}
-	p := &actors.Pipeline{
+	p := &troupe.Pipeline{
 		Source: src,
-		Stages: []actors.Stage{
+		Stages: []troupe.Stage{
 			{Name: "words", Func: words, Workers: 2},
 			{Name: "count", Reduce: count},
 			{Name: "format", Func: format, Workers: 2},
 		},
 		Sink:  sink,
-		Order: actors.OrderInput,
+		Order: troupe.OrderInput,
 	}
-	sum, err := p.Run(context.Background())
+	sum, err := actors.Run(context.Background(), p)
 	if err != nil {
 		fmt.Println(err)
 		return

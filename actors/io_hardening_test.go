@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/troupe-dev/troupe"
 )
 
 // ioFailAfter passes writes on to w until limit bytes have gone through, then fails every write
@@ -63,8 +65,8 @@ func TestLinesSinkWriteErrorCountsOnlyWhatIsOnDisk(t *testing.T) {
 			}
 			ls := sink.(*linesSink)
 			ls.out.w = &ioFailAfter{w: ls.file, limit: limit, err: syscall.ENOSPC}
-			p := &Pipeline{Source: &countSource{n: 200_000}, Sink: sink}
-			sum, err := p.Run(context.Background())
+			p := &troupe.Pipeline{Source: &countSource{n: 200_000}, Sink: sink}
+			sum, err := Run(context.Background(), p)
 			if err == nil {
 				t.Fatalf("run succeeded; summary %+v", sum)
 			}
@@ -105,14 +107,14 @@ func TestJSONLDeadLettersWriteErrorCountsOnlyWhatIsOnDisk(t *testing.T) {
 			}
 			jd := dl.(*jsonlDeadLetters)
 			jd.out.w = &ioFailAfter{w: jd.file, limit: limit, err: syscall.EFBIG}
-			fail := func(context.Context, *Record) ([]*Record, error) { return nil, errors.New("no") }
-			p := &Pipeline{
+			fail := func(context.Context, troupe.Record) ([]troupe.Record, error) { return nil, errors.New("no") }
+			p := &troupe.Pipeline{
 				Source:      &countSource{n: 20_000},
-				Stages:      []Stage{{Name: "fail", Func: fail, Attempts: 1, Workers: 2}},
+				Stages:      []troupe.Stage{{Name: "fail", Func: fail, Attempts: 1, Workers: 2}},
 				Sink:        &memSink{},
 				DeadLetters: dl,
 			}
-			sum, err := p.Run(context.Background())
+			sum, err := Run(context.Background(), p)
 			if err == nil {
 				t.Fatalf("run succeeded; summary %+v", sum)
 			}
@@ -141,7 +143,7 @@ type ioFlakySink struct {
 	failAt  int
 }
 
-func (s *ioFlakySink) Write(*Record) error {
+func (s *ioFlakySink) Write(troupe.Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pending++
@@ -165,8 +167,8 @@ func (s *ioFlakySink) Close() error { return nil }
 // Records count as out only once the sink has flushed them.
 func TestRecordsOutCountsOnlyFlushedRecords(t *testing.T) {
 	sink := &ioFlakySink{failAt: 5}
-	p := &Pipeline{Source: &countSource{n: 100_000}, Stages: []Stage{{Name: "up", Func: upper, Workers: 2}}, Sink: sink}
-	sum, err := p.Run(context.Background())
+	p := &troupe.Pipeline{Source: &countSource{n: 100_000}, Stages: []troupe.Stage{{Name: "up", Func: upper, Workers: 2}}, Sink: sink}
+	sum, err := Run(context.Background(), p)
 	if err == nil || !errors.Is(err, syscall.EIO) {
 		t.Fatalf("run error = %v, want the flush error", err)
 	}
@@ -186,8 +188,8 @@ func TestLinesSinkDevFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Pipeline{Source: &countSource{n: 1000}, Sink: sink}
-	sum, err := p.Run(context.Background())
+	p := &troupe.Pipeline{Source: &countSource{n: 1000}, Sink: sink}
+	sum, err := Run(context.Background(), p)
 	epWantErr(t, err, "/dev/full", "no space left on device")
 	if sum.RecordsOut != 0 || sum.DeadLetters != 0 {
 		t.Fatalf("summary %+v, want nothing out", sum)
@@ -240,9 +242,9 @@ func TestFilesSinkRemovesStaleTemporaries(t *testing.T) {
 // ioChanSink hands every record's payload to a channel.
 type ioChanSink struct{ got chan string }
 
-func (s *ioChanSink) Write(r *Record) error { s.got <- string(r.Payload); return nil }
-func (s *ioChanSink) Flush() error          { return nil }
-func (s *ioChanSink) Close() error          { return nil }
+func (s *ioChanSink) Write(r troupe.Record) error { s.got <- string(r.Payload); return nil }
+func (s *ioChanSink) Flush() error                { return nil }
+func (s *ioChanSink) Close() error                { return nil }
 
 // ioWaitFor waits (generously) for the next payload at the sink.
 func ioWaitFor(t *testing.T, got <-chan string, want string) {
@@ -266,7 +268,7 @@ func TestLinesSourceSlowInputIsNotHeldBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := &ioChanSink{got: make(chan string, 100)}
-	r, err := (&Pipeline{Source: src, Sink: sink, Stages: []Stage{{Name: "up", Func: upper, Workers: 2}}}).Start(context.Background())
+	r, err := Start(context.Background(), &troupe.Pipeline{Source: src, Sink: sink, Stages: []troupe.Stage{{Name: "up", Func: upper, Workers: 2}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +314,7 @@ func TestLinesSourceSilentFIFOCanBeStopped(t *testing.T) {
 	}
 	sink := &ioChanSink{got: make(chan string, 100)}
 	const drain = 10 * time.Second
-	r, err := (&Pipeline{Source: src, Sink: sink, DrainTimeout: drain}).Start(context.Background())
+	r, err := Start(context.Background(), &troupe.Pipeline{Source: src, Sink: sink, DrainTimeout: drain})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,14 +323,14 @@ func TestLinesSourceSilentFIFOCanBeStopped(t *testing.T) {
 	}
 	r.Stop()
 	done := make(chan struct{})
-	var sum Summary
+	var sum troupe.Summary
 	go func() { defer close(done); sum, err = r.Wait() }()
 	select {
 	case <-done:
 	case <-time.After(drain + 20*time.Second):
 		t.Fatal("the run did not stop within the drain timeout")
 	}
-	if !errors.Is(err, context.Canceled) || sum.Outcome != OutcomeInterrupted || sum.RecordsIn != 3 || sum.RecordsOut != 3 || sum.InFlight != 0 {
+	if !errors.Is(err, context.Canceled) || sum.Outcome != troupe.OutcomeInterrupted || sum.RecordsIn != 3 || sum.RecordsOut != 3 || sum.InFlight != 0 {
 		t.Fatalf("summary %+v, error %v", sum, err)
 	}
 }
@@ -352,10 +354,10 @@ func TestFilesSourceFIFOSwappedIn(t *testing.T) {
 	}
 	sink, dead := &memSink{}, &memDead{}
 	done := make(chan struct{})
-	var sum Summary
+	var sum troupe.Summary
 	go func() {
 		defer close(done)
-		sum, err = (&Pipeline{Source: src, Sink: sink, DeadLetters: dead}).Run(context.Background())
+		sum, err = Run(context.Background(), &troupe.Pipeline{Source: src, Sink: sink, DeadLetters: dead})
 	}()
 	select {
 	case <-done:
@@ -393,7 +395,7 @@ func TestLinesSourceBlockedReadCanBeInterrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 	type read struct {
-		recs []*Record
+		recs []troupe.Record
 		err  error
 	}
 	readIn := func(ctx context.Context) <-chan read {
@@ -448,12 +450,12 @@ type ioStuckSource struct {
 	release chan struct{}
 }
 
-func (s *ioStuckSource) Read(ctx context.Context, max int) ([]*Record, error) {
+func (s *ioStuckSource) Read(ctx context.Context, max int) ([]troupe.Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.sent {
 		s.sent = true
-		return []*Record{{Key: "1", Payload: []byte("one")}}, nil
+		return []troupe.Record{{Key: "1", Payload: []byte("one")}}, nil
 	}
 	<-s.release
 	return nil, io.EOF
@@ -470,14 +472,14 @@ func TestStopFinishesWithAStuckSource(t *testing.T) {
 	src := &ioStuckSource{release: make(chan struct{})}
 	defer close(src.release)
 	sink := &ioChanSink{got: make(chan string, 10)}
-	r, err := (&Pipeline{Source: src, Sink: sink, DrainTimeout: time.Second}).Start(context.Background())
+	r, err := Start(context.Background(), &troupe.Pipeline{Source: src, Sink: sink, DrainTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ioWaitFor(t, sink.got, "one")
 	r.Stop()
 	done := make(chan struct{})
-	var sum Summary
+	var sum troupe.Summary
 	go func() { defer close(done); sum, err = r.Wait() }()
 	select {
 	case <-done:
@@ -502,9 +504,9 @@ func TestLinesSourceFIFOWithoutWriter(t *testing.T) {
 			w.Close()
 		}
 	}
-	newSource := func(t *testing.T) Source {
+	newSource := func(t *testing.T) troupe.Source {
 		t.Helper()
-		made := make(chan Source, 1)
+		made := make(chan troupe.Source, 1)
 		go func() {
 			src, err := NewLinesSource(fifo, nil)
 			if err != nil {
@@ -524,10 +526,10 @@ func TestLinesSourceFIFOWithoutWriter(t *testing.T) {
 		}
 		return nil
 	}
-	wait := func(t *testing.T, r *Run) (Summary, error) {
+	wait := func(t *testing.T, r *Job) (troupe.Summary, error) {
 		t.Helper()
 		type result struct {
-			sum Summary
+			sum troupe.Summary
 			err error
 		}
 		c := make(chan result, 1)
@@ -539,11 +541,11 @@ func TestLinesSourceFIFOWithoutWriter(t *testing.T) {
 			unblock()
 			t.Fatal("the run did not end")
 		}
-		return Summary{}, nil
+		return troupe.Summary{}, nil
 	}
 
 	t.Run("stop", func(t *testing.T) {
-		r, err := (&Pipeline{Source: newSource(t), Sink: &memSink{}, DrainTimeout: 10 * time.Second}).Start(context.Background())
+		r, err := Start(context.Background(), &troupe.Pipeline{Source: newSource(t), Sink: &memSink{}, DrainTimeout: 10 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -554,7 +556,7 @@ func TestLinesSourceFIFOWithoutWriter(t *testing.T) {
 	})
 	t.Run("late writer", func(t *testing.T) {
 		sink := &memSink{}
-		r, err := (&Pipeline{Source: newSource(t), Sink: sink}).Start(context.Background())
+		r, err := Start(context.Background(), &troupe.Pipeline{Source: newSource(t), Sink: sink})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,13 +2,10 @@ package actors
 
 import (
 	"github.com/asynkron/protoactor-go/actor"
-
-	"github.com/troupe-dev/troupe/ipc"
 )
 
-// Records, credits, acks and dead letters travel as the protobuf messages of package ipc
-// (*ipc.Batch, *ipc.Ack, *ipc.Failed). The types below are the runtime's control messages
-// between a distributor and its workers; they wrap ipc payloads where records are involved.
+// The runtime's control messages between a distributor and its workers, and the source's own.
+// The messages that carry records (batch, work, failure, acks, results) are in envelope.go.
 
 // workerUp announces a new worker incarnation to its distributor.
 type workerUp struct {
@@ -21,16 +18,7 @@ type workerUp struct {
 type workerResults struct {
 	index int
 	token uint64
-	res   *ipc.Results
-}
-
-// work is a batch of records for one worker incarnation. A restarted worker keeps its name, so
-// a batch sent to an incarnation that has just died can reach its successor: a worker ignores
-// work addressed to another token (the distributor requeued those records when it learned of
-// the death), else the successor's outcomes would be attributed to the records it holds.
-type work struct {
-	token uint64
-	recs  []*ipc.Record
+	res   *results
 }
 
 // workerDown tells the distributor that an incarnation is gone (or is being killed) and why.
@@ -47,7 +35,7 @@ type workerDown struct {
 // recordID identifies a record in flight within a stage.
 type recordID struct{ seq, sub uint64 }
 
-func idOf(r *ipc.Record) recordID { return recordID{r.Seq, r.Sub} }
+func idOf(r *envelope) recordID { return recordID{r.Seq, r.Sub} }
 
 // resync asks the source to resend every record in its window (an actor downstream restarted
 // and may have lost what it held).
@@ -55,7 +43,7 @@ type resync struct{ from string }
 
 // sourceRead is what the source's reader goroutine delivers to the source actor.
 type sourceRead struct {
-	recs  []*ipc.Record
+	recs  []*envelope
 	err   error // io.EOF at the end of input
 	asked int   // how many records of the actor's asks this read answers
 }

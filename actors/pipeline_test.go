@@ -14,9 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe"
 	"go.uber.org/goleak"
-
-	"github.com/troupe-dev/troupe/ipc"
 )
 
 func TestMain(m *testing.M) {
@@ -29,13 +28,13 @@ type countSource struct {
 	closed  atomic.Bool
 }
 
-func (s *countSource) Read(ctx context.Context, max int) ([]*Record, error) {
+func (s *countSource) Read(ctx context.Context, max int) ([]troupe.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var out []*Record
+	var out []troupe.Record
 	for len(out) < max && s.next < s.n {
-		out = append(out, &Record{Key: strconv.Itoa(s.next), Payload: []byte("v" + strconv.Itoa(s.next))})
+		out = append(out, troupe.Record{Key: strconv.Itoa(s.next), Payload: []byte("v" + strconv.Itoa(s.next))})
 		s.next++
 	}
 	if s.next == s.n {
@@ -49,13 +48,13 @@ func (s *countSource) Total() (int64, bool) { return int64(s.n), true }
 // memSink keeps what it is given, and can be slow.
 type memSink struct {
 	mu     sync.Mutex
-	recs   []*Record
+	recs   []troupe.Record
 	delay  time.Duration
 	writes atomic.Int64
 	onRec  func()
 }
 
-func (s *memSink) Write(r *Record) error {
+func (s *memSink) Write(r troupe.Record) error {
 	if s.delay > 0 {
 		time.Sleep(s.delay)
 	}
@@ -84,10 +83,10 @@ func (s *memSink) keys() []string {
 // memDead keeps dead letters.
 type memDead struct {
 	mu sync.Mutex
-	ds []DeadLetter
+	ds []troupe.DeadLetter
 }
 
-func (d *memDead) Write(x DeadLetter) error {
+func (d *memDead) Write(x troupe.DeadLetter) error {
 	d.mu.Lock()
 	d.ds = append(d.ds, x)
 	d.mu.Unlock()
@@ -96,8 +95,8 @@ func (d *memDead) Write(x DeadLetter) error {
 func (d *memDead) Flush() error { return nil }
 func (d *memDead) Close() error { return nil }
 
-func upper(_ context.Context, r *Record) ([]*Record, error) {
-	return []*Record{{Key: r.Key, Payload: []byte(strings.ToUpper(string(r.Payload)))}}, nil
+func upper(_ context.Context, r troupe.Record) ([]troupe.Record, error) {
+	return []troupe.Record{{Key: r.Key, Payload: []byte(strings.ToUpper(string(r.Payload)))}}, nil
 }
 
 // assertExactlyOnce checks that the sink saw every key in [0, n) exactly once.
@@ -121,21 +120,21 @@ func assertExactlyOnce(t *testing.T, keys []string, n int) {
 func TestThreeStagesDeliverEveryRecordOnce(t *testing.T) {
 	const n = 20000
 	sink := &memSink{}
-	p := &Pipeline{
+	p := &troupe.Pipeline{
 		Source: &countSource{n: n},
-		Stages: []Stage{
+		Stages: []troupe.Stage{
 			{Name: "a", Func: upper, Workers: 3},
 			{Name: "b", Func: upper, Workers: 2, Credits: 8},
 			{Name: "c", Func: upper, Workers: 1},
 		},
 		Sink: sink,
 	}
-	sum, err := p.Run(context.Background())
+	sum, err := Run(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	assertExactlyOnce(t, sink.keys(), n)
-	if sum.Outcome != OutcomeCompleted || sum.RecordsIn != n || sum.RecordsOut != n || sum.DeadLetters != 0 || sum.InFlight != 0 {
+	if sum.Outcome != troupe.OutcomeCompleted || sum.RecordsIn != n || sum.RecordsOut != n || sum.DeadLetters != 0 || sum.InFlight != 0 {
 		t.Fatalf("summary %+v", sum)
 	}
 	for _, st := range sum.Stages {
@@ -152,7 +151,7 @@ func TestThreeStagesDeliverEveryRecordOnce(t *testing.T) {
 
 func TestNoStagesIsSourceToSink(t *testing.T) {
 	sink := &memSink{}
-	if _, err := (&Pipeline{Source: &countSource{n: 1000}, Sink: sink}).Run(context.Background()); err != nil {
+	if _, err := Run(context.Background(), &troupe.Pipeline{Source: &countSource{n: 1000}, Sink: sink}); err != nil {
 		t.Fatal(err)
 	}
 	assertExactlyOnce(t, sink.keys(), 1000)
@@ -160,7 +159,7 @@ func TestNoStagesIsSourceToSink(t *testing.T) {
 
 func TestEmptyInput(t *testing.T) {
 	sink := &memSink{}
-	sum, err := (&Pipeline{Source: &countSource{n: 0}, Stages: []Stage{{Name: "a", Func: upper}}, Sink: sink}).Run(context.Background())
+	sum, err := Run(context.Background(), &troupe.Pipeline{Source: &countSource{n: 0}, Stages: []troupe.Stage{{Name: "a", Func: upper}}, Sink: sink})
 	if err != nil || sum.RecordsIn != 0 || len(sink.keys()) != 0 {
 		t.Fatalf("sum %+v err %v", sum, err)
 	}
@@ -174,22 +173,22 @@ func TestRandomPanicsLoseNothingAndDuplicateNothing(t *testing.T) {
 		n = 20_000
 	}
 	var panics atomic.Int64
-	flaky := func(_ context.Context, r *Record) ([]*Record, error) {
-		if r.Attempt == 0 && rand.IntN(2000) == 0 { // only on first attempts: no record is poison
+	flaky := func(ctx context.Context, r troupe.Record) ([]troupe.Record, error) {
+		if troupe.Attempt(ctx) == 1 && rand.IntN(2000) == 0 { // only on first attempts: no record is poison
 			panics.Add(1)
 			panic("random failure on " + r.Key)
 		}
-		return []*Record{r}, nil
+		return []troupe.Record{r}, nil
 	}
 	sink := &memSink{}
 	dead := &memDead{}
-	p := &Pipeline{
+	p := &troupe.Pipeline{
 		Source:      &countSource{n: n},
-		Stages:      []Stage{{Name: "flaky", Func: flaky, Workers: 4, Restart: Restart{Intensity: 1000, Period: time.Second}}, {Name: "up", Func: upper, Workers: 2}},
+		Stages:      []troupe.Stage{{Name: "flaky", Func: flaky, Workers: 4, Restart: troupe.Restart{Intensity: 1000, Period: time.Second}}, {Name: "up", Func: upper, Workers: 2}},
 		Sink:        sink,
 		DeadLetters: dead,
 	}
-	sum, err := p.Run(context.Background())
+	sum, err := Run(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +211,7 @@ func TestRandomPanicsLoseNothingAndDuplicateNothing(t *testing.T) {
 func TestPoisonRecordsGoToDeadLetters(t *testing.T) {
 	const n = 2000
 	var tries sync.Map
-	stage := func(_ context.Context, r *Record) ([]*Record, error) {
+	stage := func(_ context.Context, r troupe.Record) ([]troupe.Record, error) {
 		c, _ := tries.LoadOrStore(r.Key, new(atomic.Int32))
 		c.(*atomic.Int32).Add(1)
 		i, _ := strconv.Atoi(r.Key)
@@ -222,18 +221,18 @@ func TestPoisonRecordsGoToDeadLetters(t *testing.T) {
 		case i%500 == 9:
 			panic("boom " + r.Key)
 		}
-		return []*Record{r}, nil
+		return []troupe.Record{r}, nil
 	}
 	sink, dead := &memSink{}, &memDead{}
-	p := &Pipeline{Source: &countSource{n: n}, Stages: []Stage{{Name: "s", Func: stage, Workers: 3, Attempts: 4}}, Sink: sink, DeadLetters: dead}
-	sum, err := p.Run(context.Background())
+	p := &troupe.Pipeline{Source: &countSource{n: n}, Stages: []troupe.Stage{{Name: "s", Func: stage, Workers: 3, Attempts: 4}}, Sink: sink, DeadLetters: dead}
+	sum, err := Run(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := len(sink.keys()); got != n-8 {
 		t.Fatalf("sink has %d records, want %d", got, n-8)
 	}
-	if sum.DeadLetters != 8 || len(dead.ds) != 8 || sum.Outcome != OutcomeDeadLetters {
+	if sum.DeadLetters != 8 || len(dead.ds) != 8 || sum.Outcome != troupe.OutcomeDeadLetters {
 		t.Fatalf("dead letters: summary %d, stored %d, want 8", sum.DeadLetters, len(dead.ds))
 	}
 	for _, d := range dead.ds {
@@ -258,15 +257,15 @@ func TestPoisonRecordsGoToDeadLetters(t *testing.T) {
 // With OrderInput the sink receives records in source order, whatever the workers' speeds.
 func TestOrderInputUnderRandomDelays(t *testing.T) {
 	const n = 3000
-	jitter := func(_ context.Context, r *Record) ([]*Record, error) {
+	jitter := func(_ context.Context, r troupe.Record) ([]troupe.Record, error) {
 		if rand.IntN(10) == 0 {
 			time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
 		}
-		return []*Record{r}, nil
+		return []troupe.Record{r}, nil
 	}
 	sink := &memSink{}
-	p := &Pipeline{Source: &countSource{n: n}, Stages: []Stage{{Name: "j", Func: jitter, Workers: 4, Credits: 16}, {Name: "k", Func: jitter, Workers: 3}}, Sink: sink, Order: OrderInput}
-	if _, err := p.Run(context.Background()); err != nil {
+	p := &troupe.Pipeline{Source: &countSource{n: n}, Stages: []troupe.Stage{{Name: "j", Func: jitter, Workers: 4, Credits: 16}, {Name: "k", Func: jitter, Workers: 3}}, Sink: sink, Order: troupe.OrderInput}
+	if _, err := Run(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
 	keys := sink.keys()
@@ -282,12 +281,12 @@ func TestOrderInputUnderRandomDelays(t *testing.T) {
 
 // A sink much slower than the source: the records in flight never exceed the sum of credits.
 func TestBackpressureBoundsInFlight(t *testing.T) {
-	stages := []Stage{{Name: "a", Func: upper, Workers: 2, Credits: 8}, {Name: "b", Func: upper, Workers: 3, Credits: 4}}
+	stages := []troupe.Stage{{Name: "a", Func: upper, Workers: 2, Credits: 8}, {Name: "b", Func: upper, Workers: 3, Credits: 4}}
 	credits := 2*8 + 3*4
 	var maxSeen atomic.Int64
 	sink := &memSink{delay: 200 * time.Microsecond}
-	p := &Pipeline{Source: &countSource{n: 3000}, Stages: stages, Sink: sink}
-	r, err := p.Start(context.Background())
+	p := &troupe.Pipeline{Source: &countSource{n: 3000}, Stages: stages, Sink: sink}
+	r, err := Start(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,15 +319,15 @@ func TestBackpressureBoundsInFlight(t *testing.T) {
 // nothing that was read: every record read reaches the sink exactly once.
 func TestGracefulStopLosesNothing(t *testing.T) {
 	const n = 1_000_000
-	slow := func(_ context.Context, r *Record) ([]*Record, error) {
+	slow := func(_ context.Context, r troupe.Record) ([]troupe.Record, error) {
 		time.Sleep(20 * time.Microsecond)
-		return []*Record{r}, nil
+		return []troupe.Record{r}, nil
 	}
 	sink := &memSink{}
 	src := &countSource{n: n}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Pipeline{Source: src, Stages: []Stage{{Name: "s", Func: slow, Workers: 4}}, Sink: sink}
-	r, err := p.Start(ctx)
+	p := &troupe.Pipeline{Source: src, Stages: []troupe.Stage{{Name: "s", Func: slow, Workers: 4}}, Sink: sink}
+	r, err := Start(ctx, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,8 +337,8 @@ func TestGracefulStopLosesNothing(t *testing.T) {
 	cancel()
 	sum, err := r.Wait()
 	// The run tells the truth: it was interrupted, not completed.
-	if !errors.Is(err, context.Canceled) || sum.Outcome != OutcomeInterrupted {
-		t.Fatalf("err %v, outcome %v; want an error wrapping context.Canceled and %v", err, sum.Outcome, OutcomeInterrupted)
+	if !errors.Is(err, context.Canceled) || sum.Outcome != troupe.OutcomeInterrupted {
+		t.Fatalf("err %v, outcome %v; want an error wrapping context.Canceled and %v", err, sum.Outcome, troupe.OutcomeInterrupted)
 	}
 	keys := sink.keys()
 	if sum.RecordsIn == n || int64(len(keys)) != sum.RecordsIn || sum.InFlight != 0 {
@@ -356,33 +355,33 @@ func TestSplitFilterReduceWordCount(t *testing.T) {
 	lines := []string{"the cat sat", "on the mat", "the end", ""}
 	src := &sliceSource{}
 	for i, l := range lines {
-		src.recs = append(src.recs, &Record{Key: strconv.Itoa(i + 1), Payload: []byte(l)})
+		src.recs = append(src.recs, troupe.Record{Key: strconv.Itoa(i + 1), Payload: []byte(l)})
 	}
-	split := func(_ context.Context, r *Record) ([]*Record, error) {
-		var out []*Record
+	split := func(_ context.Context, r troupe.Record) ([]troupe.Record, error) {
+		var out []troupe.Record
 		for _, w := range strings.Fields(string(r.Payload)) {
-			out = append(out, &Record{Key: w, Payload: []byte(w)})
+			out = append(out, troupe.Record{Key: w, Payload: []byte(w)})
 		}
 		return out, nil
 	}
-	noStop := func(_ context.Context, r *Record) ([]*Record, error) {
+	noStop := func(_ context.Context, r troupe.Record) ([]troupe.Record, error) {
 		if r.Key == "on" {
 			return nil, nil
 		}
-		return []*Record{r}, nil
+		return []troupe.Record{r}, nil
 	}
-	count := func(_ string, acc []byte, _ *Record) ([]byte, error) {
+	count := func(_ string, acc []byte, _ troupe.Record) ([]byte, error) {
 		n, _ := strconv.Atoi(string(acc))
 		return []byte(strconv.Itoa(n + 1)), nil
 	}
 	sink := &memSink{}
-	p := &Pipeline{Source: src, Stages: []Stage{
+	p := &troupe.Pipeline{Source: src, Stages: []troupe.Stage{
 		{Name: "split", Func: split, Workers: 2},
 		{Name: "nostop", Func: noStop, Workers: 2},
 		{Name: "count", Reduce: count},
 		{Name: "up", Func: upper, Workers: 2},
-	}, Sink: sink, Order: OrderInput}
-	sum, err := p.Run(context.Background())
+	}, Sink: sink, Order: troupe.OrderInput}
+	sum, err := Run(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,11 +403,11 @@ func TestSplitFilterReduceWordCount(t *testing.T) {
 }
 
 type sliceSource struct {
-	recs []*Record
+	recs []troupe.Record
 	i    int
 }
 
-func (s *sliceSource) Read(_ context.Context, max int) ([]*Record, error) {
+func (s *sliceSource) Read(_ context.Context, max int) ([]troupe.Record, error) {
 	n := min(max, len(s.recs)-s.i)
 	out := s.recs[s.i : s.i+n]
 	s.i += n
@@ -424,7 +423,7 @@ func (s *sliceSource) Close() error { return nil }
 func TestTimeouts(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	stage := func(ctx context.Context, r *Record) ([]*Record, error) {
+	stage := func(ctx context.Context, r troupe.Record) ([]troupe.Record, error) {
 		switch r.Key {
 		case "5": // honours ctx
 			<-ctx.Done()
@@ -432,11 +431,11 @@ func TestTimeouts(t *testing.T) {
 		case "9": // ignores ctx: hangs until the test ends
 			<-release
 		}
-		return []*Record{r}, nil
+		return []troupe.Record{r}, nil
 	}
 	sink, dead := &memSink{}, &memDead{}
-	p := &Pipeline{Source: &countSource{n: 40}, Stages: []Stage{{Name: "t", Func: stage, Workers: 2, Attempts: 2, Timeout: 100 * time.Millisecond}}, Sink: sink, DeadLetters: dead}
-	sum, err := p.Run(context.Background())
+	p := &troupe.Pipeline{Source: &countSource{n: 40}, Stages: []troupe.Stage{{Name: "t", Func: stage, Workers: 2, Attempts: 2, Timeout: 100 * time.Millisecond}}, Sink: sink, DeadLetters: dead}
+	sum, err := Run(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,17 +455,17 @@ func TestTimeouts(t *testing.T) {
 // fakeBackend runs a Func on its own goroutine, as a plugin process would, granting credits
 // and reporting outcomes asynchronously; it can be made to "crash".
 type fakeBackend struct {
-	fn    Func
-	out   Outcomes
-	in    chan []*Record
+	fn    troupe.Func
+	out   troupe.Outcomes
+	in    chan []troupe.Task
 	done  chan struct{}
 	once  sync.Once
-	crash func(r *Record) bool
+	crash func(t troupe.Task) bool
 }
 
-func newFakeFactory(fn Func, crash func(*Record) bool) BackendFactory {
-	return func(_ context.Context, _ WorkerInfo, out Outcomes) (Backend, error) {
-		b := &fakeBackend{fn: fn, out: out, in: make(chan []*Record, 1024), done: make(chan struct{}), crash: crash}
+func newFakeFactory(fn troupe.Func, crash func(troupe.Task) bool) troupe.BackendFactory {
+	return func(_ context.Context, _ troupe.WorkerInfo, out troupe.Outcomes) (troupe.Backend, error) {
+		b := &fakeBackend{fn: fn, out: out, in: make(chan []troupe.Task, 1024), done: make(chan struct{}), crash: crash}
 		go b.loop()
 		out.Grant(16)
 		return b, nil
@@ -485,19 +484,15 @@ func (b *fakeBackend) loop() {
 					<-b.done
 					return
 				}
-				outs, err := b.fn(context.Background(), r)
-				res := &ipc.Results{Counts: []uint32{uint32(len(outs))}, Outputs: outs}
-				if err != nil {
-					res = &ipc.Results{Counts: []uint32{0}, Errors: []*ipc.RecordError{{Index: 0, Message: err.Error()}}}
-				}
-				b.out.Results(res)
+				outs, err := b.fn(context.Background(), r.Record)
+				b.out.Results([]troupe.Result{{Outputs: outs, Err: err}})
 				b.out.Grant(1)
 			}
 		}
 	}
 }
 
-func (b *fakeBackend) Submit(recs []*Record) error {
+func (b *fakeBackend) Submit(recs []troupe.Task) error {
 	select {
 	case b.in <- recs:
 		return nil
@@ -513,22 +508,22 @@ func (b *fakeBackend) Close(context.Context) error {
 
 func TestBackendStageCrashesAreRedelivered(t *testing.T) {
 	const n = 20000
-	crash := func(r *Record) bool { return r.Attempt == 0 && rand.IntN(1000) == 0 }
-	poison := func(r *Record) bool { return r.Key == "77" }
+	crash := func(t troupe.Task) bool { return t.Attempt == 1 && rand.IntN(1000) == 0 }
+	poison := func(t troupe.Task) bool { return t.Record.Key == "77" }
 	var crashes atomic.Int64
 	sink, dead := &memSink{}, &memDead{}
-	p := &Pipeline{
+	p := &troupe.Pipeline{
 		Source: &countSource{n: n},
-		Stages: []Stage{{Name: "plug", Backend: newFakeFactory(upper, func(r *Record) bool {
-			if crash(r) || poison(r) {
+		Stages: []troupe.Stage{{Name: "plug", Backend: newFakeFactory(upper, func(t troupe.Task) bool {
+			if crash(t) || poison(t) {
 				crashes.Add(1)
 				return true
 			}
 			return false
-		}), Workers: 3, Restart: Restart{Intensity: 1000, Period: time.Second}}},
+		}), Workers: 3, Restart: troupe.Restart{Intensity: 1000, Period: time.Second}}},
 		Sink: sink, DeadLetters: dead,
 	}
-	sum, err := p.Run(context.Background())
+	sum, err := Run(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -556,8 +551,8 @@ func TestCollectorRestartResendsWindow(t *testing.T) {
 			panic("sink hiccup")
 		}
 	}
-	p := &Pipeline{Source: &countSource{n: n}, Stages: []Stage{{Name: "a", Func: upper, Workers: 2}}, Sink: sink}
-	sum, err := p.Run(context.Background())
+	p := &troupe.Pipeline{Source: &countSource{n: n}, Stages: []troupe.Stage{{Name: "a", Func: upper, Workers: 2}}, Sink: sink}
+	sum, err := Run(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -572,12 +567,12 @@ func TestCollectorRestartResendsWindow(t *testing.T) {
 func TestLargeWindowEndsCleanly(t *testing.T) {
 	for range 5 {
 		sink := &memSink{}
-		p := &Pipeline{
+		p := &troupe.Pipeline{
 			Source: &countSource{n: 50_000},
-			Stages: []Stage{{Name: "a", Func: upper, Workers: 2, Credits: 2048}, {Name: "b", Func: upper, Workers: 2, Credits: 2048}},
+			Stages: []troupe.Stage{{Name: "a", Func: upper, Workers: 2, Credits: 2048}, {Name: "b", Func: upper, Workers: 2, Credits: 2048}},
 			Sink:   sink,
 		}
-		if _, err := p.Run(context.Background()); err != nil {
+		if _, err := Run(context.Background(), p); err != nil {
 			t.Fatal(err)
 		}
 		assertExactlyOnce(t, sink.keys(), 50_000)

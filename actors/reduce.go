@@ -6,8 +6,7 @@ import (
 	"slices"
 
 	"github.com/asynkron/protoactor-go/actor"
-
-	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe"
 )
 
 // reduceState holds a reduce stage's aggregates, by key. It lives in the run, so a restart of
@@ -22,8 +21,8 @@ type reduceState struct {
 type reducer struct {
 	run  *run
 	st   *stageRun
-	fwd  []*ipc.Record
-	done []*ipc.Record
+	fwd  []*envelope
+	done []*envelope
 }
 
 func (a *reducer) Receive(ctx actor.Context) {
@@ -32,26 +31,26 @@ func (a *reducer) Receive(ctx actor.Context) {
 		if a.run.incarnation(a.st.path) > 0 {
 			ctx.Send(a.run.pids.source, resync{from: ctx.Self().Id})
 		}
-	case *ipc.Batch:
+	case *batch:
 		for _, r := range m.Records {
-			if r.Flag == ipc.Flag_END {
+			if r.Flag == flagEnd {
 				a.end(r)
 				continue
 			}
 			a.fold(r)
 		}
 		if len(a.done) > 0 {
-			ctx.Send(a.run.pids.collector, &ipc.Batch{Records: a.done})
+			ctx.Send(a.run.pids.collector, &batch{Records: a.done})
 			a.done = nil
 		}
 		if len(a.fwd) > 0 {
-			ctx.Send(a.st.next, &ipc.Batch{Records: a.fwd})
+			ctx.Send(a.st.next, &batch{Records: a.fwd})
 			a.fwd = nil
 		}
 	}
 }
 
-func (a *reducer) fold(r *ipc.Record) {
+func (a *reducer) fold(r *envelope) {
 	a.st.counters.in.Add(1)
 	acc := a.st.reduce.acc
 	var err error
@@ -59,7 +58,7 @@ func (a *reducer) fold(r *ipc.Record) {
 		var next []byte
 		if next, err = a.call(r.Key, acc[r.Key], r); err == nil {
 			acc[r.Key] = next
-			a.done = append(a.done, &ipc.Record{Seq: r.Seq, Sub: r.Sub, Weight: r.Weight, Key: r.Key, Flag: ipc.Flag_DROPPED})
+			a.done = append(a.done, &envelope{Record: troupe.Record{Key: r.Key}, Seq: r.Seq, Sub: r.Sub, Weight: r.Weight, Flag: flagDropped})
 			return
 		}
 		if attempt+1 < a.st.cfg.Attempts {
@@ -67,22 +66,21 @@ func (a *reducer) fold(r *ipc.Record) {
 		}
 	}
 	a.st.counters.failed.Add(1)
-	a.run.send(a.run.pids.collector, &ipc.Failed{Record: r, Stage: a.st.cfg.Name, Attempts: uint32(a.st.cfg.Attempts), Error: err.Error()})
+	a.run.send(a.run.pids.collector, &failure{Record: r, Stage: a.st.cfg.Name, Attempts: uint32(a.st.cfg.Attempts), Error: err.Error()})
 }
 
 // call runs the reduce function, turning a panic into an error: the aggregate of the key is left
 // as it was, so a failed fold changes nothing.
-func (a *reducer) call(key string, acc []byte, r *ipc.Record) (out []byte, err error) {
+func (a *reducer) call(key string, acc []byte, r *envelope) (out []byte, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
 		}
 	}()
-	// Its own copy, as a Func gets (see funcCopy): the record is the one kept for redelivery.
-	return a.st.cfg.Reduce(key, acc, funcCopy(r))
+	return a.st.cfg.Reduce(key, acc, userCopy(r))
 }
 
-func (a *reducer) end(end *ipc.Record) {
+func (a *reducer) end(end *envelope) {
 	acc := a.st.reduce.acc
 	keys := make([]string, 0, len(acc))
 	for k := range acc {
@@ -93,7 +91,7 @@ func (a *reducer) end(end *ipc.Record) {
 		// Aggregates carry no weight: END, which follows them through every later stage as a
 		// barrier, keeps the whole weight of the last source number and completes it at the
 		// collector after all of them have arrived.
-		a.fwd = append(a.fwd, &ipc.Record{Seq: end.Seq, Sub: subOf(end.Sub, a.st.index, j), Key: k, Payload: acc[k]})
+		a.fwd = append(a.fwd, &envelope{Record: troupe.Record{Key: k, Payload: acc[k]}, Seq: end.Seq, Sub: subOf(end.Sub, a.st.index, j)})
 	}
 	a.st.counters.out.Add(int64(len(keys)))
 	a.fwd = append(a.fwd, end)

@@ -15,15 +15,11 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/supervisor"
 )
 
-// Defaults of a Stage and a Pipeline.
 const (
-	DefaultCredits      = 64
-	DefaultAttempts     = 3
-	DefaultDrainTimeout = 30 * time.Second
 	// maxStartFailures is how many times in a row a stage's workers may fail to start before
 	// the run gives up (a plugin that cannot start at all should not be retried forever).
 	maxStartFailures = 5
@@ -34,20 +30,10 @@ const (
 	treeStopTimeout = time.Minute
 )
 
-// DefaultRestart is a stage's restart policy where Stage.Restart leaves a field zero. Crashes of
-// user code are expected events in troupe (a poison record crashes its worker Attempts times), so
-// the intensity is generous; what restart intensity guards against is a crash loop.
-var DefaultRestart = Restart{Intensity: 50, Period: 10 * time.Second, Backoff: supervisor.Backoff{Min: 10 * time.Millisecond, Max: time.Second}}
-
-// Run is a pipeline running. Its methods are safe for concurrent use.
-type Run struct {
-	r *run
-}
-
 // run is the state of one run, shared by its actors. What must survive the restart of an actor
 // (the source's window, the collector's books, reduce aggregates) lives here.
 type run struct {
-	p      *Pipeline
+	p      *troupe.Pipeline
 	ctx    context.Context // handed to stage Funcs; cancelled when the run ends
 	cancel context.CancelFunc
 	system *actor.ActorSystem
@@ -74,7 +60,7 @@ type run struct {
 	err        error
 
 	endedCh  chan struct{} // closed when the run has ended and summary and waitErr are set
-	summary  Summary
+	summary  troupe.Summary
 	waitErr  error
 	stopReq  chan struct{}
 	stopOnce sync.Once
@@ -86,7 +72,7 @@ type run struct {
 // stageRun is one stage of a run: its settings with defaults applied, its figures, its place
 // in the tree.
 type stageRun struct {
-	cfg        Stage
+	cfg        troupe.Stage
 	index      int
 	counters   stageCounters
 	path       string // the stage's supervisor (or, for reduce, its actor)
@@ -100,50 +86,7 @@ type stageRun struct {
 	backendFaults atomic.Int32 // workers that died by their backend's fault since the last results
 }
 
-// Run runs the pipeline to the end of its input and returns what it did; Summary.Outcome says
-// how it ended. Cancelling ctx stops it gracefully: the source stops reading, records in flight
-// drain to the sink (within DrainTimeout), and the tree stops in order; the outcome is then
-// OutcomeInterrupted and the error wraps ctx's error (errors.Is(err, context.Canceled)). The
-// error is also non-nil when the run was aborted (the supervision tree gave up, a stage was
-// broken, an I/O error) or a stop could not drain (OutcomeAborted). Records that failed every
-// attempt are not an error: they are counted in Summary.DeadLetters (OutcomeDeadLetters).
-func (p *Pipeline) Run(ctx context.Context) (Summary, error) {
-	r, err := p.Start(ctx)
-	if err != nil {
-		return Summary{Outcome: OutcomeAborted, Total: -1}, err
-	}
-	return r.Wait()
-}
-
-// Start starts the pipeline and returns at once; see Run. A Pipeline runs at most once at a time.
-func (p *Pipeline) Start(ctx context.Context) (*Run, error) {
-	r, err := newRun(p)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.startTree(); err != nil {
-		r.cancel()
-		r.src.reader.close()
-		r.system.Shutdown()
-		return nil, err
-	}
-	go r.watch(ctx)
-	return &Run{r: r}, nil
-}
-
-// Progress returns the run's figures so far.
-func (rn *Run) Progress() Summary { return rn.r.snapshot() }
-
-// Stop asks the run to stop gracefully, as cancelling its context does.
-func (rn *Run) Stop() { rn.r.requestStop() }
-
-// Wait waits for the run to end and returns its summary; see Pipeline.Run.
-func (rn *Run) Wait() (Summary, error) {
-	<-rn.r.endedCh
-	return rn.r.summary, rn.r.waitErr
-}
-
-func newRun(p *Pipeline) (*run, error) {
+func newRun(p *troupe.Pipeline) (*run, error) {
 	if p.Source == nil {
 		return nil, errors.New("pipeline: no source")
 	}
@@ -167,7 +110,7 @@ func newRun(p *Pipeline) (*run, error) {
 		endedCh: make(chan struct{}),
 		total:   -1,
 	}
-	if s, ok := p.Source.(Sized); ok {
+	if s, ok := p.Source.(troupe.Sized); ok {
 		if n, known := s.Total(); known {
 			r.total = n
 		}
@@ -220,13 +163,13 @@ func newRun(p *Pipeline) (*run, error) {
 		r.pids.first = r.stages[0].distPID
 	}
 	r.col = newCollectorState(p)
-	r.src = &sourceState{window: window, inflight: map[uint64]*ipc.Record{}, unread: map[uint64]string{}}
+	r.src = &sourceState{window: window, inflight: map[uint64]*envelope{}, unread: map[uint64]string{}}
 	r.src.reader = startReader(p.Source, sourceBatch(window), func(m sourceRead) { r.system.Root.Send(r.pids.source, m) })
 	return r, nil
 }
 
 // checkStage validates a stage and fills in its defaults.
-func checkStage(s *Stage) error {
+func checkStage(s *troupe.Stage) error {
 	if s.Name == "" {
 		return errors.New("no name")
 	}
@@ -350,11 +293,11 @@ func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
 	incarnation := 0
 	return supervisor.ChildSpec{Name: workerName(i), Shutdown: supervisor.Shutdown(backendWorkerShutdown), Start: func() (*actor.Props, error) {
 		out := &outcomes{system: r.system}
-		info := WorkerInfo{Stage: st.cfg.Name, Index: i, Incarnation: incarnation, Options: st.cfg.Options}
+		info := troupe.WorkerInfo{Stage: st.cfg.Name, Index: i, Incarnation: incarnation, Options: st.cfg.Options}
 		incarnation++
 		b, err := st.cfg.Backend(r.ctx, info, out)
 		if err != nil {
-			if IsPermanent(err) {
+			if troupe.IsPermanent(err) {
 				r.fail(fmt.Errorf("stage %s: %w", st.cfg.Name, err))
 				return nil, err
 			}
@@ -495,13 +438,13 @@ func (r *run) shutdown() {
 	r.waitErr = errors.Join(errs...)
 	switch {
 	case r.waitErr != nil:
-		r.summary.Outcome = OutcomeAborted
+		r.summary.Outcome = troupe.OutcomeAborted
 	case r.interrupted != nil:
-		r.summary.Outcome = OutcomeInterrupted
+		r.summary.Outcome = troupe.OutcomeInterrupted
 	case r.summary.DeadLetters > 0:
-		r.summary.Outcome = OutcomeDeadLetters
+		r.summary.Outcome = troupe.OutcomeDeadLetters
 	default:
-		r.summary.Outcome = OutcomeCompleted
+		r.summary.Outcome = troupe.OutcomeCompleted
 	}
 	if r.interrupted != nil {
 		r.waitErr = errors.Join(r.waitErr, fmt.Errorf("pipeline %s: interrupted after %d records: %w", r.name, r.summary.RecordsIn, r.interrupted))
@@ -540,8 +483,8 @@ func (r *run) incarnation(path string) int {
 	return n
 }
 
-func (r *run) snapshot() Summary {
-	s := Summary{
+func (r *run) snapshot() troupe.Summary {
+	s := troupe.Summary{
 		Total:       r.total,
 		RecordsIn:   r.stats.in.Load(),
 		RecordsOut:  r.stats.out.Load(),
@@ -553,7 +496,7 @@ func (r *run) snapshot() Summary {
 	}
 	for _, st := range r.stages {
 		c := &st.counters
-		s.Stages = append(s.Stages, StageSummary{
+		s.Stages = append(s.Stages, troupe.StageSummary{
 			Name: st.cfg.Name, In: c.in.Load(), Out: c.out.Load(), Failed: c.failed.Load(),
 			Retries: c.retries.Load(), Restarts: c.restarts.Load(),
 			P50: c.latency.quantile(0.50), P99: c.latency.quantile(0.99),

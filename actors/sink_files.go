@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/troupe-dev/troupe"
 )
 
 // filesSink writes each record to its own file under a directory.
@@ -46,7 +48,7 @@ type filesSink struct {
 //
 // Flush makes the files written since the previous Flush durable (fsync of each file and of
 // the directories it changed). Close flushes and releases the directory.
-func NewFilesSink(dir, ext string) (Sink, error) {
+func NewFilesSink(dir, ext string) (troupe.Sink, error) {
 	if dir == "" {
 		return nil, errors.New("files sink: empty directory name")
 	}
@@ -114,7 +116,7 @@ func extOf(base string) string {
 }
 
 // Write stores rec's payload in the file its key names, replacing any file of that name.
-func (s *filesSink) Write(rec *Record) error {
+func (s *filesSink) Write(rec troupe.Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/troupe-dev/troupe"
 )
 
 // linesWriteBuffer is the write buffer of the lines sink and of the dead-letter writer.
@@ -55,7 +57,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // in half a record and holds exactly the records flushed before; every later Write and Flush
 // returns the same error (which names the file), and so does Close, which then only closes the
 // file.
-func NewLinesSink(path string, stdout io.Writer) (Sink, error) {
+func NewLinesSink(path string, stdout io.Writer) (troupe.Sink, error) {
 	if path == "-" {
 		if stdout == nil {
 			return nil, errors.New("lines sink: path is \"-\" but no standard output was given")
@@ -91,7 +93,7 @@ func createFile(path string, flag int) (*os.File, error) {
 }
 
 // Write appends rec's payload and a newline to the buffer.
-func (s *linesSink) Write(rec *Record) error {
+func (s *linesSink) Write(rec troupe.Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -12,8 +12,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-
-	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe"
 )
 
 // fullWeight is a source record's completion weight (see the package doc).
@@ -25,8 +24,8 @@ type sourceState struct {
 	window int // records in flight at most
 
 	reader   *reader
-	inflight map[uint64]*ipc.Record // by Seq: what has been sent and not yet acked
-	unread   map[uint64]string      // by Seq: records in flight the source could not read, why
+	inflight map[uint64]*envelope // by Seq: what has been sent and not yet acked
+	unread   map[uint64]string    // by Seq: records in flight the source could not read, why
 	nextSeq  uint64
 	asked    int  // records requested from the reader and not yet delivered
 	eof      bool // no more input (end reached, or a drain was asked for)
@@ -38,11 +37,11 @@ type sourceState struct {
 // disk) never holds up the source actor, which must keep taking acks. The actor asks for records
 // without ever blocking (want and wake); every delivery says how many of them it answers.
 type reader struct {
-	src Source
+	src troupe.Source
 	// unread holds, for the records of the last delivery that the source could not read (see
 	// unreadableSource), the reason; the actor takes them when the delivery arrives.
 	unreadMu sync.Mutex
-	unread   map[*ipc.Record]string
+	unread   map[*envelope]string
 	want     atomic.Int64 // records asked for and not yet being read
 	wake     chan struct{}
 	stop     context.CancelFunc
@@ -50,7 +49,7 @@ type reader struct {
 	done     chan struct{}
 }
 
-func startReader(src Source, batch int, deliver func(sourceRead)) *reader {
+func startReader(src troupe.Source, batch int, deliver func(sourceRead)) *reader {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &reader{src: src, wake: make(chan struct{}, 1), stop: cancel, ctx: ctx, done: make(chan struct{})}
 	go func() {
@@ -88,25 +87,33 @@ func (r *reader) ask(n int) {
 }
 
 // read calls the source, turning a panic into an error: the source is user code.
-func (r *reader) read(n int) (recs []*ipc.Record, err error) {
+func (r *reader) read(n int) (recs []*envelope, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("source panicked: %v\n%s", v, debug.Stack())
 		}
 	}()
-	recs, err = r.src.Read(r.ctx, n)
-	if len(recs) > n {
-		return nil, fmt.Errorf("source returned %d records, more than the %d asked for", len(recs), n)
+	read, err := r.src.Read(r.ctx, n)
+	if len(read) > n {
+		return nil, fmt.Errorf("source returned %d records, more than the %d asked for", len(read), n)
 	}
-	if i := slices.Index(recs, nil); i >= 0 {
-		return recs[:i], fmt.Errorf("%T returned a nil record (record %d of a batch of %d)", r.src, i+1, len(recs))
+	if len(read) == 0 {
+		return nil, err
+	}
+	// The runtime's own copies, in one allocation per read: what the source does with its slice
+	// afterwards cannot reach them.
+	envs := make([]envelope, len(read))
+	recs = make([]*envelope, len(read))
+	for i := range read {
+		envs[i].Record = read[i]
+		recs[i] = &envs[i]
 	}
 	if u, ok := r.src.(unreadableSource); ok {
-		for _, rec := range recs {
-			if why := u.unreadable(rec); why != nil {
+		for i, rec := range recs {
+			if why := u.unreadable(i); why != nil {
 				r.unreadMu.Lock()
 				if r.unread == nil {
-					r.unread = map[*ipc.Record]string{}
+					r.unread = map[*envelope]string{}
 				}
 				r.unread[rec] = why.Error()
 				r.unreadMu.Unlock()
@@ -120,13 +127,13 @@ func (r *reader) read(n int) (recs []*ipc.Record, err error) {
 // not read (a files source's listed file that is no longer a regular file): the runtime sends
 // it straight to the dead letters, stage "source", rather than through the stages.
 type unreadableSource interface {
-	// unreadable returns why rec, just returned by Read, could not be read, or nil; it is
-	// asked once per record, from the goroutine that called Read.
-	unreadable(rec *Record) error
+	// unreadable returns why record i of the batch Read just returned could not be read, or
+	// nil; it is asked once per record, from the goroutine that called Read.
+	unreadable(i int) error
 }
 
 // takeUnread returns (and forgets) why rec could not be read, or "".
-func (r *reader) takeUnread(rec *ipc.Record) string {
+func (r *reader) takeUnread(rec *envelope) string {
 	r.unreadMu.Lock()
 	defer r.unreadMu.Unlock()
 	if len(r.unread) == 0 {
@@ -187,7 +194,7 @@ func (a *sourceActor) Receive(ctx actor.Context) {
 			a.st.asked -= m.asked
 		}
 		a.accept(ctx, m)
-	case *ipc.Ack:
+	case *acks:
 		a.ack(m)
 		a.ask()
 		a.checkFinished()
@@ -207,11 +214,11 @@ func (a *sourceActor) accept(ctx actor.Context, m sourceRead) {
 	// Records already read are always taken, also after a drain was asked for: a read
 	// record that was not sent on would be lost (stdin cannot be read twice).
 	if len(m.recs) > 0 {
-		b := &ipc.Batch{Records: m.recs}
+		b := &batch{Records: m.recs}
 		for i, r := range m.recs {
 			r.Seq = st.nextSeq
 			st.nextSeq++
-			r.Sub, r.Weight, r.Attempt, r.Flag = 0, fullWeight, 0, ipc.Flag_DATA
+			r.Sub, r.Weight, r.Attempt, r.Flag = 0, fullWeight, 0, flagData
 			st.inflight[r.Seq] = r
 			if why := st.reader.takeUnread(r); why != "" {
 				if len(b.Records) == len(m.recs) {
@@ -244,8 +251,8 @@ func (a *sourceActor) accept(ctx actor.Context, m sourceRead) {
 
 // sendUnread sends a record the source could not read to the dead letters, by way of the
 // collector, which completes and acks it like any other.
-func (a *sourceActor) sendUnread(ctx actor.Context, r *ipc.Record) {
-	ctx.Send(a.run.pids.collector, &ipc.Failed{Record: r, Stage: "source", Attempts: 1, Error: a.st.unread[r.Seq]})
+func (a *sourceActor) sendUnread(ctx actor.Context, r *envelope) {
+	ctx.Send(a.run.pids.collector, &failure{Record: r, Stage: "source", Attempts: 1, Error: a.st.unread[r.Seq]})
 }
 
 // ask requests more input while the window has room for a whole batch.
@@ -257,7 +264,7 @@ func (a *sourceActor) ask() {
 	}
 }
 
-func (a *sourceActor) ack(m *ipc.Ack) {
+func (a *sourceActor) ack(m *acks) {
 	st := a.st
 	for _, seq := range m.Seqs {
 		r, ok := st.inflight[seq]
@@ -266,7 +273,7 @@ func (a *sourceActor) ack(m *ipc.Ack) {
 		}
 		delete(st.inflight, seq)
 		delete(st.unread, seq)
-		if r.Flag != ipc.Flag_END {
+		if r.Flag != flagEnd {
 			a.run.stats.inflight.Add(-1)
 		}
 	}
@@ -280,9 +287,9 @@ func (a *sourceActor) sendEnd(ctx actor.Context) {
 		return
 	}
 	st.endSent = true
-	end := &ipc.Record{Seq: st.nextSeq, Weight: fullWeight, Flag: ipc.Flag_END}
+	end := &envelope{Seq: st.nextSeq, Weight: fullWeight, Flag: flagEnd}
 	st.inflight[end.Seq] = end
-	ctx.Send(a.next, &ipc.Batch{Records: []*ipc.Record{end}})
+	ctx.Send(a.next, &batch{Records: []*envelope{end}})
 }
 
 func (a *sourceActor) checkFinished() {
@@ -304,7 +311,7 @@ func (a *sourceActor) replay(ctx actor.Context) {
 		seqs = append(seqs, s)
 	}
 	sortUint64(seqs)
-	b := &ipc.Batch{}
+	b := &batch{}
 	for _, s := range seqs {
 		if _, ok := st.unread[s]; ok {
 			a.sendUnread(ctx, st.inflight[s])
@@ -313,7 +320,7 @@ func (a *sourceActor) replay(ctx actor.Context) {
 		b.Records = append(b.Records, st.inflight[s])
 		if len(b.Records) == a.batch {
 			ctx.Send(a.next, b)
-			b = &ipc.Batch{}
+			b = &batch{}
 		}
 	}
 	if len(b.Records) > 0 {

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+
+	"github.com/troupe-dev/troupe"
 )
 
 // filesSource produces one record per file of a directory listing made at construction.
@@ -21,8 +23,8 @@ type filesSource struct {
 
 	mu     sync.Mutex
 	files  []listedFile
-	next   int               // index of the next file to read
-	unread map[*Record]error // records handed on for files that are no longer regular files
+	next   int           // index of the next file to read
+	unread map[int]error // records of the last Read (by index) for files that are no longer regular files
 	closed bool
 }
 
@@ -52,7 +54,7 @@ type listedFile struct {
 // such a file is never read or waited on; Read returns its record without a payload (and with
 // the metadata "path" only), and a run sends it to the dead letters with the reason, as stage
 // "source".
-func NewFilesSource(dir, glob string, recursive bool) (Source, error) {
+func NewFilesSource(dir, glob string, recursive bool) (troupe.Source, error) {
 	if glob == "" {
 		glob = "*"
 	}
@@ -143,7 +145,7 @@ func listFiles(dir, glob string, recursive bool) ([]listedFile, error) {
 // batch. If a file cannot be read, Read returns the records read before it with a nil error,
 // and the next call returns the error (naming the file) and no records; the failing file stays
 // next, so a later Read retries it.
-func (s *filesSource) Read(ctx context.Context, max int) ([]*Record, error) {
+func (s *filesSource) Read(ctx context.Context, max int) ([]troupe.Record, error) {
 	if max <= 0 {
 		return nil, fmt.Errorf("files source %s: read: max must be positive, got %d", s.dir, max)
 	}
@@ -156,9 +158,9 @@ func (s *filesSource) Read(ctx context.Context, max int) ([]*Record, error) {
 	if n == 0 {
 		return nil, io.EOF
 	}
-	recs := make([]Record, n)
-	out := make([]*Record, 0, n)
-	for i := range recs {
+	clear(s.unread)
+	out := make([]troupe.Record, 0, n)
+	for range n {
 		if err := ctx.Err(); err != nil {
 			if len(out) > 0 {
 				return out, nil
@@ -168,14 +170,11 @@ func (s *filesSource) Read(ctx context.Context, max int) ([]*Record, error) {
 		f := s.files[s.next]
 		data, err := readRegular(f.abs)
 		if errors.Is(err, errNotRegular) {
-			r := &recs[i]
-			r.Key = f.key
-			r.Meta = map[string]string{"path": f.abs}
 			if s.unread == nil {
-				s.unread = map[*Record]error{}
+				s.unread = map[int]error{}
 			}
-			s.unread[r] = fmt.Errorf("files source: read %s: %w", f.key, err)
-			out = append(out, r)
+			s.unread[len(out)] = fmt.Errorf("files source: read %s: %w", f.key, err)
+			out = append(out, troupe.Record{Key: f.key, Meta: map[string]string{"path": f.abs}})
 			s.next++
 			continue
 		}
@@ -185,11 +184,7 @@ func (s *filesSource) Read(ctx context.Context, max int) ([]*Record, error) {
 			}
 			return nil, fmt.Errorf("files source: read %s: %w", f.key, err)
 		}
-		r := &recs[i]
-		r.Key = f.key
-		r.Payload = data
-		r.Meta = map[string]string{"path": f.abs, "size": strconv.Itoa(len(data))}
-		out = append(out, r)
+		out = append(out, troupe.Record{Key: f.key, Payload: data, Meta: map[string]string{"path": f.abs, "size": strconv.Itoa(len(data))}})
 		s.next++
 	}
 	if s.next == len(s.files) {
@@ -256,12 +251,13 @@ func fileKind(m fs.FileMode) string {
 	return "not a regular file"
 }
 
-// unreadable returns (and forgets) why a record Read returned could not be read, or nil.
-func (s *filesSource) unreadable(rec *Record) error {
+// unreadable returns (and forgets) why record i of the batch Read just returned could not be
+// read, or nil.
+func (s *filesSource) unreadable(i int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.unread[rec]
-	delete(s.unread, rec)
+	err := s.unread[i]
+	delete(s.unread, i)
 	return err
 }
 

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/troupe-dev/troupe"
 )
 
 const (
@@ -193,7 +195,7 @@ func (in *lineInput) Read(p []byte) (int, error) {
 //
 // The total is unknown, so the source does not implement Sized. Close closes the file; it never
 // closes stdin (a read of stdin in progress is left to finish on its own).
-func NewLinesSource(path string, stdin io.Reader) (Source, error) {
+func NewLinesSource(path string, stdin io.Reader) (troupe.Source, error) {
 	if path == "-" {
 		if stdin == nil {
 			return nil, errors.New("lines source: path is \"-\" but no standard input was given")
@@ -288,7 +290,7 @@ func (s *linesSource) releaseFIFOOpen(opened <-chan struct{}) error {
 // error is returned (naming the input and the line) after the lines read before it have been
 // returned; a line interrupted by the error is kept, and a later Read resumes it. So is a line
 // interrupted by the linger, a cancelled ctx or Close.
-func (s *linesSource) Read(ctx context.Context, max int) ([]*Record, error) {
+func (s *linesSource) Read(ctx context.Context, max int) ([]troupe.Record, error) {
 	if max <= 0 {
 		return nil, fmt.Errorf("lines source %s: read: max must be positive, got %d", s.name, max)
 	}
@@ -307,8 +309,7 @@ func (s *linesSource) Read(ctx context.Context, max int) ([]*Record, error) {
 	}
 	s.in.ctx, s.in.deadline = ctx, time.Time{}
 	defer func() { s.in.ctx = nil }()
-	var recs []Record
-	out := make([]*Record, 0, min(max, 1024))
+	var out []troupe.Record
 	for len(out) < max {
 		// After a cancellation, the lines already read from the input are still handed on (they
 		// cannot be read again); only waiting for more input stops.
@@ -320,17 +321,13 @@ func (s *linesSource) Read(ctx context.Context, max int) ([]*Record, error) {
 		}
 		payload, ok, err := s.nextLine()
 		if ok {
-			if len(recs) == 0 {
-				// Records are allocated in blocks: sized for what max still allows but capped,
-				// since max is a permission and the input may be nearly done.
-				recs = make([]Record, min(max-len(out), 1024))
+			if out == nil {
+				// Sized for what max allows but capped, since max is a permission and the input
+				// may be nearly done.
+				out = make([]troupe.Record, 0, min(max, 1024))
 			}
-			r := &recs[0]
-			recs = recs[1:]
 			s.line++
-			r.Key = strconv.FormatInt(s.line, 10)
-			r.Payload = payload
-			out = append(out, r)
+			out = append(out, troupe.Record{Key: strconv.FormatInt(s.line, 10), Payload: payload})
 			if len(out) == 1 {
 				s.in.deadline = time.Now().Add(linesLinger)
 			}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strconv"
 	"sync"
+
+	"github.com/troupe-dev/troupe"
 )
 
 // syntheticSource produces count synthetic records.
@@ -25,7 +27,7 @@ type syntheticSource struct {
 // The source implements Sized. It panics if count or size is negative.
 //
 // Read is cheap: a batch's records, keys and payloads are allocated in one block each.
-func NewRangeSource(count int64, size int) Source {
+func NewRangeSource(count int64, size int) troupe.Source {
 	if count < 0 {
 		panic(fmt.Sprintf("actors.NewRangeSource: negative count %d", count))
 	}
@@ -62,7 +64,7 @@ func splitMix64(x *uint64) uint64 {
 
 // Read returns the next up to max records, with io.EOF together with the last batch. Every
 // call allocates fresh memory: nothing a previous batch handed out is written again.
-func (s *syntheticSource) Read(ctx context.Context, max int) ([]*Record, error) {
+func (s *syntheticSource) Read(ctx context.Context, max int) ([]troupe.Record, error) {
 	if max <= 0 {
 		return nil, fmt.Errorf("range source: read: max must be positive, got %d", max)
 	}
@@ -79,8 +81,7 @@ func (s *syntheticSource) Read(ctx context.Context, max int) ([]*Record, error) 
 		return nil, io.EOF
 	}
 	first := s.next
-	recs := make([]Record, n)
-	out := make([]*Record, n)
+	recs := make([]troupe.Record, n)
 	payloads := make([]byte, n*s.size)
 	// All keys of the batch live in one string; each key is a substring of it.
 	digits := make([]byte, 0, n*(len(strconv.FormatInt(first+int64(n)-1, 10))))
@@ -98,13 +99,12 @@ func (s *syntheticSource) Read(ctx context.Context, max int) ([]*Record, error) 
 		p := payloads[i*s.size : (i+1)*s.size : (i+1)*s.size]
 		rangePayload(p, first+int64(i))
 		r.Payload = p
-		out[i] = r
 	}
 	s.next += int64(n)
 	if s.next == s.count {
-		return out, io.EOF
+		return recs, io.EOF
 	}
-	return out, nil
+	return recs, nil
 }
 
 // Total returns count.

@@ -2,14 +2,13 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/supervisor"
 )
 
@@ -27,38 +26,9 @@ const (
 // restarted forever with the same records.
 const maxBackendFaults = 5
 
-// BackendFault is implemented by the errors a Backend reports to Outcomes.Fail when the backend
-// itself is at fault and none of the records it holds is (it broke its protocol: answered a
-// record twice, reported outputs for a record it was not given). The records are redelivered
-// and no attempt is charged. Package actors checks for it with errors.As, so a backend need not
-// import actors to implement it.
-type BackendFault interface {
-	BackendFault() bool
-}
-
-// IsBackendFault says whether err, or an error it wraps, is a BackendFault that says so.
-func IsBackendFault(err error) bool {
-	var f BackendFault
-	return errors.As(err, &f) && f.BackendFault()
-}
-
-// PermanentError is implemented by the errors a BackendFactory returns for a start that can never
-// succeed, however often it is retried: a missing executable, a checksum mismatch, a program
-// that does not speak the backend's protocol. Such an error fails the run at once; any other
-// failed start is retried under the stage's restart policy, like a crash.
-type PermanentError interface {
-	Permanent() bool
-}
-
-// IsPermanent says whether err, or an error it wraps, is a PermanentError that says so.
-func IsPermanent(err error) bool {
-	var p PermanentError
-	return errors.As(err, &p) && p.Permanent()
-}
-
 // Messages from a Backend (any goroutine) to its worker actor.
 type (
-	backendResults struct{ res *ipc.Results }
+	backendResults struct{ res *results }
 	backendGrant   struct{ n int }
 	backendFail    struct{ err error }
 	backendTick    struct{}
@@ -95,8 +65,8 @@ func (o *outcomes) attach(pid *actor.PID) {
 	o.early = nil
 }
 
-func (o *outcomes) Results(res *ipc.Results) { o.send(backendResults{res}) }
-func (o *outcomes) Grant(n int)              { o.send(backendGrant{n}) }
+func (o *outcomes) Results(rs []troupe.Result) { o.send(backendResults{toResults(rs)}) }
+func (o *outcomes) Grant(n int)                { o.send(backendGrant{n}) }
 func (o *outcomes) Fail(err error) {
 	o.mu.Lock()
 	first := !o.failed
@@ -107,17 +77,37 @@ func (o *outcomes) Fail(err error) {
 	}
 }
 
+// toResults lays a Backend's outcomes out as a worker reports them to its distributor.
+func toResults(rs []troupe.Result) *results {
+	n := 0
+	for _, r := range rs {
+		if r.Err == nil {
+			n += len(r.Outputs)
+		}
+	}
+	res := &results{Counts: make([]uint32, len(rs)), Outputs: make([]troupe.Record, 0, n)}
+	for i, r := range rs {
+		if r.Err != nil {
+			res.Errors = append(res.Errors, recordError{Index: uint32(i), Message: r.Err.Error()})
+			continue
+		}
+		res.Counts[i] = uint32(len(r.Outputs))
+		res.Outputs = append(res.Outputs, r.Outputs...)
+	}
+	return res
+}
+
 // backendWorker feeds a Backend within its grants and relays its outcomes to the distributor.
 type backendWorker struct {
 	run     *run
 	st      *stageRun
 	index   int
 	token   uint64
-	backend Backend
+	backend troupe.Backend
 	out     *outcomes
 
-	queue       deque[*ipc.Record] // received, not yet submitted
-	submitted   deque[time.Time]   // when each unreported record was submitted
+	queue       deque[*envelope] // received, not yet submitted
+	submitted   deque[time.Time] // when each unreported record was submitted
 	grants      int
 	lastResults time.Time
 	// lastProgress is when the backend last reported results or granted credit, or when work
@@ -140,7 +130,7 @@ func (w *backendWorker) Receive(ctx actor.Context) {
 		}
 	case work:
 		if m.token != w.token {
-			return // meant for a previous incarnation (see work)
+			return // meant for a previous incarnation (see work): the distributor requeues it
 		}
 		if w.queue.len() == 0 && w.submitted.len() == 0 {
 			w.lastProgress = time.Now() // the wait for the backend starts now
@@ -159,10 +149,6 @@ func (w *backendWorker) Receive(ctx actor.Context) {
 			w.die(ctx, fmt.Errorf("backend reported %d outcomes for %d records", n, w.submitted.len()), false)
 			return
 		}
-		if err := ipc.CheckResults(m.res); err != nil {
-			w.die(ctx, fmt.Errorf("backend reported inconsistent results: %w", err), false)
-			return
-		}
 		for range n {
 			w.submitted.popFront()
 		}
@@ -173,7 +159,7 @@ func (w *backendWorker) Receive(ctx actor.Context) {
 		}
 		ctx.Send(w.st.distPID, workerResults{index: w.index, token: w.token, res: m.res})
 	case backendFail:
-		w.die(ctx, m.err, !IsBackendFault(m.err))
+		w.die(ctx, m.err, !troupe.IsBackendFault(m.err))
 	case backendTick:
 		w.checkTimeout(ctx)
 	case *actor.Stopping:
@@ -188,15 +174,16 @@ func (w *backendWorker) submit(ctx actor.Context) {
 	if n == 0 {
 		return
 	}
-	recs := make([]*ipc.Record, n)
+	tasks := make([]troupe.Task, n)
 	now := time.Now()
-	for i := range recs {
-		recs[i] = w.queue.popFront()
+	for i := range tasks {
+		r := w.queue.popFront()
+		tasks[i] = troupe.Task{Record: r.Record, Attempt: int(r.Attempt) + 1}
 		w.submitted.pushBack(now)
 	}
 	w.grants -= n
-	if err := w.backend.Submit(recs); err != nil {
-		w.die(ctx, fmt.Errorf("submit: %w", err), !IsBackendFault(err))
+	if err := w.backend.Submit(tasks); err != nil {
+		w.die(ctx, fmt.Errorf("submit: %w", err), !troupe.IsBackendFault(err))
 	}
 }
 

@@ -11,7 +11,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/internal/callctx"
 	"github.com/troupe-dev/troupe/supervisor"
 )
 
@@ -29,22 +30,29 @@ type funcWorker struct {
 	token uint64
 	wd    *watchdog
 
-	res       *ipc.Results
+	res       *results
 	lastFlush time.Time
+	// info is what the Func is told about its call (troupe.Attempt, troupe.StageName), through
+	// cctx; the worker updates it before each call.
+	info callctx.Info
+	cctx context.Context
 }
 
 func (w *funcWorker) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		w.token = tokens.Add(1)
+		w.info.Stage = w.st.cfg.Name
+		w.cctx = callctx.With(w.run.ctx, &w.info)
 		if t := w.st.cfg.Timeout; t > 0 {
 			w.wd = startWatchdog(w, t)
 		}
 		ctx.Send(w.st.distPID, workerUp{index: w.index, token: w.token, pid: ctx.Self()})
 	case work:
-		if m.token == w.token { // else meant for a previous incarnation (see work)
-			w.process(ctx, m.recs)
+		if m.token != w.token {
+			return // meant for a previous incarnation (see work): the distributor requeues it
 		}
+		w.process(ctx, m.recs)
 	case *actor.Stopping:
 		w.wd.stop()
 		// Batches still in the mailbox go back to the distributor's queue, uncharged.
@@ -52,7 +60,7 @@ func (w *funcWorker) Receive(ctx actor.Context) {
 	}
 }
 
-func (w *funcWorker) process(ctx actor.Context, recs []*ipc.Record) {
+func (w *funcWorker) process(ctx actor.Context, recs []*envelope) {
 	w.res = newResults(len(recs))
 	w.lastFlush = time.Now()
 	for i, r := range recs {
@@ -65,7 +73,7 @@ func (w *funcWorker) process(ctx actor.Context, recs []*ipc.Record) {
 			return
 		}
 		if err != nil {
-			w.res.Errors = append(w.res.Errors, &ipc.RecordError{Index: uint32(len(w.res.Counts)), Message: err.Error()})
+			w.res.Errors = append(w.res.Errors, recordError{Index: uint32(len(w.res.Counts)), Message: err.Error()})
 			w.res.Counts = append(w.res.Counts, 0)
 		} else {
 			w.res.Counts = append(w.res.Counts, uint32(len(outs)))
@@ -83,14 +91,15 @@ func (w *funcWorker) process(ctx actor.Context, recs []*ipc.Record) {
 const clockEvery = 8
 
 // newResults makes Results with room for n inputs of one output each.
-func newResults(n int) *ipc.Results {
-	return &ipc.Results{Counts: make([]uint32, 0, n), Outputs: make([]*ipc.Record, 0, n)}
+func newResults(n int) *results {
+	return &results{Counts: make([]uint32, 0, n), Outputs: make([]troupe.Record, 0, n)}
 }
 
 // call runs the stage on one record, under the record's timeout; a panic comes back as a
 // *supervisor.PanicError.
-func (w *funcWorker) call(r *ipc.Record) (outs []*ipc.Record, err error) {
-	rctx := w.run.ctx
+func (w *funcWorker) call(r *envelope) (outs []troupe.Record, err error) {
+	w.info.Attempt = int(r.Attempt) + 1
+	rctx := w.cctx
 	if t := w.st.cfg.Timeout; t > 0 {
 		var cancel context.CancelFunc
 		rctx, cancel = context.WithTimeout(rctx, t)
@@ -103,7 +112,7 @@ func (w *funcWorker) call(r *ipc.Record) (outs []*ipc.Record, err error) {
 			outs, err = nil, &supervisor.PanicError{Value: v, Stack: debug.Stack()}
 		}
 	}()
-	outs, err = w.st.cfg.Func(rctx, funcCopy(r))
+	outs, err = w.st.cfg.Func(rctx, userCopy(r))
 	if err != nil && errors.Is(err, context.DeadlineExceeded) && rctx.Err() != nil {
 		err = fmt.Errorf("timeout: record took longer than %s: %w", w.st.cfg.Timeout, err)
 	}
@@ -121,15 +130,17 @@ func (w *funcWorker) report(ctx actor.Context, left int) {
 	w.lastFlush = time.Now()
 }
 
-func ptr[T any](v T) *T { return &v }
-
-// funcCopy is the record a Func is given: its own shallow copy, struct and Meta map, so that a
-// Func that sets a field or a metadata entry of its input (which the contract forbids) cannot
+// userCopy is the record user code (a Func, a ReduceFunc) is given: a copy, with its own Meta map,
+// so that setting a field or a metadata entry of its input (which the contract forbids) cannot
 // change the record the runtime keeps for redelivery. Payload's bytes are shared: writing into
-// them stays the Func's fault (see Func).
-func funcCopy(r *ipc.Record) *ipc.Record {
-	return &ipc.Record{Seq: r.Seq, Key: r.Key, Payload: r.Payload, Meta: maps.Clone(r.Meta), Attempt: r.Attempt, Sub: r.Sub, Weight: r.Weight, Flag: r.Flag}
+// them stays the stage's fault (see troupe.Record). A nil Meta costs nothing.
+func userCopy(r *envelope) troupe.Record {
+	rec := r.Record
+	rec.Meta = maps.Clone(rec.Meta)
+	return rec
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // watchdog notices a Func that ignores its context and runs past the record's timeout. It cannot
 // stop the goroutine (nothing in Go can); it charges the record, has the worker killed and
@@ -138,7 +149,7 @@ type watchdog struct {
 	w       *funcWorker
 	timeout time.Duration
 	since   atomic.Int64 // UnixNano when the current record started, 0 when idle
-	current atomic.Pointer[ipc.Record]
+	current atomic.Pointer[envelope]
 	done    chan struct{}
 	fired   atomic.Bool
 }
@@ -171,7 +182,7 @@ func startWatchdog(w *funcWorker, timeout time.Duration) *watchdog {
 	return wd
 }
 
-func (wd *watchdog) fire(r *ipc.Record) {
+func (wd *watchdog) fire(r *envelope) {
 	w := wd.w
 	reason := fmt.Errorf("timeout: record %q ran past %s and ignored cancellation; worker killed", r.Key, wd.timeout)
 	w.run.log.Warn("worker hung", "stage", w.st.cfg.Name, "worker", w.index, "key", r.Key, "timeout", wd.timeout)
@@ -179,7 +190,7 @@ func (wd *watchdog) fire(r *ipc.Record) {
 	w.run.send(w.st.workersPID, &supervisor.KillChild{Name: workerName(w.index), Reason: reason})
 }
 
-func (wd *watchdog) arm(r *ipc.Record) {
+func (wd *watchdog) arm(r *envelope) {
 	wd.current.Store(r)
 	wd.since.Store(time.Now().UnixNano())
 }

@@ -4,19 +4,20 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	reflect "reflect"
 	"runtime"
 	"strings"
 	"testing"
 
-	"google.golang.org/protobuf/proto"
+	"github.com/troupe-dev/troupe"
 )
 
 func sampleRecords() []*Record {
 	return []*Record{
-		{Seq: 1, Key: "a", Payload: []byte("hello"), Weight: 1 << 40},
-		{Seq: 1<<63 + 5, Sub: 99, Attempt: 2, Flag: Flag_END, Meta: map[string]string{"k": "v", "": "empty"}},
+		{Record: troupe.Record{Key: "a", Payload: []byte("hello")}, Seq: 1, Weight: 1 << 40},
+		{Record: troupe.Record{Meta: map[string]string{"k": "v", "": "empty"}}, Seq: 1<<63 + 5, Sub: 99, Attempt: 2, Flag: FlagEnd},
 		{},
-		{Key: strings.Repeat("k", 300), Payload: bytes.Repeat([]byte{0xff}, 70000)},
+		{Record: troupe.Record{Key: strings.Repeat("k", 300), Payload: bytes.Repeat([]byte{0xff}, 70000)}},
 	}
 }
 
@@ -50,14 +51,14 @@ func TestFrameRoundTrip(t *testing.T) {
 		t.Fatalf("batch: %v %+v", err, f)
 	}
 	for i := range recs {
-		if !proto.Equal(f.Records[i], recs[i]) {
+		if !reflect.DeepEqual(f.Records[i], recs[i]) {
 			t.Fatalf("record %d: got %v want %v", i, f.Records[i], recs[i])
 		}
 	}
 	if f, err = r.Next(); err != nil || f.Type != FrameCredit || f.Credit != 64 {
 		t.Fatalf("credit: %v %+v", err, f)
 	}
-	if f, err = r.Next(); err != nil || f.Type != FrameResults || !proto.Equal(f.Results, res) {
+	if f, err = r.Next(); err != nil || f.Type != FrameResults || !reflect.DeepEqual(f.Results, res) {
 		t.Fatalf("results: %v %v", err, f.Results)
 	}
 	if f, err = r.Next(); err != nil || f.Type != FrameBatch || f.BatchID != 8 || len(f.Records) != 0 {
@@ -69,7 +70,7 @@ func TestFrameRoundTrip(t *testing.T) {
 }
 
 func TestPayloadAppendDoesNotClobberNeighbours(t *testing.T) {
-	b, err := AppendBatch(nil, 0, 1, []*Record{{Key: "k1", Payload: []byte("ab")}, {Key: "k2", Payload: []byte("cd")}})
+	b, err := AppendBatch(nil, 0, 1, []*Record{{Record: troupe.Record{Key: "k1", Payload: []byte("ab")}}, {Record: troupe.Record{Key: "k2", Payload: []byte("cd")}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestPayloadAppendDoesNotClobberNeighbours(t *testing.T) {
 }
 
 func TestOversizedFrames(t *testing.T) {
-	big := []*Record{{Payload: make([]byte, 1000)}}
+	big := []*Record{{Record: troupe.Record{Payload: make([]byte, 1000)}}}
 	if _, err := AppendBatch(nil, 500, 1, big); !errors.Is(err, ErrFrameTooLarge) {
 		t.Fatalf("writer: want ErrFrameTooLarge, got %v", err)
 	}
@@ -134,7 +135,7 @@ func TestMalformedFrames(t *testing.T) {
 func TestEncodeAllocations(t *testing.T) {
 	recs := make([]*Record, 64)
 	for i := range recs {
-		recs[i] = &Record{Seq: uint64(i), Key: "key", Payload: make([]byte, 64)}
+		recs[i] = &Record{Record: troupe.Record{Key: "key", Payload: make([]byte, 64)}, Seq: uint64(i)}
 	}
 	w := NewFrameWriter(io.Discard, 0)
 	allocs := testing.AllocsPerRun(100, func() {
@@ -186,11 +187,11 @@ func FuzzDecodeFrame(f *testing.F) {
 				t.Fatalf("round trip records: %d vs %d", len(again.Records), len(fr.Records))
 			}
 			for j := range fr.Records {
-				if !proto.Equal(again.Records[j], fr.Records[j]) {
+				if !reflect.DeepEqual(again.Records[j], fr.Records[j]) {
 					t.Fatalf("round trip record %d", j)
 				}
 			}
-			if fr.Results != nil && !proto.Equal(again.Results, fr.Results) {
+			if fr.Results != nil && !reflect.DeepEqual(again.Results, fr.Results) {
 				t.Fatalf("round trip results")
 			}
 		}

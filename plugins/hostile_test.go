@@ -11,20 +11,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/plugins"
 	"github.com/troupe-dev/troupe/supervisor"
 )
 
-// exactSink checks every record it gets against its source record: key r<i>, seq i, payload
-// P<i> (the test plugin uppercases p<i>), and counts each key.
+// exactSink checks every record it gets against its source record: key r<i>, payload P<i> (the test plugin uppercases p<i>), and counts each key.
 type exactSink struct {
 	mu    sync.Mutex
 	seen  map[string]int
 	wrong []string
 }
 
-func (s *exactSink) Write(rec *actors.Record) error {
+func (s *exactSink) Write(rec troupe.Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.seen == nil {
@@ -32,8 +32,8 @@ func (s *exactSink) Write(rec *actors.Record) error {
 	}
 	s.seen[rec.Key]++
 	i, err := strconv.Atoi(strings.TrimPrefix(rec.Key, "r"))
-	if err != nil || rec.Seq != uint64(i) || string(rec.Payload) != "P"+strconv.Itoa(i) || rec.Meta["by"] != "testplugin" {
-		s.wrong = append(s.wrong, "seq "+strconv.FormatUint(rec.Seq, 10)+" key "+rec.Key+" payload "+string(rec.Payload))
+	if err != nil || string(rec.Payload) != "P"+strconv.Itoa(i) || rec.Meta["by"] != "testplugin" {
+		s.wrong = append(s.wrong, "key "+rec.Key+" payload "+string(rec.Payload))
 	}
 	return nil
 }
@@ -61,7 +61,7 @@ func (s *exactSink) check(t *testing.T, n int) {
 // hostileRun runs n records through a two-worker plugin stage with the given test plugin
 // environment, credits per worker, attempts per record and timeout. With one attempt, a record
 // wrongly blamed for its worker's fault is dead-lettered.
-func hostileRun(t *testing.T, env map[string]string, n, credits, attempts int, timeout time.Duration) (actors.Summary, *exactSink, *deadLetters, []supervisor.Event, error) {
+func hostileRun(t *testing.T, env map[string]string, n, credits, attempts int, timeout time.Duration) (troupe.Summary, *exactSink, *deadLetters, []supervisor.Event, error) {
 	t.Helper()
 	factory, err := plugins.Config{Cmd: []string{testPlugin}, Env: env}.Factory()
 	if err != nil {
@@ -70,10 +70,10 @@ func hostileRun(t *testing.T, env map[string]string, n, credits, attempts int, t
 	sink, dead := &exactSink{}, &deadLetters{}
 	var mu sync.Mutex
 	var events []supervisor.Event
-	p := actors.Pipeline{
+	p := troupe.Pipeline{
 		Source: &payloadSource{count: n, payload: func(i int) string { return "p" + strconv.Itoa(i) }},
-		Stages: []actors.Stage{{Name: "upper", Backend: factory, Workers: 2, Credits: credits, Attempts: attempts, Timeout: timeout,
-			Restart: actors.Restart{Intensity: 100, Period: time.Second}}},
+		Stages: []troupe.Stage{{Name: "upper", Backend: factory, Workers: 2, Credits: credits, Attempts: attempts, Timeout: timeout,
+			Restart: troupe.Restart{Intensity: 100, Period: time.Second}}},
 		Sink:        sink,
 		DeadLetters: dead,
 		Events: func(e supervisor.Event) {
@@ -84,7 +84,7 @@ func hostileRun(t *testing.T, env map[string]string, n, credits, attempts int, t
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	sum, err := p.Run(ctx)
+	sum, err := actors.Run(ctx, &p)
 	mu.Lock()
 	defer mu.Unlock()
 	return sum, sink, dead, append([]supervisor.Event(nil), events...), err

@@ -1,10 +1,10 @@
 // Package plugins runs a stage's records in plugin processes: separate executables launched
 // and handshaken with hashicorp/go-plugin, one process per worker incarnation, so that a crash,
 // a leak or a hang in user code never takes the host down. Config.Factory makes the
-// actors.BackendFactory a stage uses:
+// troupe.BackendFactory a stage uses:
 //
 //	factory, err := plugins.Config{Cmd: []string{"./bin/imgconv-plugin"}, Limits: plugins.Limits{RSS: 512 << 20}}.Factory()
-//	stage := actors.Stage{Name: "convert", Backend: factory, Workers: 4}
+//	stage := troupe.Stage{Name: "convert", Backend: factory, Workers: 4}
 //
 // Each process speaks the stage protocol (ipc/README.md): a gRPC control service over
 // go-plugin, and length-prefixed record frames on a unix socket pair passed as file descriptor
@@ -42,16 +42,16 @@
 // can leave any cgroup or process tree on purpose; nothing here contains a hostile root process.
 //
 // When the process dies, breaks the protocol, or crosses a limit, the backend kills the group
-// and reports the reason once to actors.Outcomes.Fail: "killed by SIGSEGV" or "exited with code
+// and reports the reason once to troupe.Outcomes.Fail: "killed by SIGSEGV" or "exited with code
 // 3" with the last output lines, "rss 612 MiB > limit 512 MiB", "cpu 180% > limit 150% for 3s".
 // The runtime then redelivers the worker's records and starts a new process. Every results
 // frame is checked against the records sent (ipc/README.md, "What the host verifies"): a
-// protocol violation is reported as an actors.BackendFault, so that no record is charged for it.
+// protocol violation is reported as an troupe.BackendFault, so that no record is charged for it.
 //
 // A start that fails because the process died, timed out or refused its options is retried by
 // the runtime like a crash; one that can never succeed (a missing or non-executable program, a
 // sha256 mismatch, a program that is not a troupe plugin of this protocol major) is an
-// actors.PermanentError, and the run fails at once with the reason. Closing the dead
+// troupe.PermanentError, and the run fails at once with the reason. Closing the dead
 // backend does not hold that up: Close returns at once and the dead process is reaped in the
 // background (bounded); WaitClosed waits for that.
 package plugins
@@ -64,7 +64,7 @@ import (
 	"os/exec"
 	"time"
 
-	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/internal/units"
 	"github.com/troupe-dev/troupe/plugins/internal/host"
 )
@@ -96,7 +96,7 @@ type Config struct {
 
 // WaitClosed waits until the dead plugin processes whose backends were closed have been reaped
 // in the background (each within a few seconds), or ctx ends. Pool.Close calls it; a program
-// using Config.Factory may call it after its pipeline's Run returns, before it exits.
+// using Config.Factory may call it after its pipeline's run (actors.Run) returns, before it exits.
 func WaitClosed(ctx context.Context) error { return host.WaitClosed(ctx) }
 
 // Limits are enforced on every plugin process by sampling it (every 100 ms). The spec's
@@ -153,7 +153,7 @@ func (c Config) Check() error {
 // (checked before every launch), or when the plugin speaks another major protocol version.
 //
 // A Config with Spares fails here: its spare processes need an owner to close them (NewPool).
-func (c Config) Factory() (actors.BackendFactory, error) {
+func (c Config) Factory() (troupe.BackendFactory, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -162,7 +162,7 @@ func (c Config) Factory() (actors.BackendFactory, error) {
 	}
 	opts := c.options()
 	opts.Cmd = append([]string(nil), c.Cmd...)
-	return func(ctx context.Context, w actors.WorkerInfo, out actors.Outcomes) (actors.Backend, error) {
+	return func(ctx context.Context, w troupe.WorkerInfo, out troupe.Outcomes) (troupe.Backend, error) {
 		if out == nil {
 			return nil, errors.New("plugins: nil Outcomes")
 		}

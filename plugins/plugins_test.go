@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/plugins"
 	"github.com/troupe-dev/troupe/supervisor"
@@ -71,21 +72,22 @@ func running(dir string) []string {
 	return out
 }
 
-// countingSink counts how many times each (seq, key) reaches it.
+// countingSink counts how many times each key (each source record has its own) reaches it.
 type countingSink struct {
 	mu   sync.Mutex
 	seen map[string]int
 	bad  []string
 }
 
-func (s *countingSink) Write(rec *actors.Record) error {
+func (s *countingSink) Write(rec troupe.Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.seen == nil {
 		s.seen = map[string]int{}
 	}
-	s.seen[strconv.FormatUint(rec.Seq, 10)+"/"+rec.Key]++
-	if rec.Meta["by"] != "testplugin" {
+	s.seen[rec.Key]++
+	// The plugin's Process saw the stage's name and the attempt through its context.
+	if rec.Meta["by"] != "testplugin" || rec.Meta["stage"] != "upper" || rec.Meta["attempt"] == "" || rec.Meta["attempt"] == "0" {
 		s.bad = append(s.bad, rec.Key)
 	}
 	return nil
@@ -95,10 +97,10 @@ func (s *countingSink) Close() error { return nil }
 
 type deadLetters struct {
 	mu      sync.Mutex
-	letters []actors.DeadLetter
+	letters []troupe.DeadLetter
 }
 
-func (d *deadLetters) Write(l actors.DeadLetter) error {
+func (d *deadLetters) Write(l troupe.DeadLetter) error {
 	d.mu.Lock()
 	d.letters = append(d.letters, l)
 	d.mu.Unlock()
@@ -113,10 +115,10 @@ type payloadSource struct {
 	payload     func(i int) string
 }
 
-func (s *payloadSource) Read(_ context.Context, max int) ([]*actors.Record, error) {
-	var out []*actors.Record
+func (s *payloadSource) Read(_ context.Context, max int) ([]troupe.Record, error) {
+	var out []troupe.Record
 	for ; s.next < s.count && len(out) < max; s.next++ {
-		out = append(out, &actors.Record{Key: "r" + strconv.Itoa(s.next), Payload: []byte(s.payload(s.next))})
+		out = append(out, troupe.Record{Key: "r" + strconv.Itoa(s.next), Payload: []byte(s.payload(s.next))})
 	}
 	if s.next == s.count {
 		return out, io.EOF
@@ -150,9 +152,9 @@ func TestChaos(t *testing.T) {
 	}
 	sink, dead := &countingSink{}, &deadLetters{}
 	restarted := make(chan struct{}, 1)
-	p := actors.Pipeline{
+	p := troupe.Pipeline{
 		Source:      &payloadSource{count: n, payload: func(i int) string { return "p" + strconv.Itoa(i) }},
-		Stages:      []actors.Stage{{Name: "upper", Backend: factory, Workers: 4, Attempts: 3, Restart: actors.Restart{Intensity: 1000, Period: time.Second}}},
+		Stages:      []troupe.Stage{{Name: "upper", Backend: factory, Workers: 4, Attempts: 3, Restart: troupe.Restart{Intensity: 1000, Period: time.Second}}},
 		Sink:        sink,
 		DeadLetters: dead,
 		Events: func(e supervisor.Event) {
@@ -198,7 +200,7 @@ func TestChaos(t *testing.T) {
 			}
 		}
 	}()
-	sum, err := p.Run(ctx)
+	sum, err := actors.Run(ctx, &p)
 	close(stop)
 	wg.Wait()
 	if err != nil {
@@ -234,20 +236,20 @@ func TestPoisonRecords(t *testing.T) {
 	const n = 2000
 	poison := map[int]string{100: "error", 700: "segv", 1500: "exit3"}
 	sink, dead := &countingSink{}, &deadLetters{}
-	p := actors.Pipeline{
+	p := troupe.Pipeline{
 		Source: &payloadSource{count: n, payload: func(i int) string {
 			if p, ok := poison[i]; ok {
 				return p
 			}
 			return "ok"
 		}},
-		Stages:      []actors.Stage{{Name: "upper", Backend: factory, Workers: 2, Attempts: 3, Restart: actors.Restart{Intensity: 100, Period: time.Second}}},
+		Stages:      []troupe.Stage{{Name: "upper", Backend: factory, Workers: 2, Attempts: 3, Restart: troupe.Restart{Intensity: 100, Period: time.Second}}},
 		Sink:        sink,
 		DeadLetters: dead,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := p.Run(ctx); err != nil {
+	if _, err := actors.Run(ctx, &p); err != nil {
 		t.Fatal(err)
 	}
 	if len(sink.seen) != n-len(poison) {
@@ -281,7 +283,7 @@ func ExampleConfig_Factory() {
 		fmt.Println(err)
 		return
 	}
-	stage := actors.Stage{Name: "convert", Backend: factory, Workers: 4, Timeout: 30 * time.Second}
+	stage := troupe.Stage{Name: "convert", Backend: factory, Workers: 4, Timeout: 30 * time.Second}
 	fmt.Println(stage.Name)
 	// Output: convert
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/plugins/internal/host"
 )
 
@@ -22,7 +22,7 @@ import (
 //	pool, err := plugins.NewPool(plugins.Config{Cmd: cmd, Spares: 2})
 //	if err != nil { ... }
 //	defer pool.Close(context.Background())
-//	stage := actors.Stage{Name: "convert", Backend: pool.Factory(), Workers: 4}
+//	stage := troupe.Stage{Name: "convert", Backend: pool.Factory(), Workers: 4}
 type Pool struct {
 	opts   host.Options
 	spares int
@@ -125,8 +125,8 @@ func (p *Pool) take() (*host.Spare, error) {
 // Factory returns the BackendFactory for the stage: each worker start takes a spare if one is
 // ready and configures it, and otherwise starts a process as Config.Factory does; then it
 // launches the replacement spares in the background. After Close it fails every start.
-func (p *Pool) Factory() actors.BackendFactory {
-	return func(ctx context.Context, w actors.WorkerInfo, out actors.Outcomes) (actors.Backend, error) {
+func (p *Pool) Factory() troupe.BackendFactory {
+	return func(ctx context.Context, w troupe.WorkerInfo, out troupe.Outcomes) (troupe.Backend, error) {
 		if out == nil {
 			return nil, errors.New("plugins: nil Outcomes")
 		}

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/actors"
-	"github.com/troupe-dev/troupe/ipc"
 	"github.com/troupe-dev/troupe/plugins"
 )
 
@@ -45,15 +45,15 @@ func TestPoolRunsPipelineOnSpares(t *testing.T) {
 	sink, dead := &countingSink{}, &deadLetters{}
 	var mu sync.Mutex
 	var used []int
-	p := actors.Pipeline{
+	p := troupe.Pipeline{
 		Source:      &payloadSource{count: n, payload: func(i int) string { return "p" + strconv.Itoa(i) }},
-		Stages:      []actors.Stage{{Name: "upper", Backend: pidRecorder(pool.Factory(), &mu, &used), Workers: 2, Restart: actors.Restart{Intensity: 100, Period: time.Second}}},
+		Stages:      []troupe.Stage{{Name: "upper", Backend: pidRecorder(pool.Factory(), &mu, &used), Workers: 2, Restart: troupe.Restart{Intensity: 100, Period: time.Second}}},
 		Sink:        sink,
 		DeadLetters: dead,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := p.Run(ctx); err != nil {
+	if _, err := actors.Run(ctx, &p); err != nil {
 		t.Fatal(err)
 	}
 	if len(sink.seen) != n || len(dead.letters) != 0 || len(sink.bad) != 0 {
@@ -72,7 +72,7 @@ func TestPoolRunsPipelineOnSpares(t *testing.T) {
 	if left := pluginPids(); len(left) > 0 {
 		t.Fatalf("processes left after the run and Close: %v", left)
 	}
-	if _, err := pool.Factory()(ctx, actors.WorkerInfo{Stage: "upper"}, nopOutcomes{}); err == nil {
+	if _, err := pool.Factory()(ctx, troupe.WorkerInfo{Stage: "upper"}, nopOutcomes{}); err == nil {
 		t.Fatal("a closed pool started a worker")
 	}
 }
@@ -91,18 +91,18 @@ func TestPoolReplacesDeadSpare(t *testing.T) {
 	for slices.Contains(pluginPids(), spare) { // until it is reaped
 		time.Sleep(5 * time.Millisecond)
 	}
-	out := &chanOutcomes{results: make(chan *ipc.Results, 1), grants: make(chan int, 1)}
-	b, err := pool.Factory()(context.Background(), actors.WorkerInfo{Stage: "s"}, out)
+	out := &chanOutcomes{results: make(chan []troupe.Result, 1), grants: make(chan int, 1)}
+	b, err := pool.Factory()(context.Background(), troupe.WorkerInfo{Stage: "s"}, out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close(context.Background())
 	<-out.grants
-	if err := b.Submit([]*actors.Record{{Key: "k", Payload: []byte("x")}}); err != nil {
+	if err := b.Submit([]troupe.Task{{Record: troupe.Record{Key: "k", Payload: []byte("x")}, Attempt: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	if res := <-out.results; string(res.Outputs[0].Payload) != "X" {
-		t.Fatalf("got %q", res.Outputs[0].Payload)
+	if res := <-out.results; len(res) != 1 || len(res[0].Outputs) != 1 || string(res[0].Outputs[0].Payload) != "X" {
+		t.Fatalf("got %+v", res)
 	}
 }
 
@@ -113,7 +113,7 @@ func TestPoolSetupErrorIsAFailedStart(t *testing.T) {
 	}
 	defer pool.Close(context.Background())
 	waitReady(t, pool, 1)
-	_, err = pool.Factory()(context.Background(), actors.WorkerInfo{Stage: "s", Options: map[string]any{"fail_setup": true}}, nopOutcomes{})
+	_, err = pool.Factory()(context.Background(), troupe.WorkerInfo{Stage: "s", Options: map[string]any{"fail_setup": true}}, nopOutcomes{})
 	if err == nil || !strings.Contains(err.Error(), "fail_setup") {
 		t.Fatalf("err = %v, want the plugin's setup error", err)
 	}
@@ -129,8 +129,8 @@ func TestFactoryRefusesSpares(t *testing.T) {
 }
 
 // pidRecorder wraps a factory and records the pid of every backend it starts.
-func pidRecorder(f actors.BackendFactory, mu *sync.Mutex, pids *[]int) actors.BackendFactory {
-	return func(ctx context.Context, w actors.WorkerInfo, out actors.Outcomes) (actors.Backend, error) {
+func pidRecorder(f troupe.BackendFactory, mu *sync.Mutex, pids *[]int) troupe.BackendFactory {
+	return func(ctx context.Context, w troupe.WorkerInfo, out troupe.Outcomes) (troupe.Backend, error) {
 		b, err := f(ctx, w, out)
 		if err == nil {
 			if p, ok := b.(interface{ Pid() int }); ok {
@@ -145,16 +145,16 @@ func pidRecorder(f actors.BackendFactory, mu *sync.Mutex, pids *[]int) actors.Ba
 
 type nopOutcomes struct{}
 
-func (nopOutcomes) Results(*ipc.Results) {}
-func (nopOutcomes) Grant(int)            {}
-func (nopOutcomes) Fail(error)           {}
+func (nopOutcomes) Results([]troupe.Result) {}
+func (nopOutcomes) Grant(int)               {}
+func (nopOutcomes) Fail(error)              {}
 
 type chanOutcomes struct {
-	results chan *ipc.Results
+	results chan []troupe.Result
 	grants  chan int
 }
 
-func (o *chanOutcomes) Results(r *ipc.Results) { o.results <- r }
+func (o *chanOutcomes) Results(r []troupe.Result) { o.results <- r }
 func (o *chanOutcomes) Grant(n int) {
 	select {
 	case o.grants <- n:

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/plugins"
 	"github.com/troupe-dev/troupe/stages"
@@ -37,7 +38,7 @@ type BuildOptions struct {
 // be opened, the builtin that fails to start). When Pipeline fails, whatever it had opened or
 // started is closed before it returns: files, and plugin stages' warm spare processes. The
 // pipeline's source, sinks and spares are closed by its run.
-func (s *Spec) Pipeline(o BuildOptions) (*actors.Pipeline, error) {
+func (s *Spec) Pipeline(o BuildOptions) (*troupe.Pipeline, error) {
 	if err := s.Check(); err != nil {
 		return nil, err
 	}
@@ -52,7 +53,7 @@ func (s *Spec) Pipeline(o BuildOptions) (*actors.Pipeline, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p := &actors.Pipeline{
+	p := &troupe.Pipeline{
 		Name:         s.Name,
 		Order:        s.order(),
 		Supervision:  s.Supervision.Flags(),
@@ -63,7 +64,7 @@ func (s *Spec) Pipeline(o BuildOptions) (*actors.Pipeline, error) {
 	// What is open or running so far, closed in reverse order if the build fails: files, and the
 	// stages' cleanups (a plugin stage's pool of warm spares).
 	var opened []func() error
-	fail := func(pos Pos, err error, what string) (*actors.Pipeline, error) {
+	fail := func(pos Pos, err error, what string) (*troupe.Pipeline, error) {
 		for i := len(opened) - 1; i >= 0; i-- {
 			_ = opened[i]()
 		}
@@ -131,8 +132,8 @@ func (s *Spec) Pipeline(o BuildOptions) (*actors.Pipeline, error) {
 const poolCloseTimeout = 10 * time.Second
 
 // build makes the runtime's Stage for st.
-func (st *StageSpec) build(logger *slog.Logger) (actors.Stage, error) {
-	stage := actors.Stage{
+func (st *StageSpec) build(logger *slog.Logger) (troupe.Stage, error) {
+	stage := troupe.Stage{
 		Name:     st.Name,
 		Workers:  st.Workers,
 		Credits:  st.Credits,

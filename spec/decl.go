@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/internal/schema"
 	"github.com/troupe-dev/troupe/internal/units"
 	"github.com/troupe-dev/troupe/plugins"
@@ -218,8 +218,8 @@ type RestartBackoff struct {
 }
 
 // Restart returns the runtime's restart policy.
-func (r RestartSpec) Restart() actors.Restart {
-	return actors.Restart{Intensity: r.Intensity, Period: r.Period,
+func (r RestartSpec) Restart() troupe.Restart {
+	return troupe.Restart{Intensity: r.Intensity, Period: r.Period,
 		Backoff: supervisor.Backoff{Min: r.Backoff.Min, Max: r.Backoff.Max}}
 }
 

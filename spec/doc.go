@@ -30,7 +30,7 @@
 // source exists; the sink and dead-letter file can be created; and no output is the source's
 // file or another output's, or would be read back by a files source (the same file reached
 // through a symbolic link, ".." or a hard link counts). Spec.Pipeline runs Check, then opens the
-// source and sinks and builds a pipeline ready to Run, closing what it opened if it fails;
+// source and sinks and builds a pipeline ready for actors.Run, closing what it opened if it fails;
 // `troupe validate` runs the same Check, so a spec that validates is one that starts.
 package spec
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/spec"
 )
 
@@ -37,7 +38,7 @@ sink: {lines: {path: "-"}}
 		fmt.Println(err)
 		return
 	}
-	if _, err := p.Run(context.Background()); err != nil {
+	if _, err := actors.Run(context.Background(), p); err != nil {
 		fmt.Println(err)
 		return
 	}

@@ -9,7 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/internal/schema"
 	"github.com/troupe-dev/troupe/stages"
 )
@@ -207,11 +207,11 @@ func (s *Spec) path(p string) string {
 }
 
 // Order is the spec's order of delivery to the sink.
-func (d *Document) order() actors.Order {
+func (d *Document) order() troupe.Order {
 	if d.Order == "input" {
-		return actors.OrderInput
+		return troupe.OrderInput
 	}
-	return actors.OrderAny
+	return troupe.OrderAny
 }
 
 // IsReduce reports whether the stage is a reduce builtin.

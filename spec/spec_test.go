@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/plugins"
 	"github.com/troupe-dev/troupe/stages"
@@ -42,7 +43,7 @@ func TestLoadSpecFull(t *testing.T) {
 		shout.Attempts != 5 || shout.Timeout != 90*time.Second || shout.Options != nil || shout.Plugin != nil {
 		t.Errorf("stage shout = %+v", shout)
 	}
-	wantRestart := actors.Restart{Intensity: 3, Period: 20 * time.Second,
+	wantRestart := troupe.Restart{Intensity: 3, Period: 20 * time.Second,
 		Backoff: supervisor.Backoff{Min: 10 * time.Millisecond, Max: 2 * time.Second}}
 	if got := shout.Restart.Restart(); got != wantRestart {
 		t.Errorf("restart = %+v, want %+v", got, wantRestart)
@@ -81,7 +82,7 @@ func TestLoadSpecFull(t *testing.T) {
 	if got := s.Supervision.Flags(); !reflect.DeepEqual(got, wantSup) {
 		t.Errorf("supervision = %+v, want %+v", got, wantSup)
 	}
-	if s.order() != actors.OrderInput {
+	if s.order() != troupe.OrderInput {
 		t.Errorf("order = %v", s.Order)
 	}
 	if f := s.Sink.Files; f == nil || f.Dir != "/tmp/troupe-out" || f.Ext != ".jpg" || s.pos(f.At, "dir").String() != "testdata/full.yaml:24:21" {
@@ -104,7 +105,7 @@ func TestDefaultsAreTheRuntimes(t *testing.T) {
 		t.Errorf("stage defaults: restart %+v, credits %d, attempts %d; want %+v, %d, %d", st.Restart.Restart(),
 			st.Credits, st.Attempts, actors.DefaultRestart, actors.DefaultCredits, actors.DefaultAttempts)
 	}
-	// actors.Pipeline documents its zero Supervision as one_for_one, intensity 10 in 60s.
+	// troupe.Pipeline documents its zero Supervision as one_for_one, intensity 10 in 60s.
 	want := supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: 10, Period: time.Minute}
 	if got := s.Supervision.Flags(); got != want {
 		t.Errorf("supervision defaults = %+v, want %+v", got, want)
@@ -117,7 +118,7 @@ func TestParseSpecDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir, _ := filepath.Abs("dir")
-	if s.Name != "job" || s.Dir != dir || len(s.Stages) != 0 || s.DeadLetter != nil || s.order() != actors.OrderAny {
+	if s.Name != "job" || s.Dir != dir || len(s.Stages) != 0 || s.DeadLetter != nil || s.order() != troupe.OrderAny {
 		t.Errorf("spec = %+v", s)
 	}
 	if *s.Source.Range != (RangeSpec{Count: 5}) || s.Sink.Discard == nil {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/troupe-dev/troupe/actors"
 )
 
 // The README's word count, exactly as the README shows it, counts the words of a real text as
@@ -49,7 +51,7 @@ func TestReadmeWordCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum, err := p.Run(context.Background())
+	sum, err := actors.Run(context.Background(), p)
 	if err != nil || sum.DeadLetters != 0 {
 		t.Fatalf("run: %v, %d dead letters", err, sum.DeadLetters)
 	}

@@ -11,23 +11,22 @@ import (
 	"strings"
 	"time"
 
-	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/internal/schema"
 )
-
-// Record is the runtime's record (see package actors).
-type Record = actors.Record
 
 // The generic builtins. None of them modifies the record it is given: the runtime may deliver
 // it again after a failure, so a builtin returns it as it is or returns new records.
 func init() {
-	Register("identity", Func("Passes every record through unchanged.", func(*None) (actors.Func, error) {
-		return func(ctx context.Context, rec *Record) ([]*Record, error) { return []*Record{rec}, nil }, nil
+	Register("identity", Func("Passes every record through unchanged.", func(*None) (troupe.Func, error) {
+		return func(ctx context.Context, rec troupe.Record) ([]troupe.Record, error) {
+			return []troupe.Record{rec}, nil
+		}, nil
 	}))
-	Register("upper", Func("Upper-cases the payload (Unicode).", func(*None) (actors.Func, error) {
+	Register("upper", Func("Upper-cases the payload (Unicode).", func(*None) (troupe.Func, error) {
 		return mapPayload(bytes.ToUpper), nil
 	}))
-	Register("lower", Func("Lower-cases the payload (Unicode).", func(*None) (actors.Func, error) {
+	Register("lower", Func("Lower-cases the payload (Unicode).", func(*None) (troupe.Func, error) {
 		return mapPayload(bytes.ToLower), nil
 	}))
 	Register("split", Func("Emits one record per field of the payload (empty fields are skipped), "+
@@ -36,16 +35,16 @@ func init() {
 	Register("format", Func("Rewrites the payload from a template of the record's key, payload and metadata.", newFormat))
 	Register("sleep", Func("Passes records through after waiting a while each, to simulate work or to throttle.", newSleep))
 	Register("count", Reduce("Counts the records of each key: one record per key at the end of input, its payload the count.",
-		func(*None) (actors.ReduceFunc, error) { return reduceCount, nil }))
+		func(*None) (troupe.ReduceFunc, error) { return reduceCount, nil }))
 	Register("sum", Reduce("Adds up the decimal payloads of each key: integers while every value is one (and the sum fits in 64 bits), floating point otherwise.",
-		func(*None) (actors.ReduceFunc, error) { return reduceSum, nil }))
+		func(*None) (troupe.ReduceFunc, error) { return reduceSum, nil }))
 }
 
 // mapPayload makes a Func that returns a new record with f applied to the payload; the input
 // is left as it is.
-func mapPayload(f func([]byte) []byte) actors.Func {
-	return func(ctx context.Context, rec *Record) ([]*Record, error) {
-		return []*Record{{Key: rec.Key, Payload: f(rec.Payload), Meta: rec.Meta}}, nil
+func mapPayload(f func([]byte) []byte) troupe.Func {
+	return func(ctx context.Context, rec troupe.Record) ([]troupe.Record, error) {
+		return []troupe.Record{{Key: rec.Key, Payload: f(rec.Payload), Meta: rec.Meta}}, nil
 	}
 }
 
@@ -55,21 +54,21 @@ type SplitOptions struct {
 	KeyFrom string `yaml:"key_from" default:"field" enum:"field|input" doc:"The outputs' key: field makes each field its own key (so that a reduce stage after split groups by word); input keeps the input record's key."`
 }
 
-func newSplit(o *SplitOptions) (actors.Func, error) {
+func newSplit(o *SplitOptions) (troupe.Func, error) {
 	sep, byField := []byte(o.Sep), o.KeyFrom == "field"
-	return func(ctx context.Context, rec *Record) ([]*Record, error) {
+	return func(ctx context.Context, rec troupe.Record) ([]troupe.Record, error) {
 		var fields [][]byte
 		if len(sep) == 0 {
 			fields = bytes.Fields(rec.Payload)
 		} else {
 			fields = bytes.Split(rec.Payload, sep)
 		}
-		outs := make([]*Record, 0, len(fields))
+		outs := make([]troupe.Record, 0, len(fields))
 		for _, f := range fields {
 			if len(f) == 0 {
 				continue
 			}
-			out := &Record{Key: rec.Key, Payload: bytes.Clone(f), Meta: maps.Clone(rec.Meta)}
+			out := troupe.Record{Key: rec.Key, Payload: bytes.Clone(f), Meta: maps.Clone(rec.Meta)}
 			if byField {
 				out.Key = string(f)
 			}
@@ -96,7 +95,7 @@ func (o *GrepOptions) Check() error {
 	return nil
 }
 
-func newGrep(o *GrepOptions) (actors.Func, error) {
+func newGrep(o *GrepOptions) (troupe.Func, error) {
 	re, invert := o.re, o.Invert
 	if re == nil {
 		var err error
@@ -104,9 +103,9 @@ func newGrep(o *GrepOptions) (actors.Func, error) {
 			return nil, fmt.Errorf("pattern: %w", err)
 		}
 	}
-	return func(ctx context.Context, rec *Record) ([]*Record, error) {
+	return func(ctx context.Context, rec troupe.Record) ([]troupe.Record, error) {
 		if re.Match(rec.Payload) != invert {
-			return []*Record{rec}, nil
+			return []troupe.Record{rec}, nil
 		}
 		return nil, nil
 	}, nil
@@ -128,7 +127,7 @@ func (o *FormatOptions) Check() error {
 	return nil
 }
 
-func newFormat(o *FormatOptions) (actors.Func, error) {
+func newFormat(o *FormatOptions) (troupe.Func, error) {
 	parts := o.parts
 	if parts == nil {
 		var err error
@@ -136,7 +135,7 @@ func newFormat(o *FormatOptions) (actors.Func, error) {
 			return nil, fmt.Errorf("template: %w", err)
 		}
 	}
-	return func(ctx context.Context, rec *Record) ([]*Record, error) {
+	return func(ctx context.Context, rec troupe.Record) ([]troupe.Record, error) {
 		var b []byte
 		for _, p := range parts {
 			switch {
@@ -150,7 +149,7 @@ func newFormat(o *FormatOptions) (actors.Func, error) {
 				b = append(b, rec.Meta[strings.TrimPrefix(p.field, "meta.")]...)
 			}
 		}
-		return []*Record{{Key: rec.Key, Payload: b, Meta: rec.Meta}}, nil
+		return []troupe.Record{{Key: rec.Key, Payload: b, Meta: rec.Meta}}, nil
 	}, nil
 }
 
@@ -200,14 +199,14 @@ type SleepOptions struct {
 	Duration time.Duration `yaml:"duration" required:"true" min:"0s" doc:"How long to wait per record, like 10ms."`
 }
 
-func newSleep(o *SleepOptions) (actors.Func, error) {
+func newSleep(o *SleepOptions) (troupe.Func, error) {
 	d := o.Duration
-	return func(ctx context.Context, rec *Record) ([]*Record, error) {
+	return func(ctx context.Context, rec troupe.Record) ([]troupe.Record, error) {
 		t := time.NewTimer(d)
 		defer t.Stop()
 		select {
 		case <-t.C:
-			return []*Record{rec}, nil
+			return []troupe.Record{rec}, nil
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -215,7 +214,7 @@ func newSleep(o *SleepOptions) (actors.Func, error) {
 }
 
 // reduceCount counts records per key.
-func reduceCount(key string, acc []byte, rec *Record) ([]byte, error) {
+func reduceCount(key string, acc []byte, rec troupe.Record) ([]byte, error) {
 	var n uint64
 	if acc != nil {
 		var err error
@@ -228,7 +227,7 @@ func reduceCount(key string, acc []byte, rec *Record) ([]byte, error) {
 
 // reduceSum adds up decimal payloads per key: integers while every value is an integer (and
 // the sum fits in 64 bits), floating point otherwise.
-func reduceSum(key string, acc []byte, rec *Record) ([]byte, error) {
+func reduceSum(key string, acc []byte, rec troupe.Record) ([]byte, error) {
 	text := strings.TrimSpace(string(rec.Payload))
 	if acc == nil {
 		acc = []byte("0")

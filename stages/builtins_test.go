@@ -7,17 +7,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe"
 )
 
 // apply runs the builtin name with opts on one record.
-func apply(t *testing.T, name string, opts map[string]any, key, payload string) []*Record {
+func apply(t *testing.T, name string, opts map[string]any, key, payload string) []troupe.Record {
 	t.Helper()
 	f, _, err := build(name, opts)
 	if err != nil || f == nil {
 		t.Fatalf("%s(%v): %v", name, opts, err)
 	}
-	in := &Record{Key: key, Payload: []byte(payload), Meta: map[string]string{"m": "v"}}
+	in := troupe.Record{Key: key, Payload: []byte(payload), Meta: map[string]string{"m": "v"}}
 	outs, err := f(context.Background(), in)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
@@ -29,7 +29,7 @@ func apply(t *testing.T, name string, opts map[string]any, key, payload string) 
 }
 
 // build makes the builtin name from options as Go values.
-func build(name string, opts map[string]any) (actors.Func, actors.ReduceFunc, error) {
+func build(name string, opts map[string]any) (troupe.Func, troupe.ReduceFunc, error) {
 	b, ok := Lookup(name)
 	if !ok {
 		return nil, nil, fmt.Errorf("no builtin %q", name)
@@ -47,7 +47,7 @@ func got(t *testing.T, name string, opts map[string]any, payload string) string 
 	return render(apply(t, name, opts, "k", payload))
 }
 
-func render(recs []*Record) string {
+func render(recs []troupe.Record) string {
 	var parts []string
 	for _, r := range recs {
 		parts = append(parts, r.Key+"="+string(r.Payload))
@@ -105,7 +105,7 @@ func TestSleepHonoursContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	if _, err := f(ctx, &Record{}); err == nil || time.Since(start) > time.Minute {
+	if _, err := f(ctx, troupe.Record{}); err == nil || time.Since(start) > time.Minute {
 		t.Errorf("sleep returned %v after %s", err, time.Since(start))
 	}
 }
@@ -152,7 +152,7 @@ func fold(t *testing.T, name string, payloads ...string) (string, error) {
 	}
 	var acc []byte
 	for _, p := range payloads {
-		if acc, err = f("k", acc, &Record{Key: "k", Payload: []byte(p)}); err != nil {
+		if acc, err = f("k", acc, troupe.Record{Key: "k", Payload: []byte(p)}); err != nil {
 			return "", err
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/stages"
 )
 
@@ -17,9 +17,9 @@ type RepeatOptions struct {
 // A program registers its own builtin, with its options declared as a struct; specs then name
 // it with builtin: repeat, and their options are checked against the declaration.
 func ExampleFunc() {
-	stages.Register("repeat", stages.Func("Emits each record several times.", func(o *RepeatOptions) (actors.Func, error) {
-		return func(ctx context.Context, rec *actors.Record) ([]*actors.Record, error) {
-			outs := make([]*actors.Record, o.Times)
+	stages.Register("repeat", stages.Func("Emits each record several times.", func(o *RepeatOptions) (troupe.Func, error) {
+		return func(ctx context.Context, rec troupe.Record) ([]troupe.Record, error) {
+			outs := make([]troupe.Record, o.Times)
 			for i := range outs {
 				outs[i] = rec // the input, unchanged: a builtin never modifies it
 			}
@@ -32,7 +32,7 @@ func ExampleFunc() {
 	}
 	opts, _ := b.OptionsFromMap(nil) // the defaults
 	f, _, _ := b.Make(opts)
-	outs, _ := f(context.Background(), &actors.Record{Key: "k", Payload: []byte("hi")})
+	outs, _ := f(context.Background(), troupe.Record{Key: "k", Payload: []byte("hi")})
 	fmt.Println(len(outs))
 	for _, f := range b.Reference() {
 		typ, def, doc := f.Describe()

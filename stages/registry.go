@@ -12,7 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/internal/schema"
 )
 
@@ -26,9 +26,9 @@ type Builtin struct {
 	// has one, holds the rules a tag cannot say. An empty struct takes no options.
 	Options reflect.Type
 	// New makes a Func stage from a pointer to decoded options; nil for a reduce builtin.
-	New func(opts any) (actors.Func, error)
+	New func(opts any) (troupe.Func, error)
 	// Reduce makes a reduce stage, which runs a single worker; nil for a Func builtin.
-	Reduce func(opts any) (actors.ReduceFunc, error)
+	Reduce func(opts any) (troupe.ReduceFunc, error)
 }
 
 // None is the options of a builtin that takes none.
@@ -38,15 +38,15 @@ type None struct{}
 // filled in and checked; the function it returns is called concurrently by the stage's
 // workers, and must never modify the record it is given (the runtime may deliver it again):
 // it returns the record as it is or new records.
-func Func[O any](doc string, make func(*O) (actors.Func, error)) Builtin {
-	return Builtin{Doc: doc, Options: reflect.TypeFor[O](), New: func(opts any) (actors.Func, error) {
+func Func[O any](doc string, make func(*O) (troupe.Func, error)) Builtin {
+	return Builtin{Doc: doc, Options: reflect.TypeFor[O](), New: func(opts any) (troupe.Func, error) {
 		return make(opts.(*O))
 	}}
 }
 
 // Reduce makes a reduce builtin whose options are an O.
-func Reduce[O any](doc string, make func(*O) (actors.ReduceFunc, error)) Builtin {
-	return Builtin{Doc: doc, Options: reflect.TypeFor[O](), Reduce: func(opts any) (actors.ReduceFunc, error) {
+func Reduce[O any](doc string, make func(*O) (troupe.ReduceFunc, error)) Builtin {
+	return Builtin{Doc: doc, Options: reflect.TypeFor[O](), Reduce: func(opts any) (troupe.ReduceFunc, error) {
 		return make(opts.(*O))
 	}}
 }
@@ -85,7 +85,7 @@ func (b Builtin) OptionsFromMap(m map[string]any) (any, error) {
 
 // Make builds the stage's function from options decoded by DecodeOptions or OptionsFromMap:
 // exactly one of the results is set when the error is nil.
-func (b Builtin) Make(opts any) (actors.Func, actors.ReduceFunc, error) {
+func (b Builtin) Make(opts any) (troupe.Func, troupe.ReduceFunc, error) {
 	if b.New != nil {
 		f, err := b.New(opts)
 		return f, nil, err

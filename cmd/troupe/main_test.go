@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/ipc"
 	"github.com/troupe-dev/troupe/stages"
 	"github.com/troupe-dev/troupe/stages/imgconv"
@@ -26,12 +26,12 @@ import (
 func init() {
 	// poison fails every attempt on a record whose payload contains "poison".
 	stages.Register("test-poison", stages.Func("Fails every attempt on a record whose payload contains poison.",
-		func(*stages.None) (actors.Func, error) {
-			return func(ctx context.Context, rec *actors.Record) ([]*actors.Record, error) {
+		func(*stages.None) (troupe.Func, error) {
+			return func(ctx context.Context, rec troupe.Record) ([]troupe.Record, error) {
 				if bytes.Contains(rec.Payload, []byte("poison")) {
 					return nil, fmt.Errorf("poisoned record %s", rec.Key)
 				}
-				return []*actors.Record{rec}, nil
+				return []troupe.Record{rec}, nil
 			}, nil
 		}))
 }

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/spec"
 	"github.com/troupe-dev/troupe/supervisor"
 )
@@ -98,7 +99,7 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 		fmt.Fprintf(e.stderr, "troupe: %v\n", err)
 		return exitAborted
 	}
-	r, err := p.Start(ctx)
+	r, err := actors.Start(ctx, p)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "troupe: cannot start %s: %v\n", s.Name, err)
 		return exitAborted

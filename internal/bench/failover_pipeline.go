@@ -11,19 +11,19 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/actors"
-	"github.com/troupe-dev/troupe/ipc"
 	"github.com/troupe-dev/troupe/plugins"
 	"github.com/troupe-dev/troupe/supervisor"
 )
 
 // pidStage is the work of the rolePidPlugin child: it replaces each record's payload with the
 // plugin process's id, so that the sink knows which process produced what it writes.
-func pidStage() func(context.Context, *ipc.Record) ([]*ipc.Record, error) {
+func pidStage() troupe.Func {
 	pid := []byte(strconv.Itoa(os.Getpid()))
-	return func(_ context.Context, rec *ipc.Record) ([]*ipc.Record, error) {
-		rec.Payload = append(rec.Payload[:0], pid...)
-		return []*ipc.Record{rec}, nil
+	return func(_ context.Context, rec troupe.Record) ([]troupe.Record, error) {
+		rec.Payload = pid
+		return []troupe.Record{rec}, nil
 	}
 }
 
@@ -35,7 +35,7 @@ type steadySource struct {
 	n     int64
 }
 
-func (s *steadySource) Read(ctx context.Context, max int) ([]*actors.Record, error) {
+func (s *steadySource) Read(ctx context.Context, max int) ([]troupe.Record, error) {
 	if s.next.IsZero() {
 		s.next = time.Now()
 	}
@@ -52,9 +52,9 @@ func (s *steadySource) Read(ctx context.Context, max int) ([]*actors.Record, err
 		return nil, io.EOF
 	}
 	due := int(time.Since(s.next)/s.every) + 1
-	recs := make([]*actors.Record, min(due, max))
+	recs := make([]troupe.Record, min(due, max))
 	for i := range recs {
-		recs[i] = &actors.Record{Key: strconv.FormatInt(s.n, 10), Payload: make([]byte, 64)}
+		recs[i] = troupe.Record{Key: strconv.FormatInt(s.n, 10), Payload: make([]byte, 64)}
 		s.n++
 	}
 	s.next = s.next.Add(time.Duration(len(recs)) * s.every)
@@ -86,7 +86,7 @@ func (s *failoverSink) lastPid() string {
 	return s.last
 }
 
-func (s *failoverSink) Write(rec *actors.Record) error {
+func (s *failoverSink) Write(rec troupe.Record) error {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -124,16 +124,16 @@ func pipelineFailover(ctx context.Context, samples int) ([]time.Duration, error)
 	sink := &failoverSink{}
 	rs := actors.DefaultRestart
 	rs.Period = period
-	p := actors.Pipeline{
+	p := troupe.Pipeline{
 		Source: &steadySource{every: 100 * time.Microsecond},
-		Stages: []actors.Stage{{Name: "pid", Backend: pool.Factory(), Workers: 1, Credits: 16, Attempts: 1 << 20, Restart: rs}},
+		Stages: []troupe.Stage{{Name: "pid", Backend: pool.Factory(), Workers: 1, Credits: 16, Attempts: 1 << 20, Restart: rs}},
 		Sink:   sink,
 		// Every kill is an abnormal exit of the stage's worker; the root must not count them.
 		Supervision: supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: 1 << 20, Period: period},
 	}
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
-	run, err := p.Start(rctx)
+	run, err := actors.Start(rctx, &p)
 	if err != nil {
 		return nil, err
 	}

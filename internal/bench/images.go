@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/stages/imgconv"
 )
@@ -20,13 +21,13 @@ func troupeImages(ctx context.Context, dir string, n int) (time.Duration, error)
 	if err != nil {
 		return 0, err
 	}
-	p := actors.Pipeline{
+	p := troupe.Pipeline{
 		Source: src,
-		Stages: []actors.Stage{{Name: "convert", Func: actors.Func(imgconv.Stage(imgconv.DefaultOptions())), Workers: workers(), Attempts: 1}},
+		Stages: []troupe.Stage{{Name: "convert", Func: troupe.Func(imgconv.Stage(imgconv.DefaultOptions())), Workers: workers(), Attempts: 1}},
 		Sink:   actors.NewDiscardSink(),
 	}
 	start := time.Now()
-	sum, err := p.Run(ctx)
+	sum, err := actors.Run(ctx, &p)
 	d := time.Since(start)
 	if err == nil && (sum.RecordsOut != int64(n) || sum.DeadLetters != 0) {
 		err = fmt.Errorf("%d images converted, %d failed, want %d", sum.RecordsOut, sum.DeadLetters, n)

@@ -12,12 +12,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/plugins"
 )
 
 // pidOf returns the process id of a plugin backend.
-func pidOf(b actors.Backend) (int, error) {
+func pidOf(b troupe.Backend) (int, error) {
 	p, ok := b.(interface{ Pid() int })
 	if !ok {
 		return 0, fmt.Errorf("backend %T does not report its pid", b)
@@ -26,11 +26,11 @@ func pidOf(b actors.Backend) (int, error) {
 }
 
 // firstRecord waits for the backend's first grant, submits one record and waits for its outcome.
-func firstRecord(b actors.Backend, out *outcomes) error {
+func firstRecord(b troupe.Backend, out *outcomes) error {
 	if _, err := out.take(1); err != nil {
 		return err
 	}
-	if err := b.Submit([]*actors.Record{{Key: "k", Payload: []byte("after the crash"), Weight: 1}}); err != nil {
+	if err := b.Submit([]troupe.Task{{Record: troupe.Record{Key: "k", Payload: []byte("after the crash")}, Attempt: 1}}); err != nil {
 		return err
 	}
 	return out.waitReported(1)
@@ -40,9 +40,9 @@ func firstRecord(b actors.Backend, out *outcomes) error {
 // as the runtime does it: the kill is detected (Fail), the dead backend is closed, a new one is
 // made by the factory, and the first record goes through it. Before each sample it waits until
 // ready() says a spare is warm (always true without spares).
-func failover(ctx context.Context, factory actors.BackendFactory, ready func() bool, samples int) ([]time.Duration, error) {
+func failover(ctx context.Context, factory troupe.BackendFactory, ready func() bool, samples int) ([]time.Duration, error) {
 	out := newOutcomes()
-	b, err := factory(ctx, actors.WorkerInfo{Stage: "upper"}, out)
+	b, err := factory(ctx, troupe.WorkerInfo{Stage: "upper"}, out)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +73,7 @@ func failover(ctx context.Context, factory actors.BackendFactory, ready func() b
 		}
 		b.Close(ctx)
 		out = newOutcomes()
-		b, err = factory(ctx, actors.WorkerInfo{Stage: "upper", Incarnation: i + 1}, out)
+		b, err = factory(ctx, troupe.WorkerInfo{Stage: "upper", Incarnation: i + 1}, out)
 		if err != nil {
 			b = nopBackend{}
 			return nil, err
@@ -89,8 +89,8 @@ func failover(ctx context.Context, factory actors.BackendFactory, ready func() b
 // nopBackend stands in for a backend that could not be made, so the deferred Close is safe.
 type nopBackend struct{}
 
-func (nopBackend) Submit([]*actors.Record) error { return errors.New("no backend") }
-func (nopBackend) Close(context.Context) error   { return nil }
+func (nopBackend) Submit([]troupe.Task) error  { return errors.New("no backend") }
+func (nopBackend) Close(context.Context) error { return nil }
 
 // p50 is the median.
 func p50(d []time.Duration) time.Duration {

@@ -16,7 +16,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/ipc"
 	"github.com/troupe-dev/troupe/plugins"
@@ -25,20 +27,20 @@ import (
 // workers is the worker count of every parallel figure: one per CPU.
 func workers() int { return runtime.NumCPU() }
 
-func identity(_ context.Context, r *actors.Record) ([]*actors.Record, error) {
-	return []*actors.Record{r}, nil
+func identity(_ context.Context, r troupe.Record) ([]troupe.Record, error) {
+	return []troupe.Record{r}, nil
 }
 
 // troupeThreeStages runs n 64-byte records through three in-process identity stages.
 func troupeThreeStages(ctx context.Context, n int) (time.Duration, error) {
 	w := workers()
-	p := actors.Pipeline{
+	p := troupe.Pipeline{
 		Source: actors.NewRangeSource(int64(n), 64),
-		Stages: []actors.Stage{{Name: "a", Func: identity, Workers: w}, {Name: "b", Func: identity, Workers: w}, {Name: "c", Func: identity, Workers: w}},
+		Stages: []troupe.Stage{{Name: "a", Func: identity, Workers: w}, {Name: "b", Func: identity, Workers: w}, {Name: "c", Func: identity, Workers: w}},
 		Sink:   actors.NewDiscardSink(),
 	}
 	start := time.Now()
-	sum, err := p.Run(ctx)
+	sum, err := actors.Run(ctx, &p)
 	d := time.Since(start)
 	if err == nil && sum.RecordsOut != int64(n) {
 		err = fmt.Errorf("%d records reached the sink, want %d", sum.RecordsOut, n)
@@ -52,32 +54,29 @@ func troupeThreeStages(ctx context.Context, n int) (time.Duration, error) {
 func channelsThreeStages(n, batch int) (time.Duration, error) {
 	w := workers()
 	start := time.Now()
-	src := make(chan []*actors.Record, 64)
+	src := make(chan []troupe.Record, 64)
 	go func() {
 		for i := 0; i < n; i += batch {
 			k := min(batch, n-i)
-			recs := make([]actors.Record, k)
-			b := make([]*actors.Record, k)
+			recs := make([]troupe.Record, k)
 			payloads := make([]byte, 64*k)
 			for j := range recs {
-				recs[j].Seq = uint64(i + j)
 				recs[j].Payload = payloads[64*j : 64*(j+1) : 64*(j+1)]
-				b[j] = &recs[j]
 			}
-			src <- b
+			src <- recs
 		}
 		close(src)
 	}()
 	in := src
 	for range 3 {
-		stageIn, out := in, make(chan []*actors.Record, 64) // the goroutines must not see in reassigned
+		stageIn, out := in, make(chan []troupe.Record, 64) // the goroutines must not see in reassigned
 		var wg sync.WaitGroup
 		for range w {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				for b := range stageIn {
-					res := make([]*actors.Record, 0, len(b))
+					res := make([]troupe.Record, 0, len(b))
 					for _, r := range b {
 						o, _ := identity(context.Background(), r)
 						res = append(res, o...)
@@ -142,13 +141,13 @@ func pluginPipeline(ctx context.Context, n, size, w, credits int) (time.Duration
 	if err != nil {
 		return 0, err
 	}
-	p := actors.Pipeline{
+	p := troupe.Pipeline{
 		Source: actors.NewRangeSource(int64(n), size),
-		Stages: []actors.Stage{{Name: "upper", Backend: factory, Workers: w, Credits: credits}},
+		Stages: []troupe.Stage{{Name: "upper", Backend: factory, Workers: w, Credits: credits}},
 		Sink:   actors.NewDiscardSink(),
 	}
 	start := time.Now()
-	sum, err := p.Run(ctx)
+	sum, err := actors.Run(ctx, &p)
 	d := time.Since(start)
 	if err == nil && sum.RecordsOut != int64(n) {
 		err = fmt.Errorf("%d records reached the sink, want %d", sum.RecordsOut, n)
@@ -172,9 +171,9 @@ func newOutcomes() *outcomes {
 	return o
 }
 
-func (o *outcomes) Results(res *ipc.Results) {
+func (o *outcomes) Results(rs []troupe.Result) {
 	o.mu.Lock()
-	o.reported += len(res.Counts)
+	o.reported += len(rs)
 	o.mu.Unlock()
 	o.cond.Broadcast()
 }
@@ -233,14 +232,14 @@ func backendRate(ctx context.Context, n, size int) (time.Duration, error) {
 		return 0, err
 	}
 	out := newOutcomes()
-	b, err := factory(ctx, actors.WorkerInfo{Stage: "upper"}, out)
+	b, err := factory(ctx, troupe.WorkerInfo{Stage: "upper"}, out)
 	if err != nil {
 		return 0, err
 	}
 	defer b.Close(context.Background())
-	recs := make([]*actors.Record, 256)
+	recs := make([]troupe.Task, 256)
 	for i := range recs {
-		recs[i] = &actors.Record{Key: "k", Payload: make([]byte, size), Weight: 1}
+		recs[i] = troupe.Task{Record: troupe.Record{Key: "k", Payload: make([]byte, size)}, Attempt: 1}
 	}
 	start := time.Now()
 	for sent := 0; sent < n; {
@@ -288,8 +287,9 @@ func rawRate(ctx context.Context, n, size int) (time.Duration, error) {
 
 	const perFrame = 256
 	recs := make([]*ipc.Record, perFrame)
+	// The records as the host sends them: its seq, no sub, weight or flag.
 	for i := range recs {
-		recs[i] = &ipc.Record{Seq: uint64(i), Key: "k", Payload: make([]byte, size), Weight: 1}
+		recs[i] = &ipc.Record{Record: troupe.Record{Key: "k", Payload: make([]byte, size)}, Seq: uint64(i + 1)}
 	}
 	frame, err := ipc.AppendBatch(nil, 0, 1, recs)
 	if err != nil {
@@ -368,15 +368,15 @@ func rpcRate(ctx context.Context, n, size int) (time.Duration, error) {
 		return 0, err
 	}
 	conn := raw.(*grpc.ClientConn)
-	in := &ipc.Record{Key: "k", Payload: make([]byte, size), Weight: 1}
-	out := new(ipc.Results)
+	in := wrapperspb.Bytes(make([]byte, size))
+	out := new(wrapperspb.BytesValue)
 	start := time.Now()
 	for range n {
 		if err := conn.Invoke(ctx, rpcMethod, in, out); err != nil {
 			return 0, err
 		}
-		if len(out.Outputs) != 1 {
-			return 0, fmt.Errorf("unary call returned %d outputs", len(out.Outputs))
+		if len(out.Value) != size {
+			return 0, fmt.Errorf("unary call returned %d bytes, want %d", len(out.Value), size)
 		}
 	}
 	return time.Since(start), nil

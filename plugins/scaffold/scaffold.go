@@ -68,8 +68,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 
-	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/plugins/sdk"
 )
 
@@ -89,10 +90,12 @@ func setup(opts map[string]any) error {
 }
 
 // process handles one record: return zero (filter), one or many outputs, or an error to fail
-// this attempt (the record is retried, then dead-lettered). It may modify and return rec.
-func process(ctx context.Context, rec *ipc.Record) ([]*ipc.Record, error) {
-	rec.Payload = append(rec.Payload, suffix...)
-	return []*ipc.Record{rec}, nil
+// this attempt (the record is retried, then dead-lettered). rec is a copy: reassign its fields
+// and return it, but never write into its Payload's bytes (build a new slice, as below).
+// troupe.Attempt(ctx) says which attempt at the record this is.
+func process(ctx context.Context, rec troupe.Record) ([]troupe.Record, error) {
+	rec.Payload = append(slices.Clip(rec.Payload), suffix...) // Clip: append copies
+	return []troupe.Record{rec}, nil
 }
 
 func main() {
@@ -106,14 +109,14 @@ import (
 	"context"
 	"testing"
 
-	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe"
 )
 
 func TestProcess(t *testing.T) {
 	if err := setup(map[string]any{"suffix": "!"}); err != nil {
 		t.Fatal(err)
 	}
-	outs, err := process(context.Background(), &ipc.Record{Key: "a", Payload: []byte("hi")})
+	outs, err := process(context.Background(), troupe.Record{Key: "a", Payload: []byte("hi")})
 	if err != nil {
 		t.Fatal(err)
 	}

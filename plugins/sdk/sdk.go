@@ -3,9 +3,9 @@
 // (see ipc/README.md). A plugin's main calls Serve and nothing else:
 //
 //	func main() {
-//		sdk.Serve(sdk.Stage{Process: func(ctx context.Context, rec *ipc.Record) ([]*ipc.Record, error) {
+//		sdk.Serve(sdk.Stage{Process: func(ctx context.Context, rec troupe.Record) ([]troupe.Record, error) {
 //			rec.Payload = bytes.ToUpper(rec.Payload)
-//			return []*ipc.Record{rec}, nil
+//			return []troupe.Record{rec}, nil
 //		}})
 //	}
 //
@@ -55,6 +55,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/ipc"
 	"github.com/troupe-dev/troupe/plugins/internal/pluginproto"
 )
@@ -62,10 +63,12 @@ import (
 // Stage is what a plugin does with records.
 type Stage struct {
 	// Process maps one record to zero (a filter), one or many (a splitter) output records, or
-	// fails the record's attempt with an error. It may return rec itself, modified, as an output;
-	// it must not keep rec after returning. ctx is cancelled when the plugin is asked to shut
-	// down. Process is required.
-	Process func(ctx context.Context, rec *ipc.Record) ([]*ipc.Record, error)
+	// fails the record's attempt with an error, as a troupe.Func does. It may return rec itself,
+	// with fields reassigned, as an output; it must not write into rec's Payload bytes (return a
+	// new slice). ctx is cancelled when the plugin is asked to shut down; troupe.Attempt(ctx)
+	// and troupe.StageName(ctx) tell which attempt at the record this is and the stage's name.
+	// Process is required.
+	Process func(ctx context.Context, rec troupe.Record) ([]troupe.Record, error)
 	// Setup, if set, is called once with the stage's options before the first record. An error
 	// fails the worker's start (the host retries it with backoff) and is shown to the user.
 	// JSON numbers arrive as int when integral and as float64 otherwise.

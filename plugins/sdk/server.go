@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/troupe-dev/troupe/internal/callctx"
 	"github.com/troupe-dev/troupe/ipc"
 )
 
@@ -44,6 +45,11 @@ type server struct {
 
 	ctx    context.Context // cancelled on shutdown; the parent of every Process call
 	cancel context.CancelFunc
+	// info is what Process is told about its call (troupe.Attempt, troupe.StageName), through
+	// cctx; the processing loop updates it before each call.
+	info callctx.Info
+	cctx context.Context
+	outs []*ipc.Record // process's scratch: the outputs of the record last processed
 
 	stopping atomic.Bool
 	stopOnce sync.Once
@@ -113,6 +119,8 @@ func (s *server) Configure(_ context.Context, req *ipc.ConfigureRequest) (*ipc.C
 	}
 	s.conn = conn
 	s.configured = true
+	s.info.Stage = req.GetStage()
+	s.cctx = callctx.With(s.ctx, &s.info)
 	queue := make(chan []*ipc.Record, credits)
 	go s.readLoop(conn, maxFrame, credits, queue)
 	go s.processLoop(conn, maxFrame, queue)
@@ -295,24 +303,35 @@ func (s *server) processLoop(conn net.Conn, maxFrame int, queue <-chan []*ipc.Re
 	}
 }
 
-// process runs Process on one record, turning a panic into that record's error.
+// process runs Process on one record, turning a panic into that record's error. The outputs go
+// on the wire with their input's identity (seq, sub, weight, flag), set here: Process sees and
+// returns plain records.
 func (s *server) process(rec *ipc.Record) (outs []*ipc.Record, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			s.logf("panic processing record seq=%d key=%q: %v\n%s", rec.GetSeq(), rec.GetKey(), v, debug.Stack())
+			s.logf("panic processing record seq=%d key=%q: %v\n%s", rec.Seq, rec.Key, v, debug.Stack())
 			outs, err = nil, fmt.Errorf("panic: %v", v)
 		}
 	}()
-	outs, err = s.stage.Process(s.ctx, rec)
-	for _, o := range outs {
-		if o == nil {
-			return nil, errors.New("Process returned a nil output record")
-		}
-		if o.Seq == 0 {
-			o.Seq = rec.Seq // a fresh record: the host checks that outputs carry their input's seq
-		}
+	s.info.Attempt = int(rec.Attempt) + 1
+	recs, err := s.stage.Process(s.cctx, rec.Record)
+	if err != nil || len(recs) == 0 {
+		return nil, err
 	}
-	return outs, err
+	// The result is valid until the next call: the caller copies the pointers into its frame.
+	s.outs = s.outs[:0]
+	if len(recs) == 1 {
+		// The common 1:1 case costs no allocation: the input's wire record, which the SDK owns
+		// and no longer needs, carries the output.
+		rec.Record, rec.Attempt = recs[0], 0
+		return append(s.outs, rec), nil
+	}
+	slab := make([]ipc.Record, len(recs))
+	for i, o := range recs {
+		slab[i] = ipc.Record{Record: o, Seq: rec.Seq, Sub: rec.Sub, Weight: rec.Weight, Flag: rec.Flag}
+		s.outs = append(s.outs, &slab[i])
+	}
+	return s.outs, nil
 }
 
 func callSafely(f func() error) (err error) {

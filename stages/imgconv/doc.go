@@ -4,7 +4,7 @@
 // (examples/imgconv/pipeline.yaml); examples/imgconv/plugin serves the same stage as a plugin.
 //
 // Convert does the work on one image. Stage adapts Convert to troupe's in-process stage signature
-// (actors.Func): one JPEG record out for each record in, with the input's format and dimensions
+// (troupe.Func): one JPEG record out for each record in, with the input's format and dimensions
 // added to its metadata (MetaFormat, MetaWidth, MetaHeight). Generate writes a deterministic
 // folder of sample images, so that the job, its tests and the benchmarks run on a fresh machine.
 //

@@ -9,7 +9,7 @@ import (
 	"image/jpeg"
 	"image/png"
 
-	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/stages/imgconv"
 )
 
@@ -59,7 +59,7 @@ func ExampleParseOptions() {
 
 func ExampleStage() {
 	stage := imgconv.Stage(imgconv.DefaultOptions())
-	_, err := stage(context.Background(), &ipc.Record{Key: "input/broken.png", Payload: []byte("\x89PNG\r\n\x1a\n")})
+	_, err := stage(context.Background(), troupe.Record{Key: "input/broken.png", Payload: []byte("\x89PNG\r\n\x1a\n")})
 	fmt.Println(err)
 	// Output:
 	// decode input/broken.png: truncated PNG: unexpected EOF

@@ -3,7 +3,7 @@ package imgconv
 import (
 	"fmt"
 
-	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/stages"
 )
 
@@ -41,7 +41,7 @@ func (Pixels) SchemaType() string { return "pixels (40000000, 100M, 2.5MP)" }
 // the troupe command registers it so.
 func Builtin() stages.Builtin {
 	return stages.Func("Converts images (PNG, JPEG, GIF, BMP, TIFF, WebP) to baseline JPEG; the input's format and size go to the metadata.",
-		func(o *SpecOptions) (actors.Func, error) {
+		func(o *SpecOptions) (troupe.Func, error) {
 			opts := o.Options()
 			if err := opts.Validate(); err != nil {
 				return nil, err

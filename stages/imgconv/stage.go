@@ -7,7 +7,7 @@ import (
 	"maps"
 	"strconv"
 
-	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe"
 )
 
 // Metadata keys that Stage adds to each output record.
@@ -19,57 +19,43 @@ const (
 	MetaHeight = "height"
 )
 
-// Stage returns an in-process stage function (the shape of actors.Func) that converts each
-// record's payload to JPEG with Convert.
+// Stage returns an in-process stage that converts each record's payload to JPEG with Convert.
 //
-// For each data record it returns exactly one record with the same Key, Seq, Sub, Weight and Flag,
-// a copy of the input's Meta plus MetaFormat, MetaWidth and MetaHeight, and the JPEG as Payload.
-// The input record is not modified. Errors name the record's key, as in
-// "decode input/a.png: truncated PNG: unexpected EOF". Conversion errors are deterministic: retrying
-// only delays the record's way to the dead-letter output.
+// For each record it returns exactly one record with the same Key, a copy of the input's Meta
+// plus MetaFormat, MetaWidth and MetaHeight, and the JPEG as Payload. The input record is not
+// modified. Errors name the record's key, as in "decode input/a.png: truncated PNG: unexpected
+// EOF". Conversion errors are deterministic: retrying only delays the record's way to the
+// dead-letter output.
 //
-// Records that are not data (Flag other than ipc.Flag_DATA) are markers for the runtime; they
-// pass through unchanged. The function checks ctx before and after the conversion, which itself
-// cannot be interrupted: a stage timeout bounds how long a caller waits for a result, not how
-// long the conversion runs.
+// The function checks ctx before and after the conversion, which itself cannot be interrupted:
+// a stage timeout bounds how long a caller waits for a result, not how long the conversion runs.
 //
 // If o is invalid (see Options.Validate), every call fails with that error.
-func Stage(o Options) func(ctx context.Context, rec *ipc.Record) ([]*ipc.Record, error) {
+func Stage(o Options) troupe.Func {
 	o, optErr := o.withDefaults()
-	return func(ctx context.Context, rec *ipc.Record) ([]*ipc.Record, error) {
+	return func(ctx context.Context, rec troupe.Record) ([]troupe.Record, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
-		}
-		if rec.GetFlag() != ipc.Flag_DATA {
-			return []*ipc.Record{rec}, nil
 		}
 		if optErr != nil {
 			return nil, optErr
 		}
-		jpg, info, err := Convert(rec.GetPayload(), o)
+		jpg, info, err := Convert(rec.Payload, o)
 		if err != nil {
 			verb := "convert"
 			if errors.Is(err, ErrNotImage) || errors.Is(err, ErrCorrupt) || errors.Is(err, ErrTooLarge) {
 				verb = "decode"
 			}
-			return nil, fmt.Errorf("%s %s: %w", verb, rec.GetKey(), err)
+			return nil, fmt.Errorf("%s %s: %w", verb, rec.Key, err)
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		meta := make(map[string]string, len(rec.GetMeta())+3)
-		maps.Copy(meta, rec.GetMeta())
+		meta := make(map[string]string, len(rec.Meta)+3)
+		maps.Copy(meta, rec.Meta)
 		meta[MetaFormat] = info.Format
 		meta[MetaWidth] = strconv.Itoa(info.Width)
 		meta[MetaHeight] = strconv.Itoa(info.Height)
-		return []*ipc.Record{{
-			Seq:     rec.GetSeq(),
-			Key:     rec.GetKey(),
-			Payload: jpg,
-			Meta:    meta,
-			Sub:     rec.GetSub(),
-			Weight:  rec.GetWeight(),
-			Flag:    rec.GetFlag(),
-		}}, nil
+		return []troupe.Record{{Key: rec.Key, Payload: jpg, Meta: meta}}, nil
 	}
 }

@@ -8,20 +8,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe"
 )
 
 func TestStage(t *testing.T) {
 	payload := encodePNG(t, gradient(40, 30))
-	in := &ipc.Record{
-		Seq:     7,
+	in := troupe.Record{
 		Key:     "input/a.png",
 		Payload: payload,
 		Meta:    map[string]string{"path": "/data/input/a.png", "size": "1234"},
-		Attempt: 2,
-		Sub:     99,
-		Weight:  1 << 62,
-		Flag:    ipc.Flag_DATA,
 	}
 	inMeta := maps.Clone(in.Meta)
 	outs, err := Stage(Options{Quality: 80})(context.Background(), in)
@@ -32,11 +27,8 @@ func TestStage(t *testing.T) {
 		t.Fatalf("%d outputs, want 1", len(outs))
 	}
 	out := outs[0]
-	if out.Seq != 7 || out.Key != "input/a.png" || out.Sub != 99 || out.Weight != 1<<62 || out.Flag != ipc.Flag_DATA {
-		t.Errorf("identity fields not copied: %v", out)
-	}
-	if out.Attempt != 0 {
-		t.Errorf("Attempt = %d, want 0 (a new record for the next stage)", out.Attempt)
+	if out.Key != "input/a.png" {
+		t.Errorf("key not copied: %v", out.Key)
 	}
 	wantMeta := map[string]string{
 		"path": "/data/input/a.png", "size": "1234",
@@ -53,7 +45,7 @@ func TestStage(t *testing.T) {
 		t.Error("payload is not Convert's JPEG")
 	}
 	// The input is read-only: the runtime may send it again.
-	if !maps.Equal(in.Meta, inMeta) || !bytes.Equal(in.Payload, payload) || in.Attempt != 2 {
+	if !maps.Equal(in.Meta, inMeta) || !bytes.Equal(in.Payload, payload) {
 		t.Error("input record was modified")
 	}
 	out.Meta["x"] = "y"
@@ -74,7 +66,7 @@ func TestStageErrorNamesKey(t *testing.T) {
 		{[]byte("\x89PNG\r\n\x1a\n"), ErrCorrupt, "decode input/a.png: truncated PNG: unexpected EOF"},
 	}
 	for _, tt := range tests {
-		outs, err := stage(context.Background(), &ipc.Record{Key: "input/a.png", Payload: tt.payload})
+		outs, err := stage(context.Background(), troupe.Record{Key: "input/a.png", Payload: tt.payload})
 		if outs != nil || !errors.Is(err, tt.kind) || err.Error() != tt.want {
 			t.Errorf("got %v, %v; want no outputs and %q", outs, err, tt.want)
 		}
@@ -84,26 +76,16 @@ func TestStageErrorNamesKey(t *testing.T) {
 func TestStageContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	rec := &ipc.Record{Key: "k", Payload: encodePNG(t, gradient(8, 8))}
+	rec := troupe.Record{Key: "k", Payload: encodePNG(t, gradient(8, 8))}
 	outs, err := Stage(Options{})(ctx, rec)
 	if !errors.Is(err, context.Canceled) || outs != nil {
 		t.Errorf("cancelled: got %v, %v; want context.Canceled", outs, err)
 	}
 }
 
-func TestStageMarkersPassThrough(t *testing.T) {
-	for _, f := range []ipc.Flag{ipc.Flag_END, ipc.Flag_DROPPED} {
-		rec := &ipc.Record{Seq: 3, Flag: f, Weight: 5}
-		outs, err := Stage(Options{})(context.Background(), rec)
-		if err != nil || len(outs) != 1 || outs[0] != rec {
-			t.Errorf("%v: got %v, %v; want the record itself", f, outs, err)
-		}
-	}
-}
-
 func TestStageInvalidOptions(t *testing.T) {
 	stage := Stage(Options{Quality: 500})
-	_, err := stage(context.Background(), &ipc.Record{Key: "k", Payload: encodePNG(t, gradient(8, 8))})
+	_, err := stage(context.Background(), troupe.Record{Key: "k", Payload: encodePNG(t, gradient(8, 8))})
 	if err == nil || !strings.Contains(err.Error(), "quality") {
 		t.Errorf("err = %v, want an error about quality", err)
 	}

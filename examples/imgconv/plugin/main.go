@@ -11,13 +11,13 @@ package main
 import (
 	"context"
 
-	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/plugins/sdk"
 	"github.com/troupe-dev/troupe/stages/imgconv"
 )
 
 func main() {
-	var convert func(context.Context, *ipc.Record) ([]*ipc.Record, error)
+	var convert troupe.Func
 	sdk.Serve(sdk.Stage{
 		Setup: func(opts map[string]any) error {
 			o, err := imgconv.ParseOptions(opts)
@@ -27,7 +27,7 @@ func main() {
 			convert = imgconv.Stage(o)
 			return nil
 		},
-		Process: func(ctx context.Context, rec *ipc.Record) ([]*ipc.Record, error) {
+		Process: func(ctx context.Context, rec troupe.Record) ([]troupe.Record, error) {
 			return convert(ctx, rec)
 		},
 	})

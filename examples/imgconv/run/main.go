@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/spec"
 	"github.com/troupe-dev/troupe/stages"
 	"github.com/troupe-dev/troupe/stages/imgconv"
@@ -94,7 +95,7 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stderr, "converting %s → %s\n", s.Source.Files.Dir, s.Sink.Files.Dir)
-	r, err := p.Start(ctx)
+	r, err := actors.Start(ctx, p)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

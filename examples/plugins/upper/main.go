@@ -16,13 +16,13 @@ import (
 	"bytes"
 	"context"
 
-	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/plugins/sdk"
 )
 
 func main() {
-	sdk.Serve(sdk.Stage{Process: func(_ context.Context, rec *ipc.Record) ([]*ipc.Record, error) {
+	sdk.Serve(sdk.Stage{Process: func(_ context.Context, rec troupe.Record) ([]troupe.Record, error) {
 		rec.Payload = bytes.ToUpper(rec.Payload)
-		return []*ipc.Record{rec}, nil
+		return []troupe.Record{rec}, nil
 	}})
 }

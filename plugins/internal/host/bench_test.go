@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe"
 )
 
 // benchOutcomes counts results and hands out credits.
@@ -27,9 +27,9 @@ func newBenchOutcomes() *benchOutcomes {
 	return o
 }
 
-func (o *benchOutcomes) Results(res *ipc.Results) {
+func (o *benchOutcomes) Results(res []troupe.Result) {
 	o.mu.Lock()
-	o.reported += len(res.Counts)
+	o.reported += len(res)
 	o.mu.Unlock()
 	o.cond.Broadcast()
 	o.once.Do(func() { close(o.firstRes) })
@@ -62,10 +62,10 @@ func (o *benchOutcomes) take(max int) int {
 	return n
 }
 
-func benchRecords(n, size int) []*ipc.Record {
-	recs := make([]*ipc.Record, n)
+func benchRecords(n, size int) []troupe.Task {
+	recs := make([]troupe.Task, n)
 	for i := range recs {
-		recs[i] = &ipc.Record{Seq: uint64(i), Key: "key", Payload: make([]byte, size), Weight: 1}
+		recs[i] = troupe.Task{Record: troupe.Record{Key: "key", Payload: make([]byte, size)}, Attempt: 1}
 	}
 	return recs
 }

@@ -2,7 +2,7 @@
 // under go-plugin, configures it over the Stage gRPC service, moves records over the data
 // socket, checks what the plugin reports against what it was sent (verify.go), watches the
 // process (exit, RSS, CPU) and kills it, group and all. Package plugins
-// exposes it as an actors.BackendFactory; this package does not depend on the actors runtime.
+// exposes it as an troupe.BackendFactory; this package does not depend on the actors runtime.
 package host
 
 import (
@@ -12,12 +12,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,6 +25,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
 
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/ipc"
 	"github.com/troupe-dev/troupe/plugins/internal/pluginproto"
 )
@@ -99,45 +98,8 @@ type Worker struct {
 	Options     map[string]any
 }
 
-// Outcomes receives what the plugin produces (actors.Outcomes has the same methods).
-type Outcomes interface {
-	Results(res *ipc.Results)
-	Grant(n int)
-	Fail(err error)
-}
-
-// CheckSHA256 hashes path and compares it with want (hex).
-func CheckSHA256(path, want string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("plugin: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("plugin: hashing %s: %w", path, err)
-	}
-	got := hex.EncodeToString(h.Sum(nil))
-	if !strings.EqualFold(got, want) {
-		return fmt.Errorf("plugin: %s has sha256 %s, the spec requires %s: refusing to start it",
-			path, got, strings.ToLower(want))
-	}
-	return nil
-}
-
-// minimalEnv is the environment a plugin starts with, before Options.Env.
-func minimalEnv(extra map[string]string) []string {
-	var env []string
-	for _, k := range []string{"PATH", "HOME", "TMPDIR", "LANG"} {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	for k, v := range extra {
-		env = append(env, k+"="+v)
-	}
-	return env
-}
+// Outcomes receives what the plugin produces: troupe.Outcomes.
+type Outcomes = troupe.Outcomes
 
 // Backend is one plugin process serving one worker incarnation.
 type Backend struct {
@@ -166,8 +128,9 @@ type Backend struct {
 
 	// sent holds the records submitted and not yet reported, oldest first: what the plugin's
 	// results are checked against (verify).
-	smu  sync.Mutex
-	sent fifo
+	smu     sync.Mutex
+	sent    fifo
+	nextSeq uint64 // the seq of the last record submitted (guarded by wmu)
 
 	stop      chan struct{} // closed by Close: goroutines return
 	closing   atomic.Bool
@@ -475,119 +438,6 @@ func waitUntil(ch <-chan struct{}, until time.Time) bool {
 // Pid is the plugin process's id.
 func (b *Backend) Pid() int { return b.proc.pid }
 
-// Submit queues records for the plugin. It never blocks on the plugin: a writer goroutine sends
-// them. A record that cannot fit in a frame fails the submission. After the backend has failed,
-// Submit returns the error Fail reports.
-func (b *Backend) Submit(recs []*ipc.Record) error {
-	b.wmu.Lock()
-	defer b.wmu.Unlock()
-	if b.wclosed {
-		if b.failErr != nil {
-			return b.failErr // what Outcomes.Fail reports (or has reported)
-		}
-		return errors.New("plugin backend is closed")
-	}
-	limit := b.maxFrame - 32
-	for start := 0; start < len(recs); {
-		size, end := 0, start
-		for end < len(recs) {
-			s := ipc.RecordFrameSize(recs[end]) + 1
-			if s > limit {
-				return fmt.Errorf("record seq=%d key=%q takes %d bytes, over the plugin's max frame of %d bytes",
-					recs[end].GetSeq(), recs[end].GetKey(), s, b.maxFrame)
-			}
-			if size+s > limit {
-				break
-			}
-			size += s
-			end++
-		}
-		b.batchID++
-		var err error
-		if b.wbuf, err = ipc.AppendBatch(b.wbuf, b.maxFrame, b.batchID, recs[start:end]); err != nil {
-			return err
-		}
-		b.smu.Lock()
-		b.sent.push(recs[start:end])
-		b.smu.Unlock()
-		start = end
-	}
-	select {
-	case b.wake <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
-func (b *Backend) writeLoop() {
-	defer b.wg.Done()
-	var spare []byte
-	for {
-		select {
-		case <-b.wake:
-		case <-b.stop:
-			return
-		case <-b.failed:
-			return
-		}
-		b.wmu.Lock()
-		buf := b.wbuf
-		b.wbuf = spare[:0]
-		b.wmu.Unlock()
-		if len(buf) == 0 {
-			spare = buf
-			continue
-		}
-		if _, err := b.conn.Write(buf); err != nil {
-			if !b.closing.Load() {
-				go b.fail(fmt.Errorf("writing to the plugin: %w", err), true)
-			}
-			return
-		}
-		if cap(buf) > 8<<20 {
-			buf = nil
-		}
-		spare = buf
-	}
-}
-
-func (b *Backend) readLoop() {
-	defer b.wg.Done()
-	r := ipc.NewFrameReader(b.conn, b.maxFrame)
-	for {
-		f, err := r.Next()
-		if err != nil {
-			if b.closing.Load() {
-				return
-			}
-			switch {
-			case errors.Is(err, ipc.ErrMalformedFrame) || errors.Is(err, ipc.ErrFrameTooLarge):
-				b.fail(protocolErrorf("%v", err), false)
-			case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET):
-				b.fail(errors.New("the plugin closed its data connection"), true)
-			default:
-				b.fail(fmt.Errorf("data connection: %w", err), true)
-			}
-			return
-		}
-		switch f.Type {
-		case ipc.FrameResults:
-			if err := b.verify(f.Results); err != nil {
-				b.fail(err, false)
-				return
-			}
-			b.out.Results(f.Results)
-		case ipc.FrameCredit:
-			if f.Credit > 0 {
-				b.out.Grant(int(f.Credit))
-			}
-		case ipc.FrameBatch:
-			b.fail(protocolErrorf("the plugin sent a batch frame"), false)
-			return
-		}
-	}
-}
-
 // fail kills the process group and reports why, once. If preferExit is set and the process
 // exits on its own within a moment, its exit status is the reason (a closed connection is
 // usually the symptom of a crash, not its cause).
@@ -622,7 +472,7 @@ func (b *Backend) fail(cause error, preferExit bool) {
 			}
 			err = errors.New(msg)
 			if pe := (*protocolError)(nil); errors.As(cause, &pe) {
-				// The process is at fault, not a record it held (actors.BackendFault).
+				// The process is at fault, not a record it held (troupe.BackendFault).
 				err = &protocolError{msg: msg}
 			}
 		}

@@ -2,11 +2,14 @@ package host
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,9 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
-	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/internal/callctx"
 	"github.com/troupe-dev/troupe/plugins/internal/testplugin/stage"
 )
 
@@ -42,8 +44,8 @@ func start(t *testing.T, o Options, out *outcomes) *Backend {
 	return b
 }
 
-func rec(seq uint64, payload string) *ipc.Record {
-	return &ipc.Record{Seq: seq, Key: "k" + strconv.FormatUint(seq, 10), Payload: []byte(payload), Weight: 1}
+func rec(seq uint64, payload string) troupe.Task {
+	return troupe.Task{Record: troupe.Record{Key: "k" + strconv.FormatUint(seq, 10), Payload: []byte(payload)}, Attempt: 1}
 }
 
 // TestMatchesInProcess sends records through the plugin, within its credits, and checks that
@@ -53,22 +55,19 @@ func TestMatchesInProcess(t *testing.T) {
 	out := newOutcomes()
 	b := start(t, Options{Credits: 16}, out)
 	payloads := []string{"hello", "error", "drop", "split:3", "", "panic", "x"}
-	var input []*ipc.Record
+	var input []troupe.Task
 	for i := 0; i < 2000; i++ {
 		input = append(input, rec(uint64(i), payloads[i%len(payloads)]+strconv.Itoa(i%3)))
 	}
 	for i := 0; i < len(input); i += len(payloads) {
 		// exact command payloads too
-		input[i].Payload = []byte(payloads[(i/len(payloads))%len(payloads)])
+		input[i].Record.Payload = []byte(payloads[(i/len(payloads))%len(payloads)])
 	}
 	sent := 0
 	for sent < len(input) {
 		out.waitFor(t, "credit", func() bool { return out.credit() > sent })
 		n := min(out.credit()-sent, len(input)-sent, 5)
-		batch := make([]*ipc.Record, n)
-		for i := range batch {
-			batch[i] = proto.Clone(input[sent+i]).(*ipc.Record)
-		}
+		batch := slices.Clone(input[sent : sent+n])
 		if err := b.Submit(batch); err != nil {
 			t.Fatal(err)
 		}
@@ -77,28 +76,23 @@ func TestMatchesInProcess(t *testing.T) {
 	out.waitFor(t, "all results", func() bool { return out.reported() == len(input) })
 
 	i := 0
-	for _, res := range out.results {
-		errs := map[uint32]string{}
-		for _, e := range res.Errors {
-			errs[e.Index] = e.Message
-		}
-		o := 0
-		for j, c := range res.Counts {
-			want, werr := stageInProcess(input[i])
-			if msg, failed := errs[uint32(j)]; failed != (werr != nil) {
-				t.Fatalf("record %d (%q): plugin error %q, in-process error %v", i, input[i].Payload, msg, werr)
-			} else if failed && msg != werr.Error() {
-				t.Fatalf("record %d: plugin error %q, in-process %q", i, msg, werr)
+	for _, rs := range out.results {
+		for _, r := range rs {
+			in := input[i].Record
+			want, werr := stageInProcess(in)
+			if failed := r.Err != nil; failed != (werr != nil) {
+				t.Fatalf("record %d (%q): plugin error %v, in-process error %v", i, in.Payload, r.Err, werr)
+			} else if failed && r.Err.Error() != werr.Error() {
+				t.Fatalf("record %d: plugin error %q, in-process %q", i, r.Err, werr)
 			}
-			if int(c) != len(want) {
-				t.Fatalf("record %d (%q): %d outputs, in-process %d", i, input[i].Payload, c, len(want))
+			if len(r.Outputs) != len(want) {
+				t.Fatalf("record %d (%q): %d outputs, in-process %d", i, in.Payload, len(r.Outputs), len(want))
 			}
 			for k := range want {
-				if !proto.Equal(res.Outputs[o+k], want[k]) {
-					t.Fatalf("record %d output %d: %v, in-process %v", i, k, res.Outputs[o+k], want[k])
+				if o := r.Outputs[k]; o.Key != want[k].Key || !bytes.Equal(o.Payload, want[k].Payload) || !maps.Equal(o.Meta, want[k].Meta) {
+					t.Fatalf("record %d output %d: %v, in-process %v", i, k, o, want[k])
 				}
 			}
-			o += int(c)
 			i++
 		}
 	}
@@ -107,19 +101,21 @@ func TestMatchesInProcess(t *testing.T) {
 	}
 }
 
-func stageInProcess(r *ipc.Record) (outs []*ipc.Record, err error) {
+func stageInProcess(r troupe.Record) (outs []troupe.Record, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			outs, err = nil, fmt.Errorf("panic: %v", v)
 		}
 	}()
-	return stage.Process(context.Background(), proto.Clone(r).(*ipc.Record))
+	r.Payload = bytes.Clone(r.Payload)
+	// What the SDK tells the plugin's Process about the call (see start): stage and attempt.
+	return stage.Process(callctx.With(context.Background(), &callctx.Info{Stage: "test", Attempt: 1}), r)
 }
 
 func submitOne(t *testing.T, b *Backend, out *outcomes, payload string) {
 	t.Helper()
 	out.waitFor(t, "credit", func() bool { return out.credit() > 0 })
-	if err := b.Submit([]*ipc.Record{rec(1, payload)}); err != nil {
+	if err := b.Submit([]troupe.Task{rec(1, payload)}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -166,7 +162,7 @@ func TestSIGKILL(t *testing.T) {
 		t.Fatalf("reason %q", err)
 	}
 	t.Logf("crash detected in %v: %v", time.Since(t0), err)
-	if err := b.Submit([]*ipc.Record{rec(2, "x")}); err == nil {
+	if err := b.Submit([]troupe.Task{rec(2, "x")}); err == nil {
 		t.Fatal("Submit after Fail succeeded")
 	}
 }

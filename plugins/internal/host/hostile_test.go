@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe"
 )
 
 // TestStartFailureKinds checks which failed starts are permanent (retrying cannot help: the run
@@ -72,12 +72,12 @@ func TestProtocolErrorIsTheBackendsFault(t *testing.T) {
 	out := newOutcomes()
 	b := start(t, Options{Env: map[string]string{"TESTPLUGIN_PROTOCOL": "foreign"}}, out)
 	out.waitFor(t, "credit", func() bool { return out.credit() > 0 })
-	if err := b.Submit([]*ipc.Record{rec(7, "a")}); err != nil {
+	if err := b.Submit([]troupe.Task{rec(7, "a")}); err != nil {
 		t.Fatal(err)
 	}
 	err := out.waitFail(t, time.Minute)
 	f, ok := err.(interface{ BackendFault() bool })
-	if !ok || !f.BackendFault() || !strings.Contains(err.Error(), "protocol error") || !strings.Contains(err.Error(), "seq=7") {
+	if !ok || !f.BackendFault() || !strings.Contains(err.Error(), "protocol error") || !strings.Contains(err.Error(), `key="k7"`) {
 		t.Fatalf("failure %q (%T) is not a protocol error blaming the backend", err, err)
 	}
 	if out.reported() != 0 {

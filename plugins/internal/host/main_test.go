@@ -14,10 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe"
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
-
-	"github.com/troupe-dev/troupe/ipc"
 )
 
 // Binaries built once for the package's tests.
@@ -182,7 +181,7 @@ func noStrays(t *testing.T) {
 // outcomes records what a backend reports.
 type outcomes struct {
 	mu      sync.Mutex
-	results []*ipc.Results
+	results [][]troupe.Result
 	grants  int
 	failed  chan error
 	changed chan struct{}
@@ -192,7 +191,7 @@ func newOutcomes() *outcomes {
 	return &outcomes{failed: make(chan error, 2), changed: make(chan struct{}, 1)}
 }
 
-func (o *outcomes) Results(res *ipc.Results) {
+func (o *outcomes) Results(res []troupe.Result) {
 	o.mu.Lock()
 	o.results = append(o.results, res)
 	o.mu.Unlock()
@@ -221,7 +220,7 @@ func (o *outcomes) reported() int {
 	defer o.mu.Unlock()
 	n := 0
 	for _, r := range o.results {
-		n += len(r.Counts)
+		n += len(r)
 	}
 	return n
 }

@@ -1,9 +1,13 @@
 package host
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -16,7 +20,7 @@ import (
 
 // permanentError is a failed start that can never succeed however often it is retried: the
 // program is missing, not executable, not the one the spec's sha256 names, or not a troupe
-// plugin of this protocol. Its Permanent method tells the runtime (actors.PermanentError) to fail
+// plugin of this protocol. Its Permanent method tells the runtime (troupe.PermanentError) to fail
 // the run at once instead of retrying; every other failed start (the process died before its
 // handshake, the startup deadline passed, Setup refused the options) is retried under the
 // stage's restart policy.
@@ -99,4 +103,37 @@ func (b *Backend) startError(err error, took time.Duration) error {
 func garbage(msg string) bool {
 	line, _, _ := strings.Cut(strings.TrimPrefix(msg, "Unrecognized remote plugin message: "), "\n")
 	return strings.TrimSpace(line) != ""
+}
+
+// CheckSHA256 hashes path and compares it with want (hex).
+func CheckSHA256(path, want string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("plugin: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("plugin: hashing %s: %w", path, err)
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	if !strings.EqualFold(got, want) {
+		return fmt.Errorf("plugin: %s has sha256 %s, the spec requires %s: refusing to start it",
+			path, got, strings.ToLower(want))
+	}
+	return nil
+}
+
+// minimalEnv is the environment a plugin starts with, before Options.Env.
+func minimalEnv(extra map[string]string) []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "LANG"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	for k, v := range extra {
+		env = append(env, k+"="+v)
+	}
+	return env
 }

@@ -1,13 +1,15 @@
 package host
 
 import (
+	"errors"
 	"fmt"
 
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/ipc"
 )
 
 // protocolError is a plugin's breach of the stage protocol: the fault of the process, not of any
-// record it held. Its BackendFault method tells the runtime (actors.BackendFault) to redeliver
+// record it held. Its BackendFault method tells the runtime (troupe.BackendFault) to redeliver
 // the process's records without charging any of them an attempt.
 type protocolError struct{ msg string }
 
@@ -53,7 +55,7 @@ func (b *Backend) verify(res *ipc.Results) error {
 			case o.Sub != 0 && o.Sub != in.Sub:
 				return protocolErrorf("output %d of the record seq=%d key=%q has sub %d, not the record's (%d) or 0",
 					j, in.Seq, in.Key, o.Sub, in.Sub)
-			case o.Flag != ipc.Flag_DATA:
+			case o.Flag != ipc.FlagData:
 				return protocolErrorf("output %d of the record seq=%d key=%q has flag %s: only the host sets it",
 					j, in.Seq, in.Key, o.Flag)
 			}
@@ -62,6 +64,26 @@ func (b *Backend) verify(res *ipc.Results) error {
 	}
 	b.sent.pop(n)
 	return nil
+}
+
+// results turns a verified results frame into the runtime's outcomes, one per record reported.
+func results(res *ipc.Results) []troupe.Result {
+	rs := make([]troupe.Result, len(res.Counts))
+	outs := make([]troupe.Record, len(res.Outputs))
+	for i, o := range res.Outputs {
+		outs[i] = o.Record
+	}
+	errs, off := res.Errors, 0
+	for i, c := range res.Counts {
+		if len(errs) > 0 && int(errs[0].Index) == i {
+			rs[i].Err = errors.New(errs[0].Message)
+			errs = errs[1:]
+			continue
+		}
+		rs[i].Outputs = outs[off : off+int(c) : off+int(c)]
+		off += int(c)
+	}
+	return rs
 }
 
 // fifo is a queue of records.

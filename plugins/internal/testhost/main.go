@@ -9,15 +9,15 @@ import (
 	"os"
 	"strconv"
 
-	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/plugins/internal/host"
 )
 
 type outcomes struct{}
 
-func (outcomes) Results(*ipc.Results) {}
-func (outcomes) Grant(int)            {}
-func (outcomes) Fail(err error)       { fmt.Fprintln(os.Stderr, "fail:", err) }
+func (outcomes) Results([]troupe.Result) {}
+func (outcomes) Grant(int)               {}
+func (outcomes) Fail(err error)          { fmt.Fprintln(os.Stderr, "fail:", err) }
 
 func main() {
 	n, err := strconv.Atoi(os.Args[1])

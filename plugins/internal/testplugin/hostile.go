@@ -190,7 +190,11 @@ func (h *hostile) loop(conn net.Conn, maxFrame int, mode string) {
 		}
 		per := make([]outcome, len(recs))
 		for i, rec := range recs {
-			per[i].outs, per[i].err = stage.Process(context.Background(), rec)
+			outs, err := stage.Process(context.Background(), rec.Record)
+			per[i].err = err
+			for _, o := range outs {
+				per[i].outs = append(per[i].outs, &ipc.Record{Record: o, Seq: rec.Seq, Sub: rec.Sub, Weight: rec.Weight})
+			}
 		}
 		if m == "dup" {
 			// The first record's result twice, then the others but the last: every result from
@@ -220,7 +224,7 @@ func (h *hostile) loop(conn net.Conn, maxFrame int, mode string) {
 			res.Errors = []*ipc.RecordError{{Index: uint32(len(recs) + 5), Message: "no such record"}}
 		case "flag":
 			if len(res.Outputs) > 0 {
-				res.Outputs[0].Flag = ipc.Flag_END
+				res.Outputs[0].Flag = ipc.FlagEnd
 			}
 		}
 		_ = w.WriteResults(res)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"maps"
 	"os"
 	"os/exec"
 	"strconv"
@@ -16,7 +17,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe"
 )
 
 // Process uppercases the payload and tags the record, unless the payload is a command:
@@ -31,7 +32,7 @@ import (
 //	leak         allocates and touches memory, 16 MiB at a time, then hangs
 //	spin         burns CPU forever
 //	child        starts `sleep 1000` in the plugin's process group, logs "child <pid>", hangs
-func Process(ctx context.Context, rec *ipc.Record) ([]*ipc.Record, error) {
+func Process(ctx context.Context, rec troupe.Record) ([]troupe.Record, error) {
 	p := rec.Payload
 	switch {
 	case bytes.Equal(p, []byte("error")):
@@ -45,9 +46,9 @@ func Process(ctx context.Context, rec *ipc.Record) ([]*ipc.Record, error) {
 		if err != nil {
 			return nil, err
 		}
-		outs := make([]*ipc.Record, n)
+		outs := make([]troupe.Record, n)
 		for i := range outs {
-			outs[i] = &ipc.Record{Seq: rec.Seq, Key: fmt.Sprintf("%s-%d", rec.Key, i), Payload: []byte(strconv.Itoa(i))}
+			outs[i] = troupe.Record{Key: fmt.Sprintf("%s-%d", rec.Key, i), Payload: []byte(strconv.Itoa(i))}
 		}
 		return outs, nil
 	case bytes.Equal(p, []byte("segv")):
@@ -86,11 +87,15 @@ func Process(ctx context.Context, rec *ipc.Record) ([]*ipc.Record, error) {
 		time.Sleep(time.Hour)
 	}
 	rec.Payload = bytes.ToUpper(p)
-	if rec.Meta == nil {
-		rec.Meta = map[string]string{}
+	meta := maps.Clone(rec.Meta) // the input's map is not ours to write
+	if meta == nil {
+		meta = map[string]string{}
 	}
-	rec.Meta["by"] = "testplugin"
-	return []*ipc.Record{rec}, nil
+	meta["by"] = "testplugin"
+	meta["stage"] = troupe.StageName(ctx)
+	meta["attempt"] = strconv.Itoa(troupe.Attempt(ctx))
+	rec.Meta = meta
+	return []troupe.Record{rec}, nil
 }
 
 // Setup fails when the options say {"fail_setup": true}, and checks that integral numbers

@@ -1,0 +1,336 @@
+package ipc
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"unsafe"
+)
+
+// FrameReader decodes frames from a stream. Decoded records alias one buffer per frame (their
+// payloads are capacity-limited sub-slices of it), so a frame costs one body allocation plus the
+// records themselves. It is not safe for concurrent use.
+type FrameReader struct {
+	r     io.Reader
+	max   int
+	buf   []byte // read buffer
+	start int    // unread data is buf[start:end]
+	end   int
+	small [16]byte
+}
+
+// NewFrameReader returns a FrameReader refusing frames over maxFrame bytes (0: DefaultMaxFrame).
+func NewFrameReader(r io.Reader, maxFrame int) *FrameReader {
+	if maxFrame <= 0 {
+		maxFrame = DefaultMaxFrame
+	}
+	return &FrameReader{r: r, max: maxFrame, buf: make([]byte, 64<<10)}
+}
+
+// fill reads more data into the buffer, compacting it first. It returns io.EOF only when no
+// data at all is buffered.
+func (r *FrameReader) fill() error {
+	if r.start > 0 {
+		n := copy(r.buf, r.buf[r.start:r.end])
+		r.start, r.end = 0, n
+	}
+	for {
+		n, err := r.r.Read(r.buf[r.end:])
+		r.end += n
+		if n > 0 {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// readUvarint reads the length prefix from the buffered stream.
+func (r *FrameReader) readUvarint() (uint64, error) {
+	for {
+		v, n := binary.Uvarint(r.buf[r.start:r.end])
+		if n > 0 {
+			r.start += n
+			return v, nil
+		}
+		if n < 0 {
+			return 0, fmt.Errorf("%w: length prefix overflows 64 bits", ErrMalformedFrame)
+		}
+		had := r.end - r.start
+		if err := r.fill(); err != nil {
+			if err == io.EOF && had > 0 {
+				return 0, io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+	}
+}
+
+// readFull fills dst from the buffered stream.
+func (r *FrameReader) readFull(dst []byte) error {
+	n := copy(dst, r.buf[r.start:r.end])
+	r.start += n
+	if n == len(dst) {
+		return nil
+	}
+	_, err := io.ReadFull(r.r, dst[n:])
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// Next reads and decodes the next frame. It returns io.EOF at a clean end of stream (between
+// frames), io.ErrUnexpectedEOF inside a frame, an error wrapping ErrFrameTooLarge for a length
+// prefix over the limit (before allocating), and one wrapping ErrMalformedFrame for a body that
+// does not decode.
+func (r *FrameReader) Next() (Frame, error) {
+	l, err := r.readUvarint()
+	if err != nil {
+		return Frame{}, err
+	}
+	if l == 0 {
+		return Frame{}, fmt.Errorf("%w: empty frame", ErrMalformedFrame)
+	}
+	if l > uint64(r.max) {
+		return Frame{}, fmt.Errorf("%w: %d bytes > max %d", ErrFrameTooLarge, l, r.max)
+	}
+	var body []byte
+	if l <= uint64(len(r.small)) {
+		body = r.small[:l]
+	} else {
+		body = make([]byte, l)
+	}
+	if err := r.readFull(body); err != nil {
+		return Frame{}, err
+	}
+	if len(body) <= len(r.small) && FrameType(body[0]) != FrameCredit {
+		// Decoded records alias their body, so only credit frames may use the scratch buffer.
+		body = append([]byte(nil), body...)
+	}
+	f, err := decodeBody(body)
+	if err != nil {
+		return Frame{}, err
+	}
+	return f, nil
+}
+
+// DecodeFrame decodes one frame from the front of b and returns it with the number of bytes it
+// used. It applies the same checks as FrameReader.Next; the frame's records alias b.
+func DecodeFrame(b []byte, maxFrame int) (Frame, int, error) {
+	if maxFrame <= 0 {
+		maxFrame = DefaultMaxFrame
+	}
+	l, n := binary.Uvarint(b)
+	switch {
+	case n == 0:
+		return Frame{}, 0, io.ErrUnexpectedEOF
+	case n < 0:
+		return Frame{}, 0, fmt.Errorf("%w: length prefix overflows 64 bits", ErrMalformedFrame)
+	case l == 0:
+		return Frame{}, 0, fmt.Errorf("%w: empty frame", ErrMalformedFrame)
+	case l > uint64(maxFrame):
+		return Frame{}, 0, fmt.Errorf("%w: %d bytes > max %d", ErrFrameTooLarge, l, maxFrame)
+	case l > uint64(len(b)-n):
+		return Frame{}, 0, io.ErrUnexpectedEOF
+	}
+	f, err := decodeBody(b[n : n+int(l) : n+int(l)])
+	if err != nil {
+		return Frame{}, 0, err
+	}
+	return f, n + int(l), nil
+}
+
+// decoder reads a frame body. The first error sticks; later reads return zero values.
+type decoder struct {
+	b   []byte
+	pos int
+	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: "+format, append([]any{ErrMalformedFrame}, args...)...)
+	}
+}
+
+func (d *decoder) uvarint(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b[d.pos:])
+	if n <= 0 {
+		d.fail("bad %s varint at byte %d", what, d.pos)
+		return 0
+	}
+	d.pos += n
+	return v
+}
+
+func (d *decoder) u32(what string) uint32 {
+	v := d.uvarint(what)
+	if v > math.MaxUint32 {
+		d.fail("%s %d overflows 32 bits", what, v)
+		return 0
+	}
+	return uint32(v)
+}
+
+// count reads an element count and checks that the remaining body can hold that many elements
+// of at least min bytes each, so a hostile count cannot make us allocate.
+func (d *decoder) count(what string, min int) int {
+	v := d.uvarint(what)
+	if d.err != nil {
+		return 0
+	}
+	if v > uint64((len(d.b)-d.pos)/min) {
+		d.fail("%s %d does not fit in the remaining %d bytes", what, v, len(d.b)-d.pos)
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) bytes(what string) []byte {
+	if d.err != nil {
+		return nil
+	}
+	// Not d.uvarint(what + " length"): that would build the string for every field decoded.
+	n, k := binary.Uvarint(d.b[d.pos:])
+	if k <= 0 {
+		d.fail("bad %s length varint at byte %d", what, d.pos)
+		return nil
+	}
+	d.pos += k
+	if n > uint64(len(d.b)-d.pos) {
+		d.fail("%s length %d exceeds the remaining %d bytes", what, n, len(d.b)-d.pos)
+		return nil
+	}
+	end := d.pos + int(n)
+	b := d.b[d.pos:end:end]
+	d.pos = end
+	return b
+}
+
+// str returns a string aliasing the frame body. Frame bodies are never written after decoding
+// (payloads alias them only through capacity-limited slices, which cannot overlap a key), so the
+// aliasing is safe and saves an allocation per string.
+func (d *decoder) str(what string) string {
+	b := d.bytes(what)
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+func (d *decoder) record(r *Record) {
+	r.Seq = d.uvarint("seq")
+	r.Sub = d.uvarint("sub")
+	r.Weight = d.uvarint("weight")
+	r.Attempt = d.u32("attempt")
+	flag := d.u32("flag")
+	if flag > math.MaxInt32 {
+		d.fail("flag %d out of range", flag)
+	}
+	r.Flag = Flag(flag)
+	r.Key = d.str("key")
+	if p := d.bytes("payload"); len(p) > 0 {
+		r.Payload = p
+	}
+	nmeta := d.count("meta count", 2)
+	if nmeta > 0 {
+		r.Meta = make(map[string]string, nmeta)
+		for i := 0; i < nmeta && d.err == nil; i++ {
+			k := d.str("meta key")
+			r.Meta[k] = d.str("meta value")
+		}
+	}
+}
+
+func (d *decoder) records(what string) []*Record {
+	n := d.count(what, minRecordSize)
+	if d.err != nil || n == 0 {
+		return nil
+	}
+	slab := make([]Record, n)
+	out := make([]*Record, n)
+	for i := range slab {
+		out[i] = &slab[i]
+		d.record(out[i])
+		if d.err != nil {
+			return nil
+		}
+	}
+	return out
+}
+
+func decodeBody(body []byte) (Frame, error) {
+	f := Frame{Type: FrameType(body[0])}
+	d := decoder{b: body, pos: 1}
+	switch f.Type {
+	case FrameBatch:
+		f.BatchID = d.uvarint("batch id")
+		f.Records = d.records("record count")
+	case FrameResults:
+		res := &Results{}
+		if n := d.count("result count", 1); n > 0 {
+			res.Counts = make([]uint32, n)
+			for i := range res.Counts {
+				res.Counts[i] = d.u32("output count")
+			}
+		}
+		res.Outputs = d.records("output record count")
+		if n := d.count("error count", minErrorSize); n > 0 {
+			res.Errors = make([]*RecordError, n)
+			errs := make([]RecordError, n)
+			for i := range errs {
+				errs[i].Index = d.u32("error index")
+				errs[i].Message = d.str("error message")
+				res.Errors[i] = &errs[i]
+			}
+		}
+		if d.err == nil {
+			if err := CheckResults(res); err != nil {
+				d.fail("%v", err)
+			}
+		}
+		f.Results = res
+	case FrameCredit:
+		f.Credit = d.u32("credit")
+	default:
+		// Unknown type from a later minor version: the body is skipped unparsed.
+		return f, nil
+	}
+	if d.err != nil {
+		return Frame{}, fmt.Errorf("%s frame: %w", f.Type, d.err)
+	}
+	if d.pos != len(body) {
+		return Frame{}, fmt.Errorf("%w: %s frame has %d trailing bytes", ErrMalformedFrame, f.Type, len(body)-d.pos)
+	}
+	return f, nil
+}
+
+// CheckResults checks that res is self-consistent: the counts add up to the outputs, and errors
+// name distinct inputs, in increasing order, whose count is 0.
+func CheckResults(res *Results) error {
+	var sum uint64
+	for _, c := range res.Counts {
+		sum += uint64(c)
+	}
+	if sum != uint64(len(res.Outputs)) {
+		return fmt.Errorf("counts add up to %d outputs, frame has %d", sum, len(res.Outputs))
+	}
+	next := uint64(0)
+	for _, e := range res.Errors {
+		i := uint64(e.Index)
+		if i < next || i >= uint64(len(res.Counts)) {
+			return fmt.Errorf("error index %d out of order or out of range (%d results)", e.Index, len(res.Counts))
+		}
+		if res.Counts[i] != 0 {
+			return fmt.Errorf("error index %d has %d outputs", e.Index, res.Counts[i])
+		}
+		next = i + 1
+	}
+	return nil
+}
