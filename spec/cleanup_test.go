@@ -2,12 +2,12 @@ package spec
 
 import (
 	"errors"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/troupe-dev/troupe/internal/proctest"
 	"go.uber.org/goleak"
 )
 
@@ -42,26 +42,7 @@ sink: {discard: {}}
 		t.Fatalf("Pipeline = %v, %v; want an error at stage keep (line 4)", p, err)
 	}
 	goleak.VerifyNone(t, before)
-	if pids := runningProgram(bin); len(pids) > 0 {
+	if pids := proctest.Running(bin); len(pids) > 0 {
 		t.Fatalf("plugin processes still running after Pipeline failed: %v", pids)
 	}
-}
-
-// runningProgram lists the live (not zombie) processes whose program is path.
-func runningProgram(path string) []string {
-	var pids []string
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err != nil || exe != path {
-			continue
-		}
-		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
-			if f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(f) > 0 && f[0] == "Z" {
-				continue
-			}
-		}
-		pids = append(pids, e.Name())
-	}
-	return pids
 }

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/troupe-dev/troupe/internal/proctest"
 )
 
 // No process started by a plugin outlives the run: not a grandchild that ignores SIGTERM when
@@ -57,7 +59,7 @@ dead_letter: {path: dead.jsonl}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		pids := waitPidFile(t, pidFile, 2, func() {
+		pids := proctest.WaitPIDs(t, pidFile, 2, func() {
 			cmd.Process.Kill()
 			cmd.Wait()
 			t.Logf("troupe stderr:\n%s", stderr.String())
@@ -70,9 +72,9 @@ dead_letter: {path: dead.jsonl}
 			t.Fatal(err)
 		}
 		_ = cmd.Wait()
-		waitGone(t, pids, "a grandchild of the SIGKILLed host's plugin")
-		waitGone(t, guardians, "the SIGKILLed host's guardian")
-		waitNoneRunning(t, plugin)
+		proctest.WaitGone(t, pids, "a grandchild of the SIGKILLed host's plugin")
+		proctest.WaitGone(t, guardians, "the SIGKILLed host's guardian")
+		proctest.WaitNoneRunning(t, plugin)
 	})
 
 	t.Run("daemon of a plugin, successful run", func(t *testing.T) {
@@ -85,9 +87,9 @@ dead_letter: {path: dead.jsonl}
 		if code != exitOK {
 			t.Fatalf("exit %d\n%s", code, stderr)
 		}
-		pids := waitPidFile(t, pidFile, 2, nil)
-		waitGone(t, pids, "a daemon started by a plugin of a finished run")
-		waitNoneRunning(t, plugin)
+		pids := proctest.WaitPIDs(t, pidFile, 2, nil)
+		proctest.WaitGone(t, pids, "a daemon started by a plugin of a finished run")
+		proctest.WaitNoneRunning(t, plugin)
 	})
 
 	t.Run("daemons of plugins killed and restarted mid-run", func(t *testing.T) {
@@ -103,83 +105,10 @@ dead_letter: {path: dead.jsonl}
 			t.Fatalf("exit %d, want %d\n%s", code, exitDeadLetters, stderr)
 		}
 		// One daemon per plugin process: the first, the restart after each exit3, and so on.
-		pids := waitPidFile(t, pidFile, 3, nil)
-		waitGone(t, pids, "a daemon started by a plugin process killed mid-run")
-		waitNoneRunning(t, plugin)
+		pids := proctest.WaitPIDs(t, pidFile, 3, nil)
+		proctest.WaitGone(t, pids, "a daemon started by a plugin process killed mid-run")
+		proctest.WaitNoneRunning(t, plugin)
 	})
-}
-
-// waitPidFile waits (up to a minute) until path holds at least n pids, one a line.
-func waitPidFile(t *testing.T, path string, n int, onFail func()) []int {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		data, _ := os.ReadFile(path)
-		var pids []int
-		for _, f := range strings.Fields(string(data)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				pids = append(pids, pid)
-			}
-		}
-		if len(pids) >= n {
-			return pids
-		}
-		if time.Now().After(deadline) {
-			if onFail != nil {
-				onFail()
-			}
-			t.Fatalf("%s holds pids %v after a minute, want %d", path, pids, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// liveProcess says whether pid is running: a zombie is dead.
-func liveProcess(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
-}
-
-// waitGone waits (up to a minute) until none of pids is running; failing, it kills them.
-func waitGone(t *testing.T, pids []int, what string) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for _, pid := range pids {
-		for liveProcess(pid) {
-			if time.Now().After(deadline) {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-				t.Errorf("%s (pid %d) still running a minute later", what, pid)
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-}
-
-// waitNoneRunning waits (up to a minute) until no process runs the program at path.
-func waitNoneRunning(t *testing.T, path string) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		pids := running(path)
-		if len(pids) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			for _, p := range pids {
-				if pid, err := strconv.Atoi(p); err == nil {
-					_ = syscall.Kill(pid, syscall.SIGKILL)
-				}
-			}
-			t.Errorf("processes of %s still running a minute later: %v", path, pids)
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // noCgroupV2 says why plugins cannot run in cgroups here ("" when they can): no cgroup2 mount,

@@ -2,11 +2,12 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/troupe-dev/troupe/internal/proctest"
 )
 
 // A plugin stage through the real command line: the plugin binary is built, the spec is loaded
@@ -52,26 +53,7 @@ sink: {lines: {path: out.txt}}
 		}
 		seen[l] = true
 	}
-	if pids := running(bin); len(pids) > 0 {
+	if pids := proctest.Running(bin); len(pids) > 0 {
 		t.Fatalf("plugin processes still running after the run: %v", pids)
 	}
-}
-
-// running lists the live (not zombie) processes whose program is path.
-func running(path string) []string {
-	var pids []string
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err != nil || exe != path {
-			continue
-		}
-		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
-			if f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(f) > 0 && f[0] == "Z" {
-				continue
-			}
-		}
-		pids = append(pids, e.Name())
-	}
-	return pids
 }
