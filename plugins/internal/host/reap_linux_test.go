@@ -248,6 +248,16 @@ func waitNoOwnGuardian(t *testing.T, what string) {
 	}
 }
 
+// waitClosed calls WaitClosed, which waits for a retiring guardian, with a generous deadline.
+func waitClosed(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := WaitClosed(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // The guardian lives only while plugin cgroups do: it is gone (exited and reaped) once the last
 // plugin is closed, and back with the next plugin.
 func TestGuardianRetiresWithLastPlugin(t *testing.T) {
@@ -275,6 +285,7 @@ func TestGuardianRetiresWithLastPlugin(t *testing.T) {
 	if err := b2.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	waitClosed(t)
 	waitNoOwnGuardian(t, "every plugin closed")
 	if _, err := os.Stat(cgroups.base); !os.IsNotExist(err) {
 		t.Errorf("cgroup %s left after the guardian retired (stat: %v)", cgroups.base, err)
@@ -286,6 +297,7 @@ func TestGuardianRetiresWithLastPlugin(t *testing.T) {
 	if err := b3.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	waitClosed(t)
 	waitNoOwnGuardian(t, "the plugin started again closed")
 }
 
@@ -322,6 +334,7 @@ func TestGuardianAlwaysThereWhilePluginsRun(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+	waitClosed(t)
 	waitNoOwnGuardian(t, "every plugin closed")
 }
 
