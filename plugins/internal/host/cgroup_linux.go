@@ -42,12 +42,11 @@ import (
 // removes it and exits.
 //
 // A guardian exists exactly while plugin cgroups do: the host counts its live plugin cgroups,
-// starts a guardian with the first and retires it when the last one is removed: it closes the
-// pipe, and in the background waits, bounded, for the guardian to exit and reaps it (WaitClosed
-// waits for that). So a program that embeds troupe (a server, a test binary) has no troupe
-// process left once its plugins are closed. The next plugin start makes troupe-<host pid>-<k>
-// again and starts a new guardian; a start that comes while a guardian retires waits for it to
-// be gone first.
+// starts a guardian with the first and retires it when the last one is removed (it closes the
+// pipe, and waits, bounded, for the guardian to exit and reaps it). So a program that embeds
+// troupe (a server, a test binary) has no troupe process left once its plugins are closed. The
+// next plugin start makes troupe-<host pid>-<k> again and starts a new guardian; a start that
+// comes while a guardian retires waits for it to be gone.
 //
 // Where cgroup v2 cannot be used (not mounted, not writable, a kernel before 5.14 without
 // cgroup.kill, clone3 refused by a seccomp filter), plugins run without it, as before: in their
@@ -78,7 +77,10 @@ func init() {
 	// init runs on the main thread, whose name is the process's (ps, /proc/PID/comm).
 	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&guardianName[0])), 0, 0, 0)
 	guard(os.Stdin, dir)
-	os.Exit(0)
+	// Straight out, without os.Exit's hooks: nothing to flush, and a race-enabled binary's
+	// exit-time report would make the host's wait for a retiring guardian (in the last
+	// plugin's Close) take hundreds of milliseconds.
+	syscall.Exit(0)
 }
 
 // guard waits until the host is gone (end of file on r, whose write end only the host holds),
@@ -110,7 +112,6 @@ var cgroups struct {
 	live     int        // plugin cgroups made and not yet removed
 	guard    *os.File   // the write end of the guardian's pipe, never written; nil: no guardian
 	guardPid int
-	retiring chan struct{} // closed once the last guardian retired has exited and been reaped
 }
 
 // cgroupBase sets up the host's cgroup and its first guardian once, and returns the directory
@@ -133,12 +134,7 @@ func acquireCgroups() (string, error) {
 	cgroups.mu.Lock()
 	defer cgroups.mu.Unlock()
 	if cgroups.guard == nil {
-		// The last guardian retired (or is retiring) and removed base: wait until it is gone
-		// (bounded: guardianRetire plus killWait), then start anew.
-		if cgroups.retiring != nil {
-			<-cgroups.retiring
-			cgroups.retiring = nil
-		}
+		// The last guardian retired and removed base (or it was never started).
 		if err := os.Mkdir(base, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return "", fmt.Errorf("making cgroup %s: %w", base, err)
 		}
@@ -152,33 +148,26 @@ func acquireCgroups() (string, error) {
 }
 
 // releaseCgroups counts one plugin cgroup less (it has been removed, or was never made); with the
-// last one, the guardian is retired, in the background (Close need not wait for it; WaitClosed
-// does).
+// last one, the guardian is retired.
 func releaseCgroups() {
 	cgroups.mu.Lock()
 	defer cgroups.mu.Unlock()
 	cgroups.live--
-	if cgroups.live > 0 || cgroups.guard == nil {
-		return
+	if cgroups.live == 0 && cgroups.guard != nil {
+		retireGuardian()
 	}
-	w, pid, done := cgroups.guard, cgroups.guardPid, make(chan struct{})
-	cgroups.guard, cgroups.guardPid, cgroups.retiring = nil, 0, done
-	closing.Add(1)
-	go func() {
-		defer closing.Done()
-		defer close(done)
-		retireGuardian(w, pid, cgroups.base)
-	}()
 }
 
 // guardianRetire bounds the wait for a retiring guardian (which kills what is left under base
 // within 10 s) before it is killed.
 const guardianRetire = 15 * time.Second
 
-// retireGuardian closes the guardian's pipe, waits (bounded) until it has cleaned up base and
-// exited, and reaps it.
-func retireGuardian(w *os.File, pid int, base string) {
-	w.Close()
+// retireGuardian closes the guardian's pipe, waits (bounded) until it has cleaned up and exited,
+// and reaps it. Called with cgroups.mu held, so no plugin starts meanwhile.
+func retireGuardian() {
+	pid, base := cgroups.guardPid, cgroups.base
+	cgroups.guard.Close()
+	cgroups.guard, cgroups.guardPid = nil, 0
 	if !waitChildExit(pid, guardianRetire) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		waitChildExit(pid, killWait)

@@ -674,8 +674,7 @@ func (b *Backend) Close(ctx context.Context) error {
 var closing sync.WaitGroup
 
 // WaitClosed waits until the background teardowns of dead backends started by Close have
-// finished, and the plugin guardian retired with the last plugin has exited and been reaped
-// (each is bounded by seconds), or ctx ends. A program that must not exit with a
+// finished (each is bounded by a few seconds), or ctx ends. A program that must not exit with a
 // plugin process unreaped, or a test checking for leaks, calls it after closing its backends.
 func WaitClosed(ctx context.Context) error {
 	done := make(chan struct{})

@@ -248,7 +248,8 @@ func waitNoOwnGuardian(t *testing.T, what string) {
 	}
 }
 
-// waitClosed calls WaitClosed, which waits for a retiring guardian, with a generous deadline.
+// waitClosed calls WaitClosed (the background teardowns of dead backends) with a generous
+// deadline.
 func waitClosed(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
