@@ -25,9 +25,10 @@
 // /proc/self/cgroup; Linux 5.14 or later for cgroup.kill), each plugin is started straight into
 // a cgroup of its own, <the host's cgroup>/troupe-<host pid>-<k>/p<n>, and when its main process
 // exits, for whatever reason, the cgroup is killed (cgroup.kill) and removed before the backend
-// counts the process as reaped. A guardian process, started once per host process (the host's
-// own binary re-executed; it shows as "troupe-guardian" and lives exactly as long as the host),
-// kills the host's troupe cgroup when the host dies, however it dies. Setting
+// counts the process as reaped. A guardian process (the host's own binary re-executed; it shows
+// as "troupe-guardian"), running while the host has plugin processes, kills the host's troupe
+// cgroup when the host dies, however it dies; the host stops and reaps it when its last plugin
+// cgroup is removed, so no troupe process outlives the plugins. Setting
 // TROUPE_PLUGIN_CGROUP=off in the host's environment turns cgroups off.
 //
 // Without cgroups (not mounted, not writable, an older kernel, clone3 refused by a seccomp

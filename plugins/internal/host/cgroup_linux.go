@@ -34,12 +34,19 @@ import (
 // processes forking meanwhile cannot escape), emptied and removed.
 //
 // When the host dies without running any code (SIGKILL), a guardian does it: a small process the
-// host starts once, re-executing its own binary (/proc/self/exe) with guardianEnv set, which
-// init below catches before main runs. The guardian sits outside the plugins' cgroups and in its
-// own session (so that signals to the host's process group or terminal do not reach it), reads a
+// host starts, re-executing its own binary (/proc/self/exe) with guardianEnv set, which init
+// below catches before main runs. The guardian sits outside the plugins' cgroups and in its own
+// session (so that signals to the host's process group or terminal do not reach it), reads a
 // pipe whose write end only the host holds, and when that pipe reaches end of file (the host has
-// exited, however it died) kills troupe-<host pid>-<k>, waits for it to empty, removes it and exits.
-// The guardian lives exactly as long as the host process.
+// exited, however it died, or closed it) kills troupe-<host pid>-<k>, waits for it to empty,
+// removes it and exits.
+//
+// A guardian exists exactly while plugin cgroups do: the host counts its live plugin cgroups,
+// starts a guardian with the first and retires it when the last one is removed (it closes the
+// pipe, and waits, bounded, for the guardian to exit and reaps it). So a program that embeds
+// troupe (a server, a test binary) has no troupe process left once its plugins are closed. The
+// next plugin start makes troupe-<host pid>-<k> again and starts a new guardian; a start that
+// comes while a guardian retires waits for it to be gone.
 //
 // Where cgroup v2 cannot be used (not mounted, not writable, a kernel before 5.14 without
 // cgroup.kill, clone3 refused by a seccomp filter), plugins run without it, as before: in their
@@ -70,7 +77,10 @@ func init() {
 	// init runs on the main thread, whose name is the process's (ps, /proc/PID/comm).
 	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&guardianName[0])), 0, 0, 0)
 	guard(os.Stdin, dir)
-	os.Exit(0)
+	// Straight out, without os.Exit's hooks: nothing to flush, and a race-enabled binary's
+	// exit-time report would make the host's wait for a retiring guardian (in the last
+	// plugin's Close) take hundreds of milliseconds.
+	syscall.Exit(0)
 }
 
 // guard waits until the host is gone (end of file on r, whose write end only the host holds),
@@ -91,22 +101,126 @@ var noCgroups atomic.Bool
 
 // cgroups is the host process's cgroup state, set up on the first plugin start.
 var cgroups struct {
-	once     sync.Once
-	base     string   // <v2 mount><own cgroup>/troupe-<pid>-<k>; "" when cgroups are not used
-	err      error    // why they are not used
-	guard    *os.File // the write end of the guardian's pipe: held, never written, never closed
+	once sync.Once
+	base string // <v2 mount><own cgroup>/troupe-<pid>-<k>; "" when cgroups are not used
+	own  string // <v2 mount><own cgroup>, where the guardian runs
+	err  error  // why they are not used
+	seq  atomic.Uint64
+	warn sync.Once // the fallback is logged once per process
+
+	mu       sync.Mutex // serializes guardian starts and retirements, and guards what follows
+	live     int        // plugin cgroups made and not yet removed
+	guard    *os.File   // the write end of the guardian's pipe, never written; nil: no guardian
 	guardPid int
-	seq      atomic.Uint64
-	warn     sync.Once // the fallback is logged once per process
 }
 
-// cgroupBase sets up the host's cgroup and its guardian once, and returns the directory under
-// which plugin cgroups are made, or why there is none.
+// cgroupBase sets up the host's cgroup and its first guardian once, and returns the directory
+// under which plugin cgroups are made, or why there is none.
 func cgroupBase() (string, error) {
 	cgroups.once.Do(func() {
 		cgroups.base, cgroups.err = setupCgroups()
 	})
 	return cgroups.base, cgroups.err
+}
+
+// acquireCgroups counts one more plugin cgroup, starting a guardian (and making the base cgroup
+// again) when there is none, and returns the base cgroup. Each successful call is matched by one
+// releaseCgroups.
+func acquireCgroups() (string, error) {
+	base, err := cgroupBase()
+	if err != nil {
+		return "", err
+	}
+	cgroups.mu.Lock()
+	defer cgroups.mu.Unlock()
+	if cgroups.guard == nil {
+		// The last guardian retired and removed base (or it was never started).
+		if err := os.Mkdir(base, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("making cgroup %s: %w", base, err)
+		}
+		if err := startGuardian(base, cgroups.own); err != nil {
+			_ = killCgroupTree(base, cgroupDrain)
+			return "", err
+		}
+	}
+	cgroups.live++
+	return base, nil
+}
+
+// releaseCgroups counts one plugin cgroup less (it has been removed, or was never made); with the
+// last one, the guardian is retired.
+func releaseCgroups() {
+	cgroups.mu.Lock()
+	defer cgroups.mu.Unlock()
+	cgroups.live--
+	if cgroups.live == 0 && cgroups.guard != nil {
+		retireGuardian()
+	}
+}
+
+// guardianRetire bounds the wait for a retiring guardian (which kills what is left under base
+// within 10 s) before it is killed.
+const guardianRetire = 15 * time.Second
+
+// retireGuardian closes the guardian's pipe, waits (bounded) until it has cleaned up and exited,
+// and reaps it. Called with cgroups.mu held, so no plugin starts meanwhile.
+func retireGuardian() {
+	pid, base := cgroups.guardPid, cgroups.base
+	cgroups.guard.Close()
+	cgroups.guard, cgroups.guardPid = nil, 0
+	if !waitChildExit(pid, guardianRetire) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		waitChildExit(pid, killWait)
+	}
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	// The guardian removed base; if it could not (killed), do it here.
+	_ = killCgroupTree(base, cgroupDrain)
+}
+
+// waitChildExit waits up to within for the child pid to exit, without reaping it.
+func waitChildExit(pid int, within time.Duration) bool {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		// No pidfd (Linux before 5.3, not reached: cgroup.kill needs 5.14): poll.
+		deadline := time.Now().Add(within)
+		for time.Now().Before(deadline) {
+			var info unix.Siginfo
+			err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+			if err != nil || info.Signo != 0 {
+				return true
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return false
+	}
+	defer unix.Close(fd)
+	deadline := time.Now().Add(within)
+	for {
+		ms := int(time.Until(deadline).Milliseconds())
+		if ms <= 0 {
+			return false
+		}
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, ms)
+		if err == nil && n > 0 {
+			return true
+		}
+		if err != nil && !errors.Is(err, syscall.EINTR) {
+			return false
+		}
+	}
+}
+
+// guardianPid is the pid of the host's guardian, 0 when there is none.
+func guardianPid() int {
+	cgroups.mu.Lock()
+	defer cgroups.mu.Unlock()
+	return cgroups.guardPid
 }
 
 func setupCgroups() (string, error) {
@@ -139,7 +253,12 @@ func setupCgroups() (string, error) {
 		_ = os.Remove(base)
 		return "", errors.New("cgroup v2 has no cgroup.kill (Linux before 5.14)")
 	}
-	if err := startGuardian(base, filepath.Join(mount, own)); err != nil {
+	// The first guardian is started here, so that a system refusing clone3 into a cgroup is
+	// found now (and plugins fall back) rather than by a plugin start.
+	cgroups.own = filepath.Join(mount, own)
+	cgroups.mu.Lock()
+	defer cgroups.mu.Unlock()
+	if err := startGuardian(base, cgroups.own); err != nil {
 		_ = killCgroupTree(base, cgroupDrain)
 		return "", err
 	}
@@ -222,7 +341,8 @@ func ownCgroup() (string, error) {
 	return "", errors.New("the process has no cgroup v2 (no 0:: line in /proc/self/cgroup)")
 }
 
-// startGuardian starts the process that kills base when the host is gone. It is started into the
+// startGuardian starts the process that kills base when the host is gone (or retires it). Called
+// with cgroups.mu held. It is started into the
 // host's own cgroup, own, where it would be anyway, explicitly: with clone3 and
 // CLONE_INTO_CGROUP, as plugins will be, so that a system refusing that (clone3 blocked by a
 // seccomp filter) is found here rather than by a plugin start.
@@ -252,30 +372,33 @@ func startGuardian(base, own string) error {
 		return fmt.Errorf("starting the plugin guardian into cgroup %s: %w", own, err)
 	}
 	cgroups.guardPid = p.Pid
-	_ = p.Release()
+	_ = p.Release() // reaped by retireGuardian, with wait4 on the pid
 	cgroups.guard = w
 	return nil
 }
 
 // pluginCgroup is one plugin process's cgroup.
 type pluginCgroup struct {
-	dir string
-	fd  int // open on dir until the process is started into it
+	dir      string
+	fd       int  // open on dir until the process is started into it
+	released bool // counted out of cgroups.live
 }
 
 // newPluginCgroup makes a cgroup for a plugin process, or returns nil and why there is none.
 func newPluginCgroup() (*pluginCgroup, error) {
-	base, err := cgroupBase()
+	base, err := acquireCgroups()
 	if err != nil {
 		return nil, err
 	}
 	dir := filepath.Join(base, "p"+strconv.FormatUint(cgroups.seq.Add(1), 10))
 	if err := os.Mkdir(dir, 0o755); err != nil {
+		releaseCgroups()
 		return nil, fmt.Errorf("making cgroup %s: %w", dir, err)
 	}
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		_ = os.Remove(dir)
+		releaseCgroups()
 		return nil, fmt.Errorf("opening cgroup %s: %w", dir, err)
 	}
 	return &pluginCgroup{dir: dir, fd: fd}, nil
@@ -298,10 +421,17 @@ func (c *pluginCgroup) kill() error {
 	return err
 }
 
-// remove waits (bounded) until the cgroup is empty and removes it.
+// remove waits (bounded) until the cgroup is empty and removes it. The first call counts the
+// cgroup out, which retires the guardian with the last one (whatever is left in the cgroup
+// after within, the guardian kills on its way out).
 func (c *pluginCgroup) remove(within time.Duration) error {
 	c.started()
-	return killCgroupTree(c.dir, within)
+	err := killCgroupTree(c.dir, within)
+	if !c.released {
+		c.released = true
+		releaseCgroups()
+	}
+	return err
 }
 
 // procs lists the processes in the cgroup (not its descendants).

@@ -66,6 +66,11 @@ func run(m *testing.M) int {
 		code = 1
 	}
 	if code == 0 {
+		// Every plugin is closed: the guardian has retired, and been reaped.
+		if g := ownGuardians(); len(g) > 0 {
+			fmt.Fprintf(os.Stderr, "plugin guardians left behind: %+v\n", g)
+			code = 1
+		}
 		if strays := strayProcesses(); len(strays) > 0 {
 			fmt.Fprintf(os.Stderr, "processes left behind: %v\n", strays)
 			code = 1

@@ -2,12 +2,15 @@ package host
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -175,22 +178,165 @@ func TestGuardKillsOnEOF(t *testing.T) {
 
 // reapGuardians reaps the guardians of hosts that ran as our children and were killed: we are a
 // subreaper, so they are reparented to us; each exits once it has killed its host's plugins.
-// Our own guardian is left alone (it lives as long as we do).
+// Our own guardian is left alone (it lives as long as our plugins do).
 func reapGuardians(t *testing.T) {
 	t.Helper()
+	for _, g := range childGuardians() {
+		if !g.ours {
+			waitDead(t, g.pid, "a killed host's guardian")
+			reap(t, g.pid)
+		}
+	}
+}
+
+type guardianProc struct {
+	pid    int
+	ours   bool // guards this process's plugin cgroups
+	zombie bool
+}
+
+// childGuardians lists the plugin guardians (live or zombie) whose parent is this process.
+func childGuardians() []guardianProc {
+	var out []guardianProc
 	me := os.Getpid()
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == cgroups.guardPid {
+		if err != nil {
+			continue
+		}
+		st, ok := procStat(pid)
+		if !ok || st.ppid != me {
 			continue
 		}
 		comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm")
-		if st, ok := procStat(pid); ok && st.ppid == me && strings.TrimSpace(string(comm)) == "troupe-guardian" {
-			waitDead(t, pid, "a killed host's guardian")
-			reap(t, pid)
+		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
+		// A zombie keeps its name, not its environment.
+		if strings.TrimSpace(string(comm)) != "troupe-guardian" && !bytes.Contains(env, []byte(guardianEnv+"=")) {
+			continue
+		}
+		ours := cgroups.base != "" && bytes.Contains(env, []byte(guardianEnv+"="+cgroups.base+"\x00"))
+		out = append(out, guardianProc{pid: pid, ours: ours || pid == guardianPid(), zombie: st.state == 'Z'})
+	}
+	return out
+}
+
+// ownGuardians lists this process's own guardians, live or zombie.
+func ownGuardians() []guardianProc {
+	var out []guardianProc
+	for _, g := range childGuardians() {
+		if g.ours || g.zombie {
+			out = append(out, g)
 		}
 	}
+	return out
+}
+
+// waitNoOwnGuardian waits (up to a minute) until this process has no guardian, live or zombie.
+func waitNoOwnGuardian(t *testing.T, what string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		g := ownGuardians()
+		if len(g) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: guardians %+v still there a minute later", what, g)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitClosed calls WaitClosed (the background teardowns of dead backends) with a generous
+// deadline.
+func waitClosed(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := WaitClosed(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The guardian lives only while plugin cgroups do: it is gone (exited and reaped) once the last
+// plugin is closed, and back with the next plugin.
+func TestGuardianRetiresWithLastPlugin(t *testing.T) {
+	requireCgroups(t)
+	noStrays(t)
+	oneGuardian := func(what string) int {
+		t.Helper()
+		g := ownGuardians()
+		if len(g) != 1 || g[0].zombie || g[0].pid != guardianPid() {
+			t.Fatalf("%s: guardians %+v, want one live guardian, pid %d", what, g, guardianPid())
+		}
+		return g[0].pid
+	}
+	out1, out2 := newOutcomes(), newOutcomes()
+	b1 := start(t, Options{}, out1)
+	first := oneGuardian("one plugin running")
+	b2 := start(t, Options{}, out2)
+	if g := oneGuardian("two plugins running"); g != first {
+		t.Fatalf("a second plugin started guardian %d besides %d", g, first)
+	}
+	if err := b1.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	oneGuardian("one of two plugins closed")
+	if err := b2.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t)
+	waitNoOwnGuardian(t, "every plugin closed")
+	if _, err := os.Stat(cgroups.base); !os.IsNotExist(err) {
+		t.Errorf("cgroup %s left after the guardian retired (stat: %v)", cgroups.base, err)
+	}
+	b3 := start(t, Options{}, newOutcomes())
+	if g := oneGuardian("a plugin started again"); g == first {
+		t.Fatalf("guardian %d, already retired, is back", g)
+	}
+	if err := b3.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t)
+	waitNoOwnGuardian(t, "the plugin started again closed")
+}
+
+// Plugins starting and closing concurrently always run under a live guardian: a start never
+// goes without one while the previous guardian retires.
+func TestGuardianAlwaysThereWhilePluginsRun(t *testing.T) {
+	requireCgroups(t)
+	noStrays(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 3; i++ {
+				b, err := Start(context.Background(), Options{Cmd: []string{testPlugin}}, Worker{Stage: "test", Index: 1}, newOutcomes())
+				if err != nil {
+					errs <- err
+					return
+				}
+				if b.proc.cg == nil {
+					errs <- fmt.Errorf("plugin %d started without a cgroup", b.Pid())
+				} else if g := guardianPid(); g == 0 || !alive(g) {
+					errs <- fmt.Errorf("plugin %d runs with no live guardian (pid %d)", b.Pid(), g)
+				}
+				if err := b.Close(context.Background()); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	waitClosed(t)
+	waitNoOwnGuardian(t, "every plugin closed")
 }
 
 // Without cgroups, the plugin SDK kills what the plugin started when it exits: a daemon that
@@ -260,11 +406,18 @@ func TestFallbackHostKillsDaemonOfKilledPlugin(t *testing.T) {
 	noCgroups.Store(true)
 	defer noCgroups.Store(false)
 	noStrays(t)
+	reapLater := killAndReapAtEnd(t) // after the backend's Close (cleanups run last first)
+	logs := &lineCollector{}
 	out := newOutcomes()
 	pidFile := filepath.Join(t.TempDir(), "pids")
-	b := start(t, Options{Grace: time.Second, Env: map[string]string{"TESTPLUGIN_ORPHAN": "setsid", "TESTPLUGIN_PIDFILE": pidFile}}, out)
+	b := start(t, Options{Grace: time.Second, Logger: logs.logger(), Env: map[string]string{"TESTPLUGIN_ORPHAN": "setsid", "TESTPLUGIN_PIDFILE": pidFile}}, out)
 	daemon := waitPids(t, pidFile, 1)[0]
-	submitOne(t, b, out, "hang")
+	reapLater(daemon)
+	// The plugin must be inside Process, hanging, when Close starts: a record still on its way
+	// (in the socket or the plugin's queue) is dropped by the graceful Shutdown, and the plugin
+	// exits with 0 instead of being killed. "child" logs once Process runs, then hangs.
+	submitOne(t, b, out, "child")
+	reapLater(waitChildLogged(t, logs))
 	if err := b.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -272,5 +425,43 @@ func TestFallbackHostKillsDaemonOfKilledPlugin(t *testing.T) {
 		t.Fatalf("plugin %s, want killed by SIGKILL (the case under test)", b.proc.exitReason())
 	}
 	waitDead(t, daemon, "the daemon of a plugin killed by its host")
-	reap(t, daemon)
+}
+
+// waitChildLogged waits (up to a minute) until the plugin has logged "child <pid>" (the test
+// stage's "child" record, which then hangs) and returns that pid.
+func waitChildLogged(t *testing.T, logs *lineCollector) int {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		for _, l := range logs.lines() {
+			if i := strings.Index(" "+l, " child "); i >= 0 {
+				if pid, err := strconv.Atoi(strings.TrimSpace(l[i+6:])); err == nil {
+					return pid
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the plugin logged no \"child <pid>\" within a minute (logs %q)", logs.lines())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// killAndReapAtEnd returns a function registering pids (descendants of a plugin, reparented to us
+// once it dies) that the test's cleanup kills if still running and reaps, so that a test that
+// fails halfway leaves no process and no zombie. Call it before start, so that its cleanup runs
+// after the backend's Close.
+func killAndReapAtEnd(t *testing.T) func(pid int) {
+	t.Helper()
+	var pids []int
+	t.Cleanup(func() {
+		for _, pid := range pids {
+			if alive(pid) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			waitDead(t, pid, "a plugin's descendant")
+			reap(t, pid)
+		}
+	})
+	return func(pid int) { pids = append(pids, pid) }
 }
