@@ -36,9 +36,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// children lists live processes whose parent is this process, but the plugin host's guardian,
-// which lives exactly as long as this process by design (see plugins, "No process outlives
-// the run").
+// children lists the processes whose parent is this process (the plugin host's guardian too:
+// it lives only while plugins do).
 func children() []string {
 	var out []string
 	entries, _ := os.ReadDir("/proc")
@@ -51,8 +50,7 @@ func children() []string {
 		if i := strings.LastIndexByte(s, ')'); i >= 0 && len(s) > i+3 {
 			// ") <state> <ppid> ": any state.
 			fields := strings.Fields(s[i+1:])
-			guardian := strings.HasSuffix(s[:i], "(troupe-guardian")
-			if len(fields) > 1 && fields[1] == fmt.Sprint(os.Getpid()) && !guardian {
+			if len(fields) > 1 && fields[1] == fmt.Sprint(os.Getpid()) {
 				out = append(out, e.Name()+":"+fields[0])
 			}
 		}
