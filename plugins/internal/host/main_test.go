@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/internal/proctest"
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 )
@@ -129,10 +130,7 @@ func procStat(pid int) (stat, bool) {
 }
 
 // alive says whether pid runs (a zombie is dead).
-func alive(pid int) bool {
-	st, ok := procStat(pid)
-	return ok && st.state != 'Z' && st.state != 'X'
-}
+func alive(pid int) bool { return proctest.Alive(pid) }
 
 // groupAlive says whether any live process is in process group pgid.
 func groupAlive(pgid int) bool {

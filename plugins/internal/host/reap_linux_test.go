@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/troupe-dev/troupe/internal/proctest"
 )
 
 // startOrphaning starts the test plugin in TESTPLUGIN_ORPHAN mode and returns the backend and
@@ -22,45 +24,11 @@ func startOrphaning(t *testing.T, mode string, out *outcomes) (*Backend, int) {
 	t.Helper()
 	pidFile := filepath.Join(t.TempDir(), "pids")
 	b := start(t, Options{Env: map[string]string{"TESTPLUGIN_ORPHAN": mode, "TESTPLUGIN_PIDFILE": pidFile}}, out)
-	pids := waitPids(t, pidFile, 1)
+	pids := proctest.WaitPIDs(t, pidFile, 1, nil)
 	if !alive(pids[0]) {
 		t.Fatalf("descendant %d not running", pids[0])
 	}
 	return b, pids[0]
-}
-
-// waitPids waits (up to a minute) until path holds n pids, one a line.
-func waitPids(t *testing.T, path string, n int) []int {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		data, _ := os.ReadFile(path)
-		var pids []int
-		for _, f := range strings.Fields(string(data)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				pids = append(pids, pid)
-			}
-		}
-		if len(pids) >= n {
-			return pids
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s holds pids %v after a minute, want %d", path, pids, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// waitDead waits (up to a minute) until pid is no longer running; a zombie is dead.
-func waitDead(t *testing.T, pid int, what string) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for alive(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s (pid %d) still running a minute later", what, pid)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func requireCgroups(t *testing.T) {
@@ -85,7 +53,7 @@ func TestSetsidDescendantDiesWithKilledPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.waitFail(t, time.Minute)
-	waitDead(t, daemon, "the killed plugin's daemon")
+	proctest.WaitGone(t, []int{daemon}, "the killed plugin's daemon")
 	reap(t, daemon) // reparented to us (subreaper)
 }
 
@@ -102,7 +70,7 @@ func TestSetsidDescendantDiesAtClose(t *testing.T) {
 	if alive(daemon) {
 		t.Errorf("daemon %d still running after Close returned", daemon)
 	}
-	waitDead(t, daemon, "the closed plugin's daemon")
+	proctest.WaitGone(t, []int{daemon}, "the closed plugin's daemon")
 	reap(t, daemon)
 }
 
@@ -152,7 +120,7 @@ func TestGuardKillsOnEOF(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pids")
 	b := start(t, Options{Env: map[string]string{"TESTPLUGIN_ORPHAN": "group", "TESTPLUGIN_PIDFILE": pidFile}}, out)
 	defer b.Close(context.Background())
-	survivor := waitPids(t, pidFile, 1)[0]
+	survivor := proctest.WaitPIDs(t, pidFile, 1, nil)[0]
 	// A guardian of our own for the plugin's cgroup (the host's guardian watches the whole host).
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -183,7 +151,7 @@ func reapGuardians(t *testing.T) {
 	t.Helper()
 	for _, g := range childGuardians() {
 		if !g.ours {
-			waitDead(t, g.pid, "a killed host's guardian")
+			proctest.WaitGone(t, []int{g.pid}, "a killed host's guardian")
 			reap(t, g.pid)
 		}
 	}
@@ -355,7 +323,7 @@ func TestFallbackSDKKillsDaemonOnExit(t *testing.T) {
 	if err := b.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitDead(t, daemon, "the closed plugin's daemon")
+	proctest.WaitGone(t, []int{daemon}, "the closed plugin's daemon")
 	reap(t, daemon)
 }
 
@@ -386,7 +354,7 @@ func TestFallbackHostKilled(t *testing.T) {
 		cmd.Wait()
 		t.Fatal("the host started no plugin")
 	}
-	child := waitPids(t, pidFile, 1)[0]
+	child := proctest.WaitPIDs(t, pidFile, 1, nil)[0]
 	if st, _ := procStat(child); st.pgrp != plugin {
 		t.Fatalf("child %d in process group %d, not the plugin's %d", child, st.pgrp, plugin)
 	}
@@ -394,8 +362,8 @@ func TestFallbackHostKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	waitDead(t, plugin, "the plugin of a SIGKILLed host")
-	waitDead(t, child, "the child of a SIGKILLed host's plugin")
+	proctest.WaitGone(t, []int{plugin}, "the plugin of a SIGKILLed host")
+	proctest.WaitGone(t, []int{child}, "the child of a SIGKILLed host's plugin")
 	reap(t, plugin)
 	reap(t, child)
 }
@@ -411,7 +379,7 @@ func TestFallbackHostKillsDaemonOfKilledPlugin(t *testing.T) {
 	out := newOutcomes()
 	pidFile := filepath.Join(t.TempDir(), "pids")
 	b := start(t, Options{Grace: time.Second, Logger: logs.logger(), Env: map[string]string{"TESTPLUGIN_ORPHAN": "setsid", "TESTPLUGIN_PIDFILE": pidFile}}, out)
-	daemon := waitPids(t, pidFile, 1)[0]
+	daemon := proctest.WaitPIDs(t, pidFile, 1, nil)[0]
 	reapLater(daemon)
 	// The plugin must be inside Process, hanging, when Close starts: a record still on its way
 	// (in the socket or the plugin's queue) is dropped by the graceful Shutdown, and the plugin
@@ -424,7 +392,7 @@ func TestFallbackHostKillsDaemonOfKilledPlugin(t *testing.T) {
 	if !b.proc.killedBySIGKILL() {
 		t.Fatalf("plugin %s, want killed by SIGKILL (the case under test)", b.proc.exitReason())
 	}
-	waitDead(t, daemon, "the daemon of a plugin killed by its host")
+	proctest.WaitGone(t, []int{daemon}, "the daemon of a plugin killed by its host")
 }
 
 // waitChildLogged waits (up to a minute) until the plugin has logged "child <pid>" (the test
@@ -459,7 +427,7 @@ func killAndReapAtEnd(t *testing.T) func(pid int) {
 			if alive(pid) {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
-			waitDead(t, pid, "a plugin's descendant")
+			proctest.WaitGone(t, []int{pid}, "a plugin's descendant")
 			reap(t, pid)
 		}
 	})
