@@ -2,7 +2,6 @@ package spec
 
 import (
 	"errors"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,15 +13,8 @@ import (
 // When Spec.Pipeline fails after it has started a plugin stage's warm spares, it stops them
 // before it returns: no plugin process and no goroutine of the build outlives the error.
 func TestPipelineFailureStopsSpares(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a plugin")
-	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "upper")
-	build := exec.Command("go", "build", "-o", bin, "github.com/troupe-dev/troupe/examples/plugins/upper")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the plugin: %v\n%s", err, out)
-	}
+	bin := proctest.Build(t, dir, "upper", "github.com/troupe-dev/troupe/examples/plugins/upper")
 	before := goleak.IgnoreCurrent()
 	s, err := Parse([]byte(`source: {range: {count: 10}}
 stages:

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,15 +13,8 @@ import (
 // by a relative name (its ./upper must resolve next to it, not in $PATH), every record comes back
 // exactly once, and no plugin process outlives the run.
 func TestRunPluginStage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a plugin")
-	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "upper")
-	build := exec.Command("go", "build", "-o", bin, "github.com/troupe-dev/troupe/examples/plugins/upper")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the plugin: %v\n%s", err, out)
-	}
+	bin := proctest.Build(t, dir, "upper", "github.com/troupe-dev/troupe/examples/plugins/upper")
 	var in, want strings.Builder
 	for i := range 5000 {
 		fmt.Fprintf(&in, "line %d\n", i)

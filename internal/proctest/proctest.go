@@ -6,6 +6,7 @@ package proctest
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -123,4 +124,18 @@ func WaitNoneRunning(t testing.TB, path string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Build builds the Go package pkg (an import path) into dir/name and returns the program's
+// path; a test that needs it skips under -short.
+func Build(t testing.TB, dir, name, pkg string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds " + pkg)
+	}
+	bin := filepath.Join(dir, name)
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", pkg, err, out)
+	}
+	return bin
 }
