@@ -62,9 +62,7 @@ type collector struct {
 func (a *collector) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		if a.run.incarnation("collector") > 0 {
-			ctx.Send(a.run.pids.source, resync{from: ctx.Self().Id})
-		}
+		a.run.resync(ctx)
 		return
 	case *batch:
 		for _, r := range m.Records {
@@ -240,7 +238,7 @@ func (a *collector) flush(ctx actor.Context) {
 		a.wrote = false
 	}
 	if len(a.acks) > 0 {
-		ctx.Send(a.run.pids.source, &acks{Seqs: a.acks})
+		ctx.Send(a.run.source.Load(), &acks{Seqs: a.acks})
 		a.acks = nil
 	}
 }

@@ -71,7 +71,7 @@ type parkedEntry struct {
 const brokenAfter = 10
 
 func newDistributor(r *run, st *stageRun) *distributor {
-	d := &distributor{run: r, st: st, next: st.next, collector: r.pids.collector}
+	d := &distributor{run: r, st: st, next: st.next, collector: r.collector}
 	d.slots = make([]slot, st.cfg.Workers)
 	for i := range d.slots {
 		d.slots[i].name = workerName(i)
@@ -82,10 +82,8 @@ func newDistributor(r *run, st *stageRun) *distributor {
 func (d *distributor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		if d.run.incarnation(d.st.distPath) > 0 {
-			// What the previous incarnation held is gone: the source resends its window.
-			ctx.Send(d.run.pids.source, resync{from: ctx.Self().Id})
-		}
+		// What a previous incarnation held is gone: the source resends its window.
+		d.run.resync(ctx)
 	case *batch:
 		d.receive(m)
 	case workerUp:

@@ -85,9 +85,12 @@
 // # Failure of the runtime's own actors
 //
 // The source's window, the collector's books and a reduce stage's aggregates live in the run,
-// not in the actors, so an actor that is restarted keeps them. A distributor or collector that
-// restarts asks the source to resend its window; duplicates are dropped at the collector, which
-// acks again what it had already completed (so lost acks heal too). An END marker follows the
+// not in the actors, so an actor that is restarted keeps them (it learns that it is a restart
+// from supervisor.Incarnation). A distributor or collector that restarts asks the source to
+// resend its window; duplicates are dropped at the collector, which acks again what it had
+// already completed (so lost acks heal too). The actors find one another by the PIDs that the
+// supervisor hands over as the tree starts (ChildSpec.OnStart), never by building them from
+// names; a PID stays valid across restarts. An END marker follows the
 // last record through every stage as a barrier; reduce stages emit their aggregates when it
 // arrives.
 package actors

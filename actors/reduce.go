@@ -28,9 +28,7 @@ type reducer struct {
 func (a *reducer) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		if a.run.incarnation(a.st.path) > 0 {
-			ctx.Send(a.run.pids.source, resync{from: ctx.Self().Id})
-		}
+		a.run.resync(ctx)
 	case *batch:
 		for _, r := range m.Records {
 			if r.Flag == flagEnd {
@@ -40,7 +38,7 @@ func (a *reducer) Receive(ctx actor.Context) {
 			a.fold(r)
 		}
 		if len(a.done) > 0 {
-			ctx.Send(a.run.pids.collector, &batch{Records: a.done})
+			ctx.Send(a.run.collector, &batch{Records: a.done})
 			a.done = nil
 		}
 		if len(a.fwd) > 0 {
@@ -66,7 +64,7 @@ func (a *reducer) fold(r *envelope) {
 		}
 	}
 	a.st.counters.failed.Add(1)
-	a.run.send(a.run.pids.collector, &failure{Record: r, Stage: a.st.cfg.Name, Attempts: uint32(a.st.cfg.Attempts), Error: err.Error()})
+	a.run.send(a.run.collector, &failure{Record: r, Stage: a.st.cfg.Name, Attempts: uint32(a.st.cfg.Attempts), Error: err.Error()})
 }
 
 // call runs the reduce function, turning a panic into an error: the aggregate of the key is left

@@ -46,12 +46,16 @@ type run struct {
 	src    *sourceState
 	col    *collectorState
 	total  int64
-	pids   struct{ source, collector, first *actor.PID }
-	root   *supervisor.Supervisor
-	unsub  func()
+	// The PIDs the supervisor hands over as the tree starts (see startTree). A PID stays valid
+	// across restarts, so the first one is kept. The collector starts first and its PID is
+	// set before anything that reads it starts; the source starts last, after the actors that
+	// send to it, hence the atomic.
+	source    atomic.Pointer[actor.PID]
+	collector *actor.PID
+	root      *supervisor.Supervisor
+	unsub     func()
 
-	mu           sync.Mutex
-	incarnations map[string]int
+	mu sync.Mutex
 
 	finished   chan struct{} // closed when every record is complete
 	finishOnce sync.Once
@@ -75,11 +79,10 @@ type stageRun struct {
 	cfg        troupe.Stage
 	index      int
 	counters   stageCounters
-	path       string // the stage's supervisor (or, for reduce, its actor)
-	distPath   string
-	distPID    *actor.PID
-	workersPID *actor.PID
-	next       *actor.PID // where its outputs go
+	path       string                    // the stage's supervisor (or, for reduce, its actor)
+	distPID    *actor.PID                // its distributor (or reducer): set when it first starts, before its workers
+	workersPID atomic.Pointer[actor.PID] // set once its workers have started
+	next       *actor.PID                // where its outputs go: set before the stage starts
 	reduce     *reduceState
 
 	startFailures atomic.Int32
@@ -105,8 +108,7 @@ func newRun(p *troupe.Pipeline) (*run, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{
 		p: p, ctx: ctx, cancel: cancel, log: log, start: time.Now(), name: name,
-		incarnations: map[string]int{},
-		finished:     make(chan struct{}), aborted: make(chan struct{}), stopReq: make(chan struct{}),
+		finished: make(chan struct{}), aborted: make(chan struct{}), stopReq: make(chan struct{}),
 		endedCh: make(chan struct{}),
 		total:   -1,
 	}
@@ -131,7 +133,6 @@ func newRun(p *troupe.Pipeline) (*run, error) {
 		if s.Reduce != nil {
 			st.reduce = &reduceState{acc: map[string][]byte{}}
 		}
-		st.distPath = st.path + "/dist"
 		r.stages = append(r.stages, st)
 		window += s.Workers * s.Credits
 	}
@@ -144,27 +145,10 @@ func newRun(p *troupe.Pipeline) (*run, error) {
 		// dead-letter throttle keeps a goroutine for one interval after each burst of them.
 		actor.WithDeadLetterThrottleInterval(10*time.Millisecond),
 	))
-	pid := func(id string) *actor.PID { return actor.NewPID(r.system.Address(), id) }
-	r.pids.source = pid(name + "/source")
-	r.pids.collector = pid(name + "/collector")
-	for i, st := range r.stages {
-		st.distPID = pid(st.distPath)
-		st.workersPID = pid(st.path + "/workers")
-		if st.reduce != nil {
-			st.distPID = pid(st.path)
-		}
-		if i > 0 {
-			r.stages[i-1].next = st.distPID
-		}
-	}
-	r.pids.first = r.pids.collector
-	if len(r.stages) > 0 {
-		r.stages[len(r.stages)-1].next = r.pids.collector
-		r.pids.first = r.stages[0].distPID
-	}
 	r.col = newCollectorState(p)
 	r.src = &sourceState{window: window, inflight: map[uint64]*envelope{}, unread: map[uint64]string{}}
-	r.src.reader = startReader(p.Source, sourceBatch(window), func(m sourceRead) { r.system.Root.Send(r.pids.source, m) })
+	// The reader starts when the source actor has (see startTree): it delivers to its PID.
+	r.src.reader = newReader(p.Source, sourceBatch(window))
 	return r, nil
 }
 
@@ -220,7 +204,9 @@ func workerName(i int) string { return fmt.Sprintf("worker-%d", i+1) }
 
 // startTree builds the supervision tree and starts it: the collector first and the source last,
 // so that everything is listening before records flow, and so that an ordered shutdown (reverse
-// order) stops the source first and the collector last.
+// order) stops the source first and the collector last. Each actor's PID is taken from the
+// supervisor as it starts (OnStart); as a receiver starts before its senders, a sender's start
+// function finds its receiver's PID set.
 func (r *run) startTree() error {
 	flags := r.p.Supervision
 	if flags == (supervisor.Flags{}) {
@@ -232,6 +218,14 @@ func (r *run) startTree() error {
 		Start: func() (*actor.Props, error) {
 			return actor.PropsFromProducer(func() actor.Actor { return &collector{run: r, c: r.col} }), nil
 		},
+		OnStart: func(pid *actor.PID, _ int) {
+			if r.collector == nil {
+				r.collector = pid
+				if len(r.stages) > 0 {
+					r.stages[len(r.stages)-1].next = pid
+				}
+			}
+		},
 	})
 	for i := len(r.stages) - 1; i >= 0; i-- {
 		spec.Children = append(spec.Children, r.stageChild(r.stages[i]))
@@ -239,9 +233,18 @@ func (r *run) startTree() error {
 	spec.Children = append(spec.Children, supervisor.ChildSpec{
 		Name: "source",
 		Start: func() (*actor.Props, error) {
+			first := r.collector
+			if len(r.stages) > 0 {
+				first = r.stages[0].distPID
+			}
 			return actor.PropsFromProducer(func() actor.Actor {
-				return &sourceActor{run: r, st: r.src, next: r.pids.first, batch: sourceBatch(r.src.window)}
+				return &sourceActor{run: r, st: r.src, next: first, batch: sourceBatch(r.src.window)}
 			}), nil
+		},
+		OnStart: func(pid *actor.PID, _ int) {
+			if r.source.CompareAndSwap(nil, pid) {
+				r.src.reader.start(func(m sourceRead) { r.system.Root.Send(pid, m) })
+			}
 		},
 	})
 	r.unsub = supervisor.Subscribe(r.system, r.event)
@@ -265,7 +268,7 @@ func (r *run) stageChild(st *stageRun) supervisor.ChildSpec {
 	if st.reduce != nil {
 		return supervisor.ChildSpec{Name: st.cfg.Name, Start: func() (*actor.Props, error) {
 			return actor.PropsFromProducer(func() actor.Actor { return &reducer{run: r, st: st} }), nil
-		}}
+		}, OnStart: r.distStarted(st)}
 	}
 	workers := supervisor.Spec{Name: "workers", Flags: supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: rs.Intensity, Period: rs.Period, Backoff: rs.Backoff}}
 	for i := 0; i < st.cfg.Workers; i++ {
@@ -275,10 +278,26 @@ func (r *run) stageChild(st *stageRun) supervisor.ChildSpec {
 	stage.Children = []supervisor.ChildSpec{
 		{Name: "dist", Start: func() (*actor.Props, error) {
 			return actor.PropsFromProducer(func() actor.Actor { return newDistributor(r, st) }), nil
-		}},
+		}, OnStart: r.distStarted(st)},
 		workers.Child(supervisor.Permanent),
 	}
+	stage.Children[1].OnStart = func(pid *actor.PID, _ int) { st.workersPID.CompareAndSwap(nil, pid) }
 	return stage.Child(supervisor.Permanent)
+}
+
+// distStarted is the OnStart of a stage's distributor (or reducer): it keeps the PID for the
+// stage's workers and as the previous stage's (or the source's) next hop. It runs before the
+// stage's workers start, and the stage before it starts after it (see startTree).
+func (r *run) distStarted(st *stageRun) func(*actor.PID, int) {
+	return func(pid *actor.PID, _ int) {
+		if st.distPID != nil {
+			return
+		}
+		st.distPID = pid
+		if st.index > 0 {
+			r.stages[st.index-1].next = pid
+		}
+	}
 }
 
 // workerChild is one worker's spec. An in-process worker has nothing to finish gracefully (a
@@ -290,11 +309,9 @@ func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
 			return actor.PropsFromProducer(func() actor.Actor { return &funcWorker{run: r, st: st, index: i} }), nil
 		}}
 	}
-	incarnation := 0
-	return supervisor.ChildSpec{Name: workerName(i), Shutdown: supervisor.Shutdown(backendWorkerShutdown), Start: func() (*actor.Props, error) {
+	return supervisor.ChildSpec{Name: workerName(i), Shutdown: supervisor.Shutdown(backendWorkerShutdown), StartIncarnation: func(incarnation int) (*actor.Props, error) {
 		out := &outcomes{system: r.system}
 		info := troupe.WorkerInfo{Stage: st.cfg.Name, Index: i, Incarnation: incarnation, Options: st.cfg.Options}
-		incarnation++
 		b, err := st.cfg.Backend(r.ctx, info, out)
 		if err != nil {
 			if troupe.IsPermanent(err) {
@@ -369,7 +386,7 @@ func (r *run) watch(ctx context.Context) {
 		r.interrupted = fmt.Errorf("%w (Run.Stop)", context.Canceled)
 	}
 	if stopped {
-		r.system.Root.Send(r.pids.source, drain{})
+		r.send(r.source.Load(), drain{})
 		t := r.p.DrainTimeout
 		if t == 0 {
 			t = DefaultDrainTimeout
@@ -474,13 +491,16 @@ func (r *run) send(pid *actor.PID, m any) { r.system.Root.Send(pid, m) }
 // now is the time since the run started, for latencies.
 func (r *run) now() time.Duration { return time.Since(r.start) }
 
-// incarnation returns how many times the actor at path has started before, and counts this start.
-func (r *run) incarnation(path string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := r.incarnations[path]
-	r.incarnations[path] = n + 1
-	return n
+// resync asks the source to resend its window, for an actor whose previous incarnation may
+// have lost records in hand (see supervisor.Incarnation). Before the source has started there is
+// nothing to resend: it sends everything anyway.
+func (r *run) resync(ctx actor.Context) {
+	if n, _ := supervisor.Incarnation(ctx); n == 0 {
+		return
+	}
+	if src := r.source.Load(); src != nil {
+		ctx.Send(src, resync{from: ctx.Self().Id})
+	}
 }
 
 func (r *run) snapshot() troupe.Summary {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/supervisor"
 )
 
 // fullWeight is a source record's completion weight (see the package doc).
@@ -37,7 +38,8 @@ type sourceState struct {
 // disk) never holds up the source actor, which must keep taking acks. The actor asks for records
 // without ever blocking (want and wake); every delivery says how many of them it answers.
 type reader struct {
-	src troupe.Source
+	src   troupe.Source
+	batch int // records read at a time at most
 	// unread holds, for the records of the last delivery that the source could not read (see
 	// unreadableSource), the reason; the actor takes them when the delivery arrives.
 	unreadMu sync.Mutex
@@ -47,34 +49,50 @@ type reader struct {
 	stop     context.CancelFunc
 	ctx      context.Context
 	done     chan struct{}
+
+	startOnce sync.Once
+	started   atomic.Bool
 }
 
-func startReader(src troupe.Source, batch int, deliver func(sourceRead)) *reader {
+// newReader makes the reader of src; it reads nothing before start. Asks made before then wait
+// for it.
+func newReader(src troupe.Source, batch int) *reader {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &reader{src: src, wake: make(chan struct{}, 1), stop: cancel, ctx: ctx, done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		for {
-			n := int(min(r.want.Load(), int64(batch)))
-			if n == 0 || ctx.Err() != nil {
-				select {
-				case <-ctx.Done():
-					// Answer whatever was asked: the actor waits for every ask to be answered.
-					deliver(sourceRead{err: ctx.Err()})
-					return
-				case <-r.wake:
-					continue
-				}
-			}
-			r.want.Add(int64(-n))
-			recs, err := r.read(n)
-			deliver(sourceRead{recs: recs, err: err, asked: n})
-			if err != nil {
+	return &reader{src: src, batch: batch, wake: make(chan struct{}, 1), stop: cancel, ctx: ctx, done: make(chan struct{})}
+}
+
+// start starts reading, delivering to deliver; only the first call does anything. The run calls
+// it once the supervisor has handed over the source actor's PID, so that every delivery has a
+// receiver.
+func (r *reader) start(deliver func(sourceRead)) {
+	r.startOnce.Do(func() {
+		r.started.Store(true)
+		go r.loop(deliver)
+	})
+}
+
+func (r *reader) loop(deliver func(sourceRead)) {
+	defer close(r.done)
+	ctx := r.ctx
+	for {
+		n := int(min(r.want.Load(), int64(r.batch)))
+		if n == 0 || ctx.Err() != nil {
+			select {
+			case <-ctx.Done():
+				// Answer whatever was asked: the actor waits for every ask to be answered.
+				deliver(sourceRead{err: ctx.Err()})
 				return
+			case <-r.wake:
+				continue
 			}
 		}
-	}()
-	return r
+		r.want.Add(int64(-n))
+		recs, err := r.read(n)
+		deliver(sourceRead{recs: recs, err: err, asked: n})
+		if err != nil {
+			return
+		}
+	}
 }
 
 // ask requests n more records; it never blocks.
@@ -151,6 +169,11 @@ const readerCloseTimeout = 2 * time.Second
 
 func (r *reader) close() bool {
 	r.stop()
+	// Stop any later start; a reader that never started has nothing to wait for.
+	r.startOnce.Do(func() {})
+	if !r.started.Load() {
+		return true
+	}
 	select {
 	case <-r.done:
 		return true
@@ -183,7 +206,7 @@ type sourceActor struct {
 func (a *sourceActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		if a.run.incarnation("source") > 0 {
+		if n, _ := supervisor.Incarnation(ctx); n > 0 {
 			a.replay(ctx)
 		}
 		a.ask()
@@ -252,7 +275,7 @@ func (a *sourceActor) accept(ctx actor.Context, m sourceRead) {
 // sendUnread sends a record the source could not read to the dead letters, by way of the
 // collector, which completes and acks it like any other.
 func (a *sourceActor) sendUnread(ctx actor.Context, r *envelope) {
-	ctx.Send(a.run.pids.collector, &failure{Record: r, Stage: "source", Attempts: 1, Error: a.st.unread[r.Seq]})
+	ctx.Send(a.run.collector, &failure{Record: r, Stage: "source", Attempts: 1, Error: a.st.unread[r.Seq]})
 }
 
 // ask requests more input while the window has room for a whole batch.

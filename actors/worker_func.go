@@ -187,7 +187,9 @@ func (wd *watchdog) fire(r *envelope) {
 	reason := fmt.Errorf("timeout: record %q ran past %s and ignored cancellation; worker killed", r.Key, wd.timeout)
 	w.run.log.Warn("worker hung", "stage", w.st.cfg.Name, "worker", w.index, "key", r.Key, "timeout", wd.timeout)
 	w.run.send(w.st.distPID, workerDown{index: w.index, token: w.token, reason: reason, charge: true, culprit: ptr(idOf(r))})
-	w.run.send(w.st.workersPID, &supervisor.KillChild{Name: workerName(w.index), Reason: reason})
+	if sup := w.st.workersPID.Load(); sup != nil {
+		w.run.send(sup, &supervisor.KillChild{Name: workerName(w.index), Reason: reason})
+	}
 }
 
 func (wd *watchdog) arm(r *envelope) {
