@@ -61,71 +61,57 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os/exec"
-	"time"
 
 	"github.com/troupe-dev/troupe"
-	"github.com/troupe-dev/troupe/internal/units"
 	"github.com/troupe-dev/troupe/plugins/internal/host"
 )
 
-// Config describes a plugin stage's processes. The spec's `plugin:` section decodes straight
-// into it: its tags (package internal/schema) name the keys, and fields tagged yaml:"-" are set
-// by the program or from other keys of the stage (limits, spares, credits).
-type Config struct {
-	// Cmd is argv; Cmd[0] already resolved to a path by the caller.
-	Cmd []string `yaml:"cmd" required:"true" nonempty:"true" doc:"The program and its arguments. A relative program path containing a slash is resolved against the spec's directory; one without a slash is looked up in $PATH."`
-	// SHA256 is the optional hex sum of Cmd[0]; a mismatch refuses to start, naming both sums.
-	SHA256 string `yaml:"sha256" doc:"The program's expected SHA-256, as 64 hexadecimal digits; a mismatch refuses to start it."`
-	// Env is added to the minimal environment (PATH, HOME, TMPDIR, LANG if set).
-	Env      map[string]string `yaml:"env" doc:"Environment variables added to the plugin's minimal environment (PATH, HOME, TMPDIR, LANG)."`
-	Dir      string            `yaml:"-"` // working directory; "" = inherit
-	Limits   Limits            `yaml:"-"`
-	MaxFrame int               `yaml:"-"` // max data frame bytes; 0 = 64 MiB
-	Credits  int               `yaml:"-"` // records the host asks to have in flight per process; 0 = 1024 (the stage's Credits bound it too)
-	Logger   *slog.Logger      `yaml:"-"` // plugin output goes here line by line with attrs stage, worker, pid, stream; nil = discard
-	// Grace is how long Close waits for a graceful exit before SIGKILL, cut short by Close's
-	// context; 0 = 5s.
-	Grace time.Duration `yaml:"-"`
-	// Spares is how many warm plugin processes (launched and handshaken, not yet configured) a
-	// Pool keeps for the stage, shared by its workers: a worker start or restart takes one and
-	// configures it, and a replacement is launched in the background. 0 = none; a Config with
-	// spares must be run through NewPool, whose Close kills them.
-	Spares int `yaml:"-"`
-}
+// Config describes a plugin stage's processes. It is the one plugin configuration type: the
+// spec's `plugin:` section decodes straight into it, its tags (package internal/schema) name the
+// keys, and fields tagged yaml:"-" are set by the program or from other keys of the stage
+// (limits, spares, credits). Its fields, documented on the internal host.Options it is defined
+// as, are:
+//
+//   - Cmd: argv; Cmd[0] already resolved to a path by the caller.
+//   - SHA256: the optional hex sum of Cmd[0]; a mismatch refuses to start, naming both sums.
+//   - Env: added to the minimal environment (PATH, HOME, TMPDIR, LANG if set).
+//   - Dir: the working directory; "" = inherit.
+//   - Limits: enforced by the watchdog (see Limits).
+//   - MaxFrame: max data frame bytes; 0 = 64 MiB.
+//   - Credits: records the host asks to have in flight per process; 0 = 1024 (the stage's
+//     Credits bound it too).
+//   - Logger: plugin output goes here line by line with attrs stage, worker, pid, stream;
+//     nil = discard.
+//   - Grace: how long Close waits for a graceful exit before SIGKILL, cut short by Close's
+//     context; 0 = 5s.
+//   - SampleInterval: the watchdog's sampling period; 0 = 100ms.
+//   - Spares: how many warm plugin processes (launched and handshaken, not yet configured) a
+//     Pool keeps for the stage, shared by its workers: a worker start or restart takes one and
+//     configures it, and a replacement is launched in the background. 0 = none; a Config with
+//     spares must be run through NewPool, whose Close kills them.
+//
+// The defaults of the zero values are resolved in one place, when a process is launched.
+type Config host.Options
+
+// Limits are enforced on every plugin process by sampling it (every 100 ms). The spec's
+// `limits:` section of a plugin stage decodes straight into it. RSS is the resident set size in
+// bytes (units.Size), 0 = none, and crossing it kills at once; CPU is in percent of one core
+// (150 = 1.5 cores), 0 = none, and the process is killed when its average over the last
+// CPUWindow (0 = 3s) is over it; Startup bounds launch, handshake and Configure (0 = 10s).
+type Limits = host.Limits
 
 // WaitClosed waits until the dead plugin processes whose backends were closed have been reaped
 // in the background (each within a few seconds), or ctx ends. Pool.Close calls it; a program
 // using Config.Factory may call it after its pipeline's run (actors.Run) returns, before it exits.
 func WaitClosed(ctx context.Context) error { return host.WaitClosed(ctx) }
 
-// Limits are enforced on every plugin process by sampling it (every 100 ms). The spec's
-// `limits:` section of a plugin stage decodes straight into it.
-type Limits struct {
-	// RSS is the resident set size in bytes; 0 = none. Crossing it kills at once.
-	RSS units.Size `yaml:"rss" min:"1" doc:"Resident set size past which a plugin process is killed at once; none when absent."`
-	// CPU is in percent of one core (150 = 1.5 cores); 0 = none. The process is killed when its
-	// average over the last CPUWindow is over the limit.
-	CPU       units.Percent `yaml:"cpu" min:"0" max:"1000000" doc:"CPU share, in percent of one core, past which (averaged over 3s) a plugin process is killed; none when absent."`
-	CPUWindow time.Duration `yaml:"-"`                                                                                                                           // 0 = 3s
-	Startup   time.Duration `yaml:"startup" min:"0s" doc:"Deadline for a plugin process to launch, handshake and take its configuration; 10s when absent or 0."` // 0 = 10s
-}
-
-func (c Config) options() host.Options {
-	return host.Options{
-		Cmd: c.Cmd, SHA256: c.SHA256, Env: c.Env, Dir: c.Dir,
-		Limits:   host.Limits{RSS: uint64(c.Limits.RSS), CPU: float64(c.Limits.CPU), CPUWindow: c.Limits.CPUWindow, Startup: c.Limits.Startup},
-		MaxFrame: c.MaxFrame, Credits: c.Credits, Logger: c.Logger, Grace: c.Grace,
-	}
-}
+// options is c as the host takes it: the same type, no copy field by field.
+func (c Config) options() host.Options { return host.Options(c) }
 
 // Validate checks the configuration without starting anything: a command, a well-formed
 // sha256, sane sizes.
 func (c Config) Validate() error {
-	if c.Spares < 0 {
-		return fmt.Errorf("plugin: negative spares %d", c.Spares)
-	}
 	o := c.options()
 	return o.Validate()
 }

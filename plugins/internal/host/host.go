@@ -26,11 +26,12 @@ import (
 	"github.com/hashicorp/go-plugin/runner"
 
 	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/internal/units"
 	"github.com/troupe-dev/troupe/ipc"
 	"github.com/troupe-dev/troupe/plugins/internal/pluginproto"
 )
 
-// Defaults for the zero values of Options and Limits.
+// Defaults for the zero values of Options and Limits, applied by Options.Resolved.
 const (
 	// DefaultCredits is what the host asks a plugin to grant. It only bounds what the runtime
 	// may have in flight (the stage's own credits bound it too), so it is generous: a small grant
@@ -45,26 +46,72 @@ const (
 	killWait = 5 * time.Second
 )
 
-// Limits are enforced on the plugin process.
+// Limits are enforced on every plugin process by sampling it (every SampleInterval). The
+// spec's `limits:` section of a plugin stage decodes straight into it (package plugins exposes
+// it as plugins.Limits): its tags (package internal/schema) name the keys.
 type Limits struct {
-	RSS       uint64        // bytes; 0 = none
-	CPU       float64       // percent of one core, averaged over CPUWindow; 0 = none
-	CPUWindow time.Duration // 0 = DefaultCPUWindow
-	Startup   time.Duration // launch + handshake + Configure; 0 = DefaultStartup
+	// RSS is the resident set size in bytes; 0 = none. Crossing it kills at once.
+	RSS units.Size `yaml:"rss" min:"1" doc:"Resident set size past which a plugin process is killed at once; none when absent."`
+	// CPU is in percent of one core (150 = 1.5 cores); 0 = none. The process is killed when its
+	// average over the last CPUWindow is over the limit.
+	CPU       units.Percent `yaml:"cpu" min:"0" max:"1000000" doc:"CPU share, in percent of one core, past which (averaged over 3s) a plugin process is killed; none when absent."`
+	CPUWindow time.Duration `yaml:"-"`                                                                                                                           // 0 = DefaultCPUWindow
+	Startup   time.Duration `yaml:"startup" min:"0s" doc:"Deadline for a plugin process to launch, handshake and take its configuration; 10s when absent or 0."` // launch + handshake + Configure; 0 = DefaultStartup
 }
 
-// Options say what to run and how.
+// Options describe a plugin stage's processes: the one configuration type, which package
+// plugins exposes as plugins.Config and the spec's `plugin:` section decodes straight into. Its
+// tags (package internal/schema) name the keys; fields tagged yaml:"-" are set by the program or
+// from other keys of the stage (limits, spares, credits). Zero values mean the defaults above,
+// resolved in one place, Resolved.
 type Options struct {
-	Cmd            []string          // argv; Cmd[0] is a path
-	SHA256         string            // optional lowercase or uppercase hex digest of Cmd[0]
-	Env            map[string]string // added to the minimal environment
-	Dir            string
-	Limits         Limits
-	MaxFrame       int // 0 = ipc.DefaultMaxFrame
-	Credits        int // 0 = DefaultCredits
-	Logger         *slog.Logger
-	Grace          time.Duration // Close's graceful period before SIGKILL, bounded by its ctx; 0 = DefaultGrace
-	SampleInterval time.Duration // watchdog sampling period; 0 = DefaultSampleInterval
+	// Cmd is argv; Cmd[0] already resolved to a path by the caller.
+	Cmd []string `yaml:"cmd" required:"true" nonempty:"true" doc:"The program and its arguments. A relative program path containing a slash is resolved against the spec's directory; one without a slash is looked up in $PATH."`
+	// SHA256 is the optional hex sum of Cmd[0] (either case); a mismatch refuses to start,
+	// naming both sums.
+	SHA256 string `yaml:"sha256" doc:"The program's expected SHA-256, as 64 hexadecimal digits; a mismatch refuses to start it."`
+	// Env is added to the minimal environment (PATH, HOME, TMPDIR, LANG if set).
+	Env      map[string]string `yaml:"env" doc:"Environment variables added to the plugin's minimal environment (PATH, HOME, TMPDIR, LANG)."`
+	Dir      string            `yaml:"-"` // working directory; "" = inherit
+	Limits   Limits            `yaml:"-"`
+	MaxFrame int               `yaml:"-"` // max data frame bytes; 0 = ipc.DefaultMaxFrame (64 MiB)
+	Credits  int               `yaml:"-"` // records the host asks to have in flight per process; 0 = DefaultCredits (the stage's Credits bound it too)
+	Logger   *slog.Logger      `yaml:"-"` // plugin output goes here line by line with attrs stage, worker, pid, stream; nil = discard
+	// Grace is how long Close waits for a graceful exit before SIGKILL, cut short by Close's
+	// context; 0 = DefaultGrace.
+	Grace time.Duration `yaml:"-"`
+	// SampleInterval is the watchdog's sampling period; 0 = DefaultSampleInterval.
+	SampleInterval time.Duration `yaml:"-"`
+	// Spares is how many warm plugin processes (launched and handshaken, not yet configured) a
+	// plugins.Pool keeps for the stage, shared by its workers: a worker start or restart takes
+	// one and configures it, and a replacement is launched in the background. 0 = none; a
+	// configuration with spares must be run through plugins.NewPool, whose Close kills them.
+	// This package does not use it.
+	Spares int `yaml:"-"`
+}
+
+// Resolved returns o with every zero value that has a default replaced by it (credits, max
+// frame, startup, CPU window, grace, sample interval): the one place the defaults are applied.
+func (o Options) Resolved() Options {
+	if o.MaxFrame == 0 {
+		o.MaxFrame = ipc.DefaultMaxFrame
+	}
+	if o.Credits == 0 {
+		o.Credits = DefaultCredits
+	}
+	if o.Limits.Startup == 0 {
+		o.Limits.Startup = DefaultStartup
+	}
+	if o.Limits.CPUWindow == 0 {
+		o.Limits.CPUWindow = DefaultCPUWindow
+	}
+	if o.Grace == 0 {
+		o.Grace = DefaultGrace
+	}
+	if o.SampleInterval == 0 {
+		o.SampleInterval = DefaultSampleInterval
+	}
+	return o
 }
 
 // Validate checks the options without touching the file system.
@@ -80,6 +127,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxFrame < 0 || o.Credits < 0 || o.Limits.CPU < 0 || o.Limits.Startup < 0 {
 		return errors.New("plugin: negative max frame, credits, cpu or startup limit")
+	}
+	if o.Spares < 0 {
+		return fmt.Errorf("plugin: negative spares %d", o.Spares)
 	}
 	if o.MaxFrame > 1<<31-1 {
 		return fmt.Errorf("plugin: max frame %d over 2 GiB", o.MaxFrame)
@@ -217,27 +267,10 @@ func launch(ctx context.Context, opts Options, stage string, started time.Time) 
 			return nil, permanent(err)
 		}
 	}
+	opts = opts.Resolved()
 	b := &Backend{
 		opts: opts, maxFrame: opts.MaxFrame, credits: opts.Credits,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), failed: make(chan struct{}),
-	}
-	if b.maxFrame == 0 {
-		b.maxFrame = ipc.DefaultMaxFrame
-	}
-	if b.credits == 0 {
-		b.credits = DefaultCredits
-	}
-	if b.opts.Limits.Startup == 0 {
-		b.opts.Limits.Startup = DefaultStartup
-	}
-	if b.opts.Limits.CPUWindow == 0 {
-		b.opts.Limits.CPUWindow = DefaultCPUWindow
-	}
-	if b.opts.Grace == 0 {
-		b.opts.Grace = DefaultGrace
-	}
-	if b.opts.SampleInterval == 0 {
-		b.opts.SampleInterval = DefaultSampleInterval
 	}
 	b.rootLog = opts.Logger
 	if b.rootLog == nil {
@@ -380,7 +413,7 @@ func (b *Backend) configureRPC(ctx context.Context, w Worker, optsJSON []byte) (
 		Worker:      uint32(w.Index),
 		Incarnation: uint32(w.Incarnation),
 		OptionsJson: optsJSON,
-		Limits:      &ipc.Limits{RssBytes: b.opts.Limits.RSS, CpuPercent: b.opts.Limits.CPU},
+		Limits:      &ipc.Limits{RssBytes: uint64(b.opts.Limits.RSS), CpuPercent: float64(b.opts.Limits.CPU)},
 		Data:        &ipc.DataChannel{Fd: 3},
 		MaxFrame:    uint32(b.maxFrame),
 		Credits:     uint32(b.credits),

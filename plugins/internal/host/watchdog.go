@@ -43,7 +43,7 @@ func (b *Backend) monitor() {
 			return
 		case now := <-tick:
 			if lim.RSS > 0 {
-				if mem, err := ps.MemoryInfo(); err == nil && mem.RSS > lim.RSS {
+				if mem, err := ps.MemoryInfo(); err == nil && mem.RSS > uint64(lim.RSS) {
 					b.fail(fmt.Errorf("rss %d MiB > limit %d MiB", mem.RSS>>20, lim.RSS>>20), false)
 					return
 				}
@@ -61,7 +61,7 @@ func (b *Backend) monitor() {
 				first := window[0]
 				if span := now.Sub(first.at); span >= lim.CPUWindow {
 					pct := 100 * (window[len(window)-1].cpu - first.cpu) / span.Seconds()
-					if pct > lim.CPU {
+					if pct > float64(lim.CPU) {
 						b.fail(fmt.Errorf("cpu %.0f%% > limit %.0f%% for %v", pct, lim.CPU, lim.CPUWindow), false)
 						return
 					}
