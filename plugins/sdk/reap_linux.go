@@ -4,14 +4,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/troupe-dev/troupe/ipc"
+	"github.com/troupe-dev/troupe/plugins/internal/proctree"
 )
 
 // hostGoneSignal replaces SIGKILL as the plugin's parent-death signal (SIGRTMIN+6), so that the
@@ -61,33 +60,22 @@ func killDescendants() {
 	self := os.Getpid()
 	pgrp := syscall.Getpgrp()
 	for round := 0; round < 20; round++ {
-		procs := readProcs()
-		children := map[int][]int{}
-		for pid, p := range procs {
-			children[p.ppid] = append(children[p.ppid], pid)
-		}
-		var victims []int
-		seen := map[int]bool{self: true}
-		queue := []int{self}
-		for len(queue) > 0 {
-			pid := queue[0]
-			queue = queue[1:]
-			for _, c := range children[pid] {
-				if !seen[c] {
-					seen[c] = true
-					victims = append(victims, c)
-					queue = append(queue, c)
-				}
+		procs := proctree.Read()
+		victims := procs.Descendants(self)
+		if pgrp == self {
+			below := map[int]bool{self: true}
+			for _, pid := range victims {
+				below[pid] = true
 			}
-		}
-		for pid, p := range procs {
-			if pgrp == self && p.pgrp == pgrp && !seen[pid] {
-				victims = append(victims, pid)
+			for pid, p := range procs {
+				if p.PGRP == pgrp && !below[pid] {
+					victims = append(victims, pid)
+				}
 			}
 		}
 		live := 0
 		for _, pid := range victims {
-			if procs[pid].state != 'Z' {
+			if procs[pid].Live() {
 				live++
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
@@ -96,41 +84,4 @@ func killDescendants() {
 			return
 		}
 	}
-}
-
-type procInfo struct {
-	state      byte
-	ppid, pgrp int
-}
-
-// readProcs reads the state, parent and process group of every process in /proc.
-func readProcs() map[int]procInfo {
-	out := map[int]procInfo{}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return out
-	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 || i+2 >= len(s) {
-			continue
-		}
-		f := strings.Fields(s[i+2:])
-		if len(f) < 3 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		pg, _ := strconv.Atoi(f[2])
-		out[pid] = procInfo{state: f[0][0], ppid: ppid, pgrp: pg}
-	}
-	return out
 }
