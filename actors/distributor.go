@@ -7,6 +7,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/supervisor"
 )
 
 // entry is a record in a distributor's custody, with the attempts it has failed so far.
@@ -49,6 +50,9 @@ type distributor struct {
 	faulted   map[recordID]struct{}
 	lastFault string
 	broken    bool // the stage was declared broken: nothing more is dispatched or dead-lettered
+	// ownFaults counts the workers that died by their own (their backend's) fault, charging no
+	// record, since the stage's last results (see maxOwnFaults).
+	ownFaults int
 	// parked holds records that used up their attempts killing workers while no record of the
 	// stage succeeded: poison records, or the victims of a broken stage. They are dead-lettered
 	// when a success shows the stage works, or when the stage has nothing else to try; they are
@@ -69,6 +73,12 @@ type parkedEntry struct {
 // its worker whatever the record gets there after about ten restarts, in seconds, instead of
 // dead-lettering the whole input one restart at a time.
 const brokenAfter = 10
+
+// maxOwnFaults is how many times in a row, without a result in between, a stage's workers may
+// die by their own fault (a backend that broke its protocol or hung without credit) before the
+// stage is declared broken: those deaths charge no record, so brokenAfter never counts them, and
+// a backend broken for good would otherwise be restarted forever with the same records.
+const maxOwnFaults = 5
 
 func newDistributor(r *run, st *stageRun) *distributor {
 	d := &distributor{run: r, st: st, next: st.next, collector: r.collector}
@@ -105,6 +115,9 @@ func (d *distributor) Receive(ctx actor.Context) {
 			return
 		}
 		s.up = false
+		if !m.charge && !errors.Is(m.reason, supervisor.ErrShutdown) {
+			d.ownFault(m.reason)
+		}
 		d.requeue(s, m.charge, m.culprit, m.reason)
 	default:
 		return
@@ -126,6 +139,7 @@ func (d *distributor) receive(b *batch) {
 
 // results takes a worker's outcomes for the oldest records it holds.
 func (d *distributor) results(s *slot, res *results) {
+	d.ownFaults = 0
 	if len(res.Counts) > s.held.len() {
 		d.run.fail(fmt.Errorf("stage %s: worker %s reported %d outcomes for %d records", d.st.cfg.Name, s.name, len(res.Counts), s.held.len()))
 		return
@@ -289,6 +303,17 @@ func (d *distributor) fault(id recordID, reason string) {
 		d.broken = true
 		d.run.fail(fmt.Errorf("stage %s is broken: %d consecutive records failed, each killing its worker, and none succeeded in between; last error: %s",
 			d.st.cfg.Name, len(d.faulted), firstLine(reason)))
+	}
+}
+
+// ownFault counts a worker's death by its own fault, and declares the stage broken (the run
+// aborts) after maxOwnFaults of them with no results in between.
+func (d *distributor) ownFault(reason error) {
+	d.ownFaults++
+	if d.ownFaults >= maxOwnFaults && !d.broken {
+		d.broken = true
+		d.run.fail(fmt.Errorf("stage %s: workers died by their backend's fault %d times in a row, without a result in between; last: %w",
+			d.st.cfg.Name, d.ownFaults, reason))
 	}
 }
 

@@ -86,7 +86,6 @@ type stageRun struct {
 	reduce     *reduceState
 
 	startFailures atomic.Int32
-	backendFaults atomic.Int32 // workers that died by their backend's fault since the last results
 }
 
 func newRun(p *troupe.Pipeline) (*run, error) {

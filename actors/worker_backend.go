@@ -20,12 +20,6 @@ const (
 	backendKillTimeout  = 100 * time.Millisecond
 )
 
-// maxBackendFaults is how many times in a row, without a result in between, a stage's workers
-// may die by their backend's own fault (a protocol violation, a hang without credit) before the
-// run gives up: those deaths charge no record, so a backend broken for good would otherwise be
-// restarted forever with the same records.
-const maxBackendFaults = 5
-
 // Messages from a Backend (any goroutine) to its worker actor.
 type (
 	backendResults struct{ res *results }
@@ -154,9 +148,6 @@ func (w *backendWorker) Receive(ctx actor.Context) {
 		}
 		w.lastResults = time.Now()
 		w.lastProgress = w.lastResults
-		if w.st.backendFaults.Load() != 0 {
-			w.st.backendFaults.Store(0)
-		}
 		ctx.Send(w.st.distPID, workerResults{index: w.index, token: w.token, res: m.res})
 	case backendFail:
 		w.die(ctx, m.err, !troupe.IsBackendFault(m.err))
@@ -211,15 +202,9 @@ func (w *backendWorker) checkTimeout(ctx actor.Context) {
 
 // die reports the worker's end to the distributor, kills the backend and exits abnormally, so
 // that the supervisor restarts it by the stage's policy. Without charge (the backend's own
-// fault), it counts towards maxBackendFaults.
+// fault), the distributor counts it towards maxOwnFaults.
 func (w *backendWorker) die(ctx actor.Context, err error, charge bool) {
 	ctx.Send(w.st.distPID, workerDown{index: w.index, token: w.token, reason: err, charge: charge})
-	if !charge {
-		if n := w.st.backendFaults.Add(1); n >= maxBackendFaults {
-			w.run.fail(fmt.Errorf("stage %s: workers died by their backend's fault %d times in a row, without a result in between; last: %w",
-				w.st.cfg.Name, n, err))
-		}
-	}
 	w.stopTicker()
 	w.close(backendKillTimeout)
 	supervisor.Exit(ctx, err)
