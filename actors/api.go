@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/troupe-dev/troupe"
@@ -14,6 +15,11 @@ const (
 	DefaultAttempts     = 3
 	DefaultDrainTimeout = 30 * time.Second
 )
+
+// ErrDrainTimeout is wrapped by a run's error when a stop could not drain the records in flight
+// within the drain timeout (the outcome is then OutcomeAborted); Summary.InFlight counts the
+// records left unfinished.
+var ErrDrainTimeout = errors.New("records still in flight after the drain timeout")
 
 // DefaultRestart is a stage's restart policy where Stage.Restart leaves a field zero. Crashes of
 // user code are expected events in troupe (a poison record crashes its worker Attempts times), so

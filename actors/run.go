@@ -395,7 +395,9 @@ func (r *run) watch(ctx context.Context) {
 		case <-r.finished:
 		case <-r.aborted:
 		case <-timer.C:
-			r.fail(fmt.Errorf("stop: %d records still in flight after the drain timeout (%s)", r.stats.inflight.Load(), t))
+			// The count is the Summary's (InFlight), taken when the run has ended: records
+			// may still complete while the tree stops.
+			r.fail(fmt.Errorf("stop: %w (%s)", ErrDrainTimeout, t))
 		}
 		timer.Stop()
 	}
@@ -474,7 +476,8 @@ func (r *run) fail(err error) {
 		r.mu.Lock()
 		r.err = err
 		r.mu.Unlock()
-		r.log.Error("run aborted", "error", err)
+		// The run's error is returned by Wait: a program reports it there, once.
+		r.log.Debug("run aborted", "error", err)
 		close(r.aborted)
 	})
 }
