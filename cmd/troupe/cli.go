@@ -49,25 +49,47 @@ func (e *usageError) Error() string { return e.err.Error() }
 type env struct {
 	stdin  io.Reader
 	stdout io.Writer
-	stderr io.Writer // safe for concurrent use
+	stderr *lockedWriter // safe for concurrent use; knows when a progress bar holds the line
+	log    logOptions
+	// termWidth is the terminal's width for the progress bar; nil reads stderr's terminal.
+	termWidth func() int
 }
 
-// lockedWriter serialises writes from the progress reporter, the logger and the commands.
+// lockedWriter serialises writes from the progress reporter, the logger and the commands. While
+// a progress bar holds the last line (see holdLine in report.go), a write first erases the bar,
+// so that the message gets a line of its own, and the bar is drawn again below it.
 type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu  sync.Mutex
+	w   io.Writer
+	bar string // the bar drawn on the current line, without a newline; "" when none
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	if l.bar == "" {
+		return l.w.Write(p)
+	}
+	if _, err := io.WriteString(l.w, eraseLine); err != nil {
+		return 0, err
+	}
+	n, err := l.w.Write(p)
+	if err == nil && len(p) > 0 && p[len(p)-1] == '\n' {
+		_, _ = io.WriteString(l.w, l.bar)
+	} else {
+		l.bar = "" // the message left the line unfinished: the next tick draws the bar anew
+	}
+	return n, err
 }
 
 // run runs the troupe command line args and returns the exit status. Cancelling ctx stops a
 // running pipeline gracefully.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: &lockedWriter{w: stderr}}
+	lw, ok := stderr.(*lockedWriter) // main's: its signal messages share the bar's line discipline
+	if !ok {
+		lw = &lockedWriter{w: stderr}
+	}
+	e := &env{stdin: stdin, stdout: stdout, stderr: lw}
 	root := e.rootCmd()
 	root.SetArgs(args)
 	root.SetIn(stdin)
@@ -104,6 +126,8 @@ Exit status: 0 every record reached the sink; 1 the run was aborted or interrupt
 		SilenceUsage:  true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	e.log.flags(root)
+	root.PersistentPreRunE = func(*cobra.Command, []string) error { return e.log.check() }
 	root.AddCommand(e.runCmd(), e.validateCmd(), e.builtinsCmd(), e.versionCmd(), e.pluginsCmd(), e.benchCmd())
 	return root
 }

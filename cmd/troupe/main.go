@@ -29,17 +29,19 @@ import (
 
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
+	// The messages go through the writer the progress bar draws on: each gets its own line.
+	stderr := &lockedWriter{w: os.Stderr}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		s := <-sigs
-		fmt.Fprintf(os.Stderr, "troupe: %v: stopping, draining records in flight (signal again to exit at once)\n", s)
+		fmt.Fprintf(stderr, "troupe: %v: stopping, draining records in flight (signal again to exit at once)\n", s)
 		cancel()
 		s = <-sigs
-		fmt.Fprintf(os.Stderr, "troupe: %v: exiting at once\n", s)
+		fmt.Fprintf(stderr, "troupe: %v: exiting at once\n", s)
 		os.Exit(exitAborted)
 	}()
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, stderr)
 	cancel()
 	os.Exit(code)
 }
