@@ -344,11 +344,30 @@ func (r *run) event(e supervisor.Event) {
 		}
 	}
 	if e.Kind == supervisor.Exited && e.Reason != nil && !errors.Is(e.Reason, supervisor.ErrShutdown) {
-		r.log.Warn("actor exited", "path", e.Path, "reason", firstLine(e.Reason.Error()))
+		r.log.Warn("actor exited", append(r.pathAttrs(e.Path), "path", e.Path, "reason", firstLine(e.Reason.Error()))...)
 	}
 	if r.p.Events != nil {
 		r.p.Events(e)
 	}
+}
+
+// pathAttrs returns the log attributes stage and worker (its index, as the workers' own lines
+// give it) of a path in the tree, those that apply.
+func (r *run) pathAttrs(path string) []any {
+	for _, st := range r.stages {
+		if path != st.path && !strings.HasPrefix(path, st.path+"/") {
+			continue
+		}
+		attrs := []any{"stage", st.cfg.Name}
+		for i := range st.cfg.Workers {
+			if w := st.path + "/workers/" + workerName(i); path == w || strings.HasPrefix(path, w+"/") {
+				attrs = append(attrs, "worker", i)
+				break
+			}
+		}
+		return attrs
+	}
+	return nil
 }
 
 func firstLine(s string) string {

@@ -13,19 +13,21 @@ import (
 
 // logOptions are the root command's logging flags (--log-format, --log-level).
 type logOptions struct {
-	format string // text or json
-	level  string // debug, info, warn or error; "" when not given
+	format   string // text or json
+	level    string // debug, info, warn or error
+	levelSet bool   // --log-level was given
 }
 
 // flags declares them on the root command, for every subcommand.
 func (o *logOptions) flags(root *cobra.Command) {
 	f := root.PersistentFlags()
 	f.StringVar(&o.format, "log-format", "text", "log line format: text (key=value) or json (one object a line)")
-	f.StringVar(&o.level, "log-level", "", "least severe log level shown: debug, info, warn or error (default warn; info with run -v)")
+	f.StringVar(&o.level, "log-level", "warn", "least severe log level shown: debug, info, warn or error (info with run -v unless given)")
 }
 
-// check validates the flags; a bad value is a usage error.
-func (o *logOptions) check() error {
+// check validates the flags of cmd; a bad value is a usage error.
+func (o *logOptions) check(cmd *cobra.Command) error {
+	o.levelSet = cmd.Flags().Changed("log-level")
 	switch o.format {
 	case "text", "json":
 	default:
@@ -43,7 +45,7 @@ func parseLevel(s string) (slog.Level, error) {
 		return slog.LevelDebug, nil
 	case "info":
 		return slog.LevelInfo, nil
-	case "", "warn", "warning":
+	case "warn", "warning":
 		return slog.LevelWarn, nil
 	case "error":
 		return slog.LevelError, nil
@@ -56,7 +58,7 @@ func parseLevel(s string) (slog.Level, error) {
 // lowers the default level to info; an explicit --log-level wins.
 func (o *logOptions) logger(w io.Writer, runID string, verbose bool) *slog.Logger {
 	level, _ := parseLevel(o.level) // checked by check
-	if o.level == "" && verbose {
+	if !o.levelSet && verbose {
 		level = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: level}
