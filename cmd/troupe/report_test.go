@@ -316,7 +316,8 @@ sink: {lines: {path: out.txt}}
 			}
 			// The message's count is the table's.
 			m := regexp.MustCompile(`, (\d+) unfinished,`).FindStringSubmatch(lines[total-1])
-			if m == nil || !strings.HasPrefix(lines[incomplete-1], "troupe: interrupted: "+m[1]+" records unfinished (not drained within the drain timeout, 100ms)") {
+			if m == nil || !strings.HasPrefix(lines[incomplete-1], "troupe: interrupted: "+m[1]+" record") ||
+				!strings.HasSuffix(lines[incomplete-1], " unfinished (not drained within the drain timeout, 100ms)") {
 				t.Errorf("the drain-timeout message does not give the table's count:\n%s", pane)
 			}
 			if !strings.Contains(pane, "EXIT=1") {

@@ -145,15 +145,15 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 		if t == 0 {
 			t = actors.DefaultDrainTimeout
 		}
-		fmt.Fprintf(e.stderr, "troupe: interrupted: %d records unfinished (not drained within the drain timeout, %s)\n", sum.InFlight, t)
+		fmt.Fprintf(e.stderr, "troupe: interrupted: %s unfinished (not drained within the drain timeout, %s)\n", records(sum.InFlight), t)
 	case "interrupted":
-		fmt.Fprintf(e.stderr, "troupe: interrupted after %d records; every record read reached its end\n", sum.RecordsIn)
+		fmt.Fprintf(e.stderr, "troupe: interrupted after %s; every record read reached its end\n", records(sum.RecordsIn))
 	case "dead_letters":
 		where := ""
 		if s.DeadLetter != nil {
 			where = " (" + s.DeadLetter.Path + ")"
 		}
-		fmt.Fprintf(e.stderr, "troupe: %d records went to dead letters%s\n", sum.DeadLetters, where)
+		fmt.Fprintf(e.stderr, "troupe: %s went to dead letters%s\n", records(sum.DeadLetters), where)
 	}
 	return code
 }
@@ -199,6 +199,14 @@ func onlyDrainTimeout(err error) bool {
 		}
 	}
 	return true
+}
+
+// records says "1 record" or "N records".
+func records(n int64) string {
+	if n == 1 {
+		return "1 record"
+	}
+	return strconv.FormatInt(n, 10) + " records"
 }
 
 // printError prints err on stderr in the command's style: each line of it "troupe: "-prefixed
