@@ -112,7 +112,9 @@ type Pipeline struct {
 	// DrainTimeout bounds how long a stop (context cancelled) waits for in-flight records to
 	// reach the sink; default 30s.
 	DrainTimeout time.Duration
-	// Logger receives the runtime's log; nil discards it.
+	// Logger receives the runtime's log, lines about a stage or a worker carrying the attrs
+	// stage and worker (the worker's index); nil discards it. Give it a run's own attributes
+	// (slog's With) to tell runs apart: the troupe command adds run, the run's id.
 	Logger *slog.Logger
 	// Events, if set, receives every supervision event of the run's tree.
 	Events func(supervisor.Event)
