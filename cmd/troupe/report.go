@@ -153,12 +153,12 @@ var spinner = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "
 // minBar is the narrowest bar worth drawing; figures are left out to keep it.
 const minBar = 10
 
-// barLine renders a progress line that fits in width columns, less three: the terminal never
-// wraps it, and the "^C" a terminal echoes at the cursor when the user interrupts stays on the
-// bar's line, which is then erased: with a known total a bar, the percentage, done/total, the rate and the time
-// left (the time taken when final); with an unknown total a spinner frame (none when final),
-// the records done, the rate and the time so far; then out, dead letters and restarts. When
-// the line does not fit, the trailing figures are left out, then the line is cut.
+// barLine renders a progress line: with a known total a bar, the percentage, done/total, the
+// rate and the time left (the time taken when final); with an unknown total a spinner frame
+// (none when final), the records done, the rate and the time so far; then out, dead letters
+// and restarts. It fits in width columns less three: the terminal never wraps it, and the "^C"
+// a terminal echoes at the cursor when the user interrupts stays on the bar's line, which is
+// then erased. When it does not fit, the trailing figures are left out, then the line is cut.
 func barLine(s troupe.Summary, width, frame int, final bool) string {
 	if width < 4 {
 		width = 80
@@ -211,11 +211,9 @@ func barLine(s troupe.Summary, width, frame int, final bool) string {
 			if bar < 1 {
 				return cut(text, room)
 			}
-			filled := 0
+			filled := bar // an empty source is done
 			if s.Total > 0 {
 				filled = int(float64(bar) * min(float64(d)/float64(s.Total), 1))
-			} else {
-				filled = bar
 			}
 			return "[" + strings.Repeat("=", filled) + strings.Repeat(" ", bar-filled) + "] " + text
 		}
