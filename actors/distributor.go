@@ -240,6 +240,16 @@ func (d *distributor) works() {
 	d.parked = nil
 }
 
+// slotIndex is the index of s in d.slots: its worker's index.
+func (d *distributor) slotIndex(s *slot) int {
+	for i := range d.slots {
+		if &d.slots[i] == s {
+			return i
+		}
+	}
+	return -1
+}
+
 // requeue takes back everything a dead worker held. With charge, the record it was working on
 // (culprit, or the oldest when unknown) is charged a failed attempt with reason; the others go
 // back as they are.
@@ -271,7 +281,7 @@ func (d *distributor) requeue(s *slot, charge bool, culprit *recordID, reason er
 		for i := range held {
 			held[i].suspect = true
 		}
-		d.run.log.Debug("worker died holding several records; retrying them one by one", "stage", d.st.cfg.Name, "records", len(held), "reason", msg)
+		d.run.log.Debug("worker died holding several records; retrying them one by one", "stage", d.st.cfg.Name, "worker", d.slotIndex(s), "records", len(held), "reason", msg)
 	}
 	if charged >= 0 && held[charged].attempt == 0 {
 		// Only a record's first fault counts: a poison record's retries, which go first,
