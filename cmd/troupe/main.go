@@ -5,7 +5,7 @@
 //	troupe run SPEC [--summary-json FILE] [--progress auto|bar|plain|none]
 //	troupe validate SPEC
 //	troupe builtins
-//	troupe plugins new NAME [DIR]
+//	troupe plugins new NAME [DIR] [--troupe-src DIR] [--module PATH]
 //	troupe version
 //
 // `troupe run` runs the pipeline a YAML spec describes (docs/spec.md and package spec describe
