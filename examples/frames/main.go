@@ -67,8 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, s := range sum.Stages {
 		fmt.Fprintf(stderr, "stage %-9s in %d  out %d  p50 %s  p99 %s\n", s.Name, s.In, s.Out, s.P50.Round(time.Microsecond), s.P99.Round(time.Microsecond))
 	}
-	fmt.Fprintf(stdout, "%d frames, %.1f frames/s, latency p50 %s p99 %s, in flight at most %d frames (window %d)",
-		r.Frames, r.Rate, r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.MaxAhead, window)
+	fmt.Fprintf(stdout, "%d frames, %.1f frames/s, latency p50 %s p99 %s, in flight at most %d frames = %.1f MiB (window %d)",
+		r.Frames, r.Rate, r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.MaxAhead, float64(r.MaxAhead)*float64(frameBytes)/(1<<20), window)
 	if c.FPS > 0 {
 		fmt.Fprintf(stdout, ", source behind schedule by %s", max(0, r.Behind).Round(time.Millisecond))
 	}
