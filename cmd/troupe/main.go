@@ -12,7 +12,9 @@
 // the format), showing progress on standard error and a per-stage summary at the end; `troupe
 // builtins` lists the builtin stages a spec can name, with their options. The first SIGINT or
 // SIGTERM stops it gracefully: the source stops, records in flight drain to the sink, and the
-// summary is printed; a second one exits at once.
+// summary is printed; a second one exits at once. `troupe plugins new` writes a plugin project
+// (a Go module) that builds where it is written, against a local troupe source tree (package
+// plugins/scaffold says how it finds one).
 //
 // Exit status: 0 every record reached the sink; 1 the run was aborted or interrupted (or could
 // not start); 2 the spec or the command line is invalid; 3 the run finished but some records
