@@ -248,22 +248,42 @@ func (e *env) pluginsCmd() *cobra.Command {
 			return &usageError{errors.New("plugins: missing subcommand (try 'troupe plugins new NAME')")}
 		},
 	}
-	plugins.AddCommand(&cobra.Command{
+	var troupeSrc, module string
+	newCmd := &cobra.Command{
 		Use:   "new NAME [DIR]",
-		Short: "Create a new plugin project (in DIR, default ./NAME)",
-		Args:  cobra.RangeArgs(1, 2),
+		Short: "Create a new plugin project (in DIR, default ./NAME) that builds where it is created",
+		Long: `Create a plugin project in DIR (default ./NAME): a Go module whose go.mod requires
+github.com/troupe-dev/troupe and, since that module is not published, replaces it with a local
+troupe source tree: --troupe-src DIR, else the tree this troupe was built from, else the one
+containing the working directory. It then runs 'go mod tidy' there when a go tool is on PATH.`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, dir := args[0], args[0]
 			if len(args) == 2 {
 				dir = args[1]
 			}
-			if err := scaffold.Generate(name, dir); err != nil {
+			src, how, err := scaffold.FindSource(troupeSrc)
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			if err := scaffold.Generate(name, dir, scaffold.Options{Source: src, Module: module}); err != nil {
 				return &exitError{code: exitAborted, err: err}
 			}
-			fmt.Fprintf(e.stdout, "created plugin %s in %s\n", name, filepath.Clean(dir))
+			fmt.Fprintf(e.stdout, "created plugin %s in %s (troupe from %s: %s)\n", name, filepath.Clean(dir), how, src)
+			ran, err := scaffold.Tidy(cmd.Context(), dir)
+			if err != nil {
+				return &exitError{code: exitAborted, err: fmt.Errorf("%w\nthe files are written; fix the cause and run 'go mod tidy' in %s", err, dir)}
+			}
+			if !ran {
+				fmt.Fprintln(e.stdout, "no go tool on PATH: go.mod and go.sum hold all of troupe's requirements (run 'go mod tidy' later to trim them)")
+			}
+			fmt.Fprintf(e.stdout, "next: cd %s && go build -o bin/%s . && go test . && troupe run pipeline.yaml\n", filepath.Clean(dir), name)
 			return nil
 		},
-	})
+	}
+	newCmd.Flags().StringVar(&troupeSrc, "troupe-src", "", "troupe's source tree to build the plugin against (default: found)")
+	newCmd.Flags().StringVar(&module, "module", "", "the new module's path (default NAME)")
+	plugins.AddCommand(newCmd)
 	return plugins
 }
 

@@ -6,14 +6,16 @@
 //	troupe run SPEC [--summary-json FILE] [--progress auto|bar|plain|none]
 //	troupe validate SPEC
 //	troupe builtins
-//	troupe plugins new NAME [DIR]
+//	troupe plugins new NAME [DIR] [--troupe-src DIR] [--module PATH]
 //	troupe version
 //
 // `troupe run` runs the pipeline a YAML spec describes (docs/spec.md and package spec describe
 // the format), showing progress on standard error and a per-stage summary at the end; `troupe
 // builtins` lists the builtin stages a spec can name, with their options. The first SIGINT or
 // SIGTERM stops it gracefully: the source stops, records in flight drain to the sink, and the
-// summary is printed; a second one exits at once.
+// summary is printed; a second one exits at once. `troupe plugins new` writes a plugin project
+// (a Go module) that builds where it is written, against a local troupe source tree (package
+// plugins/scaffold says how it finds one).
 //
 // Logs go to standard error, as key=value text or (--log-format json) one JSON object a line,
 // at level warn and above unless --log-level (or run -v, info) says otherwise. Every line of a
