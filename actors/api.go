@@ -51,6 +51,7 @@ func Start(ctx context.Context, p *troupe.Pipeline) (*Job, error) {
 		r.cancel()
 		r.src.reader.close()
 		r.system.Shutdown()
+		r.disp.close()
 		return nil, err
 	}
 	go r.watch(ctx)

@@ -37,6 +37,7 @@ type run struct {
 	ctx    context.Context // handed to stage Funcs; cancelled when the run ends
 	cancel context.CancelFunc
 	system *actor.ActorSystem
+	disp   *dispatcher // runs the run's own actors (see dispatcher)
 	log    *slog.Logger
 	start  time.Time
 	name   string // the root supervisor's, and so the first element of every path in the tree
@@ -144,6 +145,7 @@ func newRun(p *troupe.Pipeline) (*run, error) {
 		// dead-letter throttle keeps a goroutine for one interval after each burst of them.
 		actor.WithDeadLetterThrottleInterval(10*time.Millisecond),
 	))
+	r.disp = newDispatcher(actor.NewDefaultDispatcher(0).Throughput())
 	r.col = newCollectorState(p)
 	r.src = &sourceState{window: window, inflight: map[uint64]*envelope{}, unread: map[uint64]string{}}
 	// The reader starts when the source actor has (see startTree): it delivers to its PID.
@@ -215,7 +217,7 @@ func (r *run) startTree() error {
 	spec.Children = append(spec.Children, supervisor.ChildSpec{
 		Name: "collector",
 		Start: func() (*actor.Props, error) {
-			return actor.PropsFromProducer(func() actor.Actor { return &collector{run: r, c: r.col} }), nil
+			return r.props(func() actor.Actor { return &collector{run: r, c: r.col} }), nil
 		},
 		OnStart: func(pid *actor.PID, _ int) {
 			if r.collector == nil {
@@ -236,7 +238,7 @@ func (r *run) startTree() error {
 			if len(r.stages) > 0 {
 				first = r.stages[0].distPID
 			}
-			return actor.PropsFromProducer(func() actor.Actor {
+			return r.props(func() actor.Actor {
 				return &sourceActor{run: r, st: r.src, next: first, batch: sourceBatch(r.src.window)}
 			}), nil
 		},
@@ -266,7 +268,7 @@ func (r *run) stageChild(st *stageRun) supervisor.ChildSpec {
 	rs := st.cfg.Restart
 	if st.reduce != nil {
 		return supervisor.ChildSpec{Name: st.cfg.Name, Start: func() (*actor.Props, error) {
-			return actor.PropsFromProducer(func() actor.Actor { return &reducer{run: r, st: st} }), nil
+			return r.props(func() actor.Actor { return &reducer{run: r, st: st} }), nil
 		}, OnStart: r.distStarted(st)}
 	}
 	workers := supervisor.Spec{Name: "workers", Flags: supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: rs.Intensity, Period: rs.Period, Backoff: rs.Backoff}}
@@ -276,7 +278,7 @@ func (r *run) stageChild(st *stageRun) supervisor.ChildSpec {
 	stage := supervisor.Spec{Name: st.cfg.Name, Flags: supervisor.Flags{Strategy: supervisor.RestForOne, Intensity: rs.Intensity, Period: rs.Period, Backoff: rs.Backoff}}
 	stage.Children = []supervisor.ChildSpec{
 		{Name: "dist", Start: func() (*actor.Props, error) {
-			return actor.PropsFromProducer(func() actor.Actor { return newDistributor(r, st) }), nil
+			return r.props(func() actor.Actor { return newDistributor(r, st) }), nil
 		}, OnStart: r.distStarted(st)},
 		workers.Child(supervisor.Permanent),
 	}
@@ -305,7 +307,7 @@ func (r *run) distStarted(st *stageRun) func(*actor.PID, int) {
 func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
 	if st.cfg.Func != nil {
 		return supervisor.ChildSpec{Name: workerName(i), Shutdown: supervisor.BrutalKill, Start: func() (*actor.Props, error) {
-			return actor.PropsFromProducer(func() actor.Actor { return &funcWorker{run: r, st: st, index: i} }), nil
+			return r.props(func() actor.Actor { return &funcWorker{run: r, st: st, index: i} }), nil
 		}}
 	}
 	return supervisor.ChildSpec{Name: workerName(i), Shutdown: supervisor.Shutdown(backendWorkerShutdown), StartIncarnation: func(incarnation int) (*actor.Props, error) {
@@ -324,7 +326,7 @@ func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
 			return failedStart(err), nil
 		}
 		st.startFailures.Store(0)
-		return actor.PropsFromProducer(func() actor.Actor {
+		return r.props(func() actor.Actor {
 			return &backendWorker{run: r, st: st, index: i, backend: b, out: out}
 		}), nil
 	}}
@@ -421,6 +423,7 @@ func (r *run) shutdown() {
 	r.cancel()
 	r.unsub()
 	r.system.Shutdown()
+	r.disp.close()
 	var errs []error
 	for _, st := range r.stages {
 		if st.cfg.Cleanup != nil {
@@ -525,3 +528,8 @@ func (r *run) snapshot() troupe.Summary {
 }
 
 func sortUint64(s []uint64) { slices.Sort(s) }
+
+// props are the props of one of the run's own actors: on the run's dispatcher.
+func (r *run) props(p actor.Producer) *actor.Props {
+	return actor.PropsFromProducer(p, actor.WithDispatcher(r.disp))
+}
