@@ -10,7 +10,8 @@ import (
 
 // Defaults of a Stage and a Pipeline.
 const (
-	DefaultCredits      = 64
+	DefaultCredits      = 1024    // Stage.Credits: records in flight per worker
+	DefaultCreditBytes  = 1 << 20 // Stage.CreditBytes: their bytes (keys and payloads)
 	DefaultAttempts     = 3
 	DefaultDrainTimeout = 30 * time.Second
 )

@@ -118,7 +118,7 @@ func newRun(p *troupe.Pipeline) (*run, error) {
 		}
 	}
 	seen := map[string]bool{}
-	window := 0
+	window, windowBytes := 0, 0
 	for i, s := range p.Stages {
 		if err := checkStage(&s); err != nil {
 			cancel()
@@ -135,9 +135,10 @@ func newRun(p *troupe.Pipeline) (*run, error) {
 		}
 		r.stages = append(r.stages, st)
 		window += s.Workers * s.Credits
+		windowBytes += s.Workers * s.CreditBytes
 	}
 	if window == 0 {
-		window = DefaultCredits * 4
+		window, windowBytes = DefaultCredits*4, DefaultCreditBytes*4
 	}
 	r.system = actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }),
@@ -147,9 +148,12 @@ func newRun(p *troupe.Pipeline) (*run, error) {
 	))
 	r.disp = newDispatcher(actor.NewDefaultDispatcher(0).Throughput())
 	r.col = newCollectorState(p)
-	r.src = &sourceState{window: window, inflight: map[uint64]*envelope{}, unread: map[uint64]string{}}
+	r.src = &sourceState{window: window, windowBytes: windowBytes, inflight: map[uint64]*envelope{}, unread: map[uint64]string{}}
 	// The reader starts when the source actor has (see startTree): it delivers to its PID.
 	r.src.reader = newReader(p.Source, sourceBatch(window))
+	if h, ok := p.Source.(sizeHinter); ok {
+		r.src.hint = max(0, h.sizeHint())
+	}
 	return r, nil
 }
 
@@ -170,8 +174,8 @@ func checkStage(s *troupe.Stage) error {
 	if kinds != 1 {
 		return errors.New("exactly one of Func, Reduce and Backend must be set")
 	}
-	if s.Workers < 0 || s.Credits < 0 || s.Attempts < 0 || s.Timeout < 0 {
-		return errors.New("workers, credits, attempts and timeout must not be negative")
+	if s.Workers < 0 || s.Credits < 0 || s.CreditBytes < 0 || s.Attempts < 0 || s.Timeout < 0 {
+		return errors.New("workers, credits, credit bytes, attempts and timeout must not be negative")
 	}
 	if s.Workers == 0 {
 		s.Workers = runtime.NumCPU()
@@ -181,6 +185,9 @@ func checkStage(s *troupe.Stage) error {
 	}
 	if s.Credits == 0 {
 		s.Credits = DefaultCredits
+	}
+	if s.CreditBytes == 0 {
+		s.CreditBytes = DefaultCreditBytes
 	}
 	if s.Attempts == 0 {
 		s.Attempts = DefaultAttempts
@@ -259,7 +266,10 @@ func (r *run) startTree() error {
 }
 
 // sourceBatch is how many records the source asks its reader for at a time.
-func sourceBatch(window int) int { return max(1, min(DefaultCredits, window/4)) }
+func sourceBatch(window int) int { return max(1, min(maxSourceBatch, window/4)) }
+
+// maxSourceBatch bounds the records a source is asked for at a time.
+const maxSourceBatch = 256
 
 // stageChild is a stage's subtree: for a reduce stage one actor; otherwise a rest_for_one
 // supervisor over the distributor and a one_for_one supervisor of the workers, so that a worker
