@@ -12,11 +12,11 @@ import (
 
 // Stage describes one stage of a pipeline. Exactly one of Func, Reduce and Backend is set.
 type Stage struct {
-	Name     string
-	Func     Func
-	Reduce   ReduceFunc
-	Backend  BackendFactory
-	Workers  int           // default runtime.NumCPU(); a reduce stage always has 1
+	Name    string
+	Func    Func
+	Reduce  ReduceFunc
+	Backend BackendFactory
+	Workers int // default runtime.NumCPU(); a reduce stage always has 1
 	// Credits bounds the records in flight per worker, and CreditBytes their bytes (key and
 	// payload): a worker is handed records while it holds fewer than Credits and their bytes fit
 	// in CreditBytes, and one record whatever its size when it holds nothing. The defaults
