@@ -11,7 +11,8 @@ import (
 
 // Defaults of a Stage and a Pipeline.
 const (
-	DefaultCredits      = 64
+	DefaultCredits      = 1024    // Stage.Credits: records in flight per worker
+	DefaultCreditBytes  = 1 << 20 // Stage.CreditBytes: their bytes (keys and payloads)
 	DefaultAttempts     = 3
 	DefaultDrainTimeout = 30 * time.Second
 )
@@ -57,6 +58,7 @@ func Start(ctx context.Context, p *troupe.Pipeline) (*Job, error) {
 		r.cancel()
 		r.src.reader.close()
 		r.system.Shutdown()
+		r.disp.close()
 		return nil, err
 	}
 	go r.watch(ctx)
