@@ -44,10 +44,19 @@ def _say(msg):
         pass
 
 
+_profile = None  # a cProfile.Profile of the data loop, with TROUPE_PLUGIN_PROFILE set
+
+
 def _exit(code, msg=None):
     """Exits the process at once (no thread is waited for), saying why."""
     if msg:
         _say(msg)
+    if _profile is not None:
+        try:
+            _profile.disable()
+            _profile.dump_stats("%s.%d" % (os.environ["TROUPE_PLUGIN_PROFILE"], os.getpid()))
+        except Exception as e:
+            _say("profile: %s" % e)
     try:
         logging.shutdown()
     except Exception:
@@ -200,6 +209,11 @@ class _Server(stage_pb2_grpc.StageServicer):
     # The data connection.
 
     def _data_loop(self):
+        global _profile
+        if os.environ.get("TROUPE_PLUGIN_PROFILE"):
+            import cProfile
+            _profile = cProfile.Profile()
+            _profile.enable()
         try:
             self._data()
         except BaseException as e:  # a bug here must not leave a half-alive plugin
