@@ -218,6 +218,10 @@ func TestPipeline(t *testing.T) {
 			if !strings.Contains(logs, "teststage ready in pid") || !strings.Contains(logs, "pid=") {
 				t.Fatalf("the stage's logging did not reach the host's log:\n%s", logs)
 			}
+			// The host closes each worker gracefully at the end: Shutdown runs teardown.
+			if c := strings.Count(logs, "teststage teardown in pid"); c != 2 {
+				t.Fatalf("teardown ran %d times, want once per worker (2):\n%s", c, logs)
+			}
 		})
 	}
 }

@@ -6,6 +6,7 @@ import ctypes
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import sys
@@ -135,6 +136,7 @@ class _Server(stage_pb2_grpc.StageServicer):
         self.credits = DEFAULT_CREDITS
         self.max_frame = codec.DEFAULT_MAX_FRAME
         self.sock = None
+        self.results = None  # the data loop's unreported results
         self.stage_name = ""
         self.done = threading.Event()  # set when the process should exit (status in exit_code)
         self.exit_code = 0
@@ -194,8 +196,9 @@ class _Server(stage_pb2_grpc.StageServicer):
             if self.stopped:
                 return
             self.stopping = True
-        with self.work:  # the data loop stops between records and reports what is done
-            pass
+        with self.work:  # the data loop stops between records; what is done is reported
+            if self.results is not None and self.results.n:
+                self._flush(self.results)
         with self.mu:
             if self.stopped:
                 return
@@ -212,7 +215,7 @@ class _Server(stage_pb2_grpc.StageServicer):
         global _profile
         if os.environ.get("TROUPE_PLUGIN_PROFILE"):
             import cProfile
-            _profile = cProfile.Profile()
+            _profile = cProfile.Profile(time.thread_time)
             _profile.enable()
         try:
             self._data()
@@ -221,7 +224,13 @@ class _Server(stage_pb2_grpc.StageServicer):
 
     def _data(self):
         reader = codec.FrameReader(self.sock, self.max_frame)
-        results = codec.ResultsBuilder()
+        results = self.results = codec.ResultsBuilder()
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+
+        def poll():
+            return bool(poller.poll(0))
+
         budget = self.max_frame - 64
         while True:
             try:
@@ -234,25 +243,26 @@ class _Server(stage_pb2_grpc.StageServicer):
                 if self.stopping:
                     self._finish()
                 _exit(1, "data connection closed by the host; exiting")
-            if f.type == codec.BATCH:
+            if f.type == codec.BATCH and f.records:
                 recs = f.records
-                if not recs:
-                    continue
                 self.in_flight += len(recs)
                 if self.in_flight > self.credits:
                     _exit(1, "host sent more than the %d records it was granted; exiting" % self.credits)
-                with self.work:
-                    if self.stopping:
-                        continue
+            elif f.type == codec.RESULTS:
+                _exit(1, "host sent a results frame; exiting")
+            else:
+                recs = None  # credit frames and unknown types are ignored
+            with self.work:  # Shutdown waits for this block: what is done is reported
+                if recs and not self.stopping:
                     if self.stage.batch is not None:
                         self._run_batch(recs, results, budget)
                     else:
                         self._run_each(recs, results, budget)
-                    if results.n and reader.buffered() == 0:
-                        self._flush(results)
-            elif f.type == codec.RESULTS:
-                _exit(1, "host sent a results frame; exiting")
-            # Credit frames and unknown types are ignored.
+                # Report when no input is waiting (none decoded, none in the socket), so that a
+                # host sending faster than we process gets fewer, larger frames (the size and
+                # delay bounds of _run_each and _run_batch still apply); and when stopping.
+                if results.n and (self.stopping or (reader.buffered() == 0 and not poll())):
+                    self._flush(results)
 
     def _finish(self):
         """The host closed the connection after Shutdown: exit cleanly."""
@@ -297,41 +307,39 @@ class _Server(stage_pb2_grpc.StageServicer):
             self._flush(results)
         results.fail(msg)
 
-    def _after(self, results, first):
-        if (results.size >= FLUSH_BYTES or results.n >= MAX_RESULTS_PER_FRAME
-                or time.monotonic() - first >= FLUSH_DELAY):
-            self._flush(results)
-            return 0.0
-        return first
-
     def _run_each(self, recs, results, budget):
         process = self.stage.process
-        first = time.monotonic() if results.n == 0 else self._first
+        add_one = results.add_one
+        now = time.monotonic
+        first = self._first if results.n else now()
         for rec in recs:
             if self.stopping:
                 break
             if results.n == 0:
-                first = time.monotonic()
+                first = now()
             try:
                 outs = process(rec)
-                if type(outs) is not list:
-                    outs = _outputs(rec, outs)
+                if type(outs) is list and len(outs) == 1 and add_one(rec, outs[0], budget):
+                    pass
+                else:
+                    self._add(results, rec, _outputs(rec, outs), budget)
             except Exception as e:
                 self._fail(results, _describe(e), budget)
-            else:
-                self._add(results, rec, outs, budget)
-            first = self._after(results, first)
+            if results.size >= FLUSH_BYTES or results.n >= MAX_RESULTS_PER_FRAME or now() - first >= FLUSH_DELAY:
+                self._flush(results)
         self._first = first
 
     def _run_batch(self, recs, results, budget):
         batch, size = self.stage.batch, self.stage.batch_size
-        first = time.monotonic() if results.n == 0 else self._first
+        add_one = results.add_one
+        now = time.monotonic
+        first = self._first if results.n else now()
         for lo in range(0, len(recs), size):
             if self.stopping:
                 break
-            chunk = recs[lo:lo + size]
+            chunk = recs[lo:lo + size] if len(recs) > size else recs
             if results.n == 0:
-                first = time.monotonic()
+                first = now()
             try:
                 outs = batch(chunk)
                 if type(outs) is not list:
@@ -344,17 +352,21 @@ class _Server(stage_pb2_grpc.StageServicer):
                     self._fail(results, msg, budget)
             else:
                 for rec, o in zip(chunk, outs):
+                    if type(o) is list and len(o) == 1 and add_one(rec, o[0], budget):
+                        continue
                     if isinstance(o, BaseException):
                         self._fail(results, _describe(o), budget)
                         continue
                     try:
-                        if type(o) is not list:
-                            o = _outputs(rec, o)
+                        o = _outputs(rec, o)
                     except Exception as e:
                         self._fail(results, _describe(e), budget)
                         continue
                     self._add(results, rec, o, budget)
-            first = self._after(results, first)
+                    if results.size >= FLUSH_BYTES or results.n >= MAX_RESULTS_PER_FRAME:
+                        self._flush(results)
+            if results.size >= FLUSH_BYTES or results.n >= MAX_RESULTS_PER_FRAME or now() - first >= FLUSH_DELAY:
+                self._flush(results)
         self._first = first
 
     _first = 0.0

@@ -39,9 +39,11 @@ class Record:
     input carries the input's, whatever record object it is.
     """
 
-    __slots__ = ("key", "payload", "meta", "attempt", "seq", "sub", "weight", "flag")
+    __slots__ = ("key", "payload", "meta", "attempt", "seq", "sub", "weight", "flag", "_head", "_kb")
 
     def __init__(self, key="", payload=b"", meta=None, attempt=0, seq=0, sub=0, weight=0, flag=0):
+        self._head = None  # a decoded record's encoded seq, sub, weight, attempt 0 and flag 0
+        self._kb = None  # a decoded record's key as it came (bytes), while key is that string
         self.key = key
         self.payload = payload
         self.meta = {} if meta is None else meta
@@ -117,56 +119,82 @@ def _decode_str(b):
 
 
 def decode_records(b, i, end, n):
-    """Decodes n records from b[i:end]; returns (list of Record, next index)."""
+    """Decodes n records from b[i:end] (bytes); returns (list of Record, next index)."""
     if n > (end - i) // _MIN_RECORD:
         raise FrameError("record count %d does not fit in the remaining %d bytes" % (n, end - i))
     out = []
     append = out.append
     new = Record.__new__
+    R = Record
     for _ in range(n):
-        # seq: usually more than one byte; sub, weight, attempt, flag: usually one byte each.
+        r = new(R)
+        start = i
+        # seq, inlined up to three bytes (the host numbers records 1, 2, ...).
         c = b[i]
         if c < 0x80:
             seq = c
             i += 1
         else:
-            seq, i = uvarint(b, i, end)
-        if i + 4 <= end and b[i] | b[i + 1] | b[i + 2] | b[i + 3] < 0x80:
-            sub = b[i]
-            weight = b[i + 1]
-            attempt = b[i + 2]
-            flag = b[i + 3]
+            c2 = b[i + 1]
+            if c2 < 0x80:
+                seq = (c & 0x7F) | (c2 << 7)
+                i += 2
+            else:
+                c3 = b[i + 2]
+                if c3 < 0x80:
+                    seq = (c & 0x7F) | ((c2 & 0x7F) << 7) | (c3 << 14)
+                    i += 3
+                else:
+                    seq, i = uvarint(b, i, end)
+        # sub, weight, attempt, flag: one byte each, zero but for attempt, from this host.
+        if b[i] == 0 and b[i + 1] == 0 and b[i + 3] == 0 and b[i + 2] < 0x80:
+            r.sub = r.weight = r.flag = 0
+            r.attempt = b[i + 2]
             i += 4
+            # An output's header: the input's seq, sub 0, weight 0, attempt 0, flag 0.
+            r._head = b[start:i - 2] + b"\x00\x00"
         else:
-            sub, i = uvarint(b, i, end)
-            weight, i = uvarint(b, i, end)
+            r.sub, i = uvarint(b, i, end)
+            r.weight, i = uvarint(b, i, end)
             attempt, i = uvarint(b, i, end)
             flag, i = uvarint(b, i, end)
             if attempt > 0xFFFFFFFF or flag > 0x7FFFFFFF:
                 raise FrameError("attempt %d or flag %d out of range" % (attempt, flag))
+            r.attempt = attempt
+            r.flag = flag
+            r._head = None
+        r.seq = seq
         # key
-        if i < end and b[i] < 0x80:
-            j = i + 1 + b[i]
+        c = b[i]
+        if c < 0x80:
             i += 1
+            j = i + c
         else:
             j, i = _string(b, i, end, "key")
         if j > end:
             raise FrameError("key length %d exceeds the remaining %d bytes" % (j - i, end - i))
-        key = b[i:j].decode("utf-8", "surrogateescape")
+        if j == i:
+            r.key = ""
+            r._kb = b""
+        else:
+            kb = b[i:j]
+            r._kb = kb
+            r.key = kb.decode("utf-8", "surrogateescape")
         i = j
         # payload
-        if i < end and b[i] < 0x80:
-            j = i + 1 + b[i]
+        c = b[i]
+        if c < 0x80:
             i += 1
+            j = i + c
         else:
             j, i = _string(b, i, end, "payload")
         if j > end:
             raise FrameError("payload length %d exceeds the remaining %d bytes" % (j - i, end - i))
-        payload = b[i:j]
+        r.payload = b[i:j]
         i = j
         # meta
-        if i < end and b[i] == 0:
-            meta = {}
+        if b[i] == 0:
+            r.meta = {}
             i += 1
         else:
             nmeta, i = uvarint(b, i, end)
@@ -180,15 +208,7 @@ def decode_records(b, i, end, n):
                 j, i = _string(b, i, end, "meta value")
                 meta[k] = b[i:j].decode("utf-8", "surrogateescape")
                 i = j
-        r = new(Record)
-        r.key = key
-        r.payload = payload
-        r.meta = meta
-        r.attempt = attempt
-        r.seq = seq
-        r.sub = sub
-        r.weight = weight
-        r.flag = flag
+            r.meta = meta
         append(r)
     return out, i
 
@@ -262,6 +282,7 @@ class ResultsBuilder:
 
     __slots__ = ("counts", "outputs", "errors", "size", "n", "m")
 
+
     def __init__(self):
         self.reset()
 
@@ -277,37 +298,69 @@ class ResultsBuilder:
         """The encoding of outs (a list of Record) as inp's outputs: a list of bytes, three per
         output. It changes nothing; commit adds it."""
         enc = []
-        seq, sub, weight = inp.seq, inp.sub, inp.weight
-        pv = put_uvarint
-        if seq < 0x80 and sub < 0x80 and weight < 0x80:
-            head = bytes((seq, sub, weight, 0, 0))
-        else:
-            head = pv(seq) + pv(sub) + pv(weight) + b"\x00\x00"
+        head = inp._head
+        if head is None:
+            pv = put_uvarint
+            head = pv(inp.seq) + pv(inp.sub) + pv(inp.weight) + b"\x00\x00"
+        ikey, ikb = inp.key, inp._kb
         for o in outs:
             key = o.key
-            if type(key) is str:
+            if key is ikey and ikb is not None:
+                key = ikb
+            elif type(key) is str:
                 key = key.encode("utf-8", "surrogateescape")
             payload = o.payload
             if type(payload) is not bytes:
                 payload = payload.encode("utf-8") if type(payload) is str else bytes(payload)
-            meta = o.meta
             if len(key) < 0x80 and len(payload) < 0x80:
                 h = head + _SMALL[len(key)] + key + _SMALL[len(payload)]
             else:
-                h = head + pv(len(key)) + key + pv(len(payload))
+                h = head + put_uvarint(len(key)) + key + put_uvarint(len(payload))
+            meta = o.meta
             if meta:
-                mp = [pv(len(meta))]
+                mp = [put_uvarint(len(meta))]
                 for k, v in meta.items():
                     k = _encode_str(k)
                     v = _encode_str(v)
-                    mp.append(pv(len(k)) + k + pv(len(v)) + v)
-                tail = b"".join(mp)
+                    mp.append(put_uvarint(len(k)) + k + put_uvarint(len(v)) + v)
+                enc.append(h)
+                enc.append(payload)
+                enc.append(b"".join(mp))
             else:
-                tail = b"\x00"
-            enc.append(h)
-            enc.append(payload)
-            enc.append(tail)
+                enc.append(h)
+                enc.append(payload)
+                enc.append(b"\x00")
         return enc
+
+    def add_one(self, inp, o, budget):
+        """The fast path of add for one output record: adds it and returns True, or returns False
+        (changing nothing) when it does not fit in budget bytes or is not a plain Record."""
+        if type(o) is not Record:
+            return False
+        head = inp._head
+        key = o.key
+        if key is inp.key and inp._kb is not None:
+            key = inp._kb
+        elif type(key) is str:
+            key = key.encode("utf-8", "surrogateescape")
+        else:
+            return False
+        payload = o.payload
+        if head is None or type(payload) is not bytes or o.meta or len(key) >= 0x80 or len(payload) >= 0x80:
+            return False
+        h = head + _SMALL[len(key)] + key + _SMALL[len(payload)]
+        size = len(h) + len(payload) + 1
+        if self.size + size + 2 > budget:
+            return False
+        out = self.outputs
+        out.append(h)
+        out.append(payload)
+        out.append(b"\x00")
+        self.counts.append(1)
+        self.m += 1
+        self.n += 1
+        self.size += size + 2
+        return True
 
     @staticmethod
     def encoded_size(enc):
@@ -389,6 +442,8 @@ class Frame:
 
 def decode_body(b, i, end):
     """Decodes the frame whose type byte is b[i] and whose body ends at end."""
+    if end != len(b) or type(b) is not bytes:
+        b = bytes(b[:end])  # the record decoder reads up to the end of b
     f = Frame(b[i])
     i += 1
     t = f.type
