@@ -5,7 +5,8 @@
 // Baselines are implemented here: the same in-process pipeline shape on plain Go channels, a raw
 // unix socketpair echo through a child process (the transport's ceiling), go-plugin with one gRPC
 // unary call per record, Python's multiprocessing.Pool (and Pillow for the image job) when a
-// python3 is available, and plain goroutines running the image codec. Child processes are this
+// python3 is available (and, against it, a Python stage on the SDK of plugins/python when
+// /usr/bin/python3 has Debian's grpc), and plain goroutines running the image codec. Child processes are this
 // executable run again with the environment variable ChildEnv naming their role, so nothing is
 // compiled at run time; a program embedding the harness must let Main see that variable first
 // (Main does the rest).
