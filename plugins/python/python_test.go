@@ -22,6 +22,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/proctest"
 	"github.com/troupe-dev/troupe/plugins"
 	"github.com/troupe-dev/troupe/plugins/python"
+	"github.com/troupe-dev/troupe/supervisor"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -368,6 +369,32 @@ sink: {lines: {path: out.txt}}
 		}
 	}
 	t.Logf("plugins %v gone %v after the host's SIGKILL", pids, time.Since(killed).Round(time.Millisecond))
+}
+
+// Options that setup refuses fail the worker's start with setup's exception, and the run ends
+// after the restart policy's failed starts.
+func TestSetupRefuses(t *testing.T) {
+	py := needPython(t)
+	cfg := plugins.Config{Cmd: []string{py, testStage(t)}}
+	factory, err := cfg.Factory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := troupe.Pipeline{
+		Source: actors.NewRangeSource(10, 8),
+		Stages: []troupe.Stage{{Name: "py", Backend: factory, Workers: 1, Options: map[string]any{"refuse": "x"},
+			Restart: troupe.Restart{Intensity: 2, Period: time.Minute, Backoff: supervisor.Backoff{Min: time.Millisecond, Max: time.Millisecond}}}},
+		Sink: &collect{},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	_, err = actors.Run(ctx, &p)
+	if err == nil || !strings.Contains(err.Error(), "setup: ValueError: refused option 'x'") {
+		t.Fatalf("run error %v: want setup's exception", err)
+	}
+	if err := plugins.WaitClosed(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Run directly, a plugin says it is one and exits 1.

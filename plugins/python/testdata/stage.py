@@ -14,6 +14,7 @@ log = logging.getLogger("teststage")
 
 class Stage:
     """Options:
+      refuse: setup raises (the options are refused);
       pidfile: append this process's pid to the file at setup;
       marker: a file; exit_at / leak_at act only in a process that creates it (the first one);
       fail_on: raise ValueError for a record whose payload contains this text;
@@ -25,6 +26,8 @@ class Stage:
     """
 
     def setup(self, opts):
+        if opts.get("refuse"):
+            raise ValueError("refused option %r" % opts["refuse"])
         self.opts = opts
         self.seen = 0
         self.first = False

@@ -203,7 +203,8 @@ class _Server(stage_pb2_grpc.StageServicer):
             if self.stopped:
                 return
             self.stopped = True
-        if self.stage.teardown is not None:
+            configured = self.configured
+        if configured and self.stage.teardown is not None:  # only after a setup
             try:
                 self.stage.teardown()
             except Exception:
