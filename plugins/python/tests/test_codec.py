@@ -61,6 +61,43 @@ class TestReadme(unittest.TestCase):
         self.assertEqual(codec.encode_results([1], [out], []), README_RESULTS)
 
 
+class TestFastPath(unittest.TestCase):
+    """ResultsBuilder.add_one: the input returned with a new payload, and other single outputs."""
+
+    def decode(self, recs):
+        return codec.FrameReader(Chunks(codec.encode_batch(1, recs))).next().records
+
+    def test_readme(self):
+        inp = self.decode([Record("a", b"hi", seq=7)])[0]
+        inp.payload = inp.payload.upper()
+        rb = codec.ResultsBuilder()
+        self.assertTrue(rb.add_one(inp, inp, 1 << 20))
+        self.assertEqual(rb.frame(), README_RESULTS)
+
+    def test_identity_and_changes(self):
+        ins = self.decode([Record("k%d" % i, b"p", seq=1000 + i, attempt=i % 2) for i in range(6)])
+        ins[2].key = "new"
+        ins[3].meta["m"] = "v"
+        rb = codec.ResultsBuilder()
+        for i, r in enumerate(ins):
+            r.payload = b"P%d" % i
+            out = ins[0] if i == 4 else r  # a record answered with another record's key
+            if not rb.add_one(r, out, 1 << 20):
+                rb.add(r, [out])
+        f = codec.FrameReader(Chunks(rb.frame())).next()
+        self.assertEqual(f.counts, [1] * 6)
+        got = [(o.key, o.payload, o.meta, o.seq, o.attempt) for o in f.outputs]
+        self.assertEqual(got, [
+            ("k0", b"P0", {}, 1000, 0), ("k1", b"P1", {}, 1001, 0), ("new", b"P2", {}, 1002, 0),
+            ("k3", b"P3", {"m": "v"}, 1003, 0), ("k0", b"P0", {}, 1004, 0), ("k5", b"P5", {}, 1005, 0)])
+
+    def test_budget(self):
+        inp = self.decode([Record("a", b"hi", seq=7)])[0]
+        rb = codec.ResultsBuilder()
+        self.assertFalse(rb.add_one(inp, inp, 5))
+        self.assertEqual(rb.n, 0)
+
+
 class TestRoundTrip(unittest.TestCase):
     def records(self):
         return [

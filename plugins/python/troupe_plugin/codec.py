@@ -39,19 +39,45 @@ class Record:
     input carries the input's, whatever record object it is.
     """
 
-    __slots__ = ("key", "payload", "meta", "attempt", "seq", "sub", "weight", "flag", "_head", "_kb")
+    __slots__ = ("_key", "_kb", "payload", "_meta", "attempt", "seq", "sub", "weight", "flag", "_head", "_pre")
 
     def __init__(self, key="", payload=b"", meta=None, attempt=0, seq=0, sub=0, weight=0, flag=0):
         self._head = None  # a decoded record's encoded seq, sub, weight, attempt 0 and flag 0
-        self._kb = None  # a decoded record's key as it came (bytes), while key is that string
-        self.key = key
+        self._pre = None  # a decoded record's _head, key length and key, as they came
+        self._key = key  # None while the key is only in _kb
+        self._kb = None  # a decoded record's key as it came (bytes), until key is assigned
         self.payload = payload
-        self.meta = {} if meta is None else meta
+        self._meta = meta  # None: no metadata yet (the meta property makes a dict)
         self.attempt = attempt
         self.seq = seq
         self.sub = sub
         self.weight = weight
         self.flag = flag
+
+    @property
+    def key(self):
+        """The record's key (str; bytes that are not UTF-8 decode with surrogateescape)."""
+        k = self._key
+        if k is None:
+            k = self._key = self._kb.decode("utf-8", "surrogateescape")
+        return k
+
+    @key.setter
+    def key(self, value):
+        self._key = value
+        self._kb = None
+
+    @property
+    def meta(self):
+        """The record's metadata, a dict of str to str."""
+        m = self._meta
+        if m is None:
+            m = self._meta = {}
+        return m
+
+    @meta.setter
+    def meta(self, value):
+        self._meta = value
 
     def __repr__(self):
         return "Record(key=%r, payload=%r, meta=%r, attempt=%d, seq=%d)" % (
@@ -149,10 +175,10 @@ def decode_records(b, i, end, n):
         # sub, weight, attempt, flag: one byte each, zero but for attempt, from this host.
         if b[i] == 0 and b[i + 1] == 0 and b[i + 3] == 0 and b[i + 2] < 0x80:
             r.sub = r.weight = r.flag = 0
-            r.attempt = b[i + 2]
+            attempt = r.attempt = b[i + 2]
             i += 4
             # An output's header: the input's seq, sub 0, weight 0, attempt 0, flag 0.
-            r._head = b[start:i - 2] + b"\x00\x00"
+            r._head = b[start:i] if attempt == 0 else b[start:i - 2] + b"\x00\x00"
         else:
             r.sub, i = uvarint(b, i, end)
             r.weight, i = uvarint(b, i, end)
@@ -163,6 +189,7 @@ def decode_records(b, i, end, n):
             r.attempt = attempt
             r.flag = flag
             r._head = None
+            attempt = 1  # no _pre
         r.seq = seq
         # key
         c = b[i]
@@ -174,12 +201,13 @@ def decode_records(b, i, end, n):
         if j > end:
             raise FrameError("key length %d exceeds the remaining %d bytes" % (j - i, end - i))
         if j == i:
-            r.key = ""
+            r._key = ""
             r._kb = b""
         else:
-            kb = b[i:j]
-            r._kb = kb
-            r.key = kb.decode("utf-8", "surrogateescape")
+            r._key = None  # decoded when asked for
+            r._kb = b[i:j]
+        # The output of a record returned as is (or with a new payload) starts with these bytes.
+        r._pre = b[start:j] if attempt == 0 else None
         i = j
         # payload
         c = b[i]
@@ -194,7 +222,7 @@ def decode_records(b, i, end, n):
         i = j
         # meta
         if b[i] == 0:
-            r.meta = {}
+            r._meta = None
             i += 1
         else:
             nmeta, i = uvarint(b, i, end)
@@ -208,7 +236,7 @@ def decode_records(b, i, end, n):
                 j, i = _string(b, i, end, "meta value")
                 meta[k] = b[i:j].decode("utf-8", "surrogateescape")
                 i = j
-            r.meta = meta
+            r._meta = meta
         append(r)
     return out, i
 
@@ -302,13 +330,11 @@ class ResultsBuilder:
         if head is None:
             pv = put_uvarint
             head = pv(inp.seq) + pv(inp.sub) + pv(inp.weight) + b"\x00\x00"
-        ikey, ikb = inp.key, inp._kb
         for o in outs:
-            key = o.key
-            if key is ikey and ikb is not None:
-                key = ikb
-            elif type(key) is str:
-                key = key.encode("utf-8", "surrogateescape")
+            key = o._kb
+            if key is None:
+                key = o._key
+                key = key.encode("utf-8", "surrogateescape") if type(key) is str else bytes(key)
             payload = o.payload
             if type(payload) is not bytes:
                 payload = payload.encode("utf-8") if type(payload) is str else bytes(payload)
@@ -316,7 +342,7 @@ class ResultsBuilder:
                 h = head + _SMALL[len(key)] + key + _SMALL[len(payload)]
             else:
                 h = head + put_uvarint(len(key)) + key + put_uvarint(len(payload))
-            meta = o.meta
+            meta = o._meta
             if meta:
                 mp = [put_uvarint(len(meta))]
                 for k, v in meta.items():
@@ -337,16 +363,31 @@ class ResultsBuilder:
         (changing nothing) when it does not fit in budget bytes or is not a plain Record."""
         if type(o) is not Record:
             return False
+        if o is inp and o._kb is not None and o._meta is None:
+            pre = o._pre
+            payload = o.payload
+            if pre is not None and type(payload) is bytes and len(payload) < 0x80:
+                size = len(pre) + len(payload) + 2
+                if self.size + size + 2 > budget:
+                    return False
+                out = self.outputs
+                out.append(pre + _SMALL[len(payload)])
+                out.append(payload)
+                out.append(b"\x00")
+                self.counts.append(1)
+                self.m += 1
+                self.n += 1
+                self.size += size + 2
+                return True
         head = inp._head
-        key = o.key
-        if key is inp.key and inp._kb is not None:
-            key = inp._kb
-        elif type(key) is str:
+        key = o._kb
+        if key is None:
+            key = o._key
+            if type(key) is not str:
+                return False
             key = key.encode("utf-8", "surrogateescape")
-        else:
-            return False
         payload = o.payload
-        if head is None or type(payload) is not bytes or o.meta or len(key) >= 0x80 or len(payload) >= 0x80:
+        if head is None or type(payload) is not bytes or o._meta or len(key) >= 0x80 or len(payload) >= 0x80:
             return False
         h = head + _SMALL[len(key)] + key + _SMALL[len(payload)]
         size = len(h) + len(payload) + 1
