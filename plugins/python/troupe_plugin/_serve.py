@@ -244,15 +244,24 @@ class _Server(stage_pb2_grpc.StageServicer):
                 if self.stopping:
                     self._finish()
                 _exit(1, "data connection closed by the host; exiting")
-            if f.type == codec.BATCH and f.records:
-                recs = f.records
-                self.in_flight += len(recs)
-                if self.in_flight > self.credits:
-                    _exit(1, "host sent more than the %d records it was granted; exiting" % self.credits)
-            elif f.type == codec.RESULTS:
-                _exit(1, "host sent a results frame; exiting")
-            else:
-                recs = None  # credit frames and unknown types are ignored
+            recs = None
+            while f is not None:
+                if f.type == codec.BATCH and f.records:
+                    self.in_flight += len(f.records)
+                    if self.in_flight > self.credits:
+                        _exit(1, "host sent more than the %d records it was granted; exiting" % self.credits)
+                    if recs is None:
+                        recs = f.records
+                    else:
+                        recs.extend(f.records)
+                elif f.type == codec.RESULTS:
+                    _exit(1, "host sent a results frame; exiting")
+                # Credit frames and unknown types are ignored.
+                # The whole frames already read are taken together: one pass for all of them.
+                try:
+                    f = reader.next(block=False) if reader.buffered() else None
+                except codec.FrameError as e:
+                    _exit(1, "data connection: %s; exiting" % e)
             with self.work:  # Shutdown waits for this block: what is done is reported
                 if recs and not self.stopping:
                     if self.stage.batch is not None:
