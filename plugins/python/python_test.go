@@ -289,6 +289,71 @@ func TestExitMidRun(t *testing.T) {
 	}
 }
 
+// A Python plugin SIGKILLed mid-run is restarted; no record is lost or duplicated.
+func TestPluginKilled(t *testing.T) {
+	py := needPython(t)
+	const n = 3000
+	pidfile := filepath.Join(t.TempDir(), "pids")
+	cfg := plugins.Config{Cmd: []string{py, testStage(t)}}
+	factory, err := cfg.Factory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := actors.NewLinesSource(writeLines(t, n), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &collect{}
+	p := troupe.Pipeline{
+		Source: src,
+		Stages: []troupe.Stage{{Name: "py", Backend: factory, Workers: 1, Attempts: 3,
+			Options: map[string]any{"sleep": 0.001, "pidfile": pidfile}}},
+		Sink:        out,
+		DeadLetters: deadSink{out},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	type result struct {
+		sum troupe.Summary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sum, err := actors.Run(ctx, &p)
+		done <- result{sum, err}
+	}()
+	pid := proctest.WaitPIDs(t, pidfile, 1, cancel)[0]
+	deadline := time.Now().Add(proctest.Deadline)
+	for {
+		out.mu.Lock()
+		got := len(out.recs)
+		out.mu.Unlock()
+		if got >= 100 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("only %d records out after %s", got, proctest.Deadline)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("run: %v", r.err)
+	}
+	if err := plugins.WaitClosed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	exactlyOnce(t, out, n)
+	if r.sum.Restarts < 1 || len(proctest.ReadPIDs(pidfile)) < 2 {
+		t.Fatalf("no restart after the SIGKILL (summary %+v, pids %v)", r.sum, proctest.ReadPIDs(pidfile))
+	}
+}
+
 // A plugin that leaks past its RSS limit is killed and restarted; no record is lost.
 func TestRSSLimit(t *testing.T) {
 	const n = 3000
