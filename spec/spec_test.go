@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -281,6 +282,32 @@ func TestRelativePluginPathIsAbsolute(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got, want := s.Stages[0].Plugin.Cmd[0], filepath.Join(dir, "upper-plugin"); got != want {
+		t.Fatalf("cmd resolved to %q, want %q", got, want)
+	}
+}
+
+// An interpreter's script next to the spec (cmd: [python3, ./stage.py]) resolves against the
+// spec's directory, so the spec runs from any working directory; arguments naming no file next
+// to the spec, flags and plain words stay as written.
+func TestPluginScriptArgumentResolved(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "ex")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sub, "stage.py"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sub, "spec.yaml"), []byte("source: {range: {count: 1, size: 1}}\nstages:\n  - name: up\n    plugin: {cmd: [python3, ./stage.py, ex/other.py, --opt=a/b, word]}\nsink: {discard: {}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	s, err := Load("ex/spec.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"python3", filepath.Join(sub, "stage.py"), "ex/other.py", "--opt=a/b", "word"}
+	if got := s.Stages[0].Plugin.Cmd; !slices.Equal(got, want) {
 		t.Fatalf("cmd resolved to %q, want %q", got, want)
 	}
 }
