@@ -51,6 +51,9 @@ func Start(ctx context.Context, p *troupe.Pipeline) (*Job, error) {
 		r.cancel()
 		r.src.reader.close()
 		r.system.Shutdown()
+		if r.journal != nil {
+			_ = r.journal.close(false)
+		}
 		return nil, err
 	}
 	go r.watch(ctx)
