@@ -43,6 +43,10 @@ const (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
+// ErrJournalMismatch is wrapped by the error of a run whose journal was written for another
+// source (another folder, file or count).
+var ErrJournalMismatch = errors.New("belongs to another source")
+
 // outputPos is where an appending output stood after a flush: its name (path) and size.
 type outputPos struct {
 	name string
@@ -143,7 +147,7 @@ func (j *journal) open() error {
 		return fmt.Errorf("journal %s: the first frame is not a header; not a journal this version of troupe wrote", j.path)
 	}
 	if got := string(payload[1:]); got != j.fp {
-		return fmt.Errorf("journal %s belongs to another source: it was written for %s, and this run's source is %s (use another journal file, or remove it to start over)", j.path, got, j.fp)
+		return fmt.Errorf("journal %s %w: it was written for %s, and this run's source is %s (use another journal file, or remove it to start over)", j.path, ErrJournalMismatch, got, j.fp)
 	}
 	off = next
 	for off < len(data) {

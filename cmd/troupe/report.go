@@ -178,6 +178,9 @@ func writeTable(w io.Writer, s troupe.Summary) {
 	fmt.Fprintf(w, "total: %d in, %d out, %d dead letters, %d dropped, %d restarts in %s (%s records/s)\n",
 		s.RecordsIn, s.RecordsOut, s.DeadLetters, s.Dropped, s.Restarts, s.Elapsed.Round(time.Millisecond),
 		formatRate(s.RecordsIn, s.Elapsed))
+	if s.Skipped > 0 {
+		fmt.Fprintf(w, "skipped: %d records done by an earlier run (journal)\n", s.Skipped)
+	}
 }
 
 func formatLatency(d time.Duration) string {
@@ -202,6 +205,7 @@ type summaryJSON struct {
 	RecordsOut  int64              `json:"records_out"`
 	DeadLetters int64              `json:"dead_letters"`
 	Dropped     int64              `json:"dropped"`
+	Skipped     int64              `json:"skipped"` // records done by an earlier run (journal)
 	Restarts    int64              `json:"restarts"`
 	InFlight    int64              `json:"in_flight"`
 	ElapsedS    float64            `json:"elapsed_s"`
@@ -223,7 +227,7 @@ type stageSummaryJSON struct {
 func writeSummaryJSON(path, name string, s troupe.Summary, status string, werr error) error {
 	out := summaryJSON{
 		Name: name, Status: status, Total: s.Total, RecordsIn: s.RecordsIn, RecordsOut: s.RecordsOut,
-		DeadLetters: s.DeadLetters, Dropped: s.Dropped, Restarts: s.Restarts, InFlight: s.InFlight,
+		DeadLetters: s.DeadLetters, Dropped: s.Dropped, Skipped: s.Skipped, Restarts: s.Restarts, InFlight: s.InFlight,
 		ElapsedS: s.Elapsed.Seconds(), Stages: []stageSummaryJSON{},
 	}
 	if werr != nil {
