@@ -1,0 +1,360 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/troupe-dev/troupe/internal/proctest"
+)
+
+// The journal tests run the real troupe binary over a lines source of journalN lines through
+// the seen plugin (cmd/troupe/internal/seenplugin), which appends the key of every record it
+// processes to a side file and fails the keys that are multiples of journalFailMod (so dead
+// letters are journalled too). The host is killed with SIGKILL at several points, then run
+// again with the same journal.
+const (
+	journalN       = 600
+	journalFailMod = 50
+	// journalSlack bounds the records a killed run processed without journalling them: those in
+	// flight (2 workers × 4 credits in the stage, and what the plugin holds), and the last batch
+	// written but not yet synced to the journal.
+	journalSlack = 64
+)
+
+type journalBins struct{ troupe, plugin string }
+
+func buildJournalBins(t *testing.T) journalBins {
+	t.Helper()
+	dir := t.TempDir()
+	return journalBins{
+		troupe: proctest.Build(t, dir, "troupe", "github.com/troupe-dev/troupe/cmd/troupe"),
+		plugin: proctest.Build(t, dir, "seenplugin", "github.com/troupe-dev/troupe/cmd/troupe/internal/seenplugin"),
+	}
+}
+
+// journalSpec writes the spec of one run, whose plugin records what it sees in seen.
+func journalSpec(t *testing.T, dir string, bins journalBins, seen string, failMod int) string {
+	t.Helper()
+	return write(t, filepath.Join(dir, "spec.yaml"), fmt.Sprintf(`name: durable
+source: {lines: {path: in.txt}}
+stages:
+  - name: seen
+    plugin: {cmd: [%q], env: {SEEN_FILE: %q, SEEN_DELAY: 2ms, SEEN_FAIL_MOD: %q}}
+    workers: 2
+    credits: 4
+    attempts: 1
+sink: {lines: {path: out.txt}}
+dead_letter: {path: dead.jsonl}
+journal: {path: state/run.journal}
+`, bins.plugin, seen, strconv.Itoa(failMod)))
+}
+
+func journalInput(t *testing.T, dir string) {
+	var in strings.Builder
+	for i := 1; i <= journalN; i++ {
+		fmt.Fprintf(&in, "record %d\n", i)
+	}
+	write(t, filepath.Join(dir, "in.txt"), in.String())
+}
+
+// startTroupe starts the binary; its stderr is read line by line into lines.
+func startTroupe(t *testing.T, bin string, env []string, args ...string) (*exec.Cmd, <-chan string, *lockedBuffer) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.WaitDelay = 10 * time.Second
+	pr, pw := io.Pipe()
+	cmd.Stderr = pw
+	all := &lockedBuffer{}
+	lines := make(chan string, 1024)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(lines)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			all.add(sc.Text() + "\n")
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+	}()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		pw.Close()
+		<-done
+	})
+	return cmd, lines, all
+}
+
+// lockedBuffer collects a process's stderr while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) add(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(s)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// countLines counts the lines of a file ("" for a missing file counts 0).
+func countLines(t *testing.T, path string) int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Count(data, []byte("\n"))
+}
+
+func linesOf(t *testing.T, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.TrimSuffix(string(data), "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// killRun starts a run and kills it with SIGKILL when kill says so (polled), then waits for
+// the plugin's processes to be gone.
+func killRun(t *testing.T, bins journalBins, dir string, env []string, kill func(stderr <-chan string) bool) {
+	t.Helper()
+	spec := journalSpec(t, dir, bins, filepath.Join(dir, "seen1"), journalFailMod)
+	cmd, lines, all := startTroupe(t, bins.troupe, env, "run", spec, "--progress", "none")
+	if !kill(lines) {
+		t.Fatalf("the run ended before the kill point\n%s", all.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if cmd.ProcessState.ExitCode() != -1 {
+		t.Fatalf("the run ended (%v) before the kill point\n%s", cmd.ProcessState, all.String())
+	}
+	proctest.WaitNoneRunning(t, bins.plugin)
+}
+
+// killAtCount kills when the plugin has seen at least n records.
+func killAtCount(t *testing.T, seen string, n int) func(<-chan string) bool {
+	return func(stderr <-chan string) bool {
+		deadline := time.Now().Add(proctest.Deadline)
+		for time.Now().Before(deadline) {
+			if countLines(t, seen) >= n {
+				return true
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return false
+	}
+}
+
+// killAtHook kills when the binary announces the test hook's point on stderr.
+func killAtHook(name string) func(<-chan string) bool {
+	return func(stderr <-chan string) bool {
+		timeout := time.After(proctest.Deadline)
+		for {
+			select {
+			case l, ok := <-stderr:
+				if !ok {
+					return false
+				}
+				if l == "troupe-test-hook: "+name {
+					return true
+				}
+			case <-timeout:
+				return false
+			}
+		}
+	}
+}
+
+// resumeAndCheck runs the spec again with the same journal, to its end, and checks: every
+// output once, every dead letter once, no record the journal named processed again, every
+// record processed (once) by one run or the other.
+func resumeAndCheck(t *testing.T, bins journalBins, dir string) (seen1, seen2 []string, sum summaryJSON, stderr string) {
+	t.Helper()
+	seen1 = linesOf(t, filepath.Join(dir, "seen1"))
+	spec := journalSpec(t, dir, bins, filepath.Join(dir, "seen2"), journalFailMod)
+	sumPath := filepath.Join(dir, "sum.json")
+	cmd := exec.Command(bins.troupe, "run", spec, "--progress", "none", "--summary-json", sumPath)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	cmd.WaitDelay = 10 * time.Second
+	err := cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != exitOK && code != exitDeadLetters {
+		t.Fatalf("re-run: %v\n%s", err, errb.String())
+	}
+	proctest.WaitNoneRunning(t, bins.plugin)
+	sum = readJSON(t, sumPath)
+	seen2 = linesOf(t, filepath.Join(dir, "seen2"))
+
+	// Complete outputs, each once.
+	var want []string
+	var wantDead []string
+	for i := 1; i <= journalN; i++ {
+		if i%journalFailMod == 0 {
+			wantDead = append(wantDead, strconv.Itoa(i))
+		} else {
+			want = append(want, "out "+strconv.Itoa(i))
+		}
+	}
+	slices.Sort(want)
+	slices.Sort(wantDead)
+	if got := sortedLines(t, filepath.Join(dir, "out.txt")); !slices.Equal(got, want) {
+		t.Errorf("out.txt: %d lines, want %d, each once (first differences: %v)", len(got), len(want), firstDiff(got, want))
+	}
+	var dead []string
+	for _, l := range linesOf(t, filepath.Join(dir, "dead.jsonl")) {
+		var d struct{ Key string }
+		if err := json.Unmarshal([]byte(l), &d); err != nil {
+			t.Fatalf("dead.jsonl: %q: %v", l, err)
+		}
+		dead = append(dead, d.Key)
+	}
+	slices.Sort(dead)
+	if !slices.Equal(dead, wantDead) {
+		t.Errorf("dead letters %v, want %v, each once", dead, wantDead)
+	}
+
+	// The re-run did what was left, each record once, and nothing the journal named.
+	if n := int64(len(seen2)); n != journalN-sum.Skipped {
+		t.Errorf("the re-run processed %d records; %d were skipped of %d: want %d", n, sum.Skipped, journalN, journalN-sum.Skipped)
+	}
+	twice := map[string]bool{}
+	for _, k := range seen2 {
+		if twice[k] {
+			t.Errorf("the re-run processed record %s twice", k)
+		}
+		twice[k] = true
+	}
+	union := map[string]bool{}
+	for _, k := range append(slices.Clone(seen1), seen2...) {
+		union[k] = true
+	}
+	if len(union) != journalN {
+		t.Errorf("the two runs processed %d distinct records, want %d", len(union), journalN)
+	}
+	// What the killed run processed and the journal did not name: in flight, or in the last
+	// unsynced batch.
+	redone := 0
+	for _, k := range seen1 {
+		if twice[k] {
+			redone++
+		}
+	}
+	if redone > journalSlack {
+		t.Errorf("the re-run redid %d records the killed run had processed, more than %d in flight or unsynced", redone, journalSlack)
+	}
+	if int(sum.Skipped) < len(seen1)-journalSlack {
+		t.Errorf("the re-run skipped %d records; the killed run had processed %d", sum.Skipped, len(seen1))
+	}
+	t.Logf("killed run processed %d, re-run skipped %d and processed %d (%d again)", len(seen1), sum.Skipped, len(seen2), redone)
+	return seen1, seen2, sum, errb.String()
+}
+
+func firstDiff(got, want []string) []string {
+	var d []string
+	g := map[string]int{}
+	for _, s := range got {
+		g[s]++
+	}
+	for _, s := range want {
+		if g[s] != 1 {
+			d = append(d, fmt.Sprintf("%q×%d", s, g[s]))
+		}
+		delete(g, s)
+		if len(d) > 5 {
+			return d
+		}
+	}
+	for s, n := range g {
+		d = append(d, fmt.Sprintf("unexpected %q×%d", s, n))
+		if len(d) > 5 {
+			break
+		}
+	}
+	return d
+}
+
+// A run killed with SIGKILL resumes from its journal: at 50% and 80% of its records, while it
+// writes a journal batch (a torn last entry), and while the sink flushes (the output holds
+// records the journal does not name yet).
+func TestJournalResumesAKilledRun(t *testing.T) {
+	bins := buildJournalBins(t)
+	for _, pct := range []int{50, 80} {
+		t.Run(fmt.Sprintf("killed at %d%%", pct), func(t *testing.T) {
+			dir := t.TempDir()
+			journalInput(t, dir)
+			killRun(t, bins, dir, nil, killAtCount(t, filepath.Join(dir, "seen1"), journalN*pct/100))
+			_, seen2, sum, _ := resumeAndCheck(t, bins, dir)
+			// The re-run's work is what was left: at most (100-pct)% and the slack.
+			if max := journalN*(100-pct)/100 + journalSlack; len(seen2) > max {
+				t.Errorf("the re-run processed %d records, more than the %d left after %d%%", len(seen2), max, pct)
+			}
+			if sum.Skipped == 0 {
+				t.Error("nothing skipped")
+			}
+		})
+	}
+	t.Run("killed while writing the journal", func(t *testing.T) {
+		dir := t.TempDir()
+		journalInput(t, dir)
+		killRun(t, bins, dir, []string{"TROUPE_TEST_HOOK=journal-torn:5"}, killAtHook("journal-torn"))
+		_, _, _, stderr := resumeAndCheck(t, bins, dir)
+		if !strings.Contains(stderr, "ignoring a torn last entry") {
+			t.Errorf("the re-run did not report the torn entry:\n%s", stderr)
+		}
+	})
+	t.Run("killed while the sink flushes", func(t *testing.T) {
+		dir := t.TempDir()
+		journalInput(t, dir)
+		killRun(t, bins, dir, []string{"TROUPE_TEST_HOOK=sink-flush:6"}, killAtHook("sink-flush"))
+		// The sink wrote records the journal does not name: the re-run cuts them off and does
+		// them again, once.
+		// Each record has one line in out.txt or dead.jsonl.
+		written := countLines(t, filepath.Join(dir, "out.txt")) + countLines(t, filepath.Join(dir, "dead.jsonl"))
+		_, _, sum, _ := resumeAndCheck(t, bins, dir)
+		if int64(written) <= sum.Skipped {
+			t.Errorf("the killed run's outputs held %d records, the journal %d: the kill did not land between the sink's flush and the journal", written, sum.Skipped)
+		}
+	})
+}
