@@ -358,3 +358,117 @@ func TestJournalResumesAKilledRun(t *testing.T) {
 		}
 	})
 }
+
+// A journal belongs to one source: run over another count, it is refused (exit 2) with a
+// message that names both; so is a journal over standard input, and --retry-dead-letters
+// without a journal.
+func TestJournalRefusals(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	specFor := func(name, source string) string {
+		return write(t, filepath.Join(dir, name), `name: r
+source: `+source+`
+stages: [{name: id, builtin: identity, workers: 2}]
+sink: {lines: {path: out.txt}}
+journal: {path: run.journal}
+`)
+	}
+	code, _, stderr := cli(t, "", "run", specFor("a.yaml", "{range: {count: 100}}"), "--progress", "none")
+	if code != exitOK {
+		t.Fatalf("first run: exit %d\n%s", code, stderr)
+	}
+	code, _, stderr = cli(t, "", "run", specFor("b.yaml", "{range: {count: 200}}"), "--progress", "none")
+	if code != exitUsage || !strings.Contains(stderr, "range of 100 records") || !strings.Contains(stderr, "range of 200 records") ||
+		!strings.Contains(stderr, "run.journal") {
+		t.Errorf("mismatched journal: exit %d, want %d and a message naming the journal and both sources:\n%s", code, exitUsage, stderr)
+	}
+	if got := countLines(t, filepath.Join(dir, "out.txt")); got != 100 {
+		t.Errorf("the refused run touched the output: %d lines, want 100", got)
+	}
+
+	code, _, stderr = cli(t, "a\nb\n", "run", specFor("c.yaml", "{lines: {path: '-'}}"), "--progress", "none")
+	if code != exitUsage || !strings.Contains(stderr, "standard input cannot be resumed") {
+		t.Errorf("journal over stdin: exit %d, want %d:\n%s", code, exitUsage, stderr)
+	}
+	stdinSpec := write(t, filepath.Join(dir, "d.yaml"), "source: {lines: {path: '-'}}\nsink: {discard: {}}\n")
+	code, _, stderr = cli(t, "a\n", "run", stdinSpec, "--progress", "none", "--journal", "other.journal")
+	if code != exitUsage || !strings.Contains(stderr, "standard input") {
+		t.Errorf("--journal over stdin: exit %d, want %d:\n%s", code, exitUsage, stderr)
+	}
+	code, _, stderr = cli(t, "a\n", "run", stdinSpec, "--progress", "none", "--retry-dead-letters")
+	if code != exitUsage || !strings.Contains(stderr, "needs a journal") {
+		t.Errorf("--retry-dead-letters without a journal: exit %d, want %d:\n%s", code, exitUsage, stderr)
+	}
+}
+
+// Dead letters count as done on a resume; --retry-dead-letters runs them again, and the lines
+// sink, resumed, appends their outputs to what it holds. A torn last entry (garbage appended to
+// the journal) is ignored, and --journal overrides the spec's.
+func TestJournalRetryDeadLetters(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	var in strings.Builder
+	for i := range 300 {
+		if i%30 == 0 {
+			fmt.Fprintf(&in, "poison %d\n", i)
+		} else {
+			fmt.Fprintf(&in, "line %d\n", i)
+		}
+	}
+	write(t, filepath.Join(dir, "in.txt"), in.String())
+	specWith := func(stage string) string {
+		return write(t, filepath.Join(dir, "spec.yaml"), `name: retry
+source: {lines: {path: in.txt}}
+stages: [{name: s, builtin: `+stage+`, attempts: 1, workers: 2}]
+sink: {lines: {path: out.txt}}
+dead_letter: {path: dead.jsonl}
+journal: {path: ignored.journal}
+`)
+	}
+	spec := specWith("test-poison")
+	code, _, stderr := cli(t, "", "run", spec, "--progress", "none", "--journal", "j")
+	if code != exitDeadLetters {
+		t.Fatalf("first run: exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ignored.journal")); !os.IsNotExist(err) {
+		t.Errorf("--journal did not override the spec's journal: %v", err)
+	}
+	if got := countLines(t, "out.txt"); got != 290 {
+		t.Fatalf("first run: %d outputs, want 290", got)
+	}
+	// A torn last entry: the first bytes of a frame, as a kill mid-write leaves them.
+	f, err := os.OpenFile("j", os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte{200, 0, 0, 0, 1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	spec = specWith("identity") // the poison is gone
+	code, _, stderr = cli(t, "", "run", spec, "--progress", "none", "--journal", "j", "--summary-json", "s1.json")
+	if s := readJSON(t, "s1.json"); code != exitOK || s.Skipped != 300 || s.RecordsIn != 0 {
+		t.Errorf("re-run without --retry-dead-letters: exit %d, skipped %d, in %d; want 0, 300, 0\n%s", code, s.Skipped, s.RecordsIn, stderr)
+	}
+	if !strings.Contains(stderr, "ignoring a torn last entry") {
+		t.Errorf("the torn entry was not reported:\n%s", stderr)
+	}
+	code, _, stderr = cli(t, "", "run", spec, "--progress", "none", "--journal", "j", "--retry-dead-letters", "--summary-json", "s2.json")
+	if s := readJSON(t, "s2.json"); code != exitOK || s.Skipped != 290 || s.RecordsIn != 10 || s.RecordsOut != 10 {
+		t.Errorf("re-run with --retry-dead-letters: exit %d, skipped %d, in %d, out %d; want 0, 290, 10, 10\n%s", code, s.Skipped, s.RecordsIn, s.RecordsOut, stderr)
+	}
+	want := strings.Split(strings.TrimSuffix(in.String(), "\n"), "\n")
+	slices.Sort(want)
+	if got := sortedLines(t, "out.txt"); !slices.Equal(got, want) {
+		t.Errorf("out.txt after the retry: %d lines, want the %d input lines once each (%v)", len(got), len(want), firstDiff(got, want))
+	}
+	// Every record is done now: a third run does nothing and keeps the output.
+	code, _, stderr = cli(t, "", "run", spec, "--progress", "none", "--journal", "j", "--retry-dead-letters", "--summary-json", "s3.json")
+	if s := readJSON(t, "s3.json"); code != exitOK || s.Skipped != 300 || s.RecordsIn != 0 {
+		t.Errorf("third run: exit %d, skipped %d, in %d; want 0, 300, 0\n%s", code, s.Skipped, s.RecordsIn, stderr)
+	}
+	if got := countLines(t, "out.txt"); got != 300 {
+		t.Errorf("third run: out.txt has %d lines, want 300", got)
+	}
+}
