@@ -98,6 +98,9 @@ func openJournal(cfg *troupe.Journal, fp string, log *slog.Logger) (*journal, er
 	if cfg.Path == "" {
 		return nil, errors.New("journal: empty path")
 	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	path := cfg.Path
 	if dir := filepath.Dir(path); dir != "." {
 		if err := os.MkdirAll(dir, 0o777); err != nil {
