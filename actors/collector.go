@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/troupe-dev/troupe"
@@ -29,6 +30,11 @@ type collectorState struct {
 	journal bool
 	jready  []uint64
 	dead    map[uint64]struct{}
+	// The journal's batches: jready is sent on when it holds journalBatchRecords records, when
+	// its oldest has waited journalBatchDelay (a tick is then armed), or once END has arrived.
+	jsince   time.Time
+	tickSet  bool
+	endTaken bool
 
 	// Records written to the sink and dead letters written to their output since the last
 	// flush: they count (Summary.RecordsOut, DeadLetters) once the flush has succeeded.
@@ -85,6 +91,8 @@ func (a *collector) Receive(ctx actor.Context) {
 		}
 	case *failure:
 		a.take(m.Record, m)
+	case journalTick:
+		a.c.tickSet = false
 	default:
 		return
 	}
@@ -95,6 +103,9 @@ func (a *collector) Receive(ctx actor.Context) {
 // marker, or (with f) a dead letter.
 func (a *collector) take(r *envelope, f *failure) {
 	c := a.c
+	if r.Flag == flagEnd {
+		c.endTaken = true
+	}
 	if c.complete(r.Seq) {
 		// A copy of something already done (the source resent its window): ack it again, in
 		// case the first ack was lost.
@@ -177,6 +188,9 @@ func (a *collector) writeHeld(seq uint64) {
 	}
 	delete(c.held, seq)
 	if c.journal {
+		if len(c.jready) == 0 {
+			c.jsince = time.Now()
+		}
 		c.jready = append(c.jready, seq)
 	}
 }
@@ -278,15 +292,34 @@ func (a *collector) flush(ctx actor.Context) {
 	m := &acks{Seqs: a.acks}
 	a.acks = nil
 	if len(c.jready) > 0 {
-		if err := a.journalReady(m); err != nil {
-			a.failed(err)
-			return
+		wait := journalBatchDelay - time.Since(c.jsince)
+		switch {
+		case c.endTaken || len(c.jready) >= journalBatchRecords || wait <= 0:
+			if err := a.journalReady(m); err != nil {
+				a.failed(err)
+				return
+			}
+		case !c.tickSet:
+			c.tickSet = true
+			self := ctx.Self()
+			time.AfterFunc(wait, func() { a.run.send(self, journalTick{}) })
 		}
 	}
 	if len(m.Seqs) > 0 || len(m.Journal) > 0 {
 		ctx.Send(a.run.source.Load(), m)
 	}
 }
+
+const (
+	// journalBatchRecords and journalBatchDelay bound a journal batch: the records written
+	// (and so the sink's and the journal's fsyncs) are grouped up to this many records or this
+	// long. A kill redoes at most one batch of finished records, beside those in flight.
+	journalBatchRecords = 8192
+	journalBatchDelay   = 50 * time.Millisecond
+)
+
+// journalTick makes the collector send on a journal batch that has waited journalBatchDelay.
+type journalTick struct{}
 
 // journalReady adds to m the records whose outputs were written and flushed, once the outputs
 // that append to a file have made them durable, with where those outputs stand.

@@ -68,7 +68,8 @@
 // record's outputs and dead letters until the record is complete (and, with OrderInput, its
 // turn), so that a flush never carries part of a record; after the flush it syncs the outputs
 // that append to one file (the lines sink, the JSONL dead letters) and sends, with the acks, the
-// records written and where those outputs stand. The source actor turns them into journal
+// records written and where those outputs stand, in batches of up to 8192 records or 50 ms (so
+// that the outputs' and the journal's fsyncs are grouped). The source actor turns them into journal
 // entries, which a writer goroutine appends in batches, one frame each (length, CRC-32C), and
 // fsyncs (a batch takes what arrived while the previous one was syncing). A journalled record is
 // therefore on disk; a kill redoes what was in flight and the last unsynced batch.

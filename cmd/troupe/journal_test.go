@@ -26,12 +26,14 @@ import (
 // letters are journalled too). The host is killed with SIGKILL at several points, then run
 // again with the same journal.
 const (
-	journalN       = 600
+	journalN       = 1000
 	journalFailMod = 50
 	// journalSlack bounds the records a killed run processed without journalling them: those in
-	// flight (2 workers × 4 credits in the stage, and what the plugin holds), and the last batch
-	// written but not yet synced to the journal.
-	journalSlack = 64
+	// flight (2 workers × 4 credits in the stage), and the last batch, written but not yet synced
+	// to the journal: the collector batches up to 50 ms of finished records, ~50 here (the plugin
+	// waits 2 ms a record, on 2 workers), and the journal's writer syncs what has come while it
+	// synced the batch before.
+	journalSlack = 200
 )
 
 type journalBins struct{ troupe, plugin string }
