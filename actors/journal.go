@@ -119,6 +119,13 @@ func openJournal(cfg *troupe.Journal, fp string, log *slog.Logger) (*journal, er
 		f.Close()
 		return nil, err
 	}
+	// A run killed while it compacted the journal leaves its temporary file: the journal
+	// itself is whole (the rename had not happened, or had).
+	if stale, err := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".compact-*")); err == nil {
+		for _, p := range stale {
+			_ = os.Remove(p)
+		}
+	}
 	j.all = maps.Clone(j.prior)
 	j.lastPos = [2]outputPos{j.sinkPos, j.deadPos}
 	return j, nil

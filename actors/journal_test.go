@@ -182,3 +182,100 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// A resumed lines sink keeps what the journal says it held, cuts off the rest, and appends; it
+// refuses a file shorter than that. A sink used without a resume truncates its file as before.
+func TestLinesSinkResume(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.txt")
+	writeFile(t, path, "one\ntwo\nthree (not journalled)\n")
+	s, err := NewLinesSink(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := s.(*linesSink)
+	if err := ls.resumeAt(100); err == nil || !strings.Contains(err.Error(), "holds 31 bytes") {
+		t.Errorf("resumeAt past the end: %v", err)
+	}
+	if err := ls.resumeAt(8); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(troupe.Record{Key: "3", Payload: []byte("three")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ls.syncPos(); err != nil || n != 14 {
+		t.Errorf("syncPos = %d, %v; want 14", n, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != "one\ntwo\nthree\n" {
+		t.Errorf("resumed file = %q", data)
+	}
+	s, err = NewLinesSink(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(path); len(data) == 0 {
+		t.Error("the sink truncated its file before it was used")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(path); len(data) != 0 {
+		t.Errorf("a sink closed unused left %q", data)
+	}
+}
+
+// With OrderInput and a splitting stage, a journalled run writes every output once, and a
+// second run over the same journal skips everything and leaves the output as it was.
+func TestJournalOrderInputSplits(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.txt")
+	split := func(_ context.Context, rec troupe.Record) ([]troupe.Record, error) {
+		if rec.Key == "7" {
+			return nil, fmt.Errorf("seven fails")
+		}
+		var outs []troupe.Record
+		for _, p := range []string{"a", "b", "c"} {
+			outs = append(outs, troupe.Record{Key: rec.Key + p, Payload: []byte(rec.Key + p)})
+		}
+		return outs, nil
+	}
+	run := func() troupe.Summary {
+		t.Helper()
+		sink, err := NewLinesSink(out, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead, err := NewJSONLDeadLetters(filepath.Join(dir, "dead.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum, _ := Run(context.Background(), &troupe.Pipeline{Source: NewRangeSource(200, 0), Sink: sink, DeadLetters: dead,
+			Order:   troupe.OrderInput,
+			Stages:  []troupe.Stage{{Name: "split", Func: split, Workers: 3, Credits: 2, Attempts: 1}},
+			Journal: &troupe.Journal{Path: filepath.Join(dir, "j")}})
+		return sum
+	}
+	var want strings.Builder
+	for i := range 200 {
+		if i != 7 {
+			fmt.Fprintf(&want, "%da\n%db\n%dc\n", i, i, i)
+		}
+	}
+	if s := run(); s.RecordsOut != 597 || s.DeadLetters != 1 {
+		t.Fatalf("first run: %+v", s)
+	}
+	if data, _ := os.ReadFile(out); string(data) != want.String() {
+		t.Fatalf("out.txt after the first run:\n%s", data)
+	}
+	if s := run(); s.Skipped != 200 || s.RecordsIn != 0 || s.Outcome != troupe.OutcomeCompleted {
+		t.Errorf("second run: %+v", s)
+	}
+	if data, _ := os.ReadFile(out); string(data) != want.String() {
+		t.Errorf("out.txt after the second run:\n%s", data)
+	}
+}
