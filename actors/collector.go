@@ -302,7 +302,12 @@ func (a *collector) flush(ctx actor.Context) {
 		case !c.tickSet:
 			c.tickSet = true
 			self := ctx.Self()
-			time.AfterFunc(wait, func() { a.run.send(self, journalTick{}) })
+			run := a.run
+			time.AfterFunc(wait, func() {
+				if run.ctx.Err() == nil { // the run has not ended
+					run.send(self, journalTick{})
+				}
+			})
 		}
 	}
 	if len(m.Seqs) > 0 || len(m.Journal) > 0 {
