@@ -474,3 +474,64 @@ journal: {path: ignored.journal}
 		t.Errorf("third run: out.txt has %d lines, want 300", got)
 	}
 }
+
+// A files source into a files sink, killed at 60%: the re-run skips the files the journal names
+// (by path, size and time) and writes every output file, each with its content.
+func TestJournalResumesAKilledFilesRun(t *testing.T) {
+	bins := buildJournalBins(t)
+	dir := t.TempDir()
+	const n = 400
+	for i := range n {
+		write(t, filepath.Join(dir, "in", fmt.Sprintf("f%04d.txt", i)), fmt.Sprintf("file %d", i))
+	}
+	spec := func(seen string) string {
+		return write(t, filepath.Join(dir, "spec.yaml"), fmt.Sprintf(`name: files
+source: {files: {dir: in, glob: '*.txt'}}
+stages:
+  - name: seen
+    plugin: {cmd: [%q], env: {SEEN_FILE: %q, SEEN_DELAY: 4ms}}
+    workers: 2
+    credits: 4
+sink: {files: {dir: out, ext: .out}}
+journal: {path: files.journal}
+`, bins.plugin, seen))
+	}
+	seen1, seen2 := filepath.Join(dir, "seen1"), filepath.Join(dir, "seen2")
+	cmd, _, all := startTroupe(t, bins.troupe, nil, "run", spec(seen1), "--progress", "none")
+	if !killAtCount(t, seen1, n*60/100)(nil) {
+		t.Fatalf("the run did not reach 60%%\n%s", all.String())
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+	if cmd.ProcessState.ExitCode() != -1 {
+		t.Fatalf("the run ended (%v) before the kill\n%s", cmd.ProcessState, all.String())
+	}
+	proctest.WaitNoneRunning(t, bins.plugin)
+
+	sumPath := filepath.Join(dir, "sum.json")
+	rerun := exec.Command(bins.troupe, "run", spec(seen2), "--progress", "none", "--summary-json", sumPath)
+	if out, err := rerun.CombinedOutput(); err != nil {
+		t.Fatalf("re-run: %v\n%s", err, out)
+	}
+	proctest.WaitNoneRunning(t, bins.plugin)
+	sum := readJSON(t, sumPath)
+	done2 := linesOf(t, seen2)
+	if int64(len(done2)) != n-sum.Skipped || sum.Skipped < int64(len(linesOf(t, seen1))-journalSlack) {
+		t.Errorf("killed run processed %d; re-run skipped %d and processed %d of %d", len(linesOf(t, seen1)), sum.Skipped, len(done2), n)
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != n {
+		t.Errorf("%d output files, want %d", len(entries), n)
+	}
+	for i := range n {
+		name := fmt.Sprintf("f%04d", i)
+		data, err := os.ReadFile(filepath.Join(dir, "out", name+".out"))
+		if err != nil || string(data) != "out "+name+".txt" {
+			t.Errorf("%s.out = %q, %v", name, data, err)
+		}
+	}
+	t.Logf("killed run processed %d, re-run skipped %d and processed %d", len(linesOf(t, seen1)), sum.Skipped, len(done2))
+}
