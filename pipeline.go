@@ -153,7 +153,7 @@ type Resumable interface {
 type Summary struct {
 	// Outcome is how the run ended (OutcomeRunning in a Progress snapshot).
 	Outcome     Outcome
-	Total       int64 // records the source will produce, or -1 when unknown
+	Total       int64 // records the source will produce (less those Skipped), or -1 when unknown
 	RecordsIn   int64 // records read from the source
 	RecordsOut  int64 // records written to the sink (counted once the sink has flushed them)
 	DeadLetters int64 // records that went to the dead-letter output (once flushed there)

@@ -11,6 +11,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/schema"
 	"github.com/troupe-dev/troupe/internal/units"
 	"github.com/troupe-dev/troupe/plugins"
+	"github.com/troupe-dev/troupe/stages"
 	"github.com/troupe-dev/troupe/supervisor"
 )
 
@@ -49,6 +50,13 @@ func (d *Document) Check() error {
 	}
 	if d.Journal != nil && d.Source.Lines != nil && d.Source.Lines.Path == "-" {
 		errs = append(errs, schema.Errorf("journal", "standard input cannot be resumed (it cannot be read again): a journal needs a source that can (a file, a folder, a range)"))
+	}
+	if d.Journal != nil {
+		for _, st := range d.Stages {
+			if b, ok := stages.Lookup(st.Builtin); ok && b.Reduce != nil {
+				errs = append(errs, schema.Errorf("journal", "stage %s is a reduce stage (builtin %s), whose aggregates a journal cannot keep: run it without a journal", st.Name, st.Builtin))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
