@@ -296,8 +296,13 @@ func (s *filesSource) Resume(done func(key string) bool) error {
 	}
 	kept := s.files[:0]
 	for _, f := range s.files {
-		if st, err := os.Stat(f.abs); err == nil && st.Mode().IsRegular() && done(fileResumeKey(f.key, st)) {
+		st, err := os.Stat(f.abs)
+		switch {
+		case err != nil:
+		case st.Mode().IsRegular() && done(fileResumeKey(f.key, st)):
 			continue
+		case !st.Mode().IsRegular() && done(f.key):
+			continue // no longer a regular file: a dead letter named by its path (see ResumeKey)
 		}
 		kept = append(kept, f)
 	}
