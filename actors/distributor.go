@@ -145,6 +145,10 @@ func (d *distributor) results(s *slot, res *results) {
 		d.run.fail(fmt.Errorf("stage %s: worker %s reported %d outcomes for %d records", d.st.cfg.Name, s.name, len(res.Counts), s.held.len()))
 		return
 	}
+	if res.Combined {
+		d.combined(s, res)
+		return
+	}
 	errs := res.Errors
 	now := d.run.now()
 	if d.fwd == nil {

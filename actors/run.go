@@ -87,6 +87,9 @@ type stageRun struct {
 	workersPID atomic.Pointer[actor.PID] // set once its workers have started
 	next       *actor.PID                // where its outputs go: set before the stage starts
 	reduce     *reduceState
+	// combineFold is the next stage's fold when it is a reduce stage with a Combine: this
+	// stage's workers fold their outputs with it (see combine).
+	combineFold troupe.ReduceFunc
 
 	startFailures atomic.Int32
 }
@@ -141,6 +144,9 @@ func newRun(p *troupe.Pipeline) (*run, error) {
 	}
 	if window == 0 {
 		window, windowBytes = DefaultCredits*4, DefaultCreditBytes*4
+	}
+	for i, st := range r.stages {
+		st.combineFold = combineWith(r.stages, i)
 	}
 	if p.Journal != nil {
 		j, err := openRunJournal(p, log)
@@ -226,6 +232,9 @@ func checkStage(s *troupe.Stage) error {
 	}
 	if kinds != 1 {
 		return errors.New("exactly one of Func, Reduce and Backend must be set")
+	}
+	if s.Combine != nil && s.Reduce == nil {
+		return errors.New("Combine is for a reduce stage: Reduce must be set with it")
 	}
 	if s.Workers < 0 || s.Credits < 0 || s.CreditBytes < 0 || s.Attempts < 0 || s.Timeout < 0 {
 		return errors.New("workers, credits, credit bytes, attempts and timeout must not be negative")

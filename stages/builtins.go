@@ -34,10 +34,14 @@ func init() {
 	Register("grep", Func("Keeps the records whose payload matches a regular expression (or, with `invert`, those that do not).", newGrep))
 	Register("format", Func("Rewrites the payload from a template of the record's key, payload and metadata.", newFormat))
 	Register("sleep", Func("Passes records through after waiting a while each, to simulate work or to throttle.", newSleep))
-	Register("count", Reduce("Counts the records of each key: one record per key at the end of input, its payload the count.",
-		func(*None) (troupe.ReduceFunc, error) { return reduceCount, nil }))
-	Register("sum", Reduce("Adds up the decimal payloads of each key: integers while every value is one (and the sum fits in 64 bits), floating point otherwise.",
-		func(*None) (troupe.ReduceFunc, error) { return reduceSum, nil }))
+	count := Reduce("Counts the records of each key: one record per key at the end of input, its payload the count.",
+		func(*None) (troupe.ReduceFunc, error) { return reduceCount, nil })
+	count.Combine = combineCount
+	Register("count", count)
+	sum := Reduce("Adds up the decimal payloads of each key: integers while every value is one (and the sum fits in 64 bits), floating point otherwise.",
+		func(*None) (troupe.ReduceFunc, error) { return reduceSum, nil })
+	sum.Combine = combineSum
+	Register("sum", sum)
 }
 
 // mapPayload makes a Func that returns a new record with f applied to the payload; the input
@@ -223,6 +227,26 @@ func reduceCount(key string, acc []byte, rec troupe.Record) ([]byte, error) {
 		}
 	}
 	return strconv.AppendUint(nil, n+1, 10), nil
+}
+
+// combineCount adds two counts.
+func combineCount(key string, acc, partial []byte) ([]byte, error) {
+	p, err := strconv.ParseUint(string(partial), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("count: corrupt partial count %q", truncate(string(partial), 40))
+	}
+	var n uint64
+	if acc != nil {
+		if n, err = strconv.ParseUint(string(acc), 10, 64); err != nil {
+			return nil, fmt.Errorf("count: corrupt aggregate %q", truncate(string(acc), 40))
+		}
+	}
+	return strconv.AppendUint(nil, n+p, 10), nil
+}
+
+// combineSum adds a partial sum, which is a decimal like any value it sums.
+func combineSum(key string, acc, partial []byte) ([]byte, error) {
+	return reduceSum(key, acc, troupe.Record{Key: key, Payload: partial})
 }
 
 // reduceSum adds up decimal payloads per key: integers while every value is an integer (and
