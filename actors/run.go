@@ -369,11 +369,13 @@ func (r *run) distStarted(st *stageRun) func(*actor.PID, int) {
 // abandoned shortly after (Go cannot stop a goroutine) and replaced.
 func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
 	if st.cfg.Func != nil {
-		return supervisor.ChildSpec{Name: workerName(i), Shutdown: supervisor.BrutalKill, Start: func() (*actor.Props, error) {
+		// A worker's PID reaches its distributor in workerUp at every start: a fresh PID per
+		// incarnation keeps work meant for a dead incarnation from its successor's mailbox.
+		return supervisor.ChildSpec{Name: workerName(i), FreshPIDs: true, Shutdown: supervisor.BrutalKill, Start: func() (*actor.Props, error) {
 			return r.props(func() actor.Actor { return &funcWorker{run: r, st: st, index: i} }), nil
 		}}
 	}
-	return supervisor.ChildSpec{Name: workerName(i), Shutdown: supervisor.Shutdown(backendWorkerShutdown), StartIncarnation: func(incarnation int) (*actor.Props, error) {
+	return supervisor.ChildSpec{Name: workerName(i), FreshPIDs: true, Shutdown: supervisor.Shutdown(backendWorkerShutdown), StartIncarnation: func(incarnation int) (*actor.Props, error) {
 		out := &outcomes{system: r.system}
 		info := troupe.WorkerInfo{Stage: st.cfg.Name, Index: i, Incarnation: incarnation, Options: st.cfg.Options}
 		b, err := st.cfg.Backend(r.ctx, info, out)
