@@ -172,6 +172,7 @@ func (a *collector) deadLetter(f *failure) {
 	if c.broken {
 		return
 	}
+	a.run.observeDeadLetter(f)
 	r := f.Record
 	if c.dead == nil {
 		a.run.stats.dead.Add(1)

@@ -42,6 +42,7 @@ type run struct {
 	name   string // the root supervisor's, and so the first element of every path in the tree
 
 	stats  counters
+	obs    observer // what Job.Snapshot and Job.Subscribe show (observe.go)
 	stages []*stageRun
 	src    *sourceState
 	col    *collectorState
@@ -84,6 +85,7 @@ type stageRun struct {
 	workersPID atomic.Pointer[actor.PID] // set once its workers have started
 	next       *actor.PID                // where its outputs go: set before the stage starts
 	reduce     *reduceState
+	obs        stageObs // see observe.go
 
 	startFailures atomic.Int32
 }
@@ -148,6 +150,7 @@ func newRun(p *troupe.Pipeline) (*run, error) {
 	r.src = &sourceState{window: window, inflight: map[uint64]*envelope{}, unread: map[uint64]string{}}
 	// The reader starts when the source actor has (see startTree): it delivers to its PID.
 	r.src.reader = newReader(p.Source, sourceBatch(window))
+	r.initObs()
 	return r, nil
 }
 
@@ -312,6 +315,7 @@ func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
 		out := &outcomes{system: r.system}
 		info := troupe.WorkerInfo{Stage: st.cfg.Name, Index: i, Incarnation: incarnation, Options: st.cfg.Options}
 		b, err := st.cfg.Backend(r.ctx, info, out)
+		r.workerStarting(st, i, b)
 		if err != nil {
 			if troupe.IsPermanent(err) {
 				r.fail(fmt.Errorf("stage %s: %w", st.cfg.Name, err))
@@ -332,7 +336,11 @@ func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
 
 // event counts restarts and passes supervision events on.
 func (r *run) event(e supervisor.Event) {
-	if !strings.HasPrefix(e.Path, r.name+"/") {
+	if !strings.HasPrefix(e.Path, r.name+"/") && e.Path != r.name {
+		return
+	}
+	r.observeEvent(e)
+	if e.Path == r.name {
 		return
 	}
 	if e.Kind == supervisor.Restarted {
