@@ -145,7 +145,13 @@ func eventOf(e actors.Event) (Event, bool) {
 		ev.Path = "/source"
 	case actors.PartSink:
 		ev.Path = "/sink"
-	case actors.PartStage, actors.PartDistributor, actors.PartWorkers:
+	case actors.PartStage:
+		ev.Path = stagePath(e.Stage)
+	case actors.PartDistributor, actors.PartWorkers:
+		// Parts of the stage's node: their start is the stage's, said once.
+		if ev.Type == EventStarted {
+			return Event{}, false
+		}
 		ev.Path = stagePath(e.Stage)
 	case actors.PartWorker:
 		ev.Path = workerPath(e.Stage, e.Worker)

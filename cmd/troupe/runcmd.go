@@ -24,6 +24,7 @@ type runOptions struct {
 	progress     string
 	drainTimeout time.Duration
 	verbose      bool
+	admin        adminOptions // admin.go
 }
 
 // plainInterval is the time between two plain progress lines.
@@ -49,6 +50,9 @@ could not start; 2 the spec is invalid; 3 some records went to dead letters.`,
 			default:
 				return &usageError{fmt.Errorf("--progress: want auto, bar, plain or none, got %q", o.progress)}
 			}
+			if err := o.admin.check(); err != nil {
+				return &usageError{err}
+			}
 			code := e.runSpec(cmd.Context(), args[0], o)
 			if code != exitOK {
 				return &exitError{code: code}
@@ -61,6 +65,7 @@ could not start; 2 the spec is invalid; 3 some records went to dead letters.`,
 	f.StringVar(&o.progress, "progress", "auto", "progress display: auto (bar on a terminal, else plain), bar, plain or none")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 0, "how long a stop waits for records in flight (default 30s)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log the runtime's and plugins' informational messages")
+	o.admin.flags(f)
 	return cmd
 }
 
@@ -104,6 +109,13 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 		fmt.Fprintf(e.stderr, "troupe: cannot start %s: %v\n", s.Name, err)
 		return exitAborted
 	}
+	stopAdmin, err := e.startAdmin(o.admin, r, logger)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "troupe: %v\n", err)
+		r.Stop()
+		r.Wait()
+		return exitAborted
+	}
 
 	mode := o.progress
 	if mode == "auto" {
@@ -115,6 +127,7 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 	prog := startProgress(mode, e.stderr, r.Progress, plainInterval)
 	sum, werr := r.Wait()
 	prog.stop(sum)
+	adminErr := stopAdmin()
 
 	writeTable(e.stderr, sum)
 	status, code := outcome(sum)
@@ -124,6 +137,12 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 			if code == exitOK || code == exitDeadLetters {
 				code = exitAborted
 			}
+		}
+	}
+	if adminErr != nil {
+		fmt.Fprintf(e.stderr, "troupe: %v\n", adminErr)
+		if code == exitOK || code == exitDeadLetters {
+			code = exitAborted
 		}
 	}
 	switch status {
