@@ -176,7 +176,7 @@ type observer struct {
 	subs    map[int]func(Event)
 	nextSub int
 	dead    []DeadLetterInfo
-	gaveUp  error
+	gaveUp  map[string]error // supervisors that gave up and were not restarted since, by path
 }
 
 // stageObs is what a stage's distributor publishes of its state after each message.
@@ -297,6 +297,7 @@ func (r *run) observeEvent(e supervisor.Event) {
 	switch e.Kind {
 	case supervisor.Started:
 		n.State = StateRunning
+		delete(o.gaveUp, e.Path)
 	case supervisor.Exited, supervisor.Abandoned:
 		n.State = StateRestarting
 		n.LastExit = reason
@@ -304,14 +305,18 @@ func (r *run) observeEvent(e supervisor.Event) {
 			wo.pid.Store(0)
 		}
 	case supervisor.Restarted:
+		// Counted here rather than taken from the event: a worker whose supervisor was
+		// restarted starts its count again there, but it is still the same worker.
 		n.State = StateRunning
-		n.Restarts = e.Restarts
+		n.Restarts++
+		delete(o.gaveUp, e.Path)
 	case supervisor.GaveUp, supervisor.Escalated:
 		n.State = StateStopped
 		n.LastExit = reason
 		if o.gaveUp == nil {
-			o.gaveUp = fmt.Errorf("the supervision tree gave up at %s: %s", e.Path, reason)
+			o.gaveUp = map[string]error{}
 		}
+		o.gaveUp[e.Path] = fmt.Errorf("the supervisor %s gave up: %s", e.Path, reason)
 	case supervisor.Stopped:
 		n.State = StateStopped
 		if e.Reason != nil && !errors.Is(e.Reason, supervisor.ErrShutdown) && !errors.Is(e.Reason, supervisor.ErrKilled) {
@@ -408,8 +413,8 @@ func (r *run) readiness(ended bool, s Snapshot) error {
 		return fmt.Errorf("the run is aborting: %v", err)
 	default:
 	}
-	if r.obs.gaveUp != nil {
-		return r.obs.gaveUp
+	for _, err := range r.obs.gaveUp {
+		return err
 	}
 	if r.source.Load() == nil || s.Source.State != StateRunning {
 		return errors.New("the source is not open")

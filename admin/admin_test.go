@@ -543,3 +543,43 @@ func TestPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestKeepaliveAndRoot: the event stream sends a keepalive comment when there is nothing to
+// say; "/" without an observer page lists the endpoints, and other paths are 404.
+func TestKeepaliveAndRoot(t *testing.T) {
+	defer admin.SetKeepalive(50 * time.Millisecond)()
+	_, _, srv := startRun(t, troupe.Stage{Name: "upper", Func: upper, Workers: 1}, admin.Options{})
+	url := srv.URL()
+	resp, err := http.Get(url + "api/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if sc.Text() == ": keepalive" {
+				got <- true
+				return
+			}
+		}
+		got <- false
+	}()
+	select {
+	case ok := <-got:
+		if !ok {
+			t.Fatal("the stream ended without a keepalive")
+		}
+	case <-time.After(deadline):
+		t.Fatal("no keepalive")
+	}
+
+	code, b := get(t, url, "")
+	if code != 200 || !strings.Contains(string(b), "/api/tree") {
+		t.Fatalf("/: %d %s", code, b)
+	}
+	if code, _ := get(t, url+"nothing-here", ""); code != 404 {
+		t.Fatalf("/nothing-here: %d", code)
+	}
+}
