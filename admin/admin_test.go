@@ -482,8 +482,15 @@ func TestToken(t *testing.T) {
 			t.Fatalf("/%s with the token: %d %s", p, code, b)
 		}
 	}
-	// EventSource cannot set headers: /api/events (only) takes ?token=.
+	// A browser opening the page, and EventSource, cannot set headers: the page and
+	// /api/events (only) take ?token=.
 	openEvents(t, url+"api/events?token="+token)
+	if code, b := get(t, url+"?token="+token, ""); code != 200 {
+		t.Fatalf("/?token=: %d %s", code, b)
+	}
+	if code, _ := get(t, url+"other?token="+token, ""); code != 401 {
+		t.Fatalf("/other?token=: %d, want 401", code)
+	}
 	if code, _ := get(t, url+"api/tree?token="+token, ""); code != 401 {
 		t.Fatalf("/api/tree?token=: %d, want 401", code)
 	}

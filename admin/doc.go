@@ -21,7 +21,8 @@
 // keep it out of ps, the environment variable TROUPE_ADMIN_TOKEN). With a token, every request
 // must carry "Authorization: Bearer <token>" or gets 401; /api/events also accepts
 // ?token=<token>, as a browser's EventSource cannot set headers. The server sends no
-// cross-origin headers: the observer page fetches from its own origin only.
+// cross-origin headers: the observer page fetches from its own origin only. The page itself
+// (at "/") also takes ?token=, for the same reason.
 //
 // # What it shows
 //

@@ -131,14 +131,17 @@ func New(opts Options, obs Observed) (*Server, error) {
 
 // Handle adds a handler for pattern (net/http patterns, e.g. "GET /api/jobs/{id}"), behind the
 // same token check as the server's own. A handler for "/" (the observer page) must be added
-// before Start; without one, "/" shows a short page that lists the endpoints.
+// before Start; without one, "/" shows a short page that lists the endpoints. The page, like
+// /api/events, also takes the token as ?token=: a browser opening it cannot send a header.
 func (s *Server) Handle(pattern string, h http.Handler) {
-	s.mu.Lock()
+	root := false
 	if p := strings.TrimSpace(pattern); p == "/" || p == "GET /" {
+		root = true
+		s.mu.Lock()
 		s.rootSet = true
+		s.mu.Unlock()
 	}
-	s.mu.Unlock()
-	s.mux.Handle(pattern, s.auth(h, false))
+	s.mux.Handle(pattern, s.auth(h, root))
 }
 
 // Registry is the server's Prometheus registry: add collectors to show them on /metrics.
@@ -153,7 +156,7 @@ func (s *Server) Start() error {
 	}
 	if !s.rootSet {
 		s.rootSet = true
-		s.mux.Handle("/", s.auth(http.HandlerFunc(placeholder), false))
+		s.mux.Handle("/", s.auth(http.HandlerFunc(placeholder), true))
 	}
 	if s.opts.Events != "" {
 		el, err := OpenEventLog(s.obs, s.opts.Events)
@@ -220,7 +223,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// auth checks the token, if there is one; query lets ?token= stand for the header.
+// auth checks the token, if there is one; query lets ?token= stand for the header (the page at
+// "/" and /api/events, which a browser requests without headers; for "/", only the document
+// itself: other paths under it need the header).
 func (s *Server) auth(h http.Handler, query bool) http.Handler {
 	if s.opts.Token == "" {
 		return h
@@ -228,7 +233,7 @@ func (s *Server) auth(h http.Handler, query bool) http.Handler {
 	want := []byte(s.opts.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok && query {
+		if !ok && query && (r.URL.Path == "/" || r.URL.Path == "/api/events") {
 			got, ok = r.URL.Query().Get("token"), r.URL.Query().Has("token")
 		}
 		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) != 1 {
