@@ -7,7 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/spf13/pflag"
+	"github.com/spf13/cobra"
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/admin"
@@ -21,7 +21,8 @@ type adminOptions struct {
 // adminShutdown bounds the admin server's shutdown at the end of a run.
 const adminShutdown = 5 * time.Second
 
-func (o *adminOptions) flags(f *pflag.FlagSet) {
+func (o *adminOptions) flags(cmd *cobra.Command) {
+	f := cmd.Flags()
 	f.StringVar(&o.addr, "admin", "", "serve the admin server (observer page, /metrics, /api/tree, /api/stats, /api/events, /healthz, /readyz) on `ADDR` (host:port, e.g. 127.0.0.1:9090; a non-loopback address needs a token)")
 	f.StringVar(&o.token, "admin-token", "", "require \"Authorization: Bearer `TOKEN`\" on every admin request (default $"+admin.TokenEnv+", which stays out of ps)")
 	f.StringVar(&o.events, "events", "", "append the supervision events as JSON lines to `FILE`")

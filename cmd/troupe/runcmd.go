@@ -65,7 +65,7 @@ could not start; 2 the spec is invalid; 3 some records went to dead letters.`,
 	f.StringVar(&o.progress, "progress", "auto", "progress display: auto (bar on a terminal, else plain), bar, plain or none")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 0, "how long a stop waits for records in flight (default 30s)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log the runtime's and plugins' informational messages")
-	o.admin.flags(f)
+	o.admin.flags(cmd)
 	return cmd
 }
 
