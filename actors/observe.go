@@ -138,7 +138,7 @@ func (j *Job) Subscribe(fn func(Event), replay bool) (unsubscribe func()) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if replay {
-		for _, e := range o.history {
+		for _, e := range o.history[max(0, len(o.history)-historySize):] {
 			fn(e)
 		}
 	}
@@ -323,8 +323,9 @@ func (r *run) observeEvent(e supervisor.Event) {
 			n.LastExit = reason
 		}
 	}
-	if len(o.history) >= historySize {
-		o.history = append(o.history[:0], o.history[1:]...)
+	if len(o.history) >= 2*historySize {
+		// Keep the last historySize, moving them once every historySize events.
+		o.history = append(o.history[:0], o.history[len(o.history)-historySize:]...)
 	}
 	o.history = append(o.history, ev)
 	for _, fn := range o.subs {

@@ -462,6 +462,15 @@ func TestToken(t *testing.T) {
 	if _, err := admin.New(admin.Options{Addr: ":0"}, nil); err == nil {
 		t.Fatal("all interfaces without a token: accepted")
 	}
+	for addr, ok := range map[string]bool{"": true, "127.0.0.1:9090": true, "localhost:0": true, "[::1]:0": true, "127.0.0.2:0": true,
+		"0.0.0.0:0": false, "[::]:0": false, ":9090": false, "example.com:80": false, "192.168.1.1:0": false, "127.0.0.1": false} {
+		if err := admin.CheckOptions(admin.Options{Addr: addr}); (err == nil) != ok {
+			t.Errorf("CheckOptions(%q) = %v", addr, err)
+		}
+		if err := admin.CheckOptions(admin.Options{Addr: addr, Token: "t"}); (err == nil) != (addr != "127.0.0.1") {
+			t.Errorf("CheckOptions(%q) with a token = %v", addr, err)
+		}
+	}
 	const token = "s3cret-t0ken"
 	_, _, srv := startRun(t, troupe.Stage{Name: "upper", Func: upper, Workers: 1}, admin.Options{Addr: "0.0.0.0:0", Token: token})
 	_, port, _ := strings.Cut(srv.Addr(), "]:")

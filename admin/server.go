@@ -173,7 +173,7 @@ func (s *Server) Start() error {
 		return fmt.Errorf("admin: %w", err)
 	}
 	s.started, s.ln = true, ln
-	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return s.ctx }}
+	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, BaseContext: func(net.Listener) context.Context { return s.ctx }}
 	s.served = make(chan struct{})
 	go func() {
 		defer close(s.served)
