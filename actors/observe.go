@@ -23,6 +23,7 @@ import (
 const (
 	StateRunning    = "running"
 	StateRestarting = "restarting"
+	StateBackoff    = "backoff"
 	StateStopped    = "stopped"
 )
 
@@ -60,8 +61,8 @@ type Event struct {
 
 // NodeInfo is the state of one node of the run's tree.
 type NodeInfo struct {
-	// State is StateRunning, StateRestarting (it exited and its supervisor restarts it) or
-	// StateStopped.
+	// State is StateRunning, StateRestarting (it exited and its supervisor restarts it),
+	// StateBackoff (its restart waits for the backoff delay) or StateStopped.
 	State string
 	// Restarts is how many times it was restarted.
 	Restarts int
@@ -304,6 +305,8 @@ func (r *run) observeEvent(e supervisor.Event) {
 		if wo != nil {
 			wo.pid.Store(0)
 		}
+	case supervisor.BackingOff:
+		n.State = StateBackoff
 	case supervisor.Restarted:
 		// Counted here rather than taken from the event: a worker whose supervisor was
 		// restarted starts its count again there, but it is still the same worker.

@@ -26,6 +26,7 @@ import (
 	"github.com/troupe-dev/troupe/admin"
 	"github.com/troupe-dev/troupe/internal/proctest"
 	"github.com/troupe-dev/troupe/plugins"
+	"github.com/troupe-dev/troupe/supervisor"
 )
 
 // deadline bounds every wait: an upper bound for a loaded machine, never a measure.
@@ -597,5 +598,37 @@ func TestKeepaliveAndRoot(t *testing.T) {
 	}
 	if code, _ := get(t, url+"nothing-here", ""); code != 404 {
 		t.Fatalf("/nothing-here: %d", code)
+	}
+}
+
+// TestBackoffState: a worker whose restart waits for its backoff delay shows as "backoff" in
+// the tree. The first restart within the period is immediate, the second waits (an hour
+// here, so that the state stays for the test to see).
+func TestBackoffState(t *testing.T) {
+	stage := troupe.Stage{Name: "upper", Func: upper, Workers: 2, Attempts: 2,
+		Restart: troupe.Restart{Intensity: 50, Period: time.Hour, Backoff: supervisor.Backoff{Min: time.Hour, Max: time.Hour}}}
+	src, job, srv := startRun(t, stage, admin.Options{})
+	url := srv.URL()
+	src.ch <- troupe.Record{Key: "poison", Payload: []byte("panic")}
+	var w *admin.Node
+	eventually(t, "a worker in backoff", func() bool {
+		var tree admin.Node
+		getJSON(t, url+"api/tree", &tree)
+		for _, c := range find(tree, "/stage:upper").Children {
+			if c.State == admin.StateBackoff {
+				w = &c
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(w.LastExit, "poison") {
+		t.Fatalf("worker in backoff: %+v", w)
+	}
+	src.ch <- troupe.Record{Key: "a", Payload: []byte("a")}
+	src.end()
+	sum, err := job.Wait()
+	if err != nil || sum.RecordsOut != 1 || sum.DeadLetters != 1 {
+		t.Fatalf("%+v %v", sum, err)
 	}
 }
