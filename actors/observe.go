@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/supervisor"
 )
@@ -66,6 +68,8 @@ type NodeInfo struct {
 	State string
 	// Restarts is how many times it was restarted.
 	Restarts int
+	// Mailbox is how many messages wait in its actor's mailbox.
+	Mailbox int
 	// LastExit is the reason of its last exit not asked for by its supervisor ("" if none).
 	LastExit string
 }
@@ -90,6 +94,8 @@ type StageSnapshot struct {
 	// this stage (Failed counts them as the stage gives them up, DeadLetters as the collector
 	// takes them), retries, records filtered out.
 	In, Out, Failed, Retried, DeadLetters, Dropped int64
+	// NodeInfo.Mailbox is the distributor's (or the reducer's) mailbox.
+	//
 	// Queued is how many records wait in the distributor for a worker; InFlight how many the
 	// stage holds (queued and at its workers); Credits how many more its live workers may be
 	// given. All three are 0 for a reduce stage.
@@ -177,11 +183,14 @@ type observer struct {
 	subs    map[int]func(Event)
 	nextSub int
 	dead    []DeadLetterInfo
-	gaveUp  map[string]error // supervisors that gave up and were not restarted since, by path
+	// The mailboxes of the source and the collector (see counted).
+	sourceMailbox, sinkMailbox atomic.Pointer[actor.Mailbox]
+	gaveUp                     map[string]error // supervisors that gave up and were not restarted since, by path
 }
 
 // stageObs is what a stage's distributor publishes of its state after each message.
 type stageObs struct {
+	mailbox atomic.Pointer[actor.Mailbox] // the distributor's (or reducer's)
 	queued  atomic.Int64
 	dead    atomic.Int64
 	dropped atomic.Int64
@@ -189,9 +198,10 @@ type stageObs struct {
 }
 
 type workerObs struct {
-	held atomic.Int64
-	up   atomic.Bool
-	pid  atomic.Int64
+	mailbox atomic.Pointer[actor.Mailbox]
+	held    atomic.Int64
+	up      atomic.Bool
+	pid     atomic.Int64
 }
 
 // initObs sizes each stage's observation once its settings are final.
@@ -212,6 +222,26 @@ func (d *distributor) observe() {
 			o.workers[i].up.Store(d.slots[i].up)
 		}
 	}
+}
+
+var unbounded = actor.Unbounded()
+
+// counted is the props option that gives an actor the default mailbox, kept in slot so that
+// its depth can be read (each incarnation replaces it).
+func counted(slot *atomic.Pointer[actor.Mailbox]) actor.PropsOption {
+	return actor.WithMailbox(func() actor.Mailbox {
+		m := unbounded()
+		slot.Store(&m)
+		return m
+	})
+}
+
+// depth is the number of messages waiting in the mailbox in slot, 0 if none.
+func depth(slot *atomic.Pointer[actor.Mailbox]) int {
+	if m := slot.Load(); m != nil {
+		return (*m).UserMessageCount()
+	}
+	return 0
 }
 
 // pidOf is the process a Backend runs in, if it says.
@@ -367,7 +397,9 @@ func (r *run) observation() Snapshot {
 	defer o.mu.Unlock()
 	s.Root = o.node(r.name, ended)
 	s.Source = o.node(r.name+"/source", ended)
+	s.Source.Mailbox = depth(&o.sourceMailbox)
 	s.Sink = o.node(r.name+"/collector", ended)
+	s.Sink.Mailbox = depth(&o.sinkMailbox)
 	s.DeadLetters = append([]DeadLetterInfo(nil), o.dead...)
 	for _, st := range r.stages {
 		c := &st.counters
@@ -377,6 +409,7 @@ func (r *run) observation() Snapshot {
 			DeadLetters: st.obs.dead.Load(), Dropped: st.obs.dropped.Load(),
 			P50: c.latency.quantile(0.50), P99: c.latency.quantile(0.99),
 		}
+		ss.Mailbox = depth(&st.obs.mailbox)
 		if st.reduce == nil {
 			ss.Queued = int(st.obs.queued.Load())
 			ss.InFlight = ss.Queued
@@ -387,6 +420,7 @@ func (r *run) observation() Snapshot {
 					Name:     workerName(i), Index: i + 1, PID: int(w.pid.Load()),
 					InFlight: int(w.held.Load()),
 				}
+				ws.Mailbox = depth(&w.mailbox)
 				if w.up.Load() && !ended {
 					ws.Credits = max(0, st.cfg.Credits-ws.InFlight)
 				}

@@ -218,7 +218,7 @@ func (r *run) startTree() error {
 	spec.Children = append(spec.Children, supervisor.ChildSpec{
 		Name: "collector",
 		Start: func() (*actor.Props, error) {
-			return actor.PropsFromProducer(func() actor.Actor { return &collector{run: r, c: r.col} }), nil
+			return actor.PropsFromProducer(func() actor.Actor { return &collector{run: r, c: r.col} }, counted(&r.obs.sinkMailbox)), nil
 		},
 		OnStart: func(pid *actor.PID, _ int) {
 			if r.collector == nil {
@@ -241,7 +241,7 @@ func (r *run) startTree() error {
 			}
 			return actor.PropsFromProducer(func() actor.Actor {
 				return &sourceActor{run: r, st: r.src, next: first, batch: sourceBatch(r.src.window)}
-			}), nil
+			}, counted(&r.obs.sourceMailbox)), nil
 		},
 		OnStart: func(pid *actor.PID, _ int) {
 			if r.source.CompareAndSwap(nil, pid) {
@@ -269,7 +269,7 @@ func (r *run) stageChild(st *stageRun) supervisor.ChildSpec {
 	rs := st.cfg.Restart
 	if st.reduce != nil {
 		return supervisor.ChildSpec{Name: st.cfg.Name, Start: func() (*actor.Props, error) {
-			return actor.PropsFromProducer(func() actor.Actor { return &reducer{run: r, st: st} }), nil
+			return actor.PropsFromProducer(func() actor.Actor { return &reducer{run: r, st: st} }, counted(&st.obs.mailbox)), nil
 		}, OnStart: r.distStarted(st)}
 	}
 	workers := supervisor.Spec{Name: "workers", Flags: supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: rs.Intensity, Period: rs.Period, Backoff: rs.Backoff}}
@@ -279,7 +279,7 @@ func (r *run) stageChild(st *stageRun) supervisor.ChildSpec {
 	stage := supervisor.Spec{Name: st.cfg.Name, Flags: supervisor.Flags{Strategy: supervisor.RestForOne, Intensity: rs.Intensity, Period: rs.Period, Backoff: rs.Backoff}}
 	stage.Children = []supervisor.ChildSpec{
 		{Name: "dist", Start: func() (*actor.Props, error) {
-			return actor.PropsFromProducer(func() actor.Actor { return newDistributor(r, st) }), nil
+			return actor.PropsFromProducer(func() actor.Actor { return newDistributor(r, st) }, counted(&st.obs.mailbox)), nil
 		}, OnStart: r.distStarted(st)},
 		workers.Child(supervisor.Permanent),
 	}
@@ -308,7 +308,7 @@ func (r *run) distStarted(st *stageRun) func(*actor.PID, int) {
 func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
 	if st.cfg.Func != nil {
 		return supervisor.ChildSpec{Name: workerName(i), Shutdown: supervisor.BrutalKill, Start: func() (*actor.Props, error) {
-			return actor.PropsFromProducer(func() actor.Actor { return &funcWorker{run: r, st: st, index: i} }), nil
+			return actor.PropsFromProducer(func() actor.Actor { return &funcWorker{run: r, st: st, index: i} }, counted(&st.obs.workers[i].mailbox)), nil
 		}}
 	}
 	return supervisor.ChildSpec{Name: workerName(i), Shutdown: supervisor.Shutdown(backendWorkerShutdown), StartIncarnation: func(incarnation int) (*actor.Props, error) {
@@ -330,7 +330,7 @@ func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
 		st.startFailures.Store(0)
 		return actor.PropsFromProducer(func() actor.Actor {
 			return &backendWorker{run: r, st: st, index: i, backend: b, out: out}
-		}), nil
+		}, counted(&st.obs.workers[i].mailbox)), nil
 	}}
 }
 

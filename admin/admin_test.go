@@ -344,6 +344,12 @@ func TestEndpoints(t *testing.T) {
 	if restarts < 2 || !exited {
 		t.Fatalf("workers restarted %d times (want ≥ 2: two attempts at the poison record), last exit known: %v", restarts, exited)
 	}
+	// Nothing waits now: every mailbox is empty.
+	for _, n := range append(stage.Children, *stage, *find(tree, "/source"), *find(tree, "/sink")) {
+		if n.Mailbox != 0 {
+			t.Fatalf("%s: mailbox %d with nothing to do", n.Path, n.Mailbox)
+		}
+	}
 	for _, p := range []string{"/source", "/sink"} {
 		if n := find(tree, p); n == nil || n.State != admin.StateRunning {
 			t.Fatalf("node %s: %+v", p, n)
@@ -631,4 +637,36 @@ func TestBackoffState(t *testing.T) {
 	if err != nil || sum.RecordsOut != 1 || sum.DeadLetters != 1 {
 		t.Fatalf("%+v %v", sum, err)
 	}
+}
+
+// TestMailbox: work sent to a worker busy in its Func waits in its mailbox, and the tree says
+// so.
+func TestMailbox(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	defer free()
+	block := func(ctx context.Context, r troupe.Record) ([]troupe.Record, error) {
+		if string(r.Payload) == "block" {
+			<-release
+		}
+		return []troupe.Record{r}, nil
+	}
+	src, _, srv := startRun(t, troupe.Stage{Name: "s", Func: block, Workers: 1, Credits: 4}, admin.Options{})
+	t.Cleanup(free) // before the run's cleanup, which waits for it
+	url := srv.URL()
+	worker := func() admin.Node {
+		var tree admin.Node
+		getJSON(t, url+"api/tree", &tree)
+		return *find(tree, "/stage:s/worker:1")
+	}
+	src.ch <- troupe.Record{Key: "1", Payload: []byte("block")}
+	eventually(t, "the worker to hold the blocking record", func() bool { return worker().InFlight == 1 })
+	src.ch <- troupe.Record{Key: "2", Payload: []byte("x")}
+	eventually(t, "the second record to wait in the worker's mailbox", func() bool {
+		w := worker()
+		return w.Mailbox == 1 && w.InFlight == 2 && w.Credits == 2
+	})
+	free()
+	eventually(t, "the mailbox to empty", func() bool { w := worker(); return w.Mailbox == 0 && w.InFlight == 0 })
 }

@@ -29,9 +29,10 @@
 // The server shows an Observed: ObserveJob adapts a running actors.Job (the runtime knows
 // nothing of HTTP: it offers Job.Snapshot, Job.Subscribe and Job.Latency). A run's tree is its
 // root supervisor ("/") with the source ("/source"), each stage ("/stage:NAME", its mailbox
-// the records queued in its distributor, its in-flight and credits the sums of its workers'),
+// its distributor's, its in-flight the records it holds, queued or at its workers, its credits
+// the sum of its workers'),
 // each stage's workers ("/stage:NAME/worker:N", with state, restarts, last exit reason, the
-// records they hold and the credits they have left), under a worker its plugin process
+// records they hold, the credits they have left and their mailbox), under a worker its plugin process
 // ("/stage:NAME/worker:N/plugin", with pid, RSS and CPU %, measured with gopsutil when the tree
 // is asked for), and the sink ("/sink"). Events name nodes by the same paths.
 //
@@ -39,7 +40,7 @@
 //
 //	troupe_stage_records_total{stage,outcome}  in, out, failed, retried, dead_letter, dropped
 //	troupe_stage_in_flight{stage}               records queued in the stage and at its workers
-//	troupe_stage_queued{stage}                  records queued in its distributor
+//	troupe_stage_mailbox_messages{stage}        messages waiting for its distributor
 //	troupe_stage_credits_available{stage}       how many more its live workers may be given
 //	troupe_stage_latency_seconds{stage}         histogram of the time records spent at a worker
 //	troupe_worker_restarts_total{stage,worker}

@@ -19,7 +19,7 @@ func stagePath(stage string) string { return "/stage:" + stage }
 func workerPath(stage string, n int) string { return fmt.Sprintf("%s/worker:%d", stagePath(stage), n) }
 
 func node(name, path, kind string, n actors.NodeInfo) Node {
-	return Node{Name: name, Path: path, Kind: kind, State: n.State, Restarts: n.Restarts, LastExit: n.LastExit}
+	return Node{Name: name, Path: path, Kind: kind, State: n.State, Restarts: n.Restarts, LastExit: n.LastExit, Mailbox: n.Mailbox}
 }
 
 // Tree is the run's tree: its root supervisor with the source, the stages (each with its
@@ -31,7 +31,7 @@ func (o *jobObserved) Tree() Node {
 	root.Children = append(root.Children, node("source", "/source", KindSource, s.Source))
 	for _, st := range s.Stages {
 		sn := node(st.Name, stagePath(st.Name), KindStage, st.NodeInfo)
-		sn.Mailbox, sn.InFlight, sn.Credits = st.Queued, st.InFlight, st.Credits
+		sn.InFlight, sn.Credits = st.InFlight, st.Credits
 		for _, w := range st.Workers {
 			wn := node(w.Name, workerPath(st.Name, w.Index), KindWorker, w.NodeInfo)
 			wn.PID, wn.InFlight, wn.Credits = w.PID, w.InFlight, w.Credits

@@ -18,8 +18,8 @@ var (
 		[]string{"stage", "outcome"}, nil)
 	descStageInFlight = prometheus.NewDesc("troupe_stage_in_flight",
 		"Records a stage holds: queued in its distributor and at its workers.", []string{"stage"}, nil)
-	descStageQueued = prometheus.NewDesc("troupe_stage_queued",
-		"Records waiting in a stage's distributor for a worker.", []string{"stage"}, nil)
+	descStageMailbox = prometheus.NewDesc("troupe_stage_mailbox_messages",
+		"Messages waiting in the mailbox of a stage's distributor.", []string{"stage"}, nil)
 	descStageCredits = prometheus.NewDesc("troupe_stage_credits_available",
 		"How many more records a stage's live workers may be given.", []string{"stage"}, nil)
 	descStageLatency = prometheus.NewDesc("troupe_stage_latency_seconds",
@@ -46,7 +46,7 @@ var (
 type collector struct{ s *Server }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descStageRecords, descStageInFlight, descStageQueued, descStageCredits, descStageLatency,
+	for _, d := range []*prometheus.Desc{descStageRecords, descStageInFlight, descStageMailbox, descStageCredits, descStageLatency,
 		descWorkerRestarts, descPluginRSS, descPluginCPU, descRecordsIn, descRecordsOut, descDeadLetters, descDropped, descRunState} {
 		ch <- d
 	}
@@ -93,7 +93,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		if sn.Kind != KindStage {
 			continue
 		}
-		gauge(descStageQueued, float64(sn.Mailbox), sn.Name)
+		gauge(descStageMailbox, float64(sn.Mailbox), sn.Name)
 		for _, w := range sn.Children {
 			if w.Kind != KindWorker {
 				continue
