@@ -48,6 +48,8 @@ type run struct {
 	src    *sourceState
 	col    *collectorState
 	total  int64
+	// journal is the run's journal (Pipeline.Journal), nil without one.
+	journal *journal
 	// The PIDs the supervisor hands over as the tree starts (see startTree). A PID stays valid
 	// across restarts, so the first one is kept. The collector starts first and its PID is
 	// set before anything that reads it starts; the source starts last, after the actors that
@@ -142,6 +144,14 @@ func newRun(p *troupe.Pipeline) (*run, error) {
 	if window == 0 {
 		window, windowBytes = DefaultCredits*4, DefaultCreditBytes*4
 	}
+	if p.Journal != nil {
+		j, err := openRunJournal(p, log)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		r.journal = j
+	}
 	r.system = actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }),
 		// Messages to actors that just stopped are normal at a run's end; protoactor's
@@ -157,7 +167,50 @@ func newRun(p *troupe.Pipeline) (*run, error) {
 		r.src.hint = max(0, h.sizeHint())
 	}
 	r.initObs()
+	if r.journal != nil {
+		r.src.keys = map[uint64]string{}
+		r.src.reader.resume = p.Source.(troupe.Resumable)
+		r.src.reader.isDone = r.journal.isDone
+		r.journal.start(func(err error) { r.fail(err) })
+	}
 	return r, nil
+}
+
+// openRunJournal opens a pipeline's journal, checks that the pipeline can keep one, tells the
+// source what is done, and cuts the appending outputs back to where the journal left them.
+func openRunJournal(p *troupe.Pipeline, log *slog.Logger) (*journal, error) {
+	for _, s := range p.Stages {
+		if s.Reduce != nil {
+			return nil, fmt.Errorf("pipeline: journal %s: stage %s is a reduce stage, whose aggregates a journal cannot keep (a resumed run would emit aggregates of what is left only); run it without a journal", p.Journal.Path, s.Name)
+		}
+	}
+	rs, ok := p.Source.(troupe.Resumable)
+	if !ok {
+		return nil, fmt.Errorf("pipeline: journal %s: the source (%T) cannot be resumed: it does not implement troupe.Resumable", p.Journal.Path, p.Source)
+	}
+	j, err := openJournal(p.Journal, rs.Fingerprint(), log)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	fail := func(err error) (*journal, error) {
+		_ = j.close(false)
+		return nil, fmt.Errorf("pipeline: journal %s: %w", p.Journal.Path, err)
+	}
+	if err := rs.Resume(j.isDone); err != nil {
+		return fail(err)
+	}
+	if err := resumeOutput(p.Sink, j.sinkPos, "sink", log); err != nil {
+		return fail(err)
+	}
+	if p.DeadLetters != nil {
+		if err := resumeOutput(p.DeadLetters, j.deadPos, "dead letters", log); err != nil {
+			return fail(err)
+		}
+	}
+	if len(j.prior) > 0 {
+		log.Info("resuming from the journal", "journal", p.Journal.Path, "records_done", len(j.prior))
+	}
+	return j, nil
 }
 
 // checkStage validates a stage and fills in its defaults.
@@ -464,6 +517,13 @@ func (r *run) shutdown() {
 	r.system.Shutdown()
 	r.disp.close()
 	var errs []error
+	if r.journal != nil {
+		// The actors have stopped: nothing more is added. What is queued is written, then the
+		// journal is compacted.
+		if err := r.journal.close(true); err != nil && !errors.Is(r.runErr(), err) {
+			errs = append(errs, err)
+		}
+	}
 	for _, st := range r.stages {
 		if st.cfg.Cleanup != nil {
 			if err := st.cfg.Cleanup(); err != nil {
@@ -510,6 +570,13 @@ func (r *run) shutdown() {
 	close(r.endedCh)
 }
 
+// runErr is the error that aborted the run, or nil.
+func (r *run) runErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
 // fail aborts the run with err (the first error wins).
 func (r *run) fail(err error) {
 	r.failOnce.Do(func() {
@@ -552,9 +619,13 @@ func (r *run) snapshot() troupe.Summary {
 		RecordsOut:  r.stats.out.Load(),
 		DeadLetters: r.stats.dead.Load(),
 		Dropped:     r.stats.dropped.Load(),
+		Skipped:     r.skipped(),
 		Restarts:    r.stats.restarts.Load(),
 		InFlight:    r.stats.inflight.Load(),
 		Elapsed:     time.Since(r.start),
+	}
+	if s.Total >= 0 {
+		s.Total = max(s.Total-s.Skipped, 0) // what the source will produce
 	}
 	for _, st := range r.stages {
 		c := &st.counters
@@ -565,6 +636,14 @@ func (r *run) snapshot() troupe.Summary {
 		})
 	}
 	return s
+}
+
+// skipped is how many source records the run skipped as done by an earlier run.
+func (r *run) skipped() int64 {
+	if r.journal == nil {
+		return 0
+	}
+	return r.journal.skippedCount()
 }
 
 func sortUint64(s []uint64) { slices.Sort(s) }

@@ -125,6 +125,9 @@ func (s *Spec) Pipeline(o BuildOptions) (*troupe.Pipeline, error) {
 		}
 		opened = append(opened, p.DeadLetters.Close)
 	}
+	if j := s.Journal; j != nil {
+		p.Journal = &troupe.Journal{Path: j.Path}
+	}
 	return p, nil
 }
 

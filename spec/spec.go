@@ -183,6 +183,9 @@ func (s *Spec) resolve() {
 	if d := s.DeadLetter; d != nil {
 		d.Path = s.path(d.Path)
 	}
+	if j := s.Journal; j != nil {
+		j.Path = s.path(j.Path)
+	}
 	for i := range s.Stages {
 		p := s.Stages[i].Plugin
 		if p == nil {
