@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -153,4 +154,30 @@ func (n *Node) normalize() {
 	for i := range n.Children {
 		n.Children[i].normalize()
 	}
+}
+
+// RebasePath puts prefix (e.g. "/job:3") before path: "/" becomes "/job:3", "/stage:s"
+// becomes "/job:3/stage:s". An engine shows each job's tree and events so, under its own root.
+func RebasePath(prefix, path string) string {
+	prefix = strings.TrimSuffix(prefix, "/")
+	if path == "/" || path == "" {
+		if prefix == "" {
+			return "/"
+		}
+		return prefix
+	}
+	return prefix + path
+}
+
+// Rebase returns n with RebasePath(prefix, …) applied to every path of its subtree.
+func Rebase(n Node, prefix string) Node {
+	n.Path = RebasePath(prefix, n.Path)
+	if n.Children != nil {
+		children := make([]Node, len(n.Children))
+		for i, c := range n.Children {
+			children[i] = Rebase(c, prefix)
+		}
+		n.Children = children
+	}
+	return n
 }
