@@ -57,6 +57,8 @@ func (e *env) startAdmin(o adminOptions, job *actors.Job, logger *slog.Logger) (
 		if err != nil {
 			return nil, err
 		}
+		// The observer page goes here, before Start: srv.Handle("/", ui.Handler()) (package
+		// admin/ui); without it "/" lists the endpoints.
 		if err := srv.Start(); err != nil {
 			return nil, err
 		}
