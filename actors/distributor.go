@@ -125,6 +125,7 @@ func (d *distributor) Receive(ctx actor.Context) {
 	}
 	d.dispatch(ctx)
 	d.flush(ctx)
+	d.observe()
 }
 
 func (d *distributor) receive(b *batch) {
@@ -188,6 +189,7 @@ func (d *distributor) emit(e entry, outs []troupe.Record, slab []envelope) bool 
 	if m == 0 {
 		d.dropped = append(d.dropped, &envelope{Record: troupe.Record{Key: in.Key}, Seq: in.Seq, Sub: in.Sub, Weight: in.Weight, Flag: flagDropped})
 		d.run.stats.dropped.Add(1)
+		d.st.obs.dropped.Add(1)
 		return true
 	}
 	if m > 1 && in.Weight < m && in.Weight != 0 {
