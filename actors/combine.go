@@ -83,8 +83,7 @@ func (d *distributor) combined(s *slot, res *results) {
 		}
 		in := e.rec
 		if n == 0 {
-			d.dropped = append(d.dropped, &envelope{Record: troupe.Record{Key: in.Key}, Seq: in.Seq, Sub: in.Sub, Weight: in.Weight, Flag: flagDropped})
-			d.run.stats.dropped.Add(1)
+			d.drop(in)
 		} else {
 			d.st.counters.out.Add(int64(n))
 			covered = append(covered, envelope{Record: troupe.Record{Key: in.Key}, Seq: in.Seq, Sub: in.Sub, Weight: in.Weight, Flag: flagDropped})

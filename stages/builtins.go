@@ -55,16 +55,28 @@ func mapPayload(f func([]byte) []byte) troupe.Func {
 // SplitOptions are split's options.
 type SplitOptions struct {
 	Sep     string `yaml:"sep" nonempty:"true" doc:"The separator; any run of white space when absent."`
+	Letters bool   `yaml:"letters" default:"false" doc:"Fields are the runs of ASCII letters (A-Z, a-z), anything else separates them, as tr -cs 'A-Za-z' '\\n' splits words; not with sep."`
 	KeyFrom string `yaml:"key_from" default:"field" enum:"field|input" doc:"The outputs' key: field makes each field its own key (so that a reduce stage after split groups by word); input keeps the input record's key."`
+}
+
+// Check refuses sep with letters.
+func (o *SplitOptions) Check() error {
+	if o.Letters && o.Sep != "" {
+		return schema.Errorf("letters", "letters and sep are exclusive: letters splits at anything that is not a letter")
+	}
+	return nil
 }
 
 func newSplit(o *SplitOptions) (troupe.Func, error) {
 	sep, byField := []byte(o.Sep), o.KeyFrom == "field"
 	return func(ctx context.Context, rec troupe.Record) ([]troupe.Record, error) {
 		var fields [][]byte
-		if len(sep) == 0 {
+		switch {
+		case o.Letters:
+			fields = asciiWords(rec.Payload)
+		case len(sep) == 0:
 			fields = bytes.Fields(rec.Payload)
-		} else {
+		default:
 			fields = bytes.Split(rec.Payload, sep)
 		}
 		outs := make([]troupe.Record, 0, len(fields))
@@ -80,6 +92,27 @@ func newSplit(o *SplitOptions) (troupe.Func, error) {
 		}
 		return outs, nil
 	}, nil
+}
+
+// asciiWords returns the runs of ASCII letters in p: every other byte separates them (bytes of
+// multi-byte UTF-8 characters included, as for tr).
+func asciiWords(p []byte) [][]byte {
+	var out [][]byte
+	start := -1
+	for i, c := range p {
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' {
+			if start < 0 {
+				start = i
+			}
+		} else if start >= 0 {
+			out = append(out, p[start:i])
+			start = -1
+		}
+	}
+	if start >= 0 {
+		out = append(out, p[start:])
+	}
+	return out
 }
 
 // GrepOptions are grep's options.
