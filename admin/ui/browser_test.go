@@ -158,6 +158,7 @@ func waitPage[T any](t *testing.T, ctx context.Context, what, expr string, ok fu
 			}
 		}
 		if time.Now().After(end) {
+			screenshot(t, ctx, "observer-failed.png")
 			t.Fatalf("%s: not seen on the page within %v: %v", what, deadline, err)
 		}
 		<-time.After(100 * time.Millisecond)
@@ -169,10 +170,15 @@ func waitNodes(t *testing.T, ctx context.Context, what string, ok func(map[strin
 	t.Helper()
 	list := waitPage(t, ctx, what, readNodes, func(list []pageNode) error {
 		m := make(map[string]pageNode, len(list))
+		var paths []string
 		for _, n := range list {
 			m[n.Path] = n
+			paths = append(paths, n.Path)
 		}
-		return ok(m)
+		if err := ok(m); err != nil {
+			return fmt.Errorf("%w (the page shows %q)", err, paths)
+		}
+		return nil
 	})
 	m := make(map[string]pageNode, len(list))
 	for _, n := range list {

@@ -10,8 +10,11 @@
 // every second and listens to /api/events (server-sent events). Given a `?token=` in its URL, it
 // sends it as "Authorization: Bearer" on its fetches and as `?token=` on the event stream (an
 // EventSource cannot set headers). Nothing is fetched from elsewhere and there is no build step:
-// the HTML, CSS and JavaScript under static/ are the page as served, and the charts are drawn
-// by hand in SVG.
+// the page is static/index.html with static/observer.css and static/observer.js put inline
+// where it names them (one document, so one request for the page itself, which a server with a
+// token must accept with `?token=` as it does /api/events), and the charts are drawn by hand in
+// SVG. Its Content-Security-Policy lets it run only that script and style and read only its own
+// origin.
 //
 // Every node element carries data-path, data-kind, data-state, data-pid, data-restarts and
 // data-flashes (how many times it has flashed), the hooks its end-to-end test in headless

@@ -79,17 +79,19 @@ type event struct {
 }
 
 // fakeAdmin serves the contract's endpoints from a state the test changes step by step, with
-// the observer page at "/". It requires a token as the real server does on a non-loopback
-// address, and counts the requests that came without it.
+// the observer page at "/". It requires a token as the real server does when it has one: in
+// the Authorization header, or as ?token= on the page and the event stream (which a browser
+// requests without headers). It counts the requests it refused, and those it served.
 type fakeAdmin struct {
-	token string
-
 	mu    sync.Mutex
+	token string
 	tree  *node
 	stats stats
 	subs  map[chan event]bool
 
 	unauthorized atomic.Int32
+	refused      sync.Map     // path → true
+	served       sync.Map     // path → *atomic.Int32, the requests served with the token
 	streams      atomic.Int32 // event streams open now
 	done         chan struct{}
 }
@@ -97,9 +99,14 @@ type fakeAdmin struct {
 func newFakeAdmin(t *testing.T, token string) (*fakeAdmin, *httptest.Server) {
 	f := &fakeAdmin{token: token, subs: map[chan event]bool{}, done: make(chan struct{})}
 	mux := http.NewServeMux()
-	mux.Handle("GET /", ui.Handler())
+	page := ui.Handler()
+	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
+		if f.authorized(w, r, true) {
+			page.ServeHTTP(w, r)
+		}
+	})
 	mux.HandleFunc("GET /api/tree", func(w http.ResponseWriter, r *http.Request) {
-		if !f.authorized(w, r.Header.Get("Authorization")) {
+		if !f.authorized(w, r, false) {
 			return
 		}
 		f.mu.Lock()
@@ -107,7 +114,7 @@ func newFakeAdmin(t *testing.T, token string) (*fakeAdmin, *httptest.Server) {
 		writeJSON(w, f.tree)
 	})
 	mux.HandleFunc("GET /api/stats", func(w http.ResponseWriter, r *http.Request) {
-		if !f.authorized(w, r.Header.Get("Authorization")) {
+		if !f.authorized(w, r, false) {
 			return
 		}
 		f.mu.Lock()
@@ -126,7 +133,7 @@ func newFakeAdmin(t *testing.T, token string) (*fakeAdmin, *httptest.Server) {
 		}
 	})
 	mux.HandleFunc("GET /api/events", func(w http.ResponseWriter, r *http.Request) {
-		if !f.authorized(w, "Bearer "+r.URL.Query().Get("token")) {
+		if !f.authorized(w, r, true) {
 			return
 		}
 		ch := make(chan event, 16)
@@ -165,13 +172,37 @@ func newFakeAdmin(t *testing.T, token string) (*fakeAdmin, *httptest.Server) {
 	return f, srv
 }
 
-func (f *fakeAdmin) authorized(w http.ResponseWriter, auth string) bool {
-	if f.token == "" || auth == "Bearer "+f.token {
-		return true
+func (f *fakeAdmin) authorized(w http.ResponseWriter, r *http.Request, query bool) bool {
+	f.mu.Lock()
+	token := f.token
+	f.mu.Unlock()
+	got := r.Header.Get("Authorization")
+	if query && r.URL.Query().Has("token") {
+		got = "Bearer " + r.URL.Query().Get("token")
 	}
-	f.unauthorized.Add(1)
-	http.Error(w, "unauthorized", http.StatusUnauthorized)
-	return false
+	if token != "" && got != "Bearer "+token {
+		f.unauthorized.Add(1)
+		f.refused.Store(r.URL.Path, true)
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return false
+	}
+	n, _ := f.served.LoadOrStore(r.URL.Path, new(atomic.Int32))
+	n.(*atomic.Int32).Add(1)
+	return true
+}
+
+func (f *fakeAdmin) refusedPaths() []string {
+	var paths []string
+	f.refused.Range(func(k, _ any) bool { paths = append(paths, k.(string)); return true })
+	return paths
+}
+
+// servedCount is how many requests for path the fake served.
+func (f *fakeAdmin) servedCount(path string) int32 {
+	if n, ok := f.served.Load(path); ok {
+		return n.(*atomic.Int32).Load()
+	}
+	return 0
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -395,21 +426,38 @@ func TestObserverPageFake(t *testing.T) {
 		return nil
 	})
 	if n := f.unauthorized.Load(); n != 0 {
-		t.Errorf("%d requests of the page came without the token", n)
+		t.Errorf("%d requests of the page came without the token: %v", n, f.refusedPaths())
 	}
 }
 
-// TestObserverPageToken: a page opened with the token sends it on every request (including
-// the event stream); opened without, it says the server refused it.
+// TestObserverPageToken: a page opened with the token sends it on every request it makes (as
+// a header on its fetches, as ?token= on its event stream); when the server stops taking it,
+// the page says so.
 func TestObserverPageToken(t *testing.T) {
-	f, srv := newFakeAdmin(t, "tok")
-	f.change(func(_ *node, st *stats) { *st = stats{State: "running"} })
-	f.change(func(_ *node, _ *stats) { f.tree = pipelineTree() })
+	f, srv := newFakeAdmin(t, "tok en/+=")
+	f.change(func(_ *node, st *stats) { *st = stats{State: "running"}; f.tree = pipelineTree() })
 	ctx := browser(t)
 
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/?token="+url.QueryEscape("tok en/+="))); err != nil {
 		t.Fatal(err)
 	}
+	waitPage(t, ctx, "the page live", `document.getElementById('conn').dataset.conn`, func(s string) error {
+		if s != "live" {
+			return fmt.Errorf("%q", s)
+		}
+		return nil
+	})
+	waitFor(t, "the event stream with the token", func() bool { return f.streams.Load() > 0 })
+	for _, p := range []string{"/", "/api/tree", "/api/stats", "/api/events"} {
+		if f.servedCount(p) == 0 {
+			t.Errorf("%s: never requested with the token", p)
+		}
+	}
+	if n := f.unauthorized.Load(); n != 0 {
+		t.Fatalf("%d requests came without the token: %v", n, f.refusedPaths())
+	}
+
+	f.change(func(*node, *stats) { f.token = "another" })
 	waitPage(t, ctx, "the refusal", `document.getElementById('conn').dataset.conn + ' ' + document.getElementById('conn').innerText`,
 		func(s string) error {
 			if !strings.HasPrefix(s, "down ") || !strings.Contains(s, "401") {
@@ -417,21 +465,6 @@ func TestObserverPageToken(t *testing.T) {
 			}
 			return nil
 		})
-	if f.unauthorized.Load() == 0 {
-		t.Fatal("the server refused nothing")
-	}
-
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/?token=tok")); err != nil {
-		t.Fatal(err)
-	}
-	waitPage(t, ctx, "the page live", `document.getElementById('conn').dataset.conn + ' ' + document.body.dataset.polls`,
-		func(s string) error {
-			if !strings.HasPrefix(s, "live ") {
-				return fmt.Errorf("%q", s)
-			}
-			return nil
-		})
-	waitFor(t, "the event stream with the token", func() bool { return f.streams.Load() > 0 })
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

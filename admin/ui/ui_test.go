@@ -21,12 +21,11 @@ func TestHandler(t *testing.T) {
 		status       int
 		ctype, body  string
 	}{
-		{"GET", "/", 200, "text/html", `<script src="observer.js"`},
+		{"GET", "/", 200, "text/html", "@keyframes flash"},
 		{"HEAD", "/", 200, "text/html", ""},
-		{"GET", "/observer.js", 200, "javascript", "api/events"},
-		{"GET", "/observer.css", 200, "text/css", "@keyframes flash"},
-		{"GET", "/index.html", 404, "", ""}, // the page is "/" only
-		{"GET", "/static/observer.js", 404, "", ""},
+		{"GET", "/?token=abc", 200, "text/html", "api/events"},
+		{"GET", "/observer.js", 404, "", ""},
+		{"GET", "/index.html", 404, "", ""},
 		{"GET", "/api/tree", 404, "", ""},
 		{"POST", "/", 405, "", ""},
 	} {

@@ -144,7 +144,7 @@
     setText(r.state, state);
     setText(r.restartsEl, '↻ ' + restarts);
     setText(r.mailbox, kind === 'plugin' ? '' : 'mailbox ' + fmtInt(n.mailbox));
-    const proc = pid > 0 || num(n.rss_bytes) > 0;
+    const measured = num(n.rss_bytes) > 0 || num(n.cpu_percent) > 0;
     const usage = 'RSS ' + fmtBytes(n.rss_bytes) + ' · CPU ' + num(n.cpu_percent).toFixed(1) + '%';
     const pidText = 'pid ' + (pid > 0 ? pid : '–');
     if (kind === 'plugin') { // a process: its pid, then what it uses
@@ -152,7 +152,7 @@
       setText(r.l4, usage);
     } else {
       setText(r.l3, kind === 'supervisor' ? '' : 'in-flight ' + fmtInt(n.in_flight) + ' · credits ' + fmtInt(n.credits));
-      setText(r.l4, proc ? pidText + ' · ' + usage : 'pid – (in host)');
+      setText(r.l4, measured ? pidText + ' · ' + usage : pidText);
     }
     const exit = str(n.last_exit);
     setText(r.l5, exit ? 'last exit: ' + exit : '');
