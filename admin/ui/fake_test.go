@@ -412,8 +412,8 @@ func TestObserverPageFake(t *testing.T) {
 	waitPage(t, ctx, "the dead letters", `Array.from(document.querySelectorAll('#dead-letters tbody tr')).map(tr => tr.innerText)
 		.concat([document.getElementById('dead-note').innerText, String(document.querySelectorAll('#dead-letters b, #dead-letters img').length)])`,
 		func(rows []string) error {
-			if len(rows) != 4 || !strings.Contains(rows[0], "line-17") || !strings.Contains(rows[0], "plugin exited: signal: killed") ||
-				!strings.Contains(rows[1], "<b>line-18</b>") || rows[2] != "7 so far, the last 2 shown" || rows[3] != "0" {
+			if len(rows) != 4 || !strings.Contains(rows[1], "line-17") || !strings.Contains(rows[1], "plugin exited: signal: killed") ||
+				!strings.Contains(rows[0], "<b>line-18</b>") || rows[2] != "7 so far, the last 2 shown, newest first" || rows[3] != "0" {
 				return fmt.Errorf("rows %q", rows)
 			}
 			return nil

@@ -333,7 +333,7 @@
     if (key === lastDead) return;
     lastDead = key;
     const body = $('dead-letters').tBodies[0];
-    body.replaceChildren(...recent.map((d) => {
+    body.replaceChildren(...recent.slice().reverse().map((d) => { // the server lists them oldest first
       const tr = el('tr');
       tr.append(el('td', 'key', str(d && d.key)), el('td', 'stage', str(d && d.stage)),
         el('td', 'attempts', fmtInt(d && d.attempts)), el('td', 'reason', str(d && d.reason)));
@@ -341,7 +341,7 @@
     }));
     $('dead-empty').hidden = recent.length > 0 || total > 0;
     setText($('dead-note'), total === 0 ? '' : fmtInt(total) + ' so far' +
-      (recent.length < total ? ', the last ' + recent.length + ' shown' : ''));
+      (recent.length < total ? ', the last ' + recent.length + ' shown' : '') + ', newest first');
   }
 
   // ---- supervision events
