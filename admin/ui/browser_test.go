@@ -208,3 +208,21 @@ func screenshot(t *testing.T, ctx context.Context, name string) string {
 	t.Logf("screenshot: %s (%d bytes)", path, len(png))
 	return path
 }
+
+// watchFlashes records on the page, from now on, each node that takes the class "flash", with
+// the CSS animation that the class gives it then: readFlashes returns them by path. (A flash
+// lasts under two seconds; the record does not depend on looking at the right moment.)
+const watchFlashes = `(() => {
+	window.flashed = {};
+	new MutationObserver((ms) => {
+		for (const m of ms) {
+			const e = m.target;
+			if (e.dataset && e.dataset.path && e.classList.contains('flash')) {
+				window.flashed[e.dataset.path] = getComputedStyle(e).animationName;
+			}
+		}
+	}).observe(document.getElementById('tree'), {attributes: true, attributeFilter: ['class'], subtree: true});
+	return true;
+})()`
+
+const readFlashes = `window.flashed || {}`

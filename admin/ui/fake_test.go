@@ -351,6 +351,9 @@ func TestObserverPageFake(t *testing.T) {
 		},
 	}}
 
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](watchFlashes)); err != nil {
+		t.Fatal(err)
+	}
 	for _, step := range steps {
 		if step.change != nil {
 			f.change(step.change)
@@ -364,6 +367,13 @@ func TestObserverPageFake(t *testing.T) {
 		waitNodes(t, ctx, step.name, step.check)
 		if step.name == "a plugin process killed and restarted flashes with its new pid" {
 			screenshot(t, ctx, "observer-fake.png")
+			waitPage(t, ctx, "the restarted nodes flashing", readFlashes, func(f map[string]string) error {
+				want := map[string]string{"/stage:upper/worker:2": "flash", "/stage:upper/worker:2/plugin": "flash"}
+				if fmt.Sprint(f) != fmt.Sprint(want) {
+					return fmt.Errorf("flashed %v, want %v", f, want)
+				}
+				return nil
+			})
 		}
 	}
 
