@@ -12,15 +12,21 @@ import (
 
 // Stage describes one stage of a pipeline. Exactly one of Func, Reduce and Backend is set.
 type Stage struct {
-	Name     string
-	Func     Func
-	Reduce   ReduceFunc
-	Backend  BackendFactory
-	Workers  int           // default runtime.NumCPU(); a reduce stage always has 1
-	Credits  int           // records in flight per worker; default 64
-	Attempts int           // failed attempts before a record is dead-lettered; default 3
-	Timeout  time.Duration // per record; 0 means none
-	Options  map[string]any
+	Name    string
+	Func    Func
+	Reduce  ReduceFunc
+	Backend BackendFactory
+	Workers int // default runtime.NumCPU(); a reduce stage always has 1
+	// Credits bounds the records in flight per worker, and CreditBytes their bytes (key and
+	// payload): a worker is handed records while it holds fewer than Credits and their bytes fit
+	// in CreditBytes, and one record whatever its size when it holds nothing. The defaults
+	// (actors.DefaultCredits, actors.DefaultCreditBytes) let small records travel in large
+	// batches and large ones a few at a time, so memory stays bounded without tuning.
+	Credits     int
+	CreditBytes int
+	Attempts    int           // failed attempts before a record is dead-lettered; default 3
+	Timeout     time.Duration // per record; 0 means none
+	Options     map[string]any
 	// Restart is the stage supervisor's restart policy; zero fields take actors.DefaultRestart's.
 	Restart Restart
 	// Cleanup, if set, is called once when the run has ended and the stage's workers have
@@ -112,7 +118,9 @@ type Pipeline struct {
 	// DrainTimeout bounds how long a stop (context cancelled) waits for in-flight records to
 	// reach the sink; default 30s.
 	DrainTimeout time.Duration
-	// Logger receives the runtime's log; nil discards it.
+	// Logger receives the runtime's log, lines about a stage or a worker carrying the attrs
+	// stage and worker (the worker's index); nil discards it. Give it a run's own attributes
+	// (slog's With) to tell runs apart: the troupe command adds run, the run's id.
 	Logger *slog.Logger
 	// Events, if set, receives every supervision event of the run's tree.
 	Events func(supervisor.Event)

@@ -84,7 +84,9 @@ func (a *collector) take(r *envelope, f *failure) {
 		// A copy of something already done (the source resent its window): ack it again, in
 		// case the first ack was lost.
 		a.run.stats.dups.Add(1)
-		a.acks = append(a.acks, r.Seq)
+		if r.Seq < c.base || c.order != troupe.OrderInput { // held records are acked when written
+			a.acks = append(a.acks, r.Seq)
+		}
 		return
 	}
 	var pr *partialRoot
@@ -125,9 +127,14 @@ func (a *collector) take(r *envelope, f *failure) {
 }
 
 // completed marks a source record complete, and moves base (writing held outputs in order).
+// With OrderInput a record is acked only once base has passed it and its outputs are written:
+// a record completed out of order stays in the source's window while it waits here, so the
+// records held behind a slow one never exceed the window.
 func (a *collector) completed(seq uint64) {
 	c := a.c
-	a.acks = append(a.acks, seq)
+	if c.order != troupe.OrderInput {
+		a.acks = append(a.acks, seq)
+	}
 	if len(c.partial) > 0 { // only splits and aggregates leave partial books
 		delete(c.partial, seq)
 	}
@@ -142,6 +149,7 @@ func (a *collector) completed(seq uint64) {
 				a.write(r)
 			}
 			delete(c.held, c.base)
+			a.acks = append(a.acks, c.base)
 		}
 		c.base++
 	}

@@ -26,11 +26,15 @@
 //
 //	 1. The source reads input only while its window has room, numbers each record (its envelope's seq)
 //	    and keeps it in the window until the collector acknowledges it. The window is the sum of
-//	    the stages' credits, so the records in flight, and the memory they use, stay bounded
-//	    whatever the relative speeds of the parts.
-//	 2. A stage's distributor queues what it receives and hands each worker at most Stage.Credits
-//	    records at a time, always to the worker with the fewest outstanding (least loaded). It keeps
-//	    what each worker holds, in order, until the worker reports the outcome.
+//	    the stages' credits, in records and in bytes (keys and payloads), so the records in
+//	    flight, and the memory they use, stay bounded whatever the relative speeds of the parts
+//	    and the size of the records. It asks its reader for one record first, then for batches
+//	    sized by the average record read so far.
+//	 2. A stage's distributor queues what it receives and hands each worker records while it
+//	    holds fewer than Stage.Credits and their bytes fit in Stage.CreditBytes (one record,
+//	    whatever its size, when it holds nothing), always to the worker with the fewest
+//	    outstanding (least loaded). It keeps what each worker holds, in order, until the worker
+//	    reports the outcome.
 //	 3. A worker runs each record through the stage: a Go Func in the worker's own goroutine, or a
 //	    Backend (another process). It reports outcomes in order; the distributor passes outputs on
 //	    to the next stage, retries failures (the envelope counts the attempts; troupe.Attempt tells the Func), and sends a record that failed

@@ -37,6 +37,7 @@ type run struct {
 	ctx    context.Context // handed to stage Funcs; cancelled when the run ends
 	cancel context.CancelFunc
 	system *actor.ActorSystem
+	disp   *dispatcher // runs the run's own actors (see dispatcher)
 	log    *slog.Logger
 	start  time.Time
 	name   string // the root supervisor's, and so the first element of every path in the tree
@@ -117,7 +118,7 @@ func newRun(p *troupe.Pipeline) (*run, error) {
 		}
 	}
 	seen := map[string]bool{}
-	window := 0
+	window, windowBytes := 0, 0
 	for i, s := range p.Stages {
 		if err := checkStage(&s); err != nil {
 			cancel()
@@ -134,9 +135,10 @@ func newRun(p *troupe.Pipeline) (*run, error) {
 		}
 		r.stages = append(r.stages, st)
 		window += s.Workers * s.Credits
+		windowBytes += s.Workers * s.CreditBytes
 	}
 	if window == 0 {
-		window = DefaultCredits * 4
+		window, windowBytes = DefaultCredits*4, DefaultCreditBytes*4
 	}
 	r.system = actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }),
@@ -144,10 +146,14 @@ func newRun(p *troupe.Pipeline) (*run, error) {
 		// dead-letter throttle keeps a goroutine for one interval after each burst of them.
 		actor.WithDeadLetterThrottleInterval(10*time.Millisecond),
 	))
+	r.disp = newDispatcher(actor.NewDefaultDispatcher(0).Throughput())
 	r.col = newCollectorState(p)
-	r.src = &sourceState{window: window, inflight: map[uint64]*envelope{}, unread: map[uint64]string{}}
+	r.src = &sourceState{window: window, windowBytes: windowBytes, inflight: map[uint64]*envelope{}, unread: map[uint64]string{}}
 	// The reader starts when the source actor has (see startTree): it delivers to its PID.
 	r.src.reader = newReader(p.Source, sourceBatch(window))
+	if h, ok := p.Source.(sizeHinter); ok {
+		r.src.hint = max(0, h.sizeHint())
+	}
 	return r, nil
 }
 
@@ -168,8 +174,8 @@ func checkStage(s *troupe.Stage) error {
 	if kinds != 1 {
 		return errors.New("exactly one of Func, Reduce and Backend must be set")
 	}
-	if s.Workers < 0 || s.Credits < 0 || s.Attempts < 0 || s.Timeout < 0 {
-		return errors.New("workers, credits, attempts and timeout must not be negative")
+	if s.Workers < 0 || s.Credits < 0 || s.CreditBytes < 0 || s.Attempts < 0 || s.Timeout < 0 {
+		return errors.New("workers, credits, credit bytes, attempts and timeout must not be negative")
 	}
 	if s.Workers == 0 {
 		s.Workers = runtime.NumCPU()
@@ -179,6 +185,9 @@ func checkStage(s *troupe.Stage) error {
 	}
 	if s.Credits == 0 {
 		s.Credits = DefaultCredits
+	}
+	if s.CreditBytes == 0 {
+		s.CreditBytes = DefaultCreditBytes
 	}
 	if s.Attempts == 0 {
 		s.Attempts = DefaultAttempts
@@ -215,7 +224,7 @@ func (r *run) startTree() error {
 	spec.Children = append(spec.Children, supervisor.ChildSpec{
 		Name: "collector",
 		Start: func() (*actor.Props, error) {
-			return actor.PropsFromProducer(func() actor.Actor { return &collector{run: r, c: r.col} }), nil
+			return r.props(func() actor.Actor { return &collector{run: r, c: r.col} }), nil
 		},
 		OnStart: func(pid *actor.PID, _ int) {
 			if r.collector == nil {
@@ -236,7 +245,7 @@ func (r *run) startTree() error {
 			if len(r.stages) > 0 {
 				first = r.stages[0].distPID
 			}
-			return actor.PropsFromProducer(func() actor.Actor {
+			return r.props(func() actor.Actor {
 				return &sourceActor{run: r, st: r.src, next: first, batch: sourceBatch(r.src.window)}
 			}), nil
 		},
@@ -257,7 +266,10 @@ func (r *run) startTree() error {
 }
 
 // sourceBatch is how many records the source asks its reader for at a time.
-func sourceBatch(window int) int { return max(1, min(DefaultCredits, window/4)) }
+func sourceBatch(window int) int { return max(1, min(maxSourceBatch, window/4)) }
+
+// maxSourceBatch bounds the records a source is asked for at a time.
+const maxSourceBatch = 256
 
 // stageChild is a stage's subtree: for a reduce stage one actor; otherwise a rest_for_one
 // supervisor over the distributor and a one_for_one supervisor of the workers, so that a worker
@@ -266,7 +278,7 @@ func (r *run) stageChild(st *stageRun) supervisor.ChildSpec {
 	rs := st.cfg.Restart
 	if st.reduce != nil {
 		return supervisor.ChildSpec{Name: st.cfg.Name, Start: func() (*actor.Props, error) {
-			return actor.PropsFromProducer(func() actor.Actor { return &reducer{run: r, st: st} }), nil
+			return r.props(func() actor.Actor { return &reducer{run: r, st: st} }), nil
 		}, OnStart: r.distStarted(st)}
 	}
 	workers := supervisor.Spec{Name: "workers", Flags: supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: rs.Intensity, Period: rs.Period, Backoff: rs.Backoff}}
@@ -276,7 +288,7 @@ func (r *run) stageChild(st *stageRun) supervisor.ChildSpec {
 	stage := supervisor.Spec{Name: st.cfg.Name, Flags: supervisor.Flags{Strategy: supervisor.RestForOne, Intensity: rs.Intensity, Period: rs.Period, Backoff: rs.Backoff}}
 	stage.Children = []supervisor.ChildSpec{
 		{Name: "dist", Start: func() (*actor.Props, error) {
-			return actor.PropsFromProducer(func() actor.Actor { return newDistributor(r, st) }), nil
+			return r.props(func() actor.Actor { return newDistributor(r, st) }), nil
 		}, OnStart: r.distStarted(st)},
 		workers.Child(supervisor.Permanent),
 	}
@@ -305,7 +317,7 @@ func (r *run) distStarted(st *stageRun) func(*actor.PID, int) {
 func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
 	if st.cfg.Func != nil {
 		return supervisor.ChildSpec{Name: workerName(i), Shutdown: supervisor.BrutalKill, Start: func() (*actor.Props, error) {
-			return actor.PropsFromProducer(func() actor.Actor { return &funcWorker{run: r, st: st, index: i} }), nil
+			return r.props(func() actor.Actor { return &funcWorker{run: r, st: st, index: i} }), nil
 		}}
 	}
 	return supervisor.ChildSpec{Name: workerName(i), Shutdown: supervisor.Shutdown(backendWorkerShutdown), StartIncarnation: func(incarnation int) (*actor.Props, error) {
@@ -324,7 +336,7 @@ func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
 			return failedStart(err), nil
 		}
 		st.startFailures.Store(0)
-		return actor.PropsFromProducer(func() actor.Actor {
+		return r.props(func() actor.Actor {
 			return &backendWorker{run: r, st: st, index: i, backend: b, out: out}
 		}), nil
 	}}
@@ -344,11 +356,30 @@ func (r *run) event(e supervisor.Event) {
 		}
 	}
 	if e.Kind == supervisor.Exited && e.Reason != nil && !errors.Is(e.Reason, supervisor.ErrShutdown) {
-		r.log.Warn("actor exited", "path", e.Path, "reason", firstLine(e.Reason.Error()))
+		r.log.Warn("actor exited", append(r.pathAttrs(e.Path), "path", e.Path, "reason", firstLine(e.Reason.Error()))...)
 	}
 	if r.p.Events != nil {
 		r.p.Events(e)
 	}
+}
+
+// pathAttrs returns the log attributes stage and worker (its index, as the workers' own lines
+// give it) of a path in the tree, those that apply.
+func (r *run) pathAttrs(path string) []any {
+	for _, st := range r.stages {
+		if path != st.path && !strings.HasPrefix(path, st.path+"/") {
+			continue
+		}
+		attrs := []any{"stage", st.cfg.Name}
+		for i := range st.cfg.Workers {
+			if w := st.path + "/workers/" + workerName(i); path == w || strings.HasPrefix(path, w+"/") {
+				attrs = append(attrs, "worker", i)
+				break
+			}
+		}
+		return attrs
+	}
+	return nil
 }
 
 func firstLine(s string) string {
@@ -395,7 +426,9 @@ func (r *run) watch(ctx context.Context) {
 		case <-r.finished:
 		case <-r.aborted:
 		case <-timer.C:
-			r.fail(fmt.Errorf("stop: %d records still in flight after the drain timeout (%s)", r.stats.inflight.Load(), t))
+			// The count is the Summary's (InFlight), taken when the run has ended: records
+			// may still complete while the tree stops.
+			r.fail(fmt.Errorf("stop: %w (%s)", ErrDrainTimeout, t))
 		}
 		timer.Stop()
 	}
@@ -421,6 +454,7 @@ func (r *run) shutdown() {
 	r.cancel()
 	r.unsub()
 	r.system.Shutdown()
+	r.disp.close()
 	var errs []error
 	for _, st := range r.stages {
 		if st.cfg.Cleanup != nil {
@@ -474,7 +508,8 @@ func (r *run) fail(err error) {
 		r.mu.Lock()
 		r.err = err
 		r.mu.Unlock()
-		r.log.Error("run aborted", "error", err)
+		// The run's error is returned by Wait: a program reports it there, once.
+		r.log.Debug("run aborted", "error", err)
 		close(r.aborted)
 	})
 }
@@ -525,3 +560,8 @@ func (r *run) snapshot() troupe.Summary {
 }
 
 func sortUint64(s []uint64) { slices.Sort(s) }
+
+// props are the props of one of the run's own actors: on the run's dispatcher.
+func (r *run) props(p actor.Producer) *actor.Props {
+	return actor.PropsFromProducer(p, actor.WithDispatcher(r.disp))
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -274,4 +275,19 @@ func (s *filesSource) Close() error {
 	s.closed = true
 	s.files = nil
 	return nil
+}
+
+// sizeHint is the size of the first file to read (one stat), or 0.
+func (s *filesSource) sizeHint() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.next >= len(s.files) {
+		return 0
+	}
+	f := s.files[s.next]
+	st, err := os.Stat(f.abs)
+	if err != nil || !st.Mode().IsRegular() || st.Size() > math.MaxInt32 {
+		return 0
+	}
+	return len(f.key) + int(st.Size())
 }

@@ -81,8 +81,9 @@ import (
 //   - MaxFrame: max data frame bytes; 0 = 64 MiB.
 //   - Credits: records the host asks to have in flight per process; 0 = 1024 (the stage's
 //     Credits bound it too).
-//   - Logger: plugin output goes here line by line with attrs stage, worker, pid, stream;
-//     nil = discard.
+//   - Logger: plugin output goes here line by line (level info) with attrs stage, worker, pid,
+//     stream; the host's own lines about a process carry stage, worker and pid (worker "spare"
+//     for a spare not yet taken). nil = discard.
 //   - Grace: how long Close waits for a graceful exit before SIGKILL, cut short by Close's
 //     context; 0 = 5s.
 //   - SampleInterval: the watchdog's sampling period; 0 = 100ms.

@@ -134,13 +134,14 @@ const poolCloseTimeout = 10 * time.Second
 // build makes the runtime's Stage for st.
 func (st *StageSpec) build(logger *slog.Logger) (troupe.Stage, error) {
 	stage := troupe.Stage{
-		Name:     st.Name,
-		Workers:  st.Workers,
-		Credits:  st.Credits,
-		Attempts: st.Attempts,
-		Timeout:  st.Timeout,
-		Options:  st.Options,
-		Restart:  st.Restart.Restart(),
+		Name:        st.Name,
+		Workers:     st.Workers,
+		Credits:     st.Credits,
+		CreditBytes: int(st.CreditBytes),
+		Attempts:    st.Attempts,
+		Timeout:     st.Timeout,
+		Options:     st.Options,
+		Restart:     st.Restart.Restart(),
 	}
 	switch {
 	case st.Plugin != nil:

@@ -129,18 +129,19 @@ func (d *DeadLetterSpec) Check() error {
 
 // StageSpec is one stage of a spec: exactly one of Builtin and Plugin is set.
 type StageSpec struct {
-	Name     string           `yaml:"name" required:"true" nonempty:"true" doc:"The stage's name, unique in the pipeline: letters, digits, _, - and ."`
-	Builtin  string           `yaml:"builtin" oneof:"kind" nonempty:"true" doc:"An in-process stage registered by name (see the builtins below)."`
-	Plugin   *PluginSpec      `yaml:"plugin" oneof:"kind" doc:"An external program speaking troupe's stage protocol, one process per worker."`
-	Workers  int              `yaml:"workers" min:"1" max:"2147483647" doc:"Worker actors (and plugin processes); the number of CPUs when absent, and 1 for a reduce builtin."`
-	Credits  int              `yaml:"credits" default:"64" min:"1" max:"2147483647" doc:"Records in flight per worker (records, not bytes: small records through a plugin want more)."`
-	Attempts int              `yaml:"attempts" default:"3" min:"1" max:"2147483647" doc:"Attempts per record before it goes to dead letters."`
-	Timeout  time.Duration    `yaml:"timeout" min:"0s" doc:"Deadline per record and attempt; none when absent or 0."`
-	Options  map[string]any   `yaml:"options" doc:"The stage's options: checked against the builtin's declared options, or handed to the plugin as they are."`
-	Limits   *plugins.Limits  `yaml:"limits" doc:"Resource limits of a plugin stage's processes, enforced by a watchdog."`
-	Spares   int              `yaml:"spares" min:"0" max:"2147483647" doc:"Warm plugin processes kept started, so that a worker that dies is replaced at once."`
-	Restart  RestartSpec      `yaml:"restart" doc:"How the stage's workers restart after a crash."`
-	At       schema.Positions `yaml:"-"`
+	Name        string           `yaml:"name" required:"true" nonempty:"true" doc:"The stage's name, unique in the pipeline: letters, digits, _, - and ."`
+	Builtin     string           `yaml:"builtin" oneof:"kind" nonempty:"true" doc:"An in-process stage registered by name (see the builtins below)."`
+	Plugin      *PluginSpec      `yaml:"plugin" oneof:"kind" doc:"An external program speaking troupe's stage protocol, one process per worker."`
+	Workers     int              `yaml:"workers" min:"1" max:"2147483647" doc:"Worker actors (and plugin processes); the number of CPUs when absent, and 1 for a reduce builtin."`
+	Credits     int              `yaml:"credits" default:"1024" min:"1" max:"2147483647" doc:"Records in flight per worker at most; credit_bytes bounds their bytes too, so large records travel a few at a time. An override: the defaults suit small and large records alike."`
+	CreditBytes units.Size       `yaml:"credit_bytes" default:"1MiB" min:"1" max:"1GiB" doc:"Bytes (keys and payloads) in flight per worker at most; a worker holding nothing still takes one record larger than this."`
+	Attempts    int              `yaml:"attempts" default:"3" min:"1" max:"2147483647" doc:"Attempts per record before it goes to dead letters."`
+	Timeout     time.Duration    `yaml:"timeout" min:"0s" doc:"Deadline per record and attempt; none when absent or 0."`
+	Options     map[string]any   `yaml:"options" doc:"The stage's options: checked against the builtin's declared options, or handed to the plugin as they are."`
+	Limits      *plugins.Limits  `yaml:"limits" doc:"Resource limits of a plugin stage's processes, enforced by a watchdog."`
+	Spares      int              `yaml:"spares" min:"0" max:"2147483647" doc:"Warm plugin processes kept started, so that a worker that dies is replaced at once."`
+	Restart     RestartSpec      `yaml:"restart" doc:"How the stage's workers restart after a crash."`
+	At          schema.Positions `yaml:"-"`
 
 	// builtinOptions are the builtin's options, decoded by Parse.
 	builtinOptions any

@@ -57,7 +57,7 @@ func TestLoadSpecFull(t *testing.T) {
 		SHA256:  "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
 		Env:     map[string]string{"MODE": "fast", "LEVEL": "3"},
 		Limits:  plugins.Limits{RSS: 512 << 20, CPU: 150, Startup: 10 * time.Second},
-		Credits: 64,
+		Credits: 1024,
 	}
 	if got := conv.PluginConfig(); !reflect.DeepEqual(got, wantPlugin) {
 		t.Errorf("plugin =\n%+v\nwant\n%+v", got, wantPlugin)
@@ -101,6 +101,9 @@ func TestDefaultsAreTheRuntimes(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := s.Stages[0]
+	if int(st.CreditBytes) != actors.DefaultCreditBytes {
+		t.Errorf("stage default credit_bytes %d; want %d", st.CreditBytes, actors.DefaultCreditBytes)
+	}
 	if st.Restart.Restart() != actors.DefaultRestart || st.Credits != actors.DefaultCredits || st.Attempts != actors.DefaultAttempts {
 		t.Errorf("stage defaults: restart %+v, credits %d, attempts %d; want %+v, %d, %d", st.Restart.Restart(),
 			st.Credits, st.Attempts, actors.DefaultRestart, actors.DefaultCredits, actors.DefaultAttempts)
