@@ -8,7 +8,8 @@
 //
 // Each process speaks the stage protocol (ipc/README.md): a gRPC control service over
 // go-plugin, and length-prefixed record frames on a unix socket pair passed as file descriptor
-// 3. Plugins are written in Go with package plugins/sdk, or in any language from the README.
+// 3. Plugins are written in Go with package plugins/sdk, in Python with plugins/python (the
+// troupe_plugin package), or in any language from the README.
 //
 // # Processes
 //

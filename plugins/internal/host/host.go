@@ -66,7 +66,7 @@ type Limits struct {
 // resolved in one place, Resolved.
 type Options struct {
 	// Cmd is argv; Cmd[0] already resolved to a path by the caller.
-	Cmd []string `yaml:"cmd" required:"true" nonempty:"true" doc:"The program and its arguments. A relative program path containing a slash is resolved against the spec's directory; one without a slash is looked up in $PATH."`
+	Cmd []string `yaml:"cmd" required:"true" nonempty:"true" doc:"The program and its arguments. A relative program path containing a slash is resolved against the spec's directory; one without a slash is looked up in $PATH. An argument that is a relative path containing a slash and naming a file next to the spec (an interpreter's script: [python3, ./stage.py]) is resolved against the spec's directory too."`
 	// SHA256 is the optional hex sum of Cmd[0] (either case); a mismatch refuses to start,
 	// naming both sums.
 	SHA256 string `yaml:"sha256" doc:"The program's expected SHA-256, as 64 hexadecimal digits; a mismatch refuses to start it."`
