@@ -127,7 +127,11 @@ func pluginConfig() (plugins.Config, error) {
 	if err != nil {
 		return plugins.Config{}, err
 	}
-	return plugins.Config{Cmd: args, Env: map[string]string{ChildEnv: rolePlugin}}, nil
+	env := map[string]string{ChildEnv: rolePlugin}
+	if prefix := os.Getenv("TROUPE_BENCH_PLUGIN_CPUPROFILE"); prefix != "" {
+		env["TROUPE_PLUGIN_CPUPROFILE"] = prefix // the plugins' CPU profiles (package sdk)
+	}
+	return plugins.Config{Cmd: args, Env: env}, nil
 }
 
 // pluginPipeline runs n records of size bytes through one plugin stage of w workers with
