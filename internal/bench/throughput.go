@@ -166,6 +166,7 @@ type outcomes struct {
 	credits  int
 	reported int
 	failed   error
+	failedAt time.Time // when Fail was called: the host saw the process die
 	failCh   chan struct{}
 }
 
@@ -192,7 +193,7 @@ func (o *outcomes) Grant(n int) {
 func (o *outcomes) Fail(err error) {
 	o.mu.Lock()
 	if o.failed == nil {
-		o.failed = err
+		o.failed, o.failedAt = err, time.Now()
 		close(o.failCh)
 	}
 	o.mu.Unlock()
