@@ -31,3 +31,13 @@ func BenchmarkPluginBackend64(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkPluginBackend64Batch(b *testing.B) {
+	pluginRole = rolePluginBatch
+	defer func() { pluginRole = rolePlugin }()
+	for range b.N {
+		if _, err := backendRate(context.Background(), 500_000, 64); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

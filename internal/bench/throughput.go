@@ -121,13 +121,17 @@ func (h *harness) inproc(ctx context.Context) []Figure {
 	return []Figure{f1, f2}
 }
 
+// pluginRole is the plugin the figures run: rolePlugin (sdk.Serve, one record per call), or
+// rolePluginBatch (sdk.ServeBatch) for the figures that compare them.
+var pluginRole = rolePlugin
+
 // pluginConfig is the troupe plugin the figures run: this executable upper-casing payloads.
 func pluginConfig() (plugins.Config, error) {
 	args, err := selfArgs()
 	if err != nil {
 		return plugins.Config{}, err
 	}
-	env := map[string]string{ChildEnv: rolePlugin}
+	env := map[string]string{ChildEnv: pluginRole}
 	if prefix := os.Getenv("TROUPE_BENCH_PLUGIN_CPUPROFILE"); prefix != "" {
 		env["TROUPE_PLUGIN_CPUPROFILE"] = prefix // the plugins' CPU profiles (package sdk)
 	}
