@@ -419,3 +419,54 @@ func (r *FrameReader) NextView(rv *ResultsView) (Frame, error) {
 	}
 	return Frame{Type: FrameResults}, nil
 }
+
+// RecordBuffers is storage for the records of batch frames, reused from frame to frame by
+// FrameReader.NextBatch: the records themselves and the pointers Frame.Records holds.
+type RecordBuffers struct {
+	Slab []Record
+	Ptrs []*Record
+}
+
+// Reset drops the references the buffers hold (to frame bodies, payloads, meta), so that they
+// can be reused without keeping a frame alive.
+func (rb *RecordBuffers) Reset() {
+	clear(rb.Slab)
+	clear(rb.Ptrs)
+	rb.Slab, rb.Ptrs = rb.Slab[:0], rb.Ptrs[:0]
+}
+
+// NextBatch reads the next frame like Next, but decodes a Batch frame's records into rb
+// (growing it when needed): Frame.Records is rb.Ptrs, valid until rb is reused.
+func (r *FrameReader) NextBatch(rb *RecordBuffers) (Frame, error) {
+	body, err := r.body()
+	if err != nil {
+		return Frame{}, err
+	}
+	if FrameType(body[0]) != FrameBatch {
+		return decodeBody(body)
+	}
+	f := Frame{Type: FrameBatch}
+	d := decoder{b: body, pos: 1}
+	f.BatchID = d.uvarint("batch id")
+	n := d.count("record count", minRecordSize)
+	if n > 0 {
+		rb.Slab = slices.Grow(rb.Slab[:0], n)[:n]
+		rb.Ptrs = slices.Grow(rb.Ptrs[:0], n)[:n]
+		for i := range rb.Slab {
+			rb.Slab[i] = Record{}
+			rb.Ptrs[i] = &rb.Slab[i]
+			d.record(rb.Ptrs[i])
+			if d.err != nil {
+				break
+			}
+		}
+		f.Records = rb.Ptrs
+	}
+	if d.err != nil {
+		return Frame{}, fmt.Errorf("%s frame: %w", FrameBatch, d.err)
+	}
+	if d.pos != len(body) {
+		return Frame{}, fmt.Errorf("%w: %s frame has %d trailing bytes", ErrMalformedFrame, FrameBatch, len(body)-d.pos)
+	}
+	return f, nil
+}

@@ -75,7 +75,9 @@ type Stage struct {
 	// fails its attempt (either slice may be nil: no outputs, no errors; otherwise each has
 	// len(recs) elements). The rules of Process apply to each record; a panic fails the
 	// attempt of every record of the call. troupe.Attempt(ctx) is 0 in ProcessBatch (a batch
-	// is not one attempt). Batches are as large as the host's credits allow.
+	// is not one attempt). Batches are as large as the host's credits allow. The recs slice is
+	// the SDK's, valid during the call (its records may be returned as outputs, and outs[i]
+	// may be a sub-slice of it).
 	ProcessBatch func(ctx context.Context, recs []troupe.Record) (outs [][]troupe.Record, errs []error)
 	// Concurrency, when over 1, processes each batch on that many goroutines: Process is called
 	// concurrently on different records of the batch (it must be safe for that), or

@@ -50,7 +50,8 @@ type server struct {
 	// cctx; the processing loop updates it before each call.
 	info callctx.Info
 	cctx context.Context
-	outs []*ipc.Record // process's scratch: the outputs of the record last processed
+	outs []*ipc.Record   // process's scratch: the outputs of the record last processed
+	in   []troupe.Record // processBatch's scratch: the records passed to ProcessBatch
 
 	stopping atomic.Bool
 	stopOnce sync.Once
@@ -122,7 +123,7 @@ func (s *server) Configure(_ context.Context, req *ipc.ConfigureRequest) (*ipc.C
 	s.configured = true
 	s.info.Stage = req.GetStage()
 	s.cctx = callctx.With(s.ctx, &s.info)
-	queue := make(chan []*ipc.Record, credits)
+	queue := make(chan *ipc.RecordBuffers, credits)
 	go s.readLoop(conn, maxFrame, credits, queue)
 	go s.processLoop(conn, maxFrame, queue)
 	return &ipc.ConfigureResponse{
@@ -170,10 +171,14 @@ func (s *server) shutdown() {
 // channel operation per batch, not per record). The host never has more than the granted
 // credits outstanding, and every batch holds at least one record, so the queue (sized to the
 // credits) never blocks a well-behaved host.
-func (s *server) readLoop(conn net.Conn, maxFrame, credits int, queue chan<- []*ipc.Record) {
+func (s *server) readLoop(conn net.Conn, maxFrame, credits int, queue chan<- *ipc.RecordBuffers) {
 	r := ipc.NewFrameReader(conn, maxFrame)
+	var rb *ipc.RecordBuffers
 	for {
-		f, err := r.Next()
+		if rb == nil {
+			rb = recordBuffers.Get().(*ipc.RecordBuffers)
+		}
+		f, err := r.NextBatch(rb)
 		if err != nil {
 			if s.stopping.Load() {
 				// The host closes the connection after a graceful shutdown: we are done.
@@ -194,7 +199,8 @@ func (s *server) readLoop(conn net.Conn, maxFrame, credits int, queue chan<- []*
 				s.fatal("host sent more than the %d records it was granted; exiting", credits)
 			}
 			select {
-			case queue <- f.Records:
+			case queue <- rb:
+				rb = nil // the processing loop's until it has flushed the batch's results
 			case <-s.ctx.Done():
 			}
 		case ipc.FrameResults:
@@ -202,6 +208,9 @@ func (s *server) readLoop(conn net.Conn, maxFrame, credits int, queue chan<- []*
 		}
 	}
 }
+
+// recordBuffers recycles the storage of the records of batch frames (ipc.RecordBuffers).
+var recordBuffers = sync.Pool{New: func() any { return new(ipc.RecordBuffers) }}
 
 // pending accumulates outcomes until they are flushed as one results frame.
 type pending struct {
@@ -223,13 +232,16 @@ func (p *pending) reset() {
 // is flushDelay old, so that a fast stream is sent in few large writes and a slow one (long
 // records in a big batch) still reports each record soon after it is done. The age is watched by
 // a timer raising a flag, not by reading the clock per record.
-func (s *server) processLoop(conn net.Conn, maxFrame int, queue <-chan []*ipc.Record) {
+func (s *server) processLoop(conn net.Conn, maxFrame int, queue <-chan *ipc.RecordBuffers) {
 	defer close(s.loopDone)
 	w := ipc.NewFrameWriter(conn, maxFrame)
 	w.HighWater = 2 * flushBytes
 	var p pending
 	budget := maxFrame - 64 // room for the frame's own counters
 	var due atomic.Bool     // the oldest pending outcome is flushDelay old
+	// done holds the buffers of the batches processed since the last flush: their wire records
+	// carry outputs (the 1:1 case) until the results frame is written.
+	var done []*ipc.RecordBuffers
 	timer := time.AfterFunc(time.Hour, func() { due.Store(true) })
 	timer.Stop()
 	defer timer.Stop()
@@ -257,6 +269,13 @@ func (s *server) processLoop(conn net.Conn, maxFrame int, queue <-chan []*ipc.Re
 			s.fatal("sending results: %v; exiting", err)
 		}
 		p.reset()
+		// The batches fully reported are no longer referenced: their buffers are reused.
+		for _, rb := range done {
+			rb.Reset()
+			recordBuffers.Put(rb)
+		}
+		clear(done)
+		done = done[:0]
 	}
 	defer flush()
 	// add appends one record's outcome to the pending frame.
@@ -296,12 +315,13 @@ func (s *server) processLoop(conn net.Conn, maxFrame int, queue <-chan []*ipc.Re
 	}
 	batched := s.stage.ProcessBatch != nil || s.stage.Concurrency > 1
 	for {
-		var recs []*ipc.Record
+		var rb *ipc.RecordBuffers
 		select {
-		case recs = <-queue:
+		case rb = <-queue:
 		case <-s.ctx.Done():
 			return
 		}
+		recs := rb.Ptrs
 		if batched {
 			outs, errs := s.processBatch(recs)
 			if s.ctx.Err() != nil {
@@ -315,6 +335,7 @@ func (s *server) processLoop(conn net.Conn, maxFrame int, queue <-chan []*ipc.Re
 					flush()
 				}
 			}
+			done = append(done, rb)
 			if len(queue) == 0 || due.Load() {
 				flush()
 			}
@@ -328,6 +349,9 @@ func (s *server) processLoop(conn net.Conn, maxFrame int, queue <-chan []*ipc.Re
 			recs[i] = nil // the frame's records are not needed once processed
 			add(o, err)
 			last := i == len(recs)-1
+			if last {
+				done = append(done, rb)
+			}
 			if (last && len(queue) == 0) || p.size >= flushBytes || len(p.res.Counts) == math.MaxUint16 ||
 				due.Load() {
 				flush()
@@ -382,22 +406,25 @@ func (s *server) wrap(rec *ipc.Record, recs []troupe.Record, err error) ([]*ipc.
 // record's outputs and error, by index.
 func (s *server) processBatch(recs []*ipc.Record) ([][]troupe.Record, []error) {
 	n := len(recs)
+	workers := min(max(s.stage.Concurrency, 1), n)
 	outs := make([][]troupe.Record, n)
 	errs := make([]error, n)
-	workers := min(max(s.stage.Concurrency, 1), n)
 	if s.stage.ProcessBatch != nil {
-		in := make([]troupe.Record, n)
-		for i, r := range recs {
-			in[i] = r.Record
+		// The records passed are a scratch slice, reused for the next batch (ProcessBatch's
+		// doc says so): the outcomes are consumed before that.
+		clear(s.in)
+		s.in = s.in[:0]
+		for _, r := range recs {
+			s.in = append(s.in, r.Record)
+		}
+		in := s.in
+		if workers <= 1 {
+			return s.callBatch(in, recs)
 		}
 		run := func(lo, hi int) {
 			o, e := s.callBatch(in[lo:hi], recs[lo:hi])
 			copy(outs[lo:hi], o)
 			copy(errs[lo:hi], e)
-		}
-		if workers <= 1 {
-			run(0, n)
-			return outs, errs
 		}
 		var wg sync.WaitGroup
 		for k := range workers {
