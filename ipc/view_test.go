@@ -105,3 +105,49 @@ func TestNextViewMatchesNext(t *testing.T) {
 		t.Fatalf("truncated body: %v, want ErrMalformedFrame", err)
 	}
 }
+
+// TestNextBatchMatchesNext decodes batch frames into reused buffers, and checks them against
+// Next: the second, smaller frame must not show records of the first.
+func TestNextBatchMatchesNext(t *testing.T) {
+	mk := func(n int) []*Record {
+		recs := make([]*Record, n)
+		for i := range recs {
+			recs[i] = &Record{Record: troupe.Record{Key: string(rune('a' + i)), Payload: []byte{byte(i)}}, Seq: uint64(i + 1), Attempt: uint32(i)}
+		}
+		if n == 5 {
+			recs[0].Meta = map[string]string{"m": "v"}
+		}
+		return recs
+	}
+	var stream []byte
+	for _, n := range []int{5, 2} {
+		var err error
+		if stream, err = AppendBatch(stream, 0, uint64(n), mk(n)); err != nil {
+			t.Fatal(err)
+		}
+		stream = AppendCredit(stream, 1)
+	}
+	r1 := NewFrameReader(bytes.NewReader(stream), 0)
+	r2 := NewFrameReader(bytes.NewReader(stream), 0)
+	var rb RecordBuffers
+	for range 4 {
+		f1, err1 := r1.Next()
+		f2, err2 := r2.NextBatch(&rb)
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		if f1.Type != f2.Type || f1.BatchID != f2.BatchID || f1.Credit != f2.Credit || len(f1.Records) != len(f2.Records) {
+			t.Fatalf("Next %+v, NextBatch %+v", f1, f2)
+		}
+		for i, w := range f1.Records {
+			g := f2.Records[i]
+			if g.Key != w.Key || !bytes.Equal(g.Payload, w.Payload) || !maps.Equal(g.Meta, w.Meta) || g.Seq != w.Seq || g.Attempt != w.Attempt {
+				t.Fatalf("record %d: Next %+v, NextBatch %+v", i, w, g)
+			}
+		}
+	}
+	bad := []byte{3, byte(FrameBatch), 1, 9} // 9 records in no bytes
+	if _, err := NewFrameReader(bytes.NewReader(bad), 0).NextBatch(&rb); !errors.Is(err, ErrMalformedFrame) {
+		t.Fatalf("a record count the body cannot hold: %v, want ErrMalformedFrame", err)
+	}
+}
