@@ -54,6 +54,9 @@ type run struct {
 	collector *actor.PID
 	root      *supervisor.Supervisor
 	unsub     func()
+	// parent, when set (StartUnder), is where the run's tree starts: a temporary child of
+	// parent.Supervisor in parent.System, which the run must not shut down.
+	parent *Parent
 
 	mu sync.Mutex
 
@@ -88,7 +91,7 @@ type stageRun struct {
 	startFailures atomic.Int32
 }
 
-func newRun(p *troupe.Pipeline) (*run, error) {
+func newRun(p *troupe.Pipeline, parent *Parent) (*run, error) {
 	if p.Source == nil {
 		return nil, errors.New("pipeline: no source")
 	}
@@ -104,12 +107,18 @@ func newRun(p *troupe.Pipeline) (*run, error) {
 		name = "pipeline"
 	}
 	name = strings.ReplaceAll(name, "/", "_")
+	if parent != nil {
+		// The tree's root is a child of parent.Supervisor: its PID id, and so every path in the
+		// tree, starts with the parent's.
+		name = parent.Supervisor.PID().Id + "/" + strings.ReplaceAll(parent.Name, "/", "_")
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{
 		p: p, ctx: ctx, cancel: cancel, log: log, start: time.Now(), name: name,
 		finished: make(chan struct{}), aborted: make(chan struct{}), stopReq: make(chan struct{}),
 		endedCh: make(chan struct{}),
 		total:   -1,
+		parent:  parent,
 	}
 	if s, ok := p.Source.(troupe.Sized); ok {
 		if n, known := s.Total(); known {
@@ -138,12 +147,11 @@ func newRun(p *troupe.Pipeline) (*run, error) {
 	if window == 0 {
 		window = DefaultCredits * 4
 	}
-	r.system = actor.NewActorSystemWithConfig(actor.Configure(
-		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }),
-		// Messages to actors that just stopped are normal at a run's end; protoactor's
-		// dead-letter throttle keeps a goroutine for one interval after each burst of them.
-		actor.WithDeadLetterThrottleInterval(10*time.Millisecond),
-	))
+	if parent != nil {
+		r.system = parent.System
+	} else {
+		r.system = NewSystem()
+	}
 	r.col = newCollectorState(p)
 	r.src = &sourceState{window: window, inflight: map[uint64]*envelope{}, unread: map[uint64]string{}}
 	// The reader starts when the source actor has (see startTree): it delivers to its PID.
@@ -247,7 +255,13 @@ func (r *run) startTree() error {
 		},
 	})
 	r.unsub = supervisor.Subscribe(r.system, r.event)
-	root, err := supervisor.Start(r.system, spec)
+	var root *supervisor.Supervisor
+	var err error
+	if r.parent != nil {
+		root, err = r.startUnder(spec)
+	} else {
+		root, err = supervisor.Start(r.system, spec)
+	}
 	if err != nil {
 		r.unsub()
 		return fmt.Errorf("pipeline %s: %w", spec.Name, err)
@@ -420,7 +434,7 @@ func (r *run) shutdown() {
 	}
 	r.cancel()
 	r.unsub()
-	r.system.Shutdown()
+	r.shutdownSystem()
 	var errs []error
 	for _, st := range r.stages {
 		if st.cfg.Cleanup != nil {
