@@ -126,11 +126,11 @@ func (j *Job) Counts() troupe.Summary {
 
 // Summary returns the job's final Summary, and whether it has ended.
 func (j *Job) Summary() (troupe.Summary, bool) {
-	if !j.Finished() {
-		return troupe.Summary{}, false
-	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if j.ended.IsZero() {
+		return troupe.Summary{}, false
+	}
 	return j.summary, true
 }
 
