@@ -302,9 +302,11 @@ func TestSpecJobs(t *testing.T) {
 
 func warmEngine(t *testing.T, workers int, opts engine.Options) *engine.Engine {
 	t.Helper()
-	opts.Warm = []engine.WarmStage{{Name: "up", Plugin: plugins.Config{Cmd: []string{testPlugin}}, Workers: workers}}
+	opts.Warm = []engine.WarmStage{{Name: "up", Plugin: pluginConfig(), Workers: workers}}
 	return newEngine(t, opts)
 }
+
+func pluginConfig() plugins.Config { return plugins.Config{Cmd: []string{testPlugin}} }
 
 func pidsOf(recs []troupe.Record) []int {
 	seen := map[int]bool{}
