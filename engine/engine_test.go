@@ -50,7 +50,7 @@ func TestMain(m *testing.M) {
 		code = 1
 	}
 	if code == 0 {
-		if err := goleak.Find(goleak.IgnoreAnyFunction("github.com/troupe-dev/troupe/plugins/internal/host.guard")); err != nil {
+		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			code = 1
 		}
