@@ -500,3 +500,21 @@ func TestRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestSpecPluginStageRunsOnWarmProcesses(t *testing.T) {
+	e := warmEngine(t, 1, engine.Options{})
+	warm := e.WarmPids("up")
+	text := fmt.Sprintf("stages:\n  - name: up\n    workers: 1\n    plugin: {cmd: [%q]}\n", testPlugin)
+	for range 2 {
+		j, err := e.Submit(context.Background(), engine.JobSpec{Spec: []byte(text), Input: actors.NewStringsSource([]string{"a", "b"})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := waitJob(t, j); err != nil {
+			t.Fatal(err)
+		}
+		if got := pidsOf(j.Output().Records()); !slices.Equal(got, warm) {
+			t.Fatalf("served by %v, want the warm %v", got, warm)
+		}
+	}
+}

@@ -24,16 +24,20 @@ const cancelDrain = 5 * time.Second
 func (e *env) serveCmd() *cobra.Command {
 	var (
 		addr, specDir, token string
+		warmSpecs            []string
 		maxJobs, maxQueue    int
 		drain                time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "serve --admin ADDR [--max-jobs N] [--spec-dir DIR]",
+		Use:   "serve --admin ADDR [--max-jobs N] [--spec-dir DIR] [--warm SPEC]",
 		Short: "Run an engine that takes jobs over HTTP",
 		Long: `Run an engine that takes jobs over HTTP (POST /api/jobs with a spec and its input; GET,
 DELETE /api/jobs/{id}; GET /api/jobs/{id}/output; see package engine) on the admin address.
 At most --max-jobs jobs run at once and --max-queue wait (429 beyond). With --spec-dir, a
 request may name a spec of that directory instead of sending one: {"spec_name": "x.yaml"}.
+With --warm SPEC (repeatable), the plugin stages of SPEC are started once and kept between
+jobs (as many processes as the stage's workers): a submitted spec's plugin stage of the same
+name and command runs on them, without starting a process.
 
 A specification submitted over HTTP can do what a spec run by 'troupe run' can (read and write
 files, start plugin programs) as the user running troupe serve: the address is refused unless
@@ -57,7 +61,22 @@ at the deadline; 1 when something could not be stopped cleanly.`,
 				}
 			}
 			logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			eng, err := engine.New(engine.Options{MaxJobs: maxJobs, MaxQueue: maxQueue, Logger: logger, DrainTimeout: cancelDrain})
+			var warm []engine.WarmStage
+			for _, path := range warmSpecs {
+				s, err := e.loadSpec(path)
+				if err != nil {
+					return err
+				}
+				for _, st := range s.Stages {
+					if st.Plugin == nil {
+						continue
+					}
+					cfg := st.PluginConfig()
+					cfg.Logger = logger
+					warm = append(warm, engine.WarmStage{Name: st.Name, Plugin: cfg, Workers: st.Workers, Options: st.Options})
+				}
+			}
+			eng, err := engine.New(engine.Options{MaxJobs: maxJobs, MaxQueue: maxQueue, Logger: logger, DrainTimeout: cancelDrain, Warm: warm})
 			if err != nil {
 				return &exitError{code: exitAborted, err: err}
 			}
@@ -96,6 +115,7 @@ at the deadline; 1 when something could not be stopped cleanly.`,
 	f.IntVar(&maxJobs, "max-jobs", 0, "jobs run at once (default the number of CPUs)")
 	f.IntVar(&maxQueue, "max-queue", engine.DefaultMaxQueue, "jobs that may wait (429 beyond)")
 	f.StringVar(&specDir, "spec-dir", "", "a directory of specs requests may name ({\"spec_name\": \"x.yaml\"})")
+	f.StringArrayVar(&warmSpecs, "warm", nil, "a spec whose plugin stages are kept warm between jobs (repeatable)")
 	f.DurationVar(&drain, "drain-timeout", 30*time.Second, "how long running jobs may go on after SIGTERM before they are cancelled")
 	return cmd
 }
