@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/troupe-dev/troupe"
@@ -10,10 +11,16 @@ import (
 
 // Defaults of a Stage and a Pipeline.
 const (
-	DefaultCredits      = 64
+	DefaultCredits      = 1024    // Stage.Credits: records in flight per worker
+	DefaultCreditBytes  = 1 << 20 // Stage.CreditBytes: their bytes (keys and payloads)
 	DefaultAttempts     = 3
 	DefaultDrainTimeout = 30 * time.Second
 )
+
+// ErrDrainTimeout is wrapped by a run's error when a stop could not drain the records in flight
+// within the drain timeout (the outcome is then OutcomeAborted); Summary.InFlight counts the
+// records left unfinished.
+var ErrDrainTimeout = errors.New("records still in flight after the drain timeout")
 
 // DefaultRestart is a stage's restart policy where Stage.Restart leaves a field zero. Crashes of
 // user code are expected events in troupe (a poison record crashes its worker Attempts times), so
@@ -55,6 +62,10 @@ func start(ctx context.Context, p *troupe.Pipeline, parent *Parent) (*Job, error
 		r.cancel()
 		r.src.reader.close()
 		r.shutdownSystem()
+		r.disp.close()
+		if r.journal != nil {
+			_ = r.journal.close(false)
+		}
 		return nil, err
 	}
 	go r.watch(ctx)

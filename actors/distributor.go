@@ -28,6 +28,7 @@ type slot struct {
 	token uint64
 	up    bool
 	held  deque[entry] // what the worker holds, in the order it received it
+	bytes int          // the bytes of what it holds (see recordBytes)
 }
 
 // distributor hands a stage's records to its workers and passes their outputs on.
@@ -154,6 +155,7 @@ func (d *distributor) results(s *slot, res *results) {
 	off := 0
 	for i, n := range res.Counts {
 		e := s.held.popFront()
+		s.bytes -= recordBytes(e.rec)
 		d.st.counters.latency.record(now - e.sent)
 		if len(errs) > 0 && int(errs[0].Index) == i {
 			d.failed(e, errs[0].Message)
@@ -240,6 +242,16 @@ func (d *distributor) works() {
 	d.parked = nil
 }
 
+// slotIndex is the index of s in d.slots: its worker's index.
+func (d *distributor) slotIndex(s *slot) int {
+	for i := range d.slots {
+		if &d.slots[i] == s {
+			return i
+		}
+	}
+	return -1
+}
+
 // requeue takes back everything a dead worker held. With charge, the record it was working on
 // (culprit, or the oldest when unknown) is charged a failed attempt with reason; the others go
 // back as they are.
@@ -265,13 +277,14 @@ func (d *distributor) requeue(s *slot, charge bool, culprit *recordID, reason er
 		msg = reason.Error()
 	}
 	held := s.held.drain()
+	s.bytes = 0
 	if charge && culprit == nil && len(held) > 1 {
 		// Which one killed it is unknown: isolate them all rather than blame an innocent.
 		charged = -1
 		for i := range held {
 			held[i].suspect = true
 		}
-		d.run.log.Debug("worker died holding several records; retrying them one by one", "stage", d.st.cfg.Name, "records", len(held), "reason", msg)
+		d.run.log.Debug("worker died holding several records; retrying them one by one", "stage", d.st.cfg.Name, "worker", d.slotIndex(s), "records", len(held), "reason", msg)
 	}
 	if charged >= 0 && held[charged].attempt == 0 {
 		// Only a record's first fault counts: a poison record's retries, which go first,
@@ -349,7 +362,14 @@ func (d *distributor) dispatch(ctx actor.Context) {
 			return
 		}
 		n := min(d.st.cfg.Credits-best.held.len(), d.pending.len(), max(1, (d.pending.len()+up-1)/up))
-		if best.held.len() > 0 && n < max(1, d.st.cfg.Credits/4) {
+		n = d.fitBytes(best, n)
+		// What a worker can hold of records the size of the next one: its byte credit, not its
+		// record credit, is what limits it for large records.
+		capacity := d.st.cfg.Credits
+		if sz := recordBytes(d.pending.at(0).rec); sz > 0 {
+			capacity = max(1, min(capacity, d.st.cfg.CreditBytes/sz))
+		}
+		if best.held.len() > 0 && (n == 0 || n < max(1, capacity/4)) {
 			// Topping a busy worker up with a few records at a time turns a busy pipeline into a
 			// stream of tiny messages. It reports soon, and then gets a fuller batch.
 			return
@@ -363,6 +383,22 @@ func (d *distributor) dispatch(ctx actor.Context) {
 		}
 		d.send(ctx, best, n, &d.pending)
 	}
+}
+
+// fitBytes is how many of the first n pending records fit in worker s's byte credit: at least
+// one when s holds nothing, so that a record larger than the credit still goes through.
+func (d *distributor) fitBytes(s *slot, n int) int {
+	room := d.st.cfg.CreditBytes - s.bytes
+	for i := 0; i < n; i++ {
+		room -= recordBytes(d.pending.at(i).rec)
+		if room < 0 {
+			if i == 0 && s.held.len() == 0 {
+				return 1
+			}
+			return i
+		}
+	}
+	return n
 }
 
 // leastLoaded is the live worker, other than skip and those isolating a suspect, that holds the
@@ -394,6 +430,7 @@ func (d *distributor) send(ctx actor.Context, s *slot, n int, q *deque[entry]) {
 		}
 		e.sent = now
 		s.held.pushBack(e)
+		s.bytes += recordBytes(e.rec)
 		recs[i] = e.rec
 	}
 	ctx.Send(s.pid, work{token: s.token, recs: recs})

@@ -26,11 +26,15 @@
 //
 //	 1. The source reads input only while its window has room, numbers each record (its envelope's seq)
 //	    and keeps it in the window until the collector acknowledges it. The window is the sum of
-//	    the stages' credits, so the records in flight, and the memory they use, stay bounded
-//	    whatever the relative speeds of the parts.
-//	 2. A stage's distributor queues what it receives and hands each worker at most Stage.Credits
-//	    records at a time, always to the worker with the fewest outstanding (least loaded). It keeps
-//	    what each worker holds, in order, until the worker reports the outcome.
+//	    the stages' credits, in records and in bytes (keys and payloads), so the records in
+//	    flight, and the memory they use, stay bounded whatever the relative speeds of the parts
+//	    and the size of the records. It asks its reader for one record first, then for batches
+//	    sized by the average record read so far.
+//	 2. A stage's distributor queues what it receives and hands each worker records while it
+//	    holds fewer than Stage.Credits and their bytes fit in Stage.CreditBytes (one record,
+//	    whatever its size, when it holds nothing), always to the worker with the fewest
+//	    outstanding (least loaded). It keeps what each worker holds, in order, until the worker
+//	    reports the outcome.
 //	 3. A worker runs each record through the stage: a Go Func in the worker's own goroutine, or a
 //	    Backend (another process). It reports outcomes in order; the distributor passes outputs on
 //	    to the next stage, retries failures (the envelope counts the attempts; troupe.Attempt tells the Func), and sends a record that failed
@@ -58,6 +62,32 @@
 // acked. Outputs of a split carry a deterministic sub (a hash of the parent's Sub, the
 // stage and the output's index), so a record processed twice produces the same identities and
 // the collector drops the second copy: the sink sees each output exactly once per run.
+//
+// # Journal: resuming a killed run
+//
+// With Pipeline.Journal set, the run keeps a journal (journal.go) of the source records whose
+// outcome is final, named by their resume key in the source (troupe.Resumable: a files source's
+// relative path, size and modification time, a lines source's byte offset, a range source's
+// index; the reader asks for each record's key as it reads it). The collector then holds each
+// record's outputs and dead letters until the record is complete (and, with OrderInput, its
+// turn), so that a flush never carries part of a record; after the flush it syncs the outputs
+// that append to one file (the lines sink, the JSONL dead letters) and sends, with the acks, the
+// records written and where those outputs stand, in batches of up to 8192 records or 50 ms (so
+// that the outputs' and the journal's fsyncs are grouped). The source actor turns them into journal
+// entries, which a writer goroutine appends in batches, one frame each (length, CRC-32C), and
+// fsyncs (a batch takes what arrived while the previous one was syncing). A journalled record is
+// therefore on disk; a kill redoes what was in flight and the last unsynced batch.
+//
+// A run with an existing journal checks its header against the source's Fingerprint (another
+// source is refused, ErrJournalMismatch), reads its entries (a torn last frame is cut off and
+// ignored), and calls Source.Resume with a done predicate: the source does not produce the
+// records done (dead letters count as done unless Journal.RetryDeadLetters), and the reader
+// passes over any it produces anyway; Summary.Skipped counts them. The lines sink and the
+// dead-letter file are cut back to where the journal's last batch left them (what the killed run
+// wrote after it belongs to records done again) and appended to; the lines sink therefore
+// truncates its file when first used, not when made. A files sink rewrites a redone record's
+// file whole (each file is synced before it is renamed into place). The journal is compacted
+// when the run ends. A reduce stage, stdin and named pipes cannot be resumed, and are refused.
 //
 // # Poison records and broken stages
 //

@@ -56,8 +56,17 @@ type (
 		Error    string
 	}
 
-	// acks tells the source which source records are complete.
-	acks struct{ Seqs []uint64 }
+	// acks tells the source which source records are complete. With a journal, Journal lists
+	// the source records whose outputs the sink and dead-letter output now hold durably (a
+	// record may be complete before its outputs are written: OrderInput holds them for their
+	// turn), Dead which of those went to the dead letters, and SinkPos and DeadPos where the
+	// appending outputs stood then.
+	acks struct {
+		Seqs             []uint64
+		Journal          []uint64
+		Dead             []bool
+		SinkPos, DeadPos outputPos
+	}
 
 	// results is a worker's outcomes for the oldest records it holds, in order: record i produced
 	// Counts[i] outputs, laid out one after the other in Outputs; Errors name the records (by

@@ -37,6 +37,7 @@ type run struct {
 	ctx    context.Context // handed to stage Funcs; cancelled when the run ends
 	cancel context.CancelFunc
 	system *actor.ActorSystem
+	disp   *dispatcher // runs the run's own actors (see dispatcher)
 	log    *slog.Logger
 	start  time.Time
 	name   string // the root supervisor's, and so the first element of every path in the tree
@@ -46,6 +47,8 @@ type run struct {
 	src    *sourceState
 	col    *collectorState
 	total  int64
+	// journal is the run's journal (Pipeline.Journal), nil without one.
+	journal *journal
 	// The PIDs the supervisor hands over as the tree starts (see startTree). A PID stays valid
 	// across restarts, so the first one is kept. The collector starts first and its PID is
 	// set before anything that reads it starts; the source starts last, after the actors that
@@ -126,7 +129,7 @@ func newRun(p *troupe.Pipeline, parent *Parent) (*run, error) {
 		}
 	}
 	seen := map[string]bool{}
-	window := 0
+	window, windowBytes := 0, 0
 	for i, s := range p.Stages {
 		if err := checkStage(&s); err != nil {
 			cancel()
@@ -143,20 +146,76 @@ func newRun(p *troupe.Pipeline, parent *Parent) (*run, error) {
 		}
 		r.stages = append(r.stages, st)
 		window += s.Workers * s.Credits
+		windowBytes += s.Workers * s.CreditBytes
 	}
 	if window == 0 {
-		window = DefaultCredits * 4
+		window, windowBytes = DefaultCredits*4, DefaultCreditBytes*4
+	}
+	if p.Journal != nil {
+		j, err := openRunJournal(p, log)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		r.journal = j
 	}
 	if parent != nil {
 		r.system = parent.System
 	} else {
 		r.system = NewSystem()
 	}
+	r.disp = newDispatcher(actor.NewDefaultDispatcher(0).Throughput())
 	r.col = newCollectorState(p)
-	r.src = &sourceState{window: window, inflight: map[uint64]*envelope{}, unread: map[uint64]string{}}
+	r.src = &sourceState{window: window, windowBytes: windowBytes, inflight: map[uint64]*envelope{}, unread: map[uint64]string{}}
 	// The reader starts when the source actor has (see startTree): it delivers to its PID.
 	r.src.reader = newReader(p.Source, sourceBatch(window))
+	if h, ok := p.Source.(sizeHinter); ok {
+		r.src.hint = max(0, h.sizeHint())
+	}
+	if r.journal != nil {
+		r.src.keys = map[uint64]string{}
+		r.src.reader.resume = p.Source.(troupe.Resumable)
+		r.src.reader.isDone = r.journal.isDone
+		r.journal.start(func(err error) { r.fail(err) })
+	}
 	return r, nil
+}
+
+// openRunJournal opens a pipeline's journal, checks that the pipeline can keep one, tells the
+// source what is done, and cuts the appending outputs back to where the journal left them.
+func openRunJournal(p *troupe.Pipeline, log *slog.Logger) (*journal, error) {
+	for _, s := range p.Stages {
+		if s.Reduce != nil {
+			return nil, fmt.Errorf("pipeline: journal %s: stage %s is a reduce stage, whose aggregates a journal cannot keep (a resumed run would emit aggregates of what is left only); run it without a journal", p.Journal.Path, s.Name)
+		}
+	}
+	rs, ok := p.Source.(troupe.Resumable)
+	if !ok {
+		return nil, fmt.Errorf("pipeline: journal %s: the source (%T) cannot be resumed: it does not implement troupe.Resumable", p.Journal.Path, p.Source)
+	}
+	j, err := openJournal(p.Journal, rs.Fingerprint(), log)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	fail := func(err error) (*journal, error) {
+		_ = j.close(false)
+		return nil, fmt.Errorf("pipeline: journal %s: %w", p.Journal.Path, err)
+	}
+	if err := rs.Resume(j.isDone); err != nil {
+		return fail(err)
+	}
+	if err := resumeOutput(p.Sink, j.sinkPos, "sink", log); err != nil {
+		return fail(err)
+	}
+	if p.DeadLetters != nil {
+		if err := resumeOutput(p.DeadLetters, j.deadPos, "dead letters", log); err != nil {
+			return fail(err)
+		}
+	}
+	if len(j.prior) > 0 {
+		log.Info("resuming from the journal", "journal", p.Journal.Path, "records_done", len(j.prior))
+	}
+	return j, nil
 }
 
 // checkStage validates a stage and fills in its defaults.
@@ -176,8 +235,8 @@ func checkStage(s *troupe.Stage) error {
 	if kinds != 1 {
 		return errors.New("exactly one of Func, Reduce and Backend must be set")
 	}
-	if s.Workers < 0 || s.Credits < 0 || s.Attempts < 0 || s.Timeout < 0 {
-		return errors.New("workers, credits, attempts and timeout must not be negative")
+	if s.Workers < 0 || s.Credits < 0 || s.CreditBytes < 0 || s.Attempts < 0 || s.Timeout < 0 {
+		return errors.New("workers, credits, credit bytes, attempts and timeout must not be negative")
 	}
 	if s.Workers == 0 {
 		s.Workers = runtime.NumCPU()
@@ -187,6 +246,9 @@ func checkStage(s *troupe.Stage) error {
 	}
 	if s.Credits == 0 {
 		s.Credits = DefaultCredits
+	}
+	if s.CreditBytes == 0 {
+		s.CreditBytes = DefaultCreditBytes
 	}
 	if s.Attempts == 0 {
 		s.Attempts = DefaultAttempts
@@ -223,7 +285,7 @@ func (r *run) startTree() error {
 	spec.Children = append(spec.Children, supervisor.ChildSpec{
 		Name: "collector",
 		Start: func() (*actor.Props, error) {
-			return actor.PropsFromProducer(func() actor.Actor { return &collector{run: r, c: r.col} }), nil
+			return r.props(func() actor.Actor { return &collector{run: r, c: r.col} }), nil
 		},
 		OnStart: func(pid *actor.PID, _ int) {
 			if r.collector == nil {
@@ -244,7 +306,7 @@ func (r *run) startTree() error {
 			if len(r.stages) > 0 {
 				first = r.stages[0].distPID
 			}
-			return actor.PropsFromProducer(func() actor.Actor {
+			return r.props(func() actor.Actor {
 				return &sourceActor{run: r, st: r.src, next: first, batch: sourceBatch(r.src.window)}
 			}), nil
 		},
@@ -271,7 +333,10 @@ func (r *run) startTree() error {
 }
 
 // sourceBatch is how many records the source asks its reader for at a time.
-func sourceBatch(window int) int { return max(1, min(DefaultCredits, window/4)) }
+func sourceBatch(window int) int { return max(1, min(maxSourceBatch, window/4)) }
+
+// maxSourceBatch bounds the records a source is asked for at a time.
+const maxSourceBatch = 256
 
 // stageChild is a stage's subtree: for a reduce stage one actor; otherwise a rest_for_one
 // supervisor over the distributor and a one_for_one supervisor of the workers, so that a worker
@@ -280,7 +345,7 @@ func (r *run) stageChild(st *stageRun) supervisor.ChildSpec {
 	rs := st.cfg.Restart
 	if st.reduce != nil {
 		return supervisor.ChildSpec{Name: st.cfg.Name, Start: func() (*actor.Props, error) {
-			return actor.PropsFromProducer(func() actor.Actor { return &reducer{run: r, st: st} }), nil
+			return r.props(func() actor.Actor { return &reducer{run: r, st: st} }), nil
 		}, OnStart: r.distStarted(st)}
 	}
 	workers := supervisor.Spec{Name: "workers", Flags: supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: rs.Intensity, Period: rs.Period, Backoff: rs.Backoff}}
@@ -290,7 +355,7 @@ func (r *run) stageChild(st *stageRun) supervisor.ChildSpec {
 	stage := supervisor.Spec{Name: st.cfg.Name, Flags: supervisor.Flags{Strategy: supervisor.RestForOne, Intensity: rs.Intensity, Period: rs.Period, Backoff: rs.Backoff}}
 	stage.Children = []supervisor.ChildSpec{
 		{Name: "dist", Start: func() (*actor.Props, error) {
-			return actor.PropsFromProducer(func() actor.Actor { return newDistributor(r, st) }), nil
+			return r.props(func() actor.Actor { return newDistributor(r, st) }), nil
 		}, OnStart: r.distStarted(st)},
 		workers.Child(supervisor.Permanent),
 	}
@@ -319,7 +384,7 @@ func (r *run) distStarted(st *stageRun) func(*actor.PID, int) {
 func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
 	if st.cfg.Func != nil {
 		return supervisor.ChildSpec{Name: workerName(i), Shutdown: supervisor.BrutalKill, Start: func() (*actor.Props, error) {
-			return actor.PropsFromProducer(func() actor.Actor { return &funcWorker{run: r, st: st, index: i} }), nil
+			return r.props(func() actor.Actor { return &funcWorker{run: r, st: st, index: i} }), nil
 		}}
 	}
 	return supervisor.ChildSpec{Name: workerName(i), Shutdown: supervisor.Shutdown(backendWorkerShutdown), StartIncarnation: func(incarnation int) (*actor.Props, error) {
@@ -338,7 +403,7 @@ func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
 			return failedStart(err), nil
 		}
 		st.startFailures.Store(0)
-		return actor.PropsFromProducer(func() actor.Actor {
+		return r.props(func() actor.Actor {
 			return &backendWorker{run: r, st: st, index: i, backend: b, out: out}
 		}), nil
 	}}
@@ -358,11 +423,30 @@ func (r *run) event(e supervisor.Event) {
 		}
 	}
 	if e.Kind == supervisor.Exited && e.Reason != nil && !errors.Is(e.Reason, supervisor.ErrShutdown) {
-		r.log.Warn("actor exited", "path", e.Path, "reason", firstLine(e.Reason.Error()))
+		r.log.Warn("actor exited", append(r.pathAttrs(e.Path), "path", e.Path, "reason", firstLine(e.Reason.Error()))...)
 	}
 	if r.p.Events != nil {
 		r.p.Events(e)
 	}
+}
+
+// pathAttrs returns the log attributes stage and worker (its index, as the workers' own lines
+// give it) of a path in the tree, those that apply.
+func (r *run) pathAttrs(path string) []any {
+	for _, st := range r.stages {
+		if path != st.path && !strings.HasPrefix(path, st.path+"/") {
+			continue
+		}
+		attrs := []any{"stage", st.cfg.Name}
+		for i := range st.cfg.Workers {
+			if w := st.path + "/workers/" + workerName(i); path == w || strings.HasPrefix(path, w+"/") {
+				attrs = append(attrs, "worker", i)
+				break
+			}
+		}
+		return attrs
+	}
+	return nil
 }
 
 func firstLine(s string) string {
@@ -409,7 +493,9 @@ func (r *run) watch(ctx context.Context) {
 		case <-r.finished:
 		case <-r.aborted:
 		case <-timer.C:
-			r.fail(fmt.Errorf("stop: %d records still in flight after the drain timeout (%s)", r.stats.inflight.Load(), t))
+			// The count is the Summary's (InFlight), taken when the run has ended: records
+			// may still complete while the tree stops.
+			r.fail(fmt.Errorf("stop: %w (%s)", ErrDrainTimeout, t))
 		}
 		timer.Stop()
 	}
@@ -435,7 +521,15 @@ func (r *run) shutdown() {
 	r.cancel()
 	r.unsub()
 	r.shutdownSystem()
+	r.disp.close()
 	var errs []error
+	if r.journal != nil {
+		// The actors have stopped: nothing more is added. What is queued is written, then the
+		// journal is compacted.
+		if err := r.journal.close(true); err != nil && !errors.Is(r.runErr(), err) {
+			errs = append(errs, err)
+		}
+	}
 	for _, st := range r.stages {
 		if st.cfg.Cleanup != nil {
 			if err := st.cfg.Cleanup(); err != nil {
@@ -482,13 +576,21 @@ func (r *run) shutdown() {
 	close(r.endedCh)
 }
 
+// runErr is the error that aborted the run, or nil.
+func (r *run) runErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
 // fail aborts the run with err (the first error wins).
 func (r *run) fail(err error) {
 	r.failOnce.Do(func() {
 		r.mu.Lock()
 		r.err = err
 		r.mu.Unlock()
-		r.log.Error("run aborted", "error", err)
+		// The run's error is returned by Wait: a program reports it there, once.
+		r.log.Debug("run aborted", "error", err)
 		close(r.aborted)
 	})
 }
@@ -523,9 +625,13 @@ func (r *run) snapshot() troupe.Summary {
 		RecordsOut:  r.stats.out.Load(),
 		DeadLetters: r.stats.dead.Load(),
 		Dropped:     r.stats.dropped.Load(),
+		Skipped:     r.skipped(),
 		Restarts:    r.stats.restarts.Load(),
 		InFlight:    r.stats.inflight.Load(),
 		Elapsed:     time.Since(r.start),
+	}
+	if s.Total >= 0 {
+		s.Total = max(s.Total-s.Skipped, 0) // what the source will produce
 	}
 	for _, st := range r.stages {
 		c := &st.counters
@@ -538,4 +644,17 @@ func (r *run) snapshot() troupe.Summary {
 	return s
 }
 
+// skipped is how many source records the run skipped as done by an earlier run.
+func (r *run) skipped() int64 {
+	if r.journal == nil {
+		return 0
+	}
+	return r.journal.skippedCount()
+}
+
 func sortUint64(s []uint64) { slices.Sort(s) }
+
+// props are the props of one of the run's own actors: on the run's dispatcher.
+func (r *run) props(p actor.Producer) *actor.Props {
+	return actor.PropsFromProducer(p, actor.WithDispatcher(r.disp))
+}

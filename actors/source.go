@@ -22,12 +22,19 @@ const fullWeight uint64 = 1 << 62
 // sourceState is the source's part of a run: the reader, the window of records read and not yet
 // complete, and the numbering. It outlives restarts of the source actor.
 type sourceState struct {
-	window int // records in flight at most
+	window      int   // records in flight at most
+	windowBytes int   // their bytes (keys and payloads) at most, but for one record
+	flightBytes int   // bytes of the records in flight
+	readRecs    int64 // records read so far, and their bytes: the average sizes asks
+	readBytes   int64
+	hint        int // the source's size hint, if any (see sizeHinter)
 
 	reader   *reader
 	inflight map[uint64]*envelope // by Seq: what has been sent and not yet acked
 	unread   map[uint64]string    // by Seq: records in flight the source could not read, why
 	nextSeq  uint64
+	// keys holds, with a journal, the resume keys of the records read and not yet journalled.
+	keys     map[uint64]string
 	asked    int  // records requested from the reader and not yet delivered
 	eof      bool // no more input (end reached, or a drain was asked for)
 	endSent  bool
@@ -52,6 +59,11 @@ type reader struct {
 
 	startOnce sync.Once
 	started   atomic.Bool
+
+	// With a journal: the source's resume keys, and whether a key is done (the source must
+	// not produce such records; what it produces anyway is passed over here).
+	resume troupe.Resumable
+	isDone func(key string) bool
 }
 
 // newReader makes the reader of src; it reads nothing before start. Asks made before then wait
@@ -87,8 +99,8 @@ func (r *reader) loop(deliver func(sourceRead)) {
 			}
 		}
 		r.want.Add(int64(-n))
-		recs, err := r.read(n)
-		deliver(sourceRead{recs: recs, err: err, asked: n})
+		recs, keys, err := r.read(n)
+		deliver(sourceRead{recs: recs, keys: keys, err: err, asked: n})
 		if err != nil {
 			return
 		}
@@ -105,18 +117,18 @@ func (r *reader) ask(n int) {
 }
 
 // read calls the source, turning a panic into an error: the source is user code.
-func (r *reader) read(n int) (recs []*envelope, err error) {
+func (r *reader) read(n int) (recs []*envelope, keys []string, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = fmt.Errorf("source panicked: %v\n%s", v, debug.Stack())
+			recs, keys, err = nil, nil, fmt.Errorf("source panicked: %v\n%s", v, debug.Stack())
 		}
 	}()
 	read, err := r.src.Read(r.ctx, n)
 	if len(read) > n {
-		return nil, fmt.Errorf("source returned %d records, more than the %d asked for", len(read), n)
+		return nil, nil, fmt.Errorf("source returned %d records, more than the %d asked for", len(read), n)
 	}
 	if len(read) == 0 {
-		return nil, err
+		return nil, nil, err
 	}
 	// The runtime's own copies, in one allocation per read: what the source does with its slice
 	// afterwards cannot reach them.
@@ -138,7 +150,31 @@ func (r *reader) read(n int) (recs []*envelope, err error) {
 			}
 		}
 	}
-	return recs, err
+	if r.resume != nil {
+		return r.resumeKeys(recs, err)
+	}
+	return recs, nil, err
+}
+
+// resumeKeys asks the source for the resume key of each record it just read, and passes over
+// those an earlier run finished (a source that produced them anyway broke its word, but the
+// runtime need not do them twice).
+func (r *reader) resumeKeys(recs []*envelope, err error) ([]*envelope, []string, error) {
+	keys := make([]string, 0, len(recs))
+	kept := recs[:0:len(recs)]
+	for _, rec := range recs {
+		k := r.resume.ResumeKey(rec.Record)
+		if k == "" {
+			return nil, nil, fmt.Errorf("source: ResumeKey returned an empty key for record %q", rec.Key)
+		}
+		if r.isDone(k) {
+			r.takeUnread(rec)
+			continue
+		}
+		kept = append(kept, rec)
+		keys = append(keys, k)
+	}
+	return kept, keys, err
 }
 
 // unreadableSource is implemented by sources that hand on, in its place, a record they could
@@ -243,6 +279,11 @@ func (a *sourceActor) accept(ctx actor.Context, m sourceRead) {
 			st.nextSeq++
 			r.Sub, r.Weight, r.Attempt, r.Flag = 0, fullWeight, 0, flagData
 			st.inflight[r.Seq] = r
+			st.flightBytes += recordBytes(r)
+			st.readBytes += int64(recordBytes(r))
+			if st.keys != nil {
+				st.keys[r.Seq] = m.keys[i]
+			}
 			if why := st.reader.takeUnread(r); why != "" {
 				if len(b.Records) == len(m.recs) {
 					b.Records = slices.Clone(m.recs[:i])
@@ -253,6 +294,7 @@ func (a *sourceActor) accept(ctx actor.Context, m sourceRead) {
 				b.Records = append(b.Records, r)
 			}
 		}
+		st.readRecs += int64(len(m.recs))
 		a.run.stats.in.Add(int64(len(m.recs)))
 		a.run.stats.inflight.Add(int64(len(m.recs)))
 		if len(b.Records) > 0 {
@@ -278,14 +320,55 @@ func (a *sourceActor) sendUnread(ctx actor.Context, r *envelope) {
 	ctx.Send(a.run.collector, &failure{Record: r, Stage: "source", Attempts: 1, Error: a.st.unread[r.Seq]})
 }
 
-// ask requests more input while the window has room for a whole batch.
+// ask requests more input while the window has room for a whole batch, in records and, at the
+// average record size read so far, in bytes. A batch asks for at most a quarter of the byte
+// window, so that large records are read a few at a time, and the first ask is for one record;
+// when nothing is in flight or asked for, one batch is asked for whatever its size, so that
+// a record larger than the window still flows.
 func (a *sourceActor) ask() {
 	st := a.st
-	for !st.eof && len(st.inflight)+st.asked+a.batch <= st.window {
-		st.asked += a.batch
-		st.reader.ask(a.batch)
+	for !st.eof {
+		n, avg := a.batch, 0
+		switch {
+		case st.readRecs > 0:
+			avg = int(max(1, st.readBytes/st.readRecs))
+		case st.hint > 0:
+			avg = st.hint
+		default:
+			// Nothing says yet how large records are: a first batch of firstAsk.
+			if st.asked > 0 || len(st.inflight) > 0 {
+				return
+			}
+			n = min(n, firstAsk)
+		}
+		if avg > 0 {
+			n = max(1, min(n, st.windowBytes/4/avg))
+		}
+		idle := len(st.inflight) == 0 && st.asked == 0
+		if !idle && (len(st.inflight)+st.asked+n > st.window || st.flightBytes+(st.asked+n)*avg > st.windowBytes) {
+			return
+		}
+		st.asked += n
+		st.reader.ask(n)
 	}
 }
+
+// firstAsk is how many records a source that cannot tell their size (see sizeHinter) is first
+// asked for, before their size is known. It is at least brokenAfter, so that a stage that kills
+// its workers whatever the record is seen to do so on that many records (and declared broken)
+// before the first of them could be taken for the only one there is and dead-lettered.
+const firstAsk = 16
+
+// sizeHinter is implemented by sources that can tell how large their records are before reading
+// them (a files source, by the size of its next file; a range source): the source's first batch
+// is then sized like the others.
+type sizeHinter interface {
+	// sizeHint is the expected size of a record, key and payload, in bytes; 0 if unknown.
+	sizeHint() int
+}
+
+// recordBytes is what a record counts against byte credits: its key and payload.
+func recordBytes(r *envelope) int { return len(r.Key) + len(r.Payload) }
 
 func (a *sourceActor) ack(m *acks) {
 	st := a.st
@@ -296,9 +379,26 @@ func (a *sourceActor) ack(m *acks) {
 		}
 		delete(st.inflight, seq)
 		delete(st.unread, seq)
+		st.flightBytes -= recordBytes(r)
 		if r.Flag != flagEnd {
 			a.run.stats.inflight.Add(-1)
 		}
+	}
+	if len(m.Journal) > 0 && a.run.journal != nil {
+		entries := make([]journalEntry, 0, len(m.Journal))
+		for i, seq := range m.Journal {
+			key, ok := st.keys[seq]
+			if !ok {
+				continue // END, or journalled already
+			}
+			delete(st.keys, seq)
+			o := byte(outcomeDone)
+			if m.Dead[i] {
+				o = outcomeDead
+			}
+			entries = append(entries, journalEntry{key: key, outcome: o})
+		}
+		a.run.journal.add(entries, m.SinkPos, m.DeadPos)
 	}
 }
 

@@ -8,7 +8,8 @@
 //
 // Each process speaks the stage protocol (ipc/README.md): a gRPC control service over
 // go-plugin, and length-prefixed record frames on a unix socket pair passed as file descriptor
-// 3. Plugins are written in Go with package plugins/sdk, or in any language from the README.
+// 3. Plugins are written in Go with package plugins/sdk, in Python with plugins/python (the
+// troupe_plugin package), or in any language from the README.
 //
 // # Processes
 //
@@ -81,8 +82,9 @@ import (
 //   - MaxFrame: max data frame bytes; 0 = 64 MiB.
 //   - Credits: records the host asks to have in flight per process; 0 = 1024 (the stage's
 //     Credits bound it too).
-//   - Logger: plugin output goes here line by line with attrs stage, worker, pid, stream;
-//     nil = discard.
+//   - Logger: plugin output goes here line by line (level info) with attrs stage, worker, pid,
+//     stream; the host's own lines about a process carry stage, worker and pid (worker "spare"
+//     for a spare not yet taken). nil = discard.
 //   - Grace: how long Close waits for a graceful exit before SIGKILL, cut short by Close's
 //     context; 0 = 5s.
 //   - SampleInterval: the watchdog's sampling period; 0 = 100ms.

@@ -125,6 +125,9 @@ func (s *Spec) Pipeline(o BuildOptions) (*troupe.Pipeline, error) {
 		}
 		opened = append(opened, p.DeadLetters.Close)
 	}
+	if j := s.Journal; j != nil {
+		p.Journal = &troupe.Journal{Path: j.Path}
+	}
 	return p, nil
 }
 
@@ -134,13 +137,14 @@ const poolCloseTimeout = 10 * time.Second
 // build makes the runtime's Stage for st.
 func (st *StageSpec) build(logger *slog.Logger) (troupe.Stage, error) {
 	stage := troupe.Stage{
-		Name:     st.Name,
-		Workers:  st.Workers,
-		Credits:  st.Credits,
-		Attempts: st.Attempts,
-		Timeout:  st.Timeout,
-		Options:  st.Options,
-		Restart:  st.Restart.Restart(),
+		Name:        st.Name,
+		Workers:     st.Workers,
+		Credits:     st.Credits,
+		CreditBytes: int(st.CreditBytes),
+		Attempts:    st.Attempts,
+		Timeout:     st.Timeout,
+		Options:     st.Options,
+		Restart:     st.Restart.Restart(),
 	}
 	switch {
 	case st.Plugin != nil:

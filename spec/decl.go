@@ -11,6 +11,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/schema"
 	"github.com/troupe-dev/troupe/internal/units"
 	"github.com/troupe-dev/troupe/plugins"
+	"github.com/troupe-dev/troupe/stages"
 	"github.com/troupe-dev/troupe/supervisor"
 )
 
@@ -27,6 +28,7 @@ type Document struct {
 	Order       string           `yaml:"order" default:"any" enum:"any|input" doc:"any delivers records to the sink as they complete; input in source order (the outputs of one record in the order they were made)."`
 	Sink        SinkSpec         `yaml:"sink" required:"true" doc:"Where records go: exactly one of files, lines, discard."`
 	DeadLetter  *DeadLetterSpec  `yaml:"dead_letter" doc:"Where records that failed every attempt are stored, as JSON lines; they are only counted when absent."`
+	Journal     *JournalSpec     `yaml:"journal" doc:"A journal of the source records finished, so that a run killed midway resumes where it stopped: a run with the same journal skips what it names (troupe run --journal overrides it)."`
 	At          schema.Positions `yaml:"-"`
 }
 
@@ -45,6 +47,16 @@ func (d *Document) Check() error {
 			continue
 		}
 		first[st.Name] = st.At.Value("name").Line
+	}
+	if d.Journal != nil && d.Source.Lines != nil && d.Source.Lines.Path == "-" {
+		errs = append(errs, schema.Errorf("journal", "standard input cannot be resumed (it cannot be read again): a journal needs a source that can (a file, a folder, a range)"))
+	}
+	if d.Journal != nil {
+		for _, st := range d.Stages {
+			if b, ok := stages.Lookup(st.Builtin); ok && b.Reduce != nil {
+				errs = append(errs, schema.Errorf("journal", "stage %s is a reduce stage (builtin %s), whose aggregates a journal cannot keep: run it without a journal", st.Name, st.Builtin))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -127,20 +139,35 @@ func (d *DeadLetterSpec) Check() error {
 	return nil
 }
 
+// JournalSpec keeps a journal of the finished source records in the file at Path.
+type JournalSpec struct {
+	Path string           `yaml:"path" required:"true" nonempty:"true" doc:"The journal file, relative to the spec's directory; created if missing. It belongs to one source: a journal written for another folder, file or count is refused."`
+	At   schema.Positions `yaml:"-"`
+}
+
+// Check rejects standard output.
+func (j *JournalSpec) Check() error {
+	if j.Path == "-" {
+		return schema.Errorf("path", `"-" (standard input or output) is not allowed here`)
+	}
+	return nil
+}
+
 // StageSpec is one stage of a spec: exactly one of Builtin and Plugin is set.
 type StageSpec struct {
-	Name     string           `yaml:"name" required:"true" nonempty:"true" doc:"The stage's name, unique in the pipeline: letters, digits, _, - and ."`
-	Builtin  string           `yaml:"builtin" oneof:"kind" nonempty:"true" doc:"An in-process stage registered by name (see the builtins below)."`
-	Plugin   *PluginSpec      `yaml:"plugin" oneof:"kind" doc:"An external program speaking troupe's stage protocol, one process per worker."`
-	Workers  int              `yaml:"workers" min:"1" max:"2147483647" doc:"Worker actors (and plugin processes); the number of CPUs when absent, and 1 for a reduce builtin."`
-	Credits  int              `yaml:"credits" default:"64" min:"1" max:"2147483647" doc:"Records in flight per worker (records, not bytes: small records through a plugin want more)."`
-	Attempts int              `yaml:"attempts" default:"3" min:"1" max:"2147483647" doc:"Attempts per record before it goes to dead letters."`
-	Timeout  time.Duration    `yaml:"timeout" min:"0s" doc:"Deadline per record and attempt; none when absent or 0."`
-	Options  map[string]any   `yaml:"options" doc:"The stage's options: checked against the builtin's declared options, or handed to the plugin as they are."`
-	Limits   *plugins.Limits  `yaml:"limits" doc:"Resource limits of a plugin stage's processes, enforced by a watchdog."`
-	Spares   int              `yaml:"spares" min:"0" max:"2147483647" doc:"Warm plugin processes kept started, so that a worker that dies is replaced at once."`
-	Restart  RestartSpec      `yaml:"restart" doc:"How the stage's workers restart after a crash."`
-	At       schema.Positions `yaml:"-"`
+	Name        string           `yaml:"name" required:"true" nonempty:"true" doc:"The stage's name, unique in the pipeline: letters, digits, _, - and ."`
+	Builtin     string           `yaml:"builtin" oneof:"kind" nonempty:"true" doc:"An in-process stage registered by name (see the builtins below)."`
+	Plugin      *PluginSpec      `yaml:"plugin" oneof:"kind" doc:"An external program speaking troupe's stage protocol, one process per worker."`
+	Workers     int              `yaml:"workers" min:"1" max:"2147483647" doc:"Worker actors (and plugin processes); the number of CPUs when absent, and 1 for a reduce builtin."`
+	Credits     int              `yaml:"credits" default:"1024" min:"1" max:"2147483647" doc:"Records in flight per worker at most; credit_bytes bounds their bytes too, so large records travel a few at a time. An override: the defaults suit small and large records alike."`
+	CreditBytes units.Size       `yaml:"credit_bytes" default:"1MiB" min:"1" max:"1GiB" doc:"Bytes (keys and payloads) in flight per worker at most; a worker holding nothing still takes one record larger than this."`
+	Attempts    int              `yaml:"attempts" default:"3" min:"1" max:"2147483647" doc:"Attempts per record before it goes to dead letters."`
+	Timeout     time.Duration    `yaml:"timeout" min:"0s" doc:"Deadline per record and attempt; none when absent or 0."`
+	Options     map[string]any   `yaml:"options" doc:"The stage's options: checked against the builtin's declared options, or handed to the plugin as they are."`
+	Limits      *plugins.Limits  `yaml:"limits" doc:"Resource limits of a plugin stage's processes, enforced by a watchdog."`
+	Spares      int              `yaml:"spares" min:"0" max:"2147483647" doc:"Warm plugin processes kept started, so that a worker that dies is replaced at once."`
+	Restart     RestartSpec      `yaml:"restart" doc:"How the stage's workers restart after a crash."`
+	At          schema.Positions `yaml:"-"`
 
 	// builtinOptions are the builtin's options, decoded by Parse.
 	builtinOptions any

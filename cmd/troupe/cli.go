@@ -49,25 +49,47 @@ func (e *usageError) Error() string { return e.err.Error() }
 type env struct {
 	stdin  io.Reader
 	stdout io.Writer
-	stderr io.Writer // safe for concurrent use
+	stderr *lockedWriter // safe for concurrent use; knows when a progress bar holds the line
+	log    logOptions
+	// termWidth is the terminal's width for the progress bar; nil reads stderr's terminal.
+	termWidth func() int
 }
 
-// lockedWriter serialises writes from the progress reporter, the logger and the commands.
+// lockedWriter serialises writes from the progress reporter, the logger and the commands. While
+// a progress bar holds the last line (see holdLine in report.go), a write first erases the bar,
+// so that the message gets a line of its own, and the bar is drawn again below it.
 type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu  sync.Mutex
+	w   io.Writer
+	bar string // the bar drawn on the current line, without a newline; "" when none
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	if l.bar == "" {
+		return l.w.Write(p)
+	}
+	if _, err := io.WriteString(l.w, eraseLine); err != nil {
+		return 0, err
+	}
+	n, err := l.w.Write(p)
+	if err == nil && len(p) > 0 && p[len(p)-1] == '\n' {
+		_, _ = io.WriteString(l.w, l.bar)
+	} else {
+		l.bar = "" // the message left the line unfinished: the next tick draws the bar anew
+	}
+	return n, err
 }
 
 // run runs the troupe command line args and returns the exit status. Cancelling ctx stops a
 // running pipeline gracefully.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: &lockedWriter{w: stderr}}
+	lw, ok := stderr.(*lockedWriter) // main's: its signal messages share the bar's line discipline
+	if !ok {
+		lw = &lockedWriter{w: stderr}
+	}
+	e := &env{stdin: stdin, stdout: stdout, stderr: lw}
 	root := e.rootCmd()
 	root.SetArgs(args)
 	root.SetIn(stdin)
@@ -104,6 +126,8 @@ Exit status: 0 every record reached the sink; 1 the run was aborted or interrupt
 		SilenceUsage:  true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	e.log.flags(root)
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return e.log.check(cmd) }
 	root.AddCommand(e.runCmd(), e.validateCmd(), e.builtinsCmd(), e.versionCmd(), e.pluginsCmd(), e.benchCmd(), e.serveCmd())
 	return root
 }
@@ -224,22 +248,42 @@ func (e *env) pluginsCmd() *cobra.Command {
 			return &usageError{errors.New("plugins: missing subcommand (try 'troupe plugins new NAME')")}
 		},
 	}
-	plugins.AddCommand(&cobra.Command{
+	var troupeSrc, module string
+	newCmd := &cobra.Command{
 		Use:   "new NAME [DIR]",
-		Short: "Create a new plugin project (in DIR, default ./NAME)",
-		Args:  cobra.RangeArgs(1, 2),
+		Short: "Create a new plugin project (in DIR, default ./NAME) that builds where it is created",
+		Long: `Create a plugin project in DIR (default ./NAME): a Go module whose go.mod requires
+github.com/troupe-dev/troupe and, since that module is not published, replaces it with a local
+troupe source tree: --troupe-src DIR, else the tree this troupe was built from, else the one
+containing the working directory. It then runs 'go mod tidy' there when a go tool is on PATH.`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, dir := args[0], args[0]
 			if len(args) == 2 {
 				dir = args[1]
 			}
-			if err := scaffold.Generate(name, dir); err != nil {
+			src, how, err := scaffold.FindSource(troupeSrc)
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			if err := scaffold.Generate(name, dir, scaffold.Options{Source: src, Module: module}); err != nil {
 				return &exitError{code: exitAborted, err: err}
 			}
-			fmt.Fprintf(e.stdout, "created plugin %s in %s\n", name, filepath.Clean(dir))
+			fmt.Fprintf(e.stdout, "created plugin %s in %s (troupe from %s: %s)\n", name, filepath.Clean(dir), how, src)
+			ran, err := scaffold.Tidy(cmd.Context(), dir)
+			if err != nil {
+				return &exitError{code: exitAborted, err: fmt.Errorf("%w\nthe files are written; fix the cause and run 'go mod tidy' in %s", err, dir)}
+			}
+			if !ran {
+				fmt.Fprintln(e.stdout, "no go tool on PATH: go.mod and go.sum hold all of troupe's requirements (run 'go mod tidy' later to trim them)")
+			}
+			fmt.Fprintf(e.stdout, "next: cd %s && go build -o bin/%s . && go test . && troupe run pipeline.yaml\n", filepath.Clean(dir), name)
 			return nil
 		},
-	})
+	}
+	newCmd.Flags().StringVar(&troupeSrc, "troupe-src", "", "troupe's source tree to build the plugin against (default: found)")
+	newCmd.Flags().StringVar(&module, "module", "", "the new module's path (default NAME)")
+	plugins.AddCommand(newCmd)
 	return plugins
 }
 

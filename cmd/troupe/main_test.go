@@ -322,17 +322,6 @@ sink: {discard: {}}
 	}
 }
 
-func TestPluginsNew(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "myplug")
-	code, stdout, stderr := cli(t, "", "plugins", "new", "myplug", dir)
-	if code != exitOK || !strings.Contains(stdout, "created plugin myplug") {
-		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
-	}
-	if entries, err := os.ReadDir(dir); err != nil || len(entries) == 0 {
-		t.Errorf("scaffold made nothing in %s: %v", dir, err)
-	}
-}
-
 func TestVersion(t *testing.T) {
 	code, stdout, _ := cli(t, "", "version")
 	if code != exitOK || !strings.HasPrefix(stdout, "troupe ") || !strings.Contains(stdout, runtime.Version()) || !strings.Contains(stdout, "plugin protocol "+ipc.ProtocolVersion) {

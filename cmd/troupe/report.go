@@ -6,12 +6,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
-
-	"github.com/schollz/progressbar/v3"
+	"unicode/utf8"
 
 	"github.com/troupe-dev/troupe"
 )
@@ -22,12 +23,13 @@ type progress interface {
 	stop(final troupe.Summary)
 }
 
-// startProgress starts a display: "bar" (a progress bar for terminals), "plain" (a line every
-// interval) or "none". poll returns the run's live figures.
-func startProgress(mode string, w io.Writer, poll func() troupe.Summary, interval time.Duration) progress {
+// startProgress starts a display: "bar" (a progress bar for terminals, as wide as width says
+// the terminal is), "plain" (a line every interval) or "none". poll returns the run's live
+// figures.
+func startProgress(mode string, w *lockedWriter, poll func() troupe.Summary, interval time.Duration, width func() int) progress {
 	switch mode {
 	case "bar":
-		return startBar(w, poll)
+		return startBar(w, poll, width)
 	case "plain":
 		return startPlain(w, poll, interval)
 	}
@@ -114,51 +116,158 @@ func formatRate(n int64, d time.Duration) string {
 	return strconv.FormatFloat(r, 'f', 1, 64)
 }
 
-// barProgress draws a progress bar (a spinner when the total is unknown).
+// barProgress draws a progress bar on the last line of a terminal (a spinner when the total is
+// unknown), redrawn every barInterval to the terminal's current width. Other writes to the
+// same lockedWriter erase it first and it is drawn again below them. stop replaces it with a
+// final line without spinner.
 type barProgress struct {
-	w   io.Writer
-	bar *progressbar.ProgressBar
-	t   *ticker
-	mu  sync.Mutex
+	w     *lockedWriter
+	poll  func() troupe.Summary
+	width func() int
+	t     *ticker
+	frame int // touched only by the ticker's goroutine, then by stop after halt
 }
 
-func startBar(w io.Writer, poll func() troupe.Summary) *barProgress {
-	s := poll()
-	b := &barProgress{w: w, bar: progressbar.NewOptions64(s.Total,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription("records"),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("rec"),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionShowElapsedTimeOnFinish(),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionShowDescriptionAtLineEnd(),
-		progressbar.OptionFullWidth(),
-		progressbar.OptionSetRenderBlankState(true),
-	)}
-	b.t = startTicker(200*time.Millisecond, func() { b.update(poll()) })
+const barInterval = 200 * time.Millisecond
+
+func startBar(w *lockedWriter, poll func() troupe.Summary, width func() int) *barProgress {
+	b := &barProgress{w: w, poll: poll, width: width}
+	b.draw()
+	b.t = startTicker(barInterval, b.draw)
 	return b
 }
 
-func (b *barProgress) update(s troupe.Summary) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.bar.Describe(fmt.Sprintf("out %d  dead %d  restarts %d", s.RecordsOut, s.DeadLetters, s.Restarts))
-	_ = b.bar.Set64(done(s))
+func (b *barProgress) draw() {
+	b.w.holdLine(barLine(b.poll(), b.width(), b.frame, false))
+	b.frame++
 }
 
 func (b *barProgress) stop(final troupe.Summary) {
 	b.t.halt()
-	b.update(final)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if final.Total >= 0 && done(final) >= final.Total {
-		_ = b.bar.Finish()
-	} else {
-		_ = b.bar.Exit()
+	b.w.releaseLine(barLine(final, b.width(), 0, true))
+}
+
+// spinner is the frames shown while the total is unknown.
+var spinner = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
+
+// minBar is the narrowest bar worth drawing; figures are left out to keep it.
+const minBar = 10
+
+// barLine renders a progress line: with a known total a bar, the percentage, done/total, the
+// rate and the time left (the time taken when final); with an unknown total a spinner frame
+// (none when final), the records done, the rate and the time so far; then out, dead letters
+// and restarts. It fits in width columns less three: the terminal never wraps it, and the "^C"
+// a terminal echoes at the cursor when the user interrupts stays on the bar's line, which is
+// then erased. When it does not fit, the trailing figures are left out, then the line is cut.
+func barLine(s troupe.Summary, width, frame int, final bool) string {
+	if width < 4 {
+		width = 80
 	}
-	fmt.Fprintln(b.w)
+	room := width - 3
+	d := done(s)
+	rate := formatRate(d, s.Elapsed) + " rec/s"
+	tail := []string{
+		fmt.Sprintf("out %d", s.RecordsOut),
+		fmt.Sprintf("dead %d", s.DeadLetters),
+		fmt.Sprintf("restarts %d", s.Restarts),
+	}
+	var head string
+	var fields []string
+	known := s.Total >= 0
+	if known {
+		frac := 1.0
+		if s.Total > 0 {
+			frac = min(float64(d)/float64(s.Total), 1)
+		}
+		fields = []string{fmt.Sprintf("%3.0f%%", 100*frac), fmt.Sprintf("%d/%d", d, s.Total), rate}
+		switch {
+		case final:
+			fields = append(fields, "in "+s.Elapsed.Round(100*time.Millisecond).String())
+		case d > 0 && d < s.Total:
+			left := time.Duration(float64(s.Elapsed) * float64(s.Total-d) / float64(d))
+			fields = append(fields, "eta "+left.Round(time.Second).String())
+		}
+	} else {
+		if !final {
+			head = spinner[frame%len(spinner)] + " "
+		}
+		elapsed := s.Elapsed.Round(100 * time.Millisecond).String()
+		if final {
+			elapsed = "in " + elapsed
+		}
+		fields = []string{fmt.Sprintf("%d records", d), rate, elapsed}
+	}
+	for n := len(tail); n >= 0; n-- {
+		text := strings.Join(append(slices.Clone(fields), tail[:n]...), "  ")
+		if !known {
+			line := head + text
+			if utf8.RuneCountInString(line) <= room || n == 0 {
+				return cut(line, room)
+			}
+			continue
+		}
+		bar := room - len(text) - 3 // brackets and a space
+		if bar >= minBar || n == 0 {
+			if bar < 1 {
+				return cut(text, room)
+			}
+			filled := bar // an empty source is done
+			if s.Total > 0 {
+				filled = int(float64(bar) * min(float64(d)/float64(s.Total), 1))
+			}
+			return "[" + strings.Repeat("=", filled) + strings.Repeat(" ", bar-filled) + "] " + text
+		}
+	}
+	return "" // not reached
+}
+
+// cut shortens s to n columns (its characters are one column each).
+func cut(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:max(n, 0)])
+}
+
+// eraseLine erases the terminal's current line and returns to its start.
+const eraseLine = "\r\x1b[2K"
+
+// holdLine draws line as the last line of the terminal, without a newline, replacing the one
+// drawn before: it stays there, below what others write, until releaseLine.
+func (l *lockedWriter) holdLine(line string) {
+	if line == "" {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, _ = io.WriteString(l.w, "\r"+line+"\x1b[K")
+	l.bar = line
+}
+
+// releaseLine erases the held line and writes final (if any) with a newline in its place.
+func (l *lockedWriter) releaseLine(final string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.bar != "" {
+		_, _ = io.WriteString(l.w, eraseLine)
+		l.bar = ""
+	}
+	if final != "" {
+		_, _ = io.WriteString(l.w, final+"\n")
+	}
+}
+
+// terminalWidth returns a function reporting the width of the terminal w writes to, read at
+// each call (the window may be resized), or 80 when it cannot be known.
+func terminalWidth(w *lockedWriter) func() int {
+	return func() int {
+		if f, ok := w.w.(*os.File); ok {
+			if width, _, err := termGetSize(int(f.Fd())); err == nil && width > 0 {
+				return width
+			}
+		}
+		return 80
+	}
 }
 
 // writeTable prints the per-stage summary and the totals.
@@ -175,9 +284,22 @@ func writeTable(w io.Writer, s troupe.Summary) {
 			st.Restarts, formatLatency(st.P50), formatLatency(st.P99))
 	}
 	_ = tw.Flush()
-	fmt.Fprintf(w, "total: %d in, %d out, %d dead letters, %d dropped, %d restarts in %s (%s records/s)\n",
-		s.RecordsIn, s.RecordsOut, s.DeadLetters, s.Dropped, s.Restarts, s.Elapsed.Round(time.Millisecond),
+	unfinished := ""
+	if s.InFlight > 0 {
+		unfinished = fmt.Sprintf(", %d unfinished", s.InFlight)
+	}
+	fmt.Fprintf(w, "total: %d in, %d out, %d dead letters, %d dropped%s, %d restarts in %s (%s records/s)\n",
+		s.RecordsIn, s.RecordsOut, s.DeadLetters, s.Dropped, unfinished, s.Restarts, s.Elapsed.Round(time.Millisecond),
 		formatRate(s.RecordsIn, s.Elapsed))
+	if s.Dropped > 0 {
+		fmt.Fprintln(w, "  dropped: records a stage filtered out (it returned no output): done, not lost")
+	}
+	if s.InFlight > 0 {
+		fmt.Fprintln(w, "  unfinished: records read but not complete when the run stopped")
+	}
+	if s.Skipped > 0 {
+		fmt.Fprintf(w, "  skipped: %d records done by an earlier run (journal)\n", s.Skipped)
+	}
 }
 
 func formatLatency(d time.Duration) string {
@@ -195,6 +317,7 @@ func formatLatency(d time.Duration) string {
 // summaryJSON is the format of --summary-json.
 type summaryJSON struct {
 	Name        string             `json:"name"`
+	Run         string             `json:"run"`    // the run's id, as in its log lines (attribute run)
 	Status      string             `json:"status"` // ok, dead_letters, interrupted, incomplete, aborted
 	Error       string             `json:"error,omitempty"`
 	Total       int64              `json:"total"` // -1 when the source's size is unknown
@@ -202,6 +325,7 @@ type summaryJSON struct {
 	RecordsOut  int64              `json:"records_out"`
 	DeadLetters int64              `json:"dead_letters"`
 	Dropped     int64              `json:"dropped"`
+	Skipped     int64              `json:"skipped"` // records done by an earlier run (journal)
 	Restarts    int64              `json:"restarts"`
 	InFlight    int64              `json:"in_flight"`
 	ElapsedS    float64            `json:"elapsed_s"`
@@ -220,10 +344,10 @@ type stageSummaryJSON struct {
 }
 
 // writeSummaryJSON writes the summary to path atomically (a temporary file renamed into place).
-func writeSummaryJSON(path, name string, s troupe.Summary, status string, werr error) error {
+func writeSummaryJSON(path, name, runID string, s troupe.Summary, status string, werr error) error {
 	out := summaryJSON{
-		Name: name, Status: status, Total: s.Total, RecordsIn: s.RecordsIn, RecordsOut: s.RecordsOut,
-		DeadLetters: s.DeadLetters, Dropped: s.Dropped, Restarts: s.Restarts, InFlight: s.InFlight,
+		Name: name, Run: runID, Status: status, Total: s.Total, RecordsIn: s.RecordsIn, RecordsOut: s.RecordsOut,
+		DeadLetters: s.DeadLetters, Dropped: s.Dropped, Skipped: s.Skipped, Restarts: s.Restarts, InFlight: s.InFlight,
 		ElapsedS: s.Elapsed.Seconds(), Stages: []stageSummaryJSON{},
 	}
 	if werr != nil {

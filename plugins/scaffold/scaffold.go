@@ -1,68 +1,298 @@
-// Package scaffold writes a new troupe plugin: a main package calling sdk.Serve with a Process
-// function to fill in, and a test of that function. `troupe plugins new NAME [DIR]` uses it.
-// The generated package must live in a Go module that requires github.com/troupe-dev/troupe.
+// Package scaffold writes a new troupe plugin project that builds where it is written, inside or
+// outside troupe's repository: a Go module (go.mod, go.sum) whose main package calls sdk.Serve
+// with a Process function to fill in, a test of that function, and a sample spec that runs it.
+// `troupe plugins new NAME [DIR]` uses it.
+//
+// The module github.com/troupe-dev/troupe is not published, so the generated go.mod requires it
+// at the placeholder version ZeroVersion and replaces it with a local troupe source tree:
+//
+//	require github.com/troupe-dev/troupe v0.0.0-00010101000000-000000000000
+//	replace github.com/troupe-dev/troupe => /path/to/troupe
+//
+// (a relative path when the project lies inside that tree). Its other requirements and go.sum
+// are troupe's own, so the plugin builds against exactly the versions troupe was tested with and
+// needs no checksum database; Tidy then trims them with `go mod tidy`. FindSource finds the tree:
+// a directory given explicitly, else the one the running program was compiled from, else one
+// containing the working directory.
 package scaffold
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"go/format"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"strings"
 	"text/template"
+	"time"
 )
+
+// Module is troupe's module path.
+const Module = "github.com/troupe-dev/troupe"
+
+// ZeroVersion is the version a module requires troupe at while troupe is unpublished: the
+// placeholder pseudo-version `go mod tidy` itself writes for a replaced module. The replace
+// directive says which source is used; the version only has to be well formed.
+const ZeroVersion = "v0.0.0-00010101000000-000000000000"
 
 var validName = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
 
-// Generate writes main.go and main_test.go for a plugin called name into dir (created if
-// needed; "" means ./name). It refuses to overwrite existing files and names that are not
-// lowercase letters, digits, '-' and '_', starting with a letter.
-func Generate(name, dir string) error {
+// Options says how to generate a plugin project.
+type Options struct {
+	// Source is troupe's source tree (the directory of its go.mod): the replace target, and where
+	// the project's requirements and go.sum come from. Required; see FindSource.
+	Source string
+	// Module is the new module's path; default the plugin's name.
+	Module string
+}
+
+// Generate writes a plugin project called name into dir (created if needed; "" means ./name):
+// go.mod, go.sum, main.go, main_test.go, pipeline.yaml, input.txt and .gitignore. It refuses
+// to overwrite existing files and names that are not lowercase letters, digits, '-' and '_',
+// starting with a letter. It does not run the go tool: call Tidy after it.
+func Generate(name, dir string, opts Options) error {
 	if !validName.MatchString(name) {
 		return fmt.Errorf("plugin name %q: use lowercase letters, digits, '-' and '_', starting with a letter", name)
 	}
 	if dir == "" {
 		dir = name
 	}
-	files := map[string]*template.Template{"main.go": mainTmpl, "main_test.go": testTmpl}
+	if opts.Module == "" {
+		opts.Module = name
+	}
+	if opts.Source == "" {
+		return errors.New("scaffold: no troupe source tree given")
+	}
+	src, err := filepath.Abs(opts.Source)
+	if err != nil {
+		return err
+	}
+	if err := CheckSource(src); err != nil {
+		return err
+	}
+	absDir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	files, err := render(name, opts.Module, src, absDir)
+	if err != nil {
+		return err
+	}
 	for f := range files {
-		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+		if _, err := os.Lstat(filepath.Join(dir, f)); err == nil {
 			return fmt.Errorf("%s already exists: not overwriting it", filepath.Join(dir, f))
-		} else if !errors.Is(err, os.ErrNotExist) {
+		} else if !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for f, t := range files {
-		var buf bytes.Buffer
-		if err := t.Execute(&buf, map[string]string{"Name": name}); err != nil {
-			return err
-		}
-		src, err := format.Source(buf.Bytes())
-		if err != nil {
-			return fmt.Errorf("scaffold template %s: %w", f, err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), src, 0o644); err != nil {
+	for f, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-var mainTmpl = template.Must(template.New("main.go").Parse(`// Command {{.Name}} is a troupe stage plugin. Build it with
+// render returns the project's files by name.
+func render(name, module, src, dir string) (map[string][]byte, error) {
+	goMod, err := os.ReadFile(filepath.Join(src, "go.mod"))
+	if err != nil {
+		return nil, err
+	}
+	goSum, err := os.ReadFile(filepath.Join(src, "go.sum"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	goVersion, requires, err := parseGoMod(goMod)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(src, "go.mod"), err)
+	}
+	// Inside troupe's tree, a relative replace keeps the pair movable together.
+	target := src
+	if up := relUp(dir, src); up != "" {
+		target = up
+	}
+	var mod bytes.Buffer
+	fmt.Fprintf(&mod, "module %s\n\ngo %s\n\nrequire %s %s\n", module, goVersion, Module, ZeroVersion)
+	if len(requires) > 0 {
+		mod.WriteString("\n// troupe's own requirements: `go mod tidy` trims them to what the plugin uses.\nrequire (\n")
+		for _, r := range requires {
+			fmt.Fprintf(&mod, "\t%s // indirect\n", r)
+		}
+		mod.WriteString(")\n")
+	}
+	fmt.Fprintf(&mod, "\n// troupe is not published yet: build against a local source tree.\nreplace %s => %s\n", Module, quoteModPath(target))
+
+	files := map[string][]byte{
+		"go.mod":        mod.Bytes(),
+		"go.sum":        goSum,
+		"input.txt":     []byte("hello\nworld\n"),
+		".gitignore":    []byte("/bin/\n/output.txt\n"),
+		"pipeline.yaml": nil,
+	}
+	data := map[string]string{"Name": name, "Source": src}
+	for f, t := range map[string]*template.Template{"main.go": mainTmpl, "main_test.go": testTmpl, "pipeline.yaml": specTmpl} {
+		var buf bytes.Buffer
+		if err := t.Execute(&buf, data); err != nil {
+			return nil, err
+		}
+		out := buf.Bytes()
+		if strings.HasSuffix(f, ".go") {
+			if out, err = format.Source(out); err != nil {
+				return nil, fmt.Errorf("scaffold template %s: %w", f, err)
+			}
+		}
+		files[f] = out
+	}
+	return files, nil
+}
+
+// relUp returns the path from dir up to src (such as "../..") when dir lies below src, or "".
+func relUp(dir, src string) string {
+	rel, err := filepath.Rel(src, dir)
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return ""
+	}
+	up, err := filepath.Rel(dir, src)
+	if err != nil {
+		return ""
+	}
+	return filepath.ToSlash(up)
+}
+
+// quoteModPath quotes a go.mod path when it holds characters go.mod's syntax does not take bare.
+func quoteModPath(p string) string {
+	if strings.ContainsAny(p, " \t\"'`\\(){}") {
+		return fmt.Sprintf("%q", p)
+	}
+	return p
+}
+
+// parseGoMod returns a go.mod's go version and its require lines ("path version"), without
+// comments. troupe's go.mod has no replace or exclude directives of its own, and this refuses
+// one that does, since they would not carry over to a module requiring it.
+func parseGoMod(data []byte) (goVersion string, requires []string, err error) {
+	inBlock := false
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		line := sc.Text()
+		if i := strings.Index(line, "//"); i >= 0 {
+			line = line[:i]
+		}
+		fields := strings.Fields(line)
+		switch {
+		case len(fields) == 0:
+		case inBlock && fields[0] == ")":
+			inBlock = false
+		case inBlock && len(fields) == 2:
+			requires = append(requires, fields[0]+" "+fields[1])
+		case inBlock:
+			return "", nil, fmt.Errorf("unexpected line %q", sc.Text())
+		case fields[0] == "go" && len(fields) == 2:
+			goVersion = fields[1]
+		case fields[0] == "require" && len(fields) == 2 && fields[1] == "(":
+			inBlock = true
+		case fields[0] == "require" && len(fields) == 3:
+			requires = append(requires, fields[1]+" "+fields[2])
+		case fields[0] == "replace" || fields[0] == "exclude":
+			return "", nil, fmt.Errorf("%s directives are not supported by the scaffold", fields[0])
+		}
+	}
+	if goVersion == "" {
+		return "", nil, errors.New("no go directive")
+	}
+	return goVersion, requires, sc.Err()
+}
+
+// CheckSource reports whether dir is troupe's source tree: a go.mod declaring module Module, with
+// the plugin SDK beside it.
+func CheckSource(dir string) error {
+	data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+	if err != nil {
+		return fmt.Errorf("%s is not troupe's source tree: %w", dir, err)
+	}
+	if m := regexp.MustCompile(`(?m)^module\s+(\S+)`).FindSubmatch(data); m == nil || string(m[1]) != Module {
+		return fmt.Errorf("%s is not troupe's source tree: its go.mod is not module %s", dir, Module)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "plugins", "sdk")); err != nil {
+		return fmt.Errorf("%s is not troupe's source tree: %w", dir, err)
+	}
+	return nil
+}
+
+// FindSource returns troupe's source tree for a new plugin, and how it was found: explicit
+// when set (it must be one), else the tree this program was compiled from (when it still exists
+// there and the build kept its paths, that is without -trimpath), else the nearest directory
+// containing the working directory that is one.
+func FindSource(explicit string) (dir, how string, err error) {
+	if explicit != "" {
+		abs, err := filepath.Abs(explicit)
+		if err != nil {
+			return "", "", err
+		}
+		if err := CheckSource(abs); err != nil {
+			return "", "", err
+		}
+		return abs, "given", nil
+	}
+	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
+		d := filepath.Dir(filepath.Dir(filepath.Dir(file))) // <src>/plugins/scaffold/scaffold.go
+		if CheckSource(d) == nil {
+			return d, "the tree this troupe was built from", nil
+		}
+	}
+	if wd, err := os.Getwd(); err == nil {
+		for d := wd; ; d = filepath.Dir(d) {
+			if CheckSource(d) == nil {
+				return d, "the tree containing the working directory", nil
+			}
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+	}
+	return "", "", errors.New("cannot find troupe's source tree (this troupe was built without its paths, or the tree has moved): give it with --troupe-src DIR")
+}
+
+// Tidy runs `go mod tidy` in dir, when a go tool is on PATH, to trim the requirements and go.sum
+// to what the plugin uses. It reports whether it ran. Without a go tool the project still builds
+// with the requirements and go.sum Generate copied from troupe.
+func Tidy(ctx context.Context, dir string) (ran bool, err error) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, goTool, "mod", "tidy")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return true, fmt.Errorf("go mod tidy in %s: %w\n%s", dir, err, bytes.TrimSpace(out))
+	}
+	return true, nil
+}
+
+var mainTmpl = template.Must(template.New("main.go").Parse(`// Command {{.Name}} is a troupe stage plugin. Build it, test it and run it with
 //
 //	go build -o bin/{{.Name}} .
+//	go test .
+//	troupe run pipeline.yaml
 //
-// and use it in a spec:
-//
-//	stages:
-//	  - name: {{.Name}}
-//	    plugin: {cmd: [./bin/{{.Name}}]}
-//	    options: {suffix: "!"}
+// go.mod replaces github.com/troupe-dev/troupe with the troupe source tree at
+// {{.Source}}; point it elsewhere with
+// go mod edit -replace github.com/troupe-dev/troupe=DIR.
 package main
 
 import (
@@ -127,4 +357,16 @@ func TestProcess(t *testing.T) {
 		t.Fatal("setup accepted a non-string suffix")
 	}
 }
+`))
+
+var specTmpl = template.Must(template.New("pipeline.yaml").Parse(`# Runs the {{.Name}} plugin over input.txt. Build the plugin first (go build -o bin/{{.Name}} .),
+# then: troupe run pipeline.yaml. Paths are relative to this file.
+name: {{.Name}}
+source: {lines: {path: input.txt}}
+stages:
+  - name: {{.Name}}
+    plugin: {cmd: [./bin/{{.Name}}]}
+    workers: 2
+    options: {suffix: "!"}
+sink: {lines: {path: output.txt}}
 `))

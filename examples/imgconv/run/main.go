@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -137,14 +138,17 @@ func run(args []string, stderr io.Writer) int {
 	return 0
 }
 
-// ensureSamples generates n sample images in dir when it holds no file yet.
+// ensureSamples generates n sample images in dir when it holds nothing but hidden files (the
+// repository keeps the folder with input/.gitkeep, which the specs' glob skips).
 func ensureSamples(stderr io.Writer, dir string, n int) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if len(entries) > 0 {
-		return nil
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".") {
+			return nil
+		}
 	}
 	fmt.Fprintf(stderr, "no input: generating %d sample images in %s\n", n, dir)
 	_, err = imgconv.Generate(dir, n, 1)

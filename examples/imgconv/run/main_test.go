@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/troupe-dev/troupe/spec"
 	"github.com/troupe-dev/troupe/stages/imgconv"
 )
 
@@ -111,5 +112,40 @@ func TestRunBadUsage(t *testing.T) {
 	stderr.Reset()
 	if rc := run([]string{"-spec", filepath.Join(t.TempDir(), "missing.yaml")}, &stderr); rc != 2 || !strings.Contains(stderr.String(), "missing.yaml") {
 		t.Errorf("missing spec: exit status %d, stderr %q; want 2 naming the file", rc, stderr.String())
+	}
+}
+
+// TestFreshCloneLayout checks what a fresh clone has before anything ran: the input folder
+// exists (kept by input/.gitkeep), so `troupe validate examples/imgconv/pipeline.yaml` passes;
+// the specs' glob skips that hidden file, and the example still generates its samples into a
+// folder that holds nothing else.
+func TestFreshCloneLayout(t *testing.T) {
+	if _, err := os.Stat(filepath.Join("..", "input", ".gitkeep")); err != nil {
+		t.Fatalf("the input folder is not kept in the repository: %v", err)
+	}
+	s, err := spec.Load(filepath.Join("..", "pipeline.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(); err != nil {
+		t.Fatalf("pipeline.yaml does not validate as cloned: %v", err)
+	}
+
+	in := filepath.Join(t.TempDir(), "input")
+	if err := os.MkdirAll(in, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(in, ".gitkeep"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	if rc := run([]string{"-spec", filepath.Join("..", "pipeline.yaml"), "-in", in, "-out", filepath.Join(t.TempDir(), "out")}, &stderr); rc != 0 || !strings.Contains(stderr.String(), "0 images converted, 0 dead letters") {
+		t.Errorf("a folder holding only .gitkeep: exit status %d, stderr:\n%s", rc, stderr.String())
+	}
+	if err := ensureSamples(&stderr, in, 2); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(in); len(entries) != 3 {
+		t.Errorf("ensureSamples into a folder holding only .gitkeep: %d entries, want 3", len(entries))
 	}
 }

@@ -66,7 +66,7 @@ type Limits struct {
 // resolved in one place, Resolved.
 type Options struct {
 	// Cmd is argv; Cmd[0] already resolved to a path by the caller.
-	Cmd []string `yaml:"cmd" required:"true" nonempty:"true" doc:"The program and its arguments. A relative program path containing a slash is resolved against the spec's directory; one without a slash is looked up in $PATH."`
+	Cmd []string `yaml:"cmd" required:"true" nonempty:"true" doc:"The program and its arguments. A relative program path containing a slash is resolved against the spec's directory; one without a slash is looked up in $PATH. An argument that is a relative path containing a slash and naming a file next to the spec (an interpreter's script: [python3, ./stage.py]) is resolved against the spec's directory too."`
 	// SHA256 is the optional hex sum of Cmd[0] (either case); a mismatch refuses to start,
 	// naming both sums.
 	SHA256 string `yaml:"sha256" doc:"The program's expected SHA-256, as 64 hexadecimal digits; a mismatch refuses to start it."`
@@ -325,6 +325,7 @@ func launch(ctx context.Context, opts Options, stage string, started time.Time) 
 		b.teardown()
 		return nil, b.startError(err, time.Since(started))
 	}
+	b.log = b.log.With("pid", p.pid)
 	return b, nil
 }
 
@@ -357,8 +358,9 @@ func (b *Backend) bounded(ctx context.Context, started time.Time, step func(cont
 // configure makes a launched process worker w's backend: Configure, then the data loops.
 func (b *Backend) configure(ctx context.Context, w Worker, out Outcomes, started time.Time) (*Backend, error) {
 	b.worker, b.out = w, out
-	b.log = b.rootLog.With("stage", w.Stage, "worker", w.Index)
-	b.stderr.setLogger(b.log)
+	base := b.rootLog.With("stage", w.Stage, "worker", w.Index)
+	b.stderr.setLogger(base) // which adds each line's pid itself
+	b.log = base.With("pid", b.proc.pid)
 	optsJSON := []byte("{}")
 	if w.Options != nil {
 		var err error
@@ -379,7 +381,6 @@ func (b *Backend) configure(ctx context.Context, w Worker, out Outcomes, started
 		b.teardown()
 		return nil, b.startError(err, time.Since(started))
 	}
-	b.log = b.log.With("pid", b.proc.pid)
 	if v := resp.GetProtocol(); v.GetMinor() != ipc.ProtocolMinor {
 		b.log.Debug("plugin protocol minor version differs", "plugin", fmt.Sprintf("%d.%d", v.GetMajor(), v.GetMinor()), "host", ipc.ProtocolVersion)
 	}
@@ -543,7 +544,7 @@ func (b *Backend) Close(ctx context.Context) error {
 				b.teardown()
 				b.wg.Wait()
 				if !b.reaped() {
-					b.log.Error("plugin process could not be reaped", "pid", b.proc.pid)
+					b.log.Error("plugin process could not be reaped")
 				}
 			}()
 			return

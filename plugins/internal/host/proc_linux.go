@@ -124,13 +124,13 @@ func (p *proc) run() {
 	p.killGroup(syscall.SIGKILL)
 	if p.cg != nil {
 		if err := p.cg.kill(); err != nil {
-			p.logger().Error("cannot kill the plugin's cgroup", "error", err)
+			p.logger().Error("cannot kill the plugin's cgroup", "pid", p.pid, "error", err)
 		}
 	}
 	close(p.exited)
 	if p.cg != nil {
 		if err := p.cg.remove(cgroupDrain); err != nil {
-			p.logger().Error("plugin descendants remain", "error", err, "pids", p.cg.procs())
+			p.logger().Error("plugin descendants remain", "pid", p.pid, "error", err, "pids", p.cg.procs())
 		}
 	}
 	close(p.cgDone)
