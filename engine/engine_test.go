@@ -518,3 +518,16 @@ func TestSpecPluginStageRunsOnWarmProcesses(t *testing.T) {
 		}
 	}
 }
+
+func TestRetentionPeriod(t *testing.T) {
+	e := newEngine(t, engine.Options{Retention: time.Millisecond})
+	j, err := e.Submit(context.Background(), engine.JobSpec{Pipeline: &troupe.Pipeline{}, Input: actors.NewStringsSource([]string{"a"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJob(t, j)
+	waitFor(t, func() bool { _, err := e.Get(j.ID()); return errors.Is(err, engine.ErrNotFound) }, "the finished job to be forgotten")
+	if n := len(e.List()); n != 0 {
+		t.Fatalf("%d jobs kept", n)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -60,7 +59,7 @@ at the deadline; 1 when something could not be stopped cleanly.`,
 					return &usageError{fmt.Errorf("serve: --spec-dir %s is not a directory", specDir)}
 				}
 			}
-			logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			logger := e.log.logger(e.stderr, "serve-"+newRunID(), false) // --log-format, --log-level
 			var warm []engine.WarmStage
 			for _, path := range warmSpecs {
 				s, err := e.loadSpec(path)
