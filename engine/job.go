@@ -141,6 +141,14 @@ func (j *Job) Err() error {
 	return j.err
 }
 
+// Run is the job's run (for an observer: its tree, its progress), or nil while it is queued or
+// when it never started.
+func (j *Job) Run() *actors.Job {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.aj
+}
+
 // Output is the job's in-memory output, or nil when its sink is not in memory.
 func (j *Job) Output() *actors.MemorySink { return j.out }
 
