@@ -21,7 +21,7 @@ import (
 // Defaults of Options.
 const (
 	DefaultMaxQueue    = 100
-	DefaultRetainJobs  = 1000
+	DefaultRetainJobs  = 100
 	DefaultOutputLimit = 64 << 20
 )
 
@@ -49,7 +49,8 @@ type Options struct {
 	// Retention is how long a finished job is kept (for Get and List) after it ended; 0 keeps
 	// it until RetainJobs pushes it out.
 	Retention time.Duration
-	// RetainJobs is how many finished jobs are kept at most (the oldest go first); default 1000.
+	// RetainJobs is how many finished jobs are kept at most (the oldest go first); default 100.
+	// A finished job keeps its in-memory output (up to its OutputLimit) while it is kept.
 	RetainJobs int
 	// OutputLimit bounds a job's in-memory output (keys and payloads) when its JobSpec leaves
 	// it 0; default 64 MiB.
