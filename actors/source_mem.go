@@ -131,3 +131,13 @@ func itoa(i int) string {
 }
 
 var errSinkClosed = errors.New("sink is closed")
+
+// sizeHint is the size of the next record (see sizeHinter).
+func (s *memSliceSource) sizeHint() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.next >= len(s.recs) {
+		return 0
+	}
+	return len(s.recs[s.next].Key) + len(s.recs[s.next].Payload)
+}
