@@ -15,6 +15,11 @@ type Stage struct {
 	Name    string
 	Func    Func
 	Reduce  ReduceFunc
+	// Combine, on a reduce stage, merges partial aggregates (see CombineFunc): when set, the
+	// workers of the stage before fold their outputs per key with Reduce before they leave the
+	// worker, and this stage merges the partials. A fold that fails there is not retried there:
+	// that batch's records go to the reduce stage as they are.
+	Combine CombineFunc
 	Backend BackendFactory
 	Workers int // default runtime.NumCPU(); a reduce stage always has 1
 	// Credits bounds the records in flight per worker, and CreditBytes their bytes (key and

@@ -228,6 +228,7 @@ func (a *collector) deadLetter(f *failure) {
 	if c.broken {
 		return
 	}
+	a.run.observeDeadLetter(f)
 	r := f.Record
 	if c.journal {
 		c.dead[r.Seq] = struct{}{}

@@ -126,4 +126,13 @@
 // names; a PID stays valid across restarts. An END marker follows the
 // last record through every stage as a barrier; reduce stages emit their aggregates when it
 // arrives.
+//
+// # Watching a run
+//
+// Job.Progress gives the figures; Job.Snapshot the tree as well (each stage's and worker's
+// state, restarts, last exit, records held and credits left, the pid of a worker's Backend
+// when it runs in a process and says so with a Pid() int method, the recent dead letters,
+// whether the run is ready); Job.Subscribe follows the supervision events, each placed in the
+// pipeline (stage, worker, pid); Job.Latency gives a stage's latency histogram. Package admin
+// serves them over HTTP; the runtime knows nothing of it.
 package actors

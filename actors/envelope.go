@@ -31,6 +31,7 @@ const (
 	flagData    flag = iota
 	flagEnd          // the end of input: no record follows it (Seq is the number of records read)
 	flagDropped      // a record filtered out by a stage, or consumed by a reduce stage
+	flagPartial      // a partial aggregate of a map-side combine, for a reduce stage (no weight)
 )
 
 // Messages between the runtime's actors. Records travel as *envelope; the types below carry them.
@@ -71,10 +72,15 @@ type (
 	// results is a worker's outcomes for the oldest records it holds, in order: record i produced
 	// Counts[i] outputs, laid out one after the other in Outputs; Errors name the records (by
 	// index, increasing, each with count 0) whose attempt failed.
+	//
+	// Combined results (see combine) carry, instead of Outputs, Partials: the outputs folded per
+	// key for the reduce stage that follows; Counts still say how many outputs each record had.
 	results struct {
-		Counts  []uint32
-		Outputs []troupe.Record
-		Errors  []recordError
+		Counts   []uint32
+		Outputs  []troupe.Record
+		Errors   []recordError
+		Partials []troupe.Record
+		Combined bool
 	}
 
 	recordError struct {

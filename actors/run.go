@@ -43,6 +43,7 @@ type run struct {
 	name   string // the root supervisor's, and so the first element of every path in the tree
 
 	stats  counters
+	obs    observer // what Job.Snapshot and Job.Subscribe show (observe.go)
 	stages []*stageRun
 	src    *sourceState
 	col    *collectorState
@@ -90,6 +91,10 @@ type stageRun struct {
 	workersPID atomic.Pointer[actor.PID] // set once its workers have started
 	next       *actor.PID                // where its outputs go: set before the stage starts
 	reduce     *reduceState
+	obs        stageObs // see observe.go
+	// combineFold is the next stage's fold when it is a reduce stage with a Combine: this
+	// stage's workers fold their outputs with it (see combine).
+	combineFold troupe.ReduceFunc
 
 	startFailures atomic.Int32
 }
@@ -151,6 +156,9 @@ func newRun(p *troupe.Pipeline, parent *Parent) (*run, error) {
 	if window == 0 {
 		window, windowBytes = DefaultCredits*4, DefaultCreditBytes*4
 	}
+	for i, st := range r.stages {
+		st.combineFold = combineWith(r.stages, i)
+	}
 	if p.Journal != nil {
 		j, err := openRunJournal(p, log)
 		if err != nil {
@@ -172,6 +180,7 @@ func newRun(p *troupe.Pipeline, parent *Parent) (*run, error) {
 	if h, ok := p.Source.(sizeHinter); ok {
 		r.src.hint = max(0, h.sizeHint())
 	}
+	r.initObs()
 	if r.journal != nil {
 		r.src.keys = map[uint64]string{}
 		r.src.reader.resume = p.Source.(troupe.Resumable)
@@ -235,6 +244,9 @@ func checkStage(s *troupe.Stage) error {
 	if kinds != 1 {
 		return errors.New("exactly one of Func, Reduce and Backend must be set")
 	}
+	if s.Combine != nil && s.Reduce == nil {
+		return errors.New("Combine is for a reduce stage: Reduce must be set with it")
+	}
 	if s.Workers < 0 || s.Credits < 0 || s.CreditBytes < 0 || s.Attempts < 0 || s.Timeout < 0 {
 		return errors.New("workers, credits, credit bytes, attempts and timeout must not be negative")
 	}
@@ -285,7 +297,7 @@ func (r *run) startTree() error {
 	spec.Children = append(spec.Children, supervisor.ChildSpec{
 		Name: "collector",
 		Start: func() (*actor.Props, error) {
-			return r.props(func() actor.Actor { return &collector{run: r, c: r.col} }), nil
+			return r.props(func() actor.Actor { return &collector{run: r, c: r.col} }, counted(&r.obs.sinkMailbox)), nil
 		},
 		OnStart: func(pid *actor.PID, _ int) {
 			if r.collector == nil {
@@ -308,7 +320,7 @@ func (r *run) startTree() error {
 			}
 			return r.props(func() actor.Actor {
 				return &sourceActor{run: r, st: r.src, next: first, batch: sourceBatch(r.src.window)}
-			}), nil
+			}, counted(&r.obs.sourceMailbox)), nil
 		},
 		OnStart: func(pid *actor.PID, _ int) {
 			if r.source.CompareAndSwap(nil, pid) {
@@ -345,7 +357,7 @@ func (r *run) stageChild(st *stageRun) supervisor.ChildSpec {
 	rs := st.cfg.Restart
 	if st.reduce != nil {
 		return supervisor.ChildSpec{Name: st.cfg.Name, Start: func() (*actor.Props, error) {
-			return r.props(func() actor.Actor { return &reducer{run: r, st: st} }), nil
+			return r.props(func() actor.Actor { return &reducer{run: r, st: st} }, counted(&st.obs.mailbox)), nil
 		}, OnStart: r.distStarted(st)}
 	}
 	workers := supervisor.Spec{Name: "workers", Flags: supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: rs.Intensity, Period: rs.Period, Backoff: rs.Backoff}}
@@ -355,7 +367,7 @@ func (r *run) stageChild(st *stageRun) supervisor.ChildSpec {
 	stage := supervisor.Spec{Name: st.cfg.Name, Flags: supervisor.Flags{Strategy: supervisor.RestForOne, Intensity: rs.Intensity, Period: rs.Period, Backoff: rs.Backoff}}
 	stage.Children = []supervisor.ChildSpec{
 		{Name: "dist", Start: func() (*actor.Props, error) {
-			return r.props(func() actor.Actor { return newDistributor(r, st) }), nil
+			return r.props(func() actor.Actor { return newDistributor(r, st) }, counted(&st.obs.mailbox)), nil
 		}, OnStart: r.distStarted(st)},
 		workers.Child(supervisor.Permanent),
 	}
@@ -383,14 +395,17 @@ func (r *run) distStarted(st *stageRun) func(*actor.PID, int) {
 // abandoned shortly after (Go cannot stop a goroutine) and replaced.
 func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
 	if st.cfg.Func != nil {
-		return supervisor.ChildSpec{Name: workerName(i), Shutdown: supervisor.BrutalKill, Start: func() (*actor.Props, error) {
-			return r.props(func() actor.Actor { return &funcWorker{run: r, st: st, index: i} }), nil
+		// A worker's PID reaches its distributor in workerUp at every start: a fresh PID per
+		// incarnation keeps work meant for a dead incarnation from its successor's mailbox.
+		return supervisor.ChildSpec{Name: workerName(i), FreshPIDs: true, Shutdown: supervisor.BrutalKill, Start: func() (*actor.Props, error) {
+			return r.props(func() actor.Actor { return &funcWorker{run: r, st: st, index: i} }, counted(&st.obs.workers[i].mailbox)), nil
 		}}
 	}
-	return supervisor.ChildSpec{Name: workerName(i), Shutdown: supervisor.Shutdown(backendWorkerShutdown), StartIncarnation: func(incarnation int) (*actor.Props, error) {
+	return supervisor.ChildSpec{Name: workerName(i), FreshPIDs: true, Shutdown: supervisor.Shutdown(backendWorkerShutdown), StartIncarnation: func(incarnation int) (*actor.Props, error) {
 		out := &outcomes{system: r.system}
 		info := troupe.WorkerInfo{Stage: st.cfg.Name, Index: i, Incarnation: incarnation, Options: st.cfg.Options}
 		b, err := st.cfg.Backend(r.ctx, info, out)
+		r.workerStarting(st, i, b)
 		if err != nil {
 			if troupe.IsPermanent(err) {
 				r.fail(fmt.Errorf("stage %s: %w", st.cfg.Name, err))
@@ -405,13 +420,17 @@ func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
 		st.startFailures.Store(0)
 		return r.props(func() actor.Actor {
 			return &backendWorker{run: r, st: st, index: i, backend: b, out: out}
-		}), nil
+		}, counted(&st.obs.workers[i].mailbox)), nil
 	}}
 }
 
 // event counts restarts and passes supervision events on.
 func (r *run) event(e supervisor.Event) {
-	if !strings.HasPrefix(e.Path, r.name+"/") {
+	if !strings.HasPrefix(e.Path, r.name+"/") && e.Path != r.name {
+		return
+	}
+	r.observeEvent(e)
+	if e.Path == r.name {
 		return
 	}
 	if e.Kind == supervisor.Restarted {
@@ -655,6 +674,6 @@ func (r *run) skipped() int64 {
 func sortUint64(s []uint64) { slices.Sort(s) }
 
 // props are the props of one of the run's own actors: on the run's dispatcher.
-func (r *run) props(p actor.Producer) *actor.Props {
-	return actor.PropsFromProducer(p, actor.WithDispatcher(r.disp))
+func (r *run) props(p actor.Producer, opts ...actor.PropsOption) *actor.Props {
+	return actor.PropsFromProducer(p, append([]actor.PropsOption{actor.WithDispatcher(r.disp)}, opts...)...)
 }

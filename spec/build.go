@@ -183,6 +183,7 @@ func (st *StageSpec) build(logger *slog.Logger) (troupe.Stage, error) {
 		stage.Func, stage.Reduce, err = b.Make(opts)
 		if stage.Reduce != nil {
 			stage.Workers = 1
+			stage.Combine = b.Combine
 		}
 		if err != nil {
 			return stage, fmt.Errorf("builtin %s: %w", st.Builtin, err)

@@ -339,13 +339,9 @@ func (s *server) startChild(c *child) error {
 		return fmt.Errorf("start %s: StartFunc returned nil props", c.spec.Name)
 	}
 	cl := newCell(n)
-	// A restarted worker gets a process name of its own ("name#n"): protoactor publishes a new
-	// process under its name before it has set up the process's mailbox, so a message sent
-	// to a previous incarnation's PID while its successor starts under the same name would reach
-	// a mailbox being initialised (a data race, or a nil dispatcher). Events and paths keep the
-	// child's name; nested supervisors keep theirs, which their paths are made of.
+	// See ChildSpec.FreshPIDs. Events and paths keep the child's name.
 	name := c.spec.Name
-	if sh == nil && n > 1 {
+	if c.spec.FreshPIDs && sh == nil && n > 1 {
 		name = c.spec.Name + "#" + strconv.Itoa(n)
 	}
 	pid, err := s.ctx.SpawnNamed(props.Clone(actor.WithReceiverMiddleware(childMiddleware(cl))), name)

@@ -32,6 +32,7 @@ type runOptions struct {
 	verbose      bool
 	journal      string
 	retryDead    bool
+	admin        adminOptions // admin.go
 }
 
 // plainInterval is the time between two plain progress lines.
@@ -61,6 +62,9 @@ could not start; 2 the spec is invalid; 3 some records went to dead letters.`,
 			default:
 				return &usageError{fmt.Errorf("--progress: want auto, bar, plain or none, got %q", o.progress)}
 			}
+			if err := o.admin.check(); err != nil {
+				return &usageError{err}
+			}
 			code := e.runSpec(cmd.Context(), args[0], o)
 			if code != exitOK {
 				return &exitError{code: code}
@@ -75,6 +79,7 @@ could not start; 2 the spec is invalid; 3 some records went to dead letters.`,
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log the runtime's and plugins' informational messages")
 	f.StringVar(&o.journal, "journal", "", "keep a journal of the finished records in `FILE` (overrides the spec's journal); a run with the same journal skips them")
 	f.BoolVar(&o.retryDead, "retry-dead-letters", false, "with a journal: retry the records earlier runs sent to the dead letters")
+	o.admin.flags(cmd)
 	return cmd
 }
 
@@ -141,6 +146,13 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 		}
 		return exitAborted
 	}
+	stopAdmin, err := e.startAdmin(o.admin, r, logger)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "troupe: %v\n", err)
+		r.Stop()
+		r.Wait()
+		return exitAborted
+	}
 
 	mode := o.progress
 	if mode == "auto" {
@@ -156,6 +168,7 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 	prog := startProgress(mode, e.stderr, r.Progress, plainInterval, width)
 	sum, werr := r.Wait()
 	prog.stop(sum)
+	adminErr := stopAdmin()
 
 	writeTable(e.stderr, sum)
 	status, code := outcome(sum, werr)
@@ -165,6 +178,12 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 			if code == exitOK || code == exitDeadLetters {
 				code = exitAborted
 			}
+		}
+	}
+	if adminErr != nil {
+		fmt.Fprintf(e.stderr, "troupe: %v\n", adminErr)
+		if code == exitOK || code == exitDeadLetters {
+			code = exitAborted
 		}
 	}
 	switch status {
