@@ -2,17 +2,16 @@ package main
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/troupe-dev/troupe/admin"
 	"github.com/troupe-dev/troupe/engine"
 )
 
@@ -31,7 +30,10 @@ func (e *env) serveCmd() *cobra.Command {
 		Use:   "serve --admin ADDR [--max-jobs N] [--spec-dir DIR] [--warm SPEC]",
 		Short: "Run an engine that takes jobs over HTTP",
 		Long: `Run an engine that takes jobs over HTTP (POST /api/jobs with a spec and its input; GET,
-DELETE /api/jobs/{id}; GET /api/jobs/{id}/output; see package engine) on the admin address.
+DELETE /api/jobs/{id}; GET /api/jobs/{id}/output; see package engine) on the admin server, with
+its own endpoints: /healthz, /readyz (503 while draining), /metrics, /api/tree (the engine's
+root, each running job under it as /job:ID), /api/stats (summed over the jobs kept, each stage
+named JOB/STAGE) and /api/events (the jobs' supervision events).
 At most --max-jobs jobs run at once and --max-queue wait (429 beyond). With --spec-dir, a
 request may name a spec of that directory instead of sending one: {"spec_name": "x.yaml"}.
 With --warm SPEC (repeatable), the plugin stages of SPEC are started once and kept between
@@ -52,7 +54,7 @@ at the deadline; 1 when something could not be stopped cleanly.`,
 				return &usageError{errors.New("serve: --admin ADDR is required")}
 			}
 			if token == "" {
-				token = os.Getenv("TROUPE_ADMIN_TOKEN")
+				token = os.Getenv(admin.TokenEnv)
 			}
 			if specDir != "" {
 				if st, err := os.Stat(specDir); err != nil || !st.IsDir() {
@@ -79,7 +81,8 @@ at the deadline; 1 when something could not be stopped cleanly.`,
 			if err != nil {
 				return &exitError{code: exitAborted, err: err}
 			}
-			srv, err := startAPIServer(addr, token, func(mux engine.Mux) {
+			obs := &engineObserved{e: eng, done: make(chan struct{})}
+			srv, err := startAPIServer(admin.Options{Addr: addr, Token: token, Logger: logger}, obs, func(mux engine.Mux) {
 				engine.Register(mux, eng, engine.HTTPOptions{SpecDir: specDir})
 			})
 			if err != nil {
@@ -90,10 +93,12 @@ at the deadline; 1 when something could not be stopped cleanly.`,
 			}
 			fmt.Fprintf(e.stdout, "troupe: serving on http://%s\n", srv.Addr())
 			<-cmd.Context().Done()
+			obs.draining.Store(true)
 			fmt.Fprintf(e.stderr, "troupe: draining: new jobs refused, running jobs get %s\n", drain)
 			dctx, cancel := context.WithTimeout(context.Background(), drain)
 			defer cancel()
 			outcomes, err := eng.Shutdown(dctx)
+			close(obs.done)
 			counts := map[engine.Status]int{}
 			for _, o := range outcomes {
 				counts[o.Status]++
@@ -125,43 +130,136 @@ type apiServer interface {
 	Shutdown(ctx context.Context) error
 }
 
-// startAPIServer serves the routes register adds on addr. It is the one place to swap for the
-// admin server (admin.New, then Server.Handle through register, then Start) once it has landed:
-// this one is a plain http.Server with the same address rule and bearer token.
-func startAPIServer(addr, token string, register func(engine.Mux)) (apiServer, error) {
-	host, _, err := net.SplitHostPort(addr)
+// startAPIServer starts the admin server (health, readiness, metrics, the tree, the figures and
+// the events of the engine's jobs, behind its address rule and token) with the routes register
+// adds.
+func startAPIServer(opts admin.Options, obs admin.Observed, register func(engine.Mux)) (apiServer, error) {
+	srv, err := admin.New(opts, obs)
 	if err != nil {
-		return nil, fmt.Errorf("serve: --admin %q: %v", addr, err)
+		return nil, err
 	}
-	if ip := net.ParseIP(host); token == "" && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("serve: --admin %s is not a loopback address: set a token (--admin-token or TROUPE_ADMIN_TOKEN) to serve on it", addr)
+	register(srv)
+	if err := srv.Start(); err != nil {
+		return nil, err
 	}
-	mux := http.NewServeMux()
-	register(mux)
-	var h http.Handler = mux
-	if token != "" {
-		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-				http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized)
-				return
+	return srv, nil
+}
+
+// engineObserved shows an engine on the admin server: its root, and under it the tree of each
+// running job (admin.ObserveJob, rebased under /job:ID); the figures summed over the jobs it
+// keeps, each stage named JOB/STAGE; the supervision events of its jobs.
+type engineObserved struct {
+	e        *engine.Engine
+	draining atomic.Bool
+	done     chan struct{} // closed when the engine has stopped
+}
+
+func jobPrefix(id string) string { return "/job:" + id }
+
+func (o *engineObserved) running() []*engine.Job {
+	var out []*engine.Job
+	for _, j := range o.e.List() {
+		if j.Run() != nil && !j.Finished() {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+func (o *engineObserved) Tree() admin.Node {
+	root := admin.Node{Name: "engine", Path: "/", Kind: admin.KindSupervisor, State: admin.StateRunning, Children: []admin.Node{}}
+	if o.draining.Load() {
+		root.State = admin.StateStopped
+	}
+	for _, j := range o.running() {
+		n := admin.Rebase(admin.ObserveJob(j.Run()).Tree(), jobPrefix(j.ID()))
+		n.Name, n.Kind = j.ID(), admin.KindJob
+		root.Children = append(root.Children, n)
+	}
+	return root
+}
+
+func (o *engineObserved) Stats() admin.Stats {
+	st := admin.Stats{Time: time.Now().UTC(), State: admin.RunRunning, Stages: []admin.StageStats{}, DeadLettersRecent: []admin.DeadLetter{}}
+	if o.draining.Load() {
+		st.State = admin.RunInterrupted
+	}
+	for _, j := range o.e.List() {
+		c := j.Counts()
+		st.RecordsIn += c.RecordsIn
+		st.RecordsOut += c.RecordsOut
+		st.DeadLetters += c.DeadLetters
+		st.Dropped += c.Dropped
+		if aj := j.Run(); aj != nil && !j.Finished() {
+			js := admin.ObserveJob(aj).Stats()
+			for _, s := range js.Stages {
+				s.Name = j.ID() + "/" + s.Name
+				st.Stages = append(st.Stages, s)
 			}
-			mux.ServeHTTP(w, r)
-		})
+			for _, d := range js.DeadLettersRecent {
+				d.Stage = j.ID() + "/" + d.Stage
+				st.DeadLettersRecent = append(st.DeadLettersRecent, d)
+			}
+		}
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("serve: %w", err)
-	}
-	s := &plainServer{srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, addr: ln.Addr().String()}
-	go func() { _ = s.srv.Serve(ln) }()
-	return s, nil
+	return st
 }
 
-type plainServer struct {
-	srv  *http.Server
-	addr string
+func (o *engineObserved) Ready() error {
+	if o.draining.Load() {
+		return errors.New("draining: new jobs are refused")
+	}
+	return nil
 }
 
-func (s *plainServer) Addr() string                       { return s.addr }
-func (s *plainServer) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+// Subscribe follows the events of every job that runs from now on (from its start: a job's
+// events are replayed when it is first seen), each path under /job:ID. The engine's jobs are
+// looked for every 50 ms.
+func (o *engineObserved) Subscribe(ctx context.Context) <-chan admin.Event {
+	out := make(chan admin.Event, 256)
+	go func() {
+		defer close(out)
+		seen := map[string]bool{}
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			for _, j := range o.running() {
+				if seen[j.ID()] {
+					continue
+				}
+				seen[j.ID()] = true
+				obs := admin.ObserveJob(j.Run())
+				var ch <-chan admin.Event
+				if r, ok := obs.(admin.Replayer); ok {
+					ch = r.SubscribeReplay(sctx)
+				} else {
+					ch = obs.Subscribe(sctx)
+				}
+				prefix := jobPrefix(j.ID())
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for ev := range ch {
+						ev.Path = admin.RebasePath(prefix, ev.Path)
+						select {
+						case out <- ev:
+						default: // a subscriber that does not keep up loses events
+						}
+					}
+				}()
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-o.done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return out
+}

@@ -109,6 +109,44 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 	}
 	waitRunning(short["id"].(string))
 	waitRunning(long["id"].(string))
+	// The admin endpoints are there, and show the jobs under the engine's root (once their
+	// trees have started).
+	type treeNode struct {
+		Kind     string `json:"kind"`
+		Children []struct {
+			Name string `json:"name"`
+			Path string `json:"path"`
+			Kind string `json:"kind"`
+		} `json:"children"`
+	}
+	deadline := time.Now().Add(proctest.Deadline)
+	for {
+		resp, err := http.Get(base + "/api/tree")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tree treeNode
+		err = json.NewDecoder(resp.Body).Decode(&tree)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tree.Children) == 2 {
+			if tree.Kind != "supervisor" || tree.Children[0].Kind != "job" || tree.Children[0].Path != "/job:"+short["id"].(string) {
+				t.Fatalf("/api/tree: %+v", tree)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/api/tree: %+v, want the two jobs", tree)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if resp, err := http.Get(base + "/readyz"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/readyz: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -134,8 +172,10 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	signalled := time.Now()
 	select {
 	case <-exited:
+		t.Logf("exited %s after SIGTERM; stderr:\n%s", time.Since(signalled).Round(time.Millisecond), stderr.String())
 		if waitErr != nil {
 			t.Fatalf("troupe serve: %v\nstderr:\n%s", waitErr, stderr.String())
 		}
