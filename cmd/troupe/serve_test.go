@@ -99,6 +99,23 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+	// The supervision events of the jobs, under /job:ID.
+	evResp, err := http.Get(base + "/api/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer evResp.Body.Close()
+	jobEvent := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(evResp.Body)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "data: ") && strings.Contains(sc.Text(), `"path":"/job:job-1/`) {
+				jobEvent <- sc.Text()
+				break
+			}
+		}
+		io.Copy(io.Discard, evResp.Body) // until the server ends the stream
+	}()
 	code, short := submit("sleep:1500ms:short")
 	if code != 201 {
 		t.Fatalf("submit: %d %v", code, short)
@@ -141,6 +158,12 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 			t.Fatalf("/api/tree: %+v, want the two jobs", tree)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case ev := <-jobEvent:
+		t.Logf("event: %s", ev)
+	case <-time.After(proctest.Deadline):
+		t.Fatal("no supervision event of job-1 on /api/events")
 	}
 	if resp, err := http.Get(base + "/readyz"); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("/readyz: %v %v", err, resp)
