@@ -41,20 +41,23 @@ func (st *stageRun) combine(res *results) {
 	}
 	index := make(map[string]int, len(res.Outputs)/2)
 	parts := make([]troupe.Record, 0, len(res.Outputs)/2)
+	folded := make([]uint32, 0, len(res.Outputs)/2)
 	for _, o := range res.Outputs {
 		i, ok := index[o.Key]
 		if !ok {
 			i = len(parts)
 			index[o.Key] = i
 			parts = append(parts, troupe.Record{Key: o.Key})
+			folded = append(folded, 0)
 		}
+		folded[i]++
 		acc, err := foldSafely(st.combineFold, o.Key, parts[i].Payload, o)
 		if err != nil {
 			return
 		}
 		parts[i].Payload = acc
 	}
-	res.Partials, res.Outputs, res.Combined = parts, nil, true
+	res.Partials, res.Folded, res.Outputs, res.Combined = parts, folded, nil, true
 }
 
 // foldSafely calls a reduce function, turning a panic into an error.
@@ -94,7 +97,7 @@ func (d *distributor) combined(s *slot, res *results) {
 	}
 	parts := make([]envelope, len(res.Partials))
 	for i, p := range res.Partials {
-		parts[i] = envelope{Record: p, Flag: flagPartial}
+		parts[i] = envelope{Record: p, Weight: uint64(res.Folded[i]), Flag: flagPartial}
 		d.fwd = append(d.fwd, &parts[i])
 	}
 	for i := range covered {

@@ -31,7 +31,7 @@ const (
 	flagData    flag = iota
 	flagEnd          // the end of input: no record follows it (Seq is the number of records read)
 	flagDropped      // a record filtered out by a stage, or consumed by a reduce stage
-	flagPartial      // a partial aggregate of a map-side combine, for a reduce stage (no weight)
+	flagPartial      // a partial aggregate of a map-side combine, for a reduce stage: its Weight is how many records it folds (their completion weight travels in DROPPED markers)
 )
 
 // Messages between the runtime's actors. Records travel as *envelope; the types below carry them.
@@ -39,10 +39,9 @@ type (
 	// batch is records (and markers) from one stage to the next, or to the collector.
 	batch struct{ Records []*envelope }
 
-	// work is a batch of records for one worker incarnation. A restarted worker keeps its name,
-	// so a batch sent to an incarnation that has just died can reach its successor: a worker
-	// ignores work addressed to another token (the distributor requeued those records when it
-	// learned of the death).
+	// work is a batch of records for one worker incarnation. A restarted worker gets a fresh PID
+	// (supervisor.ChildSpec.FreshPIDs), and a worker also ignores work addressed to another
+	// token (the distributor requeued those records when it learned of the death).
 	work struct {
 		token uint64
 		recs  []*envelope
@@ -80,6 +79,7 @@ type (
 		Outputs  []troupe.Record
 		Errors   []recordError
 		Partials []troupe.Record
+		Folded   []uint32 // how many outputs each partial folds
 		Combined bool
 	}
 

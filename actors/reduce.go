@@ -79,7 +79,7 @@ func (a *reducer) fold(r *envelope) {
 // failing on aggregates its own stage made is a broken stage: the run aborts, rather than carry
 // on with a count it knows to be wrong.
 func (a *reducer) merge(r *envelope) {
-	a.st.counters.in.Add(1)
+	a.st.counters.in.Add(int64(r.Weight)) // the records it folds: the stage's In is as without combine
 	if a.st.reduce.broken {
 		return
 	}

@@ -70,6 +70,7 @@ func TestFuncBuiltins(t *testing.T) {
 		{"split", map[string]any{"key_from": "input"}, "a b", "k=a k=b"},
 		{"split", map[string]any{"sep": ",", "key_from": "field"}, "x,,y,", "x=x y=y"},
 		{"split", map[string]any{"key_from": "input"}, "", ""},
+		{"split", map[string]any{"letters": true}, "Hi, it's  x2y_Z—ok\n", "Hi=Hi it=it s=s x=x y=y Z=Z ok=ok"},
 		{"grep", map[string]any{"pattern": "^a"}, "abc", "k=abc"},
 		{"grep", map[string]any{"pattern": "^a"}, "bca", ""},
 		{"grep", map[string]any{"pattern": "^a", "invert": true}, "bca", "k=bca"},
@@ -119,7 +120,8 @@ func TestBuiltinOptionErrors(t *testing.T) {
 	}{
 		{"identity", map[string]any{"x": 1}, `options: unknown key "x" (takes none)`},
 		{"split", map[string]any{"keyfrom": "field"}, `options: unknown key "keyfrom" (did you mean "key_from"?)`},
-		{"split", map[string]any{"separator": ","}, `options: unknown key "separator" (want one of: sep, key_from)`},
+		{"split", map[string]any{"separator": ","}, `options: unknown key "separator" (want one of: sep, letters, key_from)`},
+		{"split", map[string]any{"sep": ",", "letters": true}, `options: letters: letters and sep are exclusive: letters splits at anything that is not a letter`},
 		{"split", map[string]any{"sep": ""}, `options: sep: must not be empty`},
 		{"split", map[string]any{"key_from": "line"}, `options: key_from: unknown value "line" (want one of: field, input)`},
 		{"split", map[string]any{"sep": true}, `options: sep: want a string, got boolean true`},

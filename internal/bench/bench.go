@@ -226,27 +226,28 @@ func formatValue(v float64, unit string) string {
 
 // sizes are the work sizes of a run.
 type sizes struct {
-	inproc    int // records through the in-process pipelines
-	plugin64  int // 64-byte records through one plugin process
-	plugin4k  int // 4 KiB records through one plugin process
-	rpc       int // records through go-plugin unary calls
-	pool      int // records for the Python Pool comparison
-	pyplugin  int // records for the Python plugin vs Pool comparison
-	images    int // images for the image job
-	restarts  int // failovers and cold restarts sampled
-	rssSmall  int // records in the smaller slow-sink run
-	rssLarge  int // records in the larger slow-sink run
+	inproc    int   // records through the in-process pipelines
+	plugin64  int   // 64-byte records through one plugin process
+	plugin4k  int   // 4 KiB records through one plugin process
+	rpc       int   // records through go-plugin unary calls
+	pool      int   // records for the Python Pool comparison
+	pyplugin  int   // records for the Python plugin vs Pool comparison
+	images    int   // images for the image job
+	restarts  int   // failovers and cold restarts sampled
+	rssSmall  int   // records in the smaller slow-sink run
+	rssLarge  int   // records in the larger slow-sink run
+	wordcount int64 // bytes of text for the word count
 	timeLimit time.Duration
 }
 
 var fullSizes = sizes{
 	inproc: 2_000_000, plugin64: 2_000_000, plugin4k: 300_000, rpc: 20_000, pool: 1_000_000, pyplugin: 1_000_000,
-	images: 120, restarts: 40, rssSmall: 1_000_000, rssLarge: 10_000_000, timeLimit: 10 * time.Minute,
+	images: 120, restarts: 40, rssSmall: 1_000_000, rssLarge: 10_000_000, wordcount: 90_000_000, timeLimit: 10 * time.Minute,
 }
 
 var quickSizes = sizes{
 	inproc: 20_000, plugin64: 20_000, plugin4k: 2_000, rpc: 300, pool: 20_000, pyplugin: 20_000,
-	images: 6, restarts: 3, rssSmall: 20_000, rssLarge: 200_000, timeLimit: 3 * time.Minute,
+	images: 6, restarts: 3, rssSmall: 20_000, rssLarge: 200_000, wordcount: 2_000_000, timeLimit: 3 * time.Minute,
 }
 
 // harness runs the figures.
@@ -273,6 +274,7 @@ func (h *harness) groups() []group {
 		{[]string{"image-vs-goroutines", "image-vs-python-pillow"}, (*harness).images},
 		{[]string{"failover-warm-spare-p50", "failover-pipeline-p50", "cold-restart-p50"}, (*harness).restarts},
 		{[]string{"slow-sink-rss"}, (*harness).rss},
+		{[]string{"wordcount-vs-shell"}, (*harness).wordcount},
 		{[]string{"engine-warm-job-p50"}, (*harness).engineJobs},
 	}
 }
