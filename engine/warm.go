@@ -98,7 +98,7 @@ func newWarmStage(w WarmStage, log *slog.Logger) (*warmStage, error) {
 
 // add starts one process (counted in live already) and makes it idle.
 func (ws *warmStage) add() error {
-	p, err := ws.newProc()
+	p, err := ws.newProc(nil)
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	if err != nil {
@@ -116,7 +116,7 @@ func (ws *warmStage) add() error {
 
 // newProc starts and configures a process, its outcomes going to the proc (which passes them to
 // the job holding it).
-func (ws *warmStage) newProc() (*warmProc, error) {
+func (ws *warmStage) newProc(jobCtx context.Context) (*warmProc, error) {
 	ws.mu.Lock()
 	idx := ws.index
 	ws.index++
@@ -124,6 +124,10 @@ func (ws *warmStage) newProc() (*warmProc, error) {
 	p := &warmProc{ws: ws}
 	ctx, cancel := context.WithTimeout(ws.ctx, warmStartTimeout)
 	defer cancel()
+	if jobCtx != nil { // an extra process for a job: its start ends with the job, too
+		stop := context.AfterFunc(jobCtx, cancel)
+		defer stop()
+	}
 	b, err := ws.start(ctx, troupe.WorkerInfo{Stage: ws.name, Index: idx, Options: ws.opts}, p)
 	if err != nil {
 		return nil, err
@@ -178,7 +182,7 @@ func (ws *warmStage) factory(ctx context.Context, w troupe.WorkerInfo, out troup
 		if len(ws.idle) == 0 {
 			ws.live++ // an extra process: killed, not kept, when its job ends (see release)
 			ws.mu.Unlock()
-			p, err := ws.newProc()
+			p, err := ws.newProc(ctx)
 			if err != nil {
 				ws.mu.Lock()
 				ws.live--
