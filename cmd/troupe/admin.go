@@ -11,6 +11,7 @@ import (
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/admin"
+	"github.com/troupe-dev/troupe/admin/ui"
 )
 
 // adminOptions are the flags of `troupe run` for the admin server and the events file.
@@ -57,8 +58,7 @@ func (e *env) startAdmin(o adminOptions, job *actors.Job, logger *slog.Logger) (
 		if err != nil {
 			return nil, err
 		}
-		// The observer page goes here, before Start: srv.Handle("/", ui.Handler()) (package
-		// admin/ui); without it "/" lists the endpoints.
+		srv.Handle("GET /", ui.Handler()) // the observer page
 		if err := srv.Start(); err != nil {
 			return nil, err
 		}

@@ -76,10 +76,22 @@ func TestRunAdmin(t *testing.T) {
 	var tree admin.Node
 	err = json.NewDecoder(resp.Body).Decode(&tree)
 	resp.Body.Close()
-	feed.Close()
 	if err != nil {
+		feed.Close()
 		t.Fatal(err)
 	}
+	if page, err := http.Get(url); err != nil { // the observer page (package admin/ui)
+		feed.Close()
+		t.Fatal(err)
+	} else {
+		b, _ := io.ReadAll(page.Body)
+		page.Body.Close()
+		if page.StatusCode != http.StatusOK || !strings.Contains(string(b), "<title>troupe observer</title>") {
+			feed.Close()
+			t.Fatalf("GET %s: %s, not the observer page:\n%.300s", url, page.Status, b)
+		}
+	}
+	feed.Close()
 	if tree.Name != "demo" || len(tree.Children) != 3 || tree.Children[1].Path != "/stage:upper" || len(tree.Children[1].Children) != 2 {
 		t.Fatalf("tree %+v", tree)
 	}

@@ -267,7 +267,7 @@ type group struct {
 func (h *harness) groups() []group {
 	return []group{
 		{[]string{"inproc-3stage-64B", "inproc-3stage-64B-vs-batch1"}, (*harness).inproc},
-		{[]string{"plugin-64B", "plugin-64B-credits64", "plugin-64B-backend", "plugin-vs-grpc-unary"}, (*harness).plugin64},
+		{[]string{"plugin-64B", "plugin-64B-credits1024", "plugin-64B-backend", "plugin-vs-grpc-unary"}, (*harness).plugin64},
 		{[]string{"plugin-4KiB"}, (*harness).plugin4k},
 		{[]string{"plugin-vs-python-pool"}, (*harness).pythonPool},
 		{[]string{"python-plugin-vs-pool", "python-plugin-process-vs-pool"}, (*harness).pythonPlugin},

@@ -95,6 +95,7 @@ func writeGoSource(path string, size int64) (int64, error) {
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
 	var n int64
+	size = max(size, 1)
 	done := errors.New("done")
 	for n < size {
 		before := n
