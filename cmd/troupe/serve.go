@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/troupe-dev/troupe/admin"
+	"github.com/troupe-dev/troupe/admin/ui"
 	"github.com/troupe-dev/troupe/engine"
 )
 
@@ -31,7 +32,7 @@ func (e *env) serveCmd() *cobra.Command {
 		Short: "Run an engine that takes jobs over HTTP",
 		Long: `Run an engine that takes jobs over HTTP (POST /api/jobs with a spec and its input; GET,
 DELETE /api/jobs/{id}; GET /api/jobs/{id}/output; see package engine) on the admin server, with
-its own endpoints: /healthz, /readyz (503 while draining), /metrics, /api/tree (the engine's
+its own endpoints: / (the observer page), /healthz, /readyz (503 while draining), /metrics, /api/tree (the engine's
 root, each running job under it as /job:ID), /api/stats (summed over the jobs kept, each stage
 named JOB/STAGE) and /api/events (the jobs' supervision events).
 At most --max-jobs jobs run at once and --max-queue wait (429 beyond). With --spec-dir, a
@@ -138,6 +139,7 @@ func startAPIServer(opts admin.Options, obs admin.Observed, register func(engine
 	if err != nil {
 		return nil, err
 	}
+	srv.Handle("GET /", ui.Handler()) // the observer page
 	register(srv)
 	if err := srv.Start(); err != nil {
 		return nil, err
