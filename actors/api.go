@@ -50,14 +50,18 @@ func Run(ctx context.Context, p *troupe.Pipeline) (troupe.Summary, error) {
 // Start starts the pipeline p and returns at once; see Run. A Pipeline runs at most once at a
 // time.
 func Start(ctx context.Context, p *troupe.Pipeline) (*Job, error) {
-	r, err := newRun(p)
+	return start(ctx, p, nil)
+}
+
+func start(ctx context.Context, p *troupe.Pipeline, parent *Parent) (*Job, error) {
+	r, err := newRun(p, parent)
 	if err != nil {
 		return nil, err
 	}
 	if err := r.startTree(); err != nil {
 		r.cancel()
 		r.src.reader.close()
-		r.system.Shutdown()
+		r.shutdownSystem()
 		r.disp.close()
 		if r.journal != nil {
 			_ = r.journal.close(false)

@@ -1,10 +1,13 @@
 // Package actors is the runtime that runs the pipelines package troupe describes: a source,
 // stages and a sink, each stage a distributor actor and its workers, under a supervision tree
 // (package supervisor). Run runs a *troupe.Pipeline to its end; Start returns a Job to watch
-// (Progress) and stop it. It also provides the sources and sinks the troupe command uses (lines,
-// files, a synthetic range; a JSONL dead-letter output). It knows records, credits, acks, stages,
-// sources and sinks; it knows nothing of YAML or of OS processes (a stage that runs its records
-// elsewhere plugs in through troupe.Backend).
+// (Progress) and stop it; StartUnder starts a run's tree under a supervisor that outlives it,
+// in an actor system shared with other runs (package engine runs each job of a server so). It
+// also provides the sources and sinks the troupe command uses (lines, files, a synthetic range;
+// a JSONL dead-letter output) and those a server needs: records from a slice, strings, a
+// channel or an io.Reader; results to a callback, a channel, or memory (MemorySink, bounded).
+// It knows records, credits, acks, stages, sources and sinks; it knows nothing of YAML or of OS
+// processes (a stage that runs its records elsewhere plugs in through troupe.Backend).
 //
 // # The user's record and the runtime's envelope
 //

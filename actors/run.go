@@ -58,6 +58,9 @@ type run struct {
 	collector *actor.PID
 	root      *supervisor.Supervisor
 	unsub     func()
+	// parent, when set (StartUnder), is where the run's tree starts: a temporary child of
+	// parent.Supervisor in parent.System, which the run must not shut down.
+	parent *Parent
 
 	mu sync.Mutex
 
@@ -96,7 +99,7 @@ type stageRun struct {
 	startFailures atomic.Int32
 }
 
-func newRun(p *troupe.Pipeline) (*run, error) {
+func newRun(p *troupe.Pipeline, parent *Parent) (*run, error) {
 	if p.Source == nil {
 		return nil, errors.New("pipeline: no source")
 	}
@@ -112,12 +115,18 @@ func newRun(p *troupe.Pipeline) (*run, error) {
 		name = "pipeline"
 	}
 	name = strings.ReplaceAll(name, "/", "_")
+	if parent != nil {
+		// The tree's root is a child of parent.Supervisor: its PID id, and so every path in the
+		// tree, starts with the parent's.
+		name = parent.Supervisor.PID().Id + "/" + strings.ReplaceAll(parent.Name, "/", "_")
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{
 		p: p, ctx: ctx, cancel: cancel, log: log, start: time.Now(), name: name,
 		finished: make(chan struct{}), aborted: make(chan struct{}), stopReq: make(chan struct{}),
 		endedCh: make(chan struct{}),
 		total:   -1,
+		parent:  parent,
 	}
 	if s, ok := p.Source.(troupe.Sized); ok {
 		if n, known := s.Total(); known {
@@ -158,12 +167,11 @@ func newRun(p *troupe.Pipeline) (*run, error) {
 		}
 		r.journal = j
 	}
-	r.system = actor.NewActorSystemWithConfig(actor.Configure(
-		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }),
-		// Messages to actors that just stopped are normal at a run's end; protoactor's
-		// dead-letter throttle keeps a goroutine for one interval after each burst of them.
-		actor.WithDeadLetterThrottleInterval(10*time.Millisecond),
-	))
+	if parent != nil {
+		r.system = parent.System
+	} else {
+		r.system = NewSystem()
+	}
 	r.disp = newDispatcher(actor.NewDefaultDispatcher(0).Throughput())
 	r.col = newCollectorState(p)
 	r.src = &sourceState{window: window, windowBytes: windowBytes, inflight: map[uint64]*envelope{}, unread: map[uint64]string{}}
@@ -321,7 +329,13 @@ func (r *run) startTree() error {
 		},
 	})
 	r.unsub = supervisor.Subscribe(r.system, r.event)
-	root, err := supervisor.Start(r.system, spec)
+	var root *supervisor.Supervisor
+	var err error
+	if r.parent != nil {
+		root, err = r.startUnder(spec)
+	} else {
+		root, err = supervisor.Start(r.system, spec)
+	}
 	if err != nil {
 		r.unsub()
 		return fmt.Errorf("pipeline %s: %w", spec.Name, err)
@@ -525,7 +539,7 @@ func (r *run) shutdown() {
 	}
 	r.cancel()
 	r.unsub()
-	r.system.Shutdown()
+	r.shutdownSystem()
 	r.disp.close()
 	var errs []error
 	if r.journal != nil {

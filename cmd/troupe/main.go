@@ -8,6 +8,7 @@
 //	troupe builtins
 //	troupe plugins new NAME [DIR] [--troupe-src DIR] [--module PATH]
 //	troupe version
+//	troupe serve --admin ADDR [--max-jobs N] [--spec-dir DIR]
 //
 // `troupe run` runs the pipeline a YAML spec describes (docs/spec.md and package spec describe
 // the format), showing progress on standard error and a per-stage summary at the end; `troupe
@@ -26,6 +27,9 @@
 // Exit status: 0 every record reached the sink; 1 the run was aborted or interrupted (or could
 // not start); 2 the spec or the command line is invalid; 3 the run finished but some records
 // went to dead letters.
+//
+// `troupe serve` runs an engine (package engine) taking jobs over HTTP; SIGINT or SIGTERM drains
+// it (see its help).
 package main
 
 import (

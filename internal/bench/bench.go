@@ -275,6 +275,7 @@ func (h *harness) groups() []group {
 		{[]string{"failover-warm-spare-p50", "failover-pipeline-p50", "cold-restart-p50"}, (*harness).restarts},
 		{[]string{"slow-sink-rss"}, (*harness).rss},
 		{[]string{"wordcount-vs-shell"}, (*harness).wordcount},
+		{[]string{"engine-warm-job-p50"}, (*harness).engineJobs},
 	}
 }
 
