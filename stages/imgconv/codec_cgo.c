@@ -304,6 +304,47 @@ static void tc_fill_strip(JSAMPARRAY strip, int nrows, int padw, const uint8_t *
 	}
 }
 
+/* Fills a strip of 4:2:0 chroma rows (first, first+1, ...) from a plane subsampled by
+ * (hshift, vshift) (a chroma sample of pixel (x, y) is at (x>>hshift, y>>vshift)): each output
+ * sample averages the plane's samples of its 2×2 pixels, the edges replicated. This is what
+ * libjpeg's own path computes from the same pixels (upsampling to full resolution by repetition,
+ * then its 2×2 downsampling) without ever building full-resolution rows. */
+static void tc_fill_chroma420(JSAMPARRAY strip, int nrows, int padw, const uint8_t *plane, int stride, int w, int h,
+                              int hshift, int vshift, int first) {
+	int cw = (w + 1) / 2, ch = (h + 1) / 2;
+	if (hshift == 1 && vshift == 1) {
+		tc_fill_strip(strip, nrows, padw, plane, stride, cw, ch, first);
+		return;
+	}
+	for (int r = 0; r < nrows; r++) {
+		int cy = first + r;
+		if (cy >= ch) {
+			cy = ch - 1;
+		}
+		int y0 = 2 * cy, y1 = 2 * cy + 1 < h ? 2 * cy + 1 : h - 1;
+		const uint8_t *a = plane + (long)(y0 >> vshift) * stride;
+		const uint8_t *b = plane + (long)(y1 >> vshift) * stride;
+		JSAMPROW o = strip[r];
+		if (hshift == 0) {
+			int full = w / 2; /* output samples whose two columns both exist */
+			for (int x = 0; x < full; x++) {
+				o[x] = (JSAMPLE)((a[2 * x] + a[2 * x + 1] + b[2 * x] + b[2 * x + 1] + 2) >> 2);
+			}
+			if (cw > full) {
+				o[full] = (JSAMPLE)((a[w - 1] + b[w - 1] + 1) >> 1);
+			}
+		} else {
+			for (int x = 0; x < cw; x++) {
+				int x0 = (2 * x) >> hshift, x1 = (2 * x + 1 < w ? 2 * x + 1 : w - 1) >> hshift;
+				o[x] = (JSAMPLE)((a[x0] + a[x1] + b[x0] + b[x1] + 2) >> 2);
+			}
+		}
+		if (padw > cw) {
+			memset(o + cw, o[cw - 1], (size_t)(padw - cw));
+		}
+	}
+}
+
 int tc_jpeg_encode(const tc_image *im, int quality, uint8_t **out, size_t *outlen, char *msg) {
 	struct jpeg_compress_struct c;
 	struct tc_jerr jerr;
@@ -345,19 +386,20 @@ int tc_jpeg_encode(const tc_image *im, int quality, uint8_t **out, size_t *outle
 		c.in_color_space = JCS_EXT_RGBX; /* the fourth byte (opaque alpha) is skipped */
 		c.input_components = 4;
 		break;
-	default: /* TC_YCBCR420, TC_YCBCR */
+	default: /* TC_YCBCR */
 		c.in_color_space = JCS_YCbCr;
 		c.input_components = 3;
 	}
 	jpeg_set_defaults(&c); /* baseline, standard Huffman tables, 4:2:0 for colour */
 	jpeg_set_quality(&c, quality, TRUE);
 	c.dct_method = JDCT_ISLOW;
-	c.raw_data_in = im->kind == TC_YCBCR420;
+	c.raw_data_in = im->kind == TC_YCBCR;
 	jpeg_start_compress(&c, TRUE);
 
 	int w = im->width, h = im->height;
-	if (im->kind == TC_YCBCR420) {
-		/* The planes go in as they are: no colour conversion, no resampling. */
+	if (im->kind == TC_YCBCR) {
+		/* Raw data in: the luma plane as it is and chroma brought to 4:2:0 (a copy when it is
+		 * already): no colour conversion, no full-resolution chroma. */
 		int lines = c.max_v_samp_factor * DCTSIZE; /* 16 */
 		int padw[3];
 		JSAMPARRAY strip[3];
@@ -366,37 +408,15 @@ int tc_jpeg_encode(const tc_image *im, int quality, uint8_t **out, size_t *outle
 			strip[ci] = (*c.mem->alloc_sarray)((j_common_ptr)&c, JPOOL_IMAGE, (JDIMENSION)padw[ci],
 			                                   (JDIMENSION)(c.comp_info[ci].v_samp_factor * DCTSIZE));
 		}
-		int cw = (w + 1) / 2, ch = (h + 1) / 2;
 		for (int imcu = 0; c.next_scanline < c.image_height; imcu++) {
 			tc_fill_strip(strip[0], lines, padw[0], im->p0, im->s0, w, h, imcu * lines);
-			tc_fill_strip(strip[1], lines / 2, padw[1], im->p1, im->s1, cw, ch, imcu * lines / 2);
-			tc_fill_strip(strip[2], lines / 2, padw[2], im->p2, im->s1, cw, ch, imcu * lines / 2);
+			tc_fill_chroma420(strip[1], lines / 2, padw[1], im->p1, im->s1, w, h, im->hshift, im->vshift,
+			                  imcu * lines / 2);
+			tc_fill_chroma420(strip[2], lines / 2, padw[2], im->p2, im->s1, w, h, im->hshift, im->vshift,
+			                  imcu * lines / 2);
 			if (jpeg_write_raw_data(&c, strip, (JDIMENSION)lines) == 0) {
 				ERREXIT(&c, JERR_CANT_SUSPEND);
 			}
-		}
-	} else if (im->kind == TC_YCBCR) {
-		/* Other chroma subsamplings: interleave with the nearest chroma sample, as the pure-Go
-		 * encoder reads them, and let libjpeg downsample to 4:2:0. */
-		JSAMPARRAY strip = (*c.mem->alloc_sarray)((j_common_ptr)&c, JPOOL_IMAGE, (JDIMENSION)(3 * w), 16);
-		while (c.next_scanline < c.image_height) {
-			int n = (int)(c.image_height - c.next_scanline);
-			if (n > 16) {
-				n = 16;
-			}
-			for (int r = 0; r < n; r++) {
-				int y = (int)c.next_scanline + r;
-				const uint8_t *py = im->p0 + (long)y * im->s0;
-				const uint8_t *pcb = im->p1 + (long)(y >> im->vshift) * im->s1;
-				const uint8_t *pcr = im->p2 + (long)(y >> im->vshift) * im->s1;
-				JSAMPROW o = strip[r];
-				for (int x = 0; x < w; x++) {
-					o[3 * x] = py[x];
-					o[3 * x + 1] = pcb[x >> im->hshift];
-					o[3 * x + 2] = pcr[x >> im->hshift];
-				}
-			}
-			jpeg_write_scanlines(&c, strip, (JDIMENSION)n);
 		}
 	} else {
 		JSAMPROW rows[16];

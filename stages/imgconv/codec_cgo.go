@@ -318,9 +318,6 @@ func jpegEncode(img image.Image, quality int) ([]byte, error) {
 			return jpegEncode(toRGBA(img), quality)
 		}
 		im.kind = C.TC_YCBCR
-		if m.SubsampleRatio == image.YCbCrSubsampleRatio420 {
-			im.kind = C.TC_YCBCR420
-		}
 		im.p0 = ptr(m.Y, m.YOffset(b.Min.X, b.Min.Y))
 		im.p1 = ptr(m.Cb, m.COffset(b.Min.X, b.Min.Y))
 		im.p2 = ptr(m.Cr, m.COffset(b.Min.X, b.Min.Y))

@@ -21,13 +21,13 @@ typedef struct {
 	int ystride, cstride, yrows, crows;
 } tc_planes;
 
-enum { TC_YCBCR420 = 0, TC_YCBCR = 1, TC_GRAY = 2, TC_RGBX = 3 };
+enum { TC_YCBCR = 1, TC_GRAY = 2, TC_RGBX = 3 };
 
 typedef struct {
 	int kind, width, height;
 	const uint8_t *p0, *p1, *p2; // Y, Cb, Cr; or the pixels for TC_GRAY and TC_RGBX
 	int s0, s1;                  // strides: Y (or pixels), chroma
-	int hshift, vshift;          // TC_YCBCR: chroma sample of (x, y) is at (x>>hshift, y>>vshift)
+	int hshift, vshift;          // TC_YCBCR: the chroma sample of (x, y) is at (x>>hshift, y>>vshift)
 } tc_image;
 
 typedef struct {
