@@ -117,6 +117,9 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 	prog.stop(sum)
 
 	writeTable(e.stderr, sum)
+	for _, note := range builtinNotes(s) {
+		fmt.Fprintln(e.stderr, note)
+	}
 	status, code := outcome(sum)
 	if o.summaryJSON != "" {
 		if err := writeSummaryJSON(o.summaryJSON, s.Name, sum, status, werr); err != nil {
