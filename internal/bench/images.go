@@ -107,49 +107,39 @@ func (h *harness) images(ctx context.Context) []Figure {
 	if _, err := goroutineImages(paths[:min(len(paths), workers())]); err != nil {
 		return failAll(err, names...)
 	}
-	base, err := goroutineImages(paths)
-	if err != nil {
-		return failAll(err, names...)
+	runs := []func() (time.Duration, error){
+		func() (time.Duration, error) { return troupeImages(ctx, dir, n) },
+		func() (time.Duration, error) { return goroutineImages(paths) },
 	}
-	tr, err := troupeImages(ctx, dir, n)
+	python, version, why := findPython(ctx, "import PIL, multiprocessing")
+	if python != "" {
+		runs = append(runs, h.pillowRun(ctx, python, paths))
+	}
+	best, err := alternate(imageRounds, runs...)
 	if err != nil {
 		return failAll(err, names...)
 	}
 	// Overhead <= 5% is troupe's rate at least 1/1.05 of the baseline's.
-	f1 := higher(names[0], "img/s", rate(n, tr), rate(n, base), 0.952,
-		fmt.Sprintf("%d generated images (JPEG, PNG, GIF; 64 px to 1600x1200) to JPEG q90, %d workers; ratio >= 0.952 is overhead <= 5%%; codec: %s", n, workers(), imgconv.Codec()))
+	f1 := higher(names[0], "img/s", rate(n, best[0]), rate(n, best[1]), 0.952,
+		fmt.Sprintf("%d generated images (JPEG, PNG, GIF; 64 px to 1600x1200) to JPEG q90, %d workers; ratio >= 0.952 is overhead <= 5%%; codec: %s; best of %d alternating rounds each",
+			n, workers(), imgconv.Codec(), imageRounds))
 	f1.BaselineName = "goroutines"
-	figs := []Figure{f1}
-	f2 := h.pillow(ctx, names[1], dir, paths, tr,
-		fmt.Sprintf("the same %d generated images", n))
-	return append(figs, f2)
+	if python == "" {
+		return []Figure{f1, skipped(names[1], "ratio >= 1.5", why+" (Debian: apt-get install python3-pil)")}
+	}
+	return []Figure{f1, pillowFigure(names[1], n, best[0], best[2], fmt.Sprintf("the same %d generated images", n), python, version)}
 }
 
-// pillow measures troupe converting the images in dir (which are paths) against Python's
-// multiprocessing.Pool and Pillow converting the same files, in alternating rounds. first is a
-// troupe time already measured (a first round), or 0.
-func (h *harness) pillow(ctx context.Context, name, dir string, paths []string, first time.Duration, what string) Figure {
-	python, version, why := findPython(ctx, "import PIL, multiprocessing")
-	if python == "" {
-		return skipped(name, "ratio >= 1.5", why+" (Debian: apt-get install python3-pil)")
-	}
-	n := len(paths)
-	runTroupe := func() (time.Duration, error) {
-		if first > 0 {
-			d := first
-			first = 0
-			return d, nil
-		}
-		return troupeImages(ctx, dir, n)
-	}
-	runPillow := func() (time.Duration, error) {
+// pillowRun returns a run of the Pillow baseline over paths: Python's multiprocessing.Pool with
+// workers() processes, each converting files with Pillow as troupe's stage does.
+func (h *harness) pillowRun(ctx context.Context, python string, paths []string) func() (time.Duration, error) {
+	return func() (time.Duration, error) {
 		return runPython(ctx, h.tmp, python, pillowScript, strings.Join(paths, "\n"), strconv.Itoa(workers()))
 	}
-	best, err := alternate(imageRounds, runTroupe, runPillow)
-	if err != nil {
-		return failed(name, err)
-	}
-	f := higher(name, "img/s", rate(n, best[0]), rate(n, best[1]), 1.5,
+}
+
+func pillowFigure(name string, n int, troupe, pillow time.Duration, what, python, version string) Figure {
+	f := higher(name, "img/s", rate(n, troupe), rate(n, pillow), 1.5,
 		fmt.Sprintf("%s to JPEG q90, troupe in-process (codec: %s) vs %s %s Pillow in multiprocessing.Pool(%d); best of %d alternating rounds each",
 			what, imgconv.Codec(), python, version, workers(), imageRounds))
 	f.BaselineName = "Python Pillow"
@@ -198,19 +188,31 @@ func (h *harness) photos(ctx context.Context) []Figure {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return []Figure{failed(name, err)}
 	}
-	var bytes int64
+	var size int64
 	for i, p := range found {
 		if err := os.Symlink(p, filepath.Join(dir, fmt.Sprintf("%04d%s", i, strings.ToLower(filepath.Ext(p))))); err != nil {
 			return []Figure{failed(name, err)}
 		}
 		if fi, err := os.Stat(p); err == nil {
-			bytes += fi.Size()
+			size += fi.Size()
 		}
 	}
 	// Warm the page cache (and the codec) so that neither side pays for the first read.
 	if _, err := goroutineImages(found); err != nil {
 		return []Figure{failed(name, err)}
 	}
-	return []Figure{h.pillow(ctx, name, dir, found, 0,
-		fmt.Sprintf("%d real photographs and wallpapers (JPEG and PNG, %.0f MB) from %s", len(found), float64(bytes)/1e6, h.photoDir))}
+	python, version, why := findPython(ctx, "import PIL, multiprocessing")
+	if python == "" {
+		return []Figure{skipped(name, target, why+" (Debian: apt-get install python3-pil)")}
+	}
+	n := len(found)
+	best, err := alternate(imageRounds,
+		func() (time.Duration, error) { return troupeImages(ctx, dir, n) },
+		h.pillowRun(ctx, python, found))
+	if err != nil {
+		return []Figure{failed(name, err)}
+	}
+	return []Figure{pillowFigure(name, n, best[0], best[1],
+		fmt.Sprintf("%d real photographs and wallpapers (JPEG and PNG, %.0f MB) from %s", n, float64(size)/1e6, h.photoDir),
+		python, version)}
 }

@@ -530,6 +530,10 @@ int tc_png_decode(const uint8_t *data, size_t len, int width, int height, int ch
 	png_set_read_fn(p, &src, tc_png_read);
 	png_set_keep_unknown_chunks(p, PNG_HANDLE_CHUNK_NEVER, tc_png_ignored, (int)(sizeof tc_png_ignored / 5));
 	png_set_user_limits(p, 0x7fffffff, 0x7fffffff);
+#ifdef PNG_IGNORE_ADLER32
+	/* Each IDAT chunk's CRC-32 (still checked) covers the same bytes as zlib's Adler-32. */
+	png_set_option(p, PNG_IGNORE_ADLER32, PNG_OPTION_ON);
+#endif
 	png_read_info(p, pi);
 	if ((int)png_get_image_width(p, pi) != width || (int)png_get_image_height(p, pi) != height) {
 		png_error(p, "header changed between reads");
