@@ -513,6 +513,22 @@ int tc_png_header(const uint8_t *data, size_t len, tc_png_info *info) {
 	return TC_OK;
 }
 
+/* Composites a row of non-premultiplied RGBA onto white in place, c·α + (1-α)·white rounded, as
+ * nrgbaOverWhite in convert.go does, leaving it opaque. */
+static void tc_over_white(uint8_t *row, int width) {
+	for (int x = 0; x < width; x++, row += 4) {
+		unsigned a = row[3];
+		if (a == 0xff) {
+			continue;
+		}
+		unsigned t = (0xff - a) * 0xff + 127;
+		row[0] = (uint8_t)((row[0] * a + t) / 0xff);
+		row[1] = (uint8_t)((row[1] * a + t) / 0xff);
+		row[2] = (uint8_t)((row[2] * a + t) / 0xff);
+		row[3] = 0xff;
+	}
+}
+
 int tc_png_decode(const uint8_t *data, size_t len, int width, int height, int channels, uint8_t *pix, int stride,
                   char *msg) {
 	struct tc_png_src src = {data, len, 0, 0, msg};
@@ -568,9 +584,13 @@ int tc_png_decode(const uint8_t *data, size_t len, int width, int height, int ch
 	if (png_get_rowbytes(p, pi) != (size_t)width * (size_t)channels || stride < width * channels) {
 		png_error(p, "unexpected row layout");
 	}
+	int alpha = channels == 4 && ((ct & PNG_COLOR_MASK_ALPHA) || trns);
 	for (int pass = 0; pass < passes; pass++) {
 		for (int y = 0; y < height; y++) {
 			png_read_row(p, pix + (long)y * stride, NULL);
+			if (alpha && pass == passes - 1) {
+				tc_over_white(pix + (long)y * stride, width); /* while the row is in cache */
+			}
 		}
 	}
 	png_read_end(p, NULL);

@@ -100,6 +100,8 @@ func recycle(img image.Image) {
 		pix = m.Pix
 	case *image.NRGBA:
 		pix = m.Pix
+	case *opaqueRGBA:
+		pix = m.Pix
 	}
 	if cap(pix) == 0 {
 		return
@@ -251,8 +253,16 @@ func pngConfig(data []byte) (image.Config, error) {
 	return image.Config{ColorModel: cm, Width: int(info.width), Height: int(info.height)}, nil
 }
 
-// pngDecode decodes to *image.Gray (grey without transparency), *image.RGBA (opaque colour) or
-// *image.NRGBA (with an alpha channel or a tRNS chunk), 8 bits a sample.
+// opaqueRGBA is an RGBA image its decoder made opaque (a PNG without transparency, or one whose
+// rows were composited onto white as they were decoded): Convert hands it to the encoder
+// without looking at its alpha again.
+type opaqueRGBA struct{ image.RGBA }
+
+func (*opaqueRGBA) knownOpaque() {}
+
+// pngDecode decodes to *image.Gray (grey without transparency) or an opaque RGBA image, 8 bits a
+// sample: any transparency (an alpha channel or a tRNS chunk) is composited onto white, row by
+// row as libpng delivers them, exactly as Convert composites a non-premultiplied image.
 func pngDecode(data []byte) (image.Image, error) {
 	info, err := pngHeader(data)
 	if err != nil {
@@ -263,7 +273,6 @@ func pngDecode(data []byte) (image.Image, error) {
 		return nil, fmt.Errorf("invalid dimensions %dx%d", w, h)
 	}
 	gray := info.color_type == pngGray && info.trns == 0
-	alpha := info.trns != 0 || info.color_type == pngGrayAlpha || info.color_type == pngRGBA
 	ch := 4
 	if gray {
 		ch = 1
@@ -274,13 +283,10 @@ func pngDecode(data []byte) (image.Image, error) {
 	rc := C.tc_png_decode(p, n, info.width, info.height, C.int(ch), (*C.uint8_t)(unsafe.Pointer(&buf[0])), C.int(w*ch), &msg[0])
 	r := image.Rect(0, 0, w, h)
 	var m image.Image
-	switch {
-	case gray:
+	if gray {
 		m = &image.Gray{Pix: buf, Stride: w, Rect: r}
-	case alpha:
-		m = &image.NRGBA{Pix: buf, Stride: 4 * w, Rect: r}
-	default:
-		m = &image.RGBA{Pix: buf, Stride: 4 * w, Rect: r}
+	} else {
+		m = &opaqueRGBA{image.RGBA{Pix: buf, Stride: 4 * w, Rect: r}}
 	}
 	if err := nativeError(rc, &msg); err != nil {
 		return nil, err
@@ -329,12 +335,16 @@ func jpegEncode(img image.Image, quality int) ([]byte, error) {
 		}
 		im.kind = C.TC_GRAY
 		im.p0, im.s0 = ptr(m.Pix, m.PixOffset(b.Min.X, b.Min.Y)), C.int(m.Stride)
-	case *image.RGBA:
-		if !planeOK(m.Pix, m.PixOffset(b.Min.X, b.Min.Y), m.Stride, 4*w, h) {
+	case *image.RGBA, *opaqueRGBA:
+		rgba, ok := img.(*image.RGBA)
+		if !ok {
+			rgba = &img.(*opaqueRGBA).RGBA
+		}
+		if !planeOK(rgba.Pix, rgba.PixOffset(b.Min.X, b.Min.Y), rgba.Stride, 4*w, h) {
 			return jpegEncode(toRGBA(img), quality)
 		}
 		im.kind = C.TC_RGBX
-		im.p0, im.s0 = ptr(m.Pix, m.PixOffset(b.Min.X, b.Min.Y)), C.int(m.Stride)
+		im.p0, im.s0 = ptr(rgba.Pix, rgba.PixOffset(b.Min.X, b.Min.Y)), C.int(rgba.Stride)
 	default:
 		return jpegEncode(toRGBA(img), quality)
 	}

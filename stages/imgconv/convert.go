@@ -259,6 +259,8 @@ func opaque(img image.Image) image.Image {
 	switch m := img.(type) {
 	case *image.YCbCr, *image.Gray:
 		return m
+	case interface{ knownOpaque() }: // a native decoder's output, opaque by construction
+		return img
 	case *image.RGBA:
 		if !m.Opaque() {
 			rgbaOverWhite(m.Pix, m.Stride, m.Rect)
