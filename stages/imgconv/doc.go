@@ -70,7 +70,9 @@
 // The native path does less work than decoding to RGB and encoding that: a YCbCr JPEG is
 // decoded to its planes as stored (no upsampling, no colour conversion) and handed to the
 // encoder as raw 4:2:0 data, its chroma averaged down only if it was sampled more finely; PNG
-// rows are expanded straight to RGBA, which the encoder reads in place. Pixel buffers are
+// rows are expanded straight to RGBA and composited onto white as libpng delivers them, and the
+// encoder reads them in place. libpng checks each chunk's CRC-32 but not zlib's Adler-32 of the
+// same bytes (the pure-Go decoder checks both). Pixel buffers are
 // pooled, so a worker converting a folder of photographs allocates them once, not once an
 // image. The header is read (and the size checked against max_pixels) before any buffer is
 // sized, in C as in Go.
