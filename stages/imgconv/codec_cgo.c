@@ -1,4 +1,4 @@
-//go:build cgo
+//go:build cgo && !imgconv_purego
 
 // The native codecs of codec_cgo.go: libjpeg-turbo through the libjpeg API, and libpng.
 //

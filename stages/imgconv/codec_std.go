@@ -1,4 +1,4 @@
-//go:build !cgo
+//go:build !cgo || imgconv_purego
 
 package imgconv
 
@@ -7,7 +7,7 @@ package imgconv
 // before decoding, error classification, compositing onto white) is shared by every variant.
 //
 // The native variant (libjpeg-turbo and libpng through cgo) is codec_cgo.go, built when cgo is
-// enabled; this file takes the opposite constraint, so that exactly one of them defines these
+// enabled and the imgconv_purego tag is not set; this file takes the opposite constraint, so that exactly one of them defines these
 // functions. Each must keep this contract:
 //
 //   - pngConfig and jpegConfig read only the header: the width, height and colour model, without

@@ -62,10 +62,13 @@
 // the same kind (a baseline JPEG, 4:2:0 for colour, one component for grey, the standard
 // quantisation tables scaled by quality, the same dimensions); pixels differ by rounding only
 // (the tests hold the two to a PSNR bound), and the speed differs.
-// To force the pure-Go codecs for a program or a test run:
+// To force the pure-Go codecs for a program or a test run, build without cgo, or with the
+// imgconv_purego tag where cgo must stay on for other packages (or where the C headers are
+// missing):
 //
 //	CGO_ENABLED=0 go build ./cmd/troupe
 //	CGO_ENABLED=0 go test ./stages/imgconv
+//	go build -tags imgconv_purego ./cmd/troupe
 //
 // The native path does less work than decoding to RGB and encoding that: a YCbCr JPEG is
 // decoded to its planes as stored (no upsampling, no colour conversion) and handed to the
