@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/troupe-dev/troupe/spec"
 	"github.com/troupe-dev/troupe/stages"
 	"github.com/troupe-dev/troupe/stages/imgconv"
 )
@@ -25,4 +26,15 @@ its options: key, type, default and meaning.`,
 			return stages.Describe(e.stdout)
 		},
 	}
+}
+
+// builtinNotes are the lines a run's summary adds for the builtins its spec uses: the image
+// codec of the imgconv builtin, which decides that job's speed.
+func builtinNotes(s *spec.Spec) []string {
+	for _, st := range s.Stages {
+		if st.Builtin == "imgconv" {
+			return []string{"imgconv codec: " + imgconv.Codec()}
+		}
+	}
+	return nil
 }

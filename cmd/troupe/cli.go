@@ -17,6 +17,7 @@ import (
 	"github.com/troupe-dev/troupe/ipc"
 	"github.com/troupe-dev/troupe/plugins/scaffold"
 	"github.com/troupe-dev/troupe/spec"
+	"github.com/troupe-dev/troupe/stages/imgconv"
 )
 
 // Exit statuses.
@@ -211,7 +212,8 @@ func (e *env) versionCmd() *cobra.Command {
 }
 
 // versionString is the module version (with the VCS revision when the binary was built from a
-// checkout), the plugin protocol version plugins must speak, and the Go version.
+// checkout), the plugin protocol version plugins must speak, the Go version, and the image codec
+// the imgconv builtin uses (libjpeg-turbo and libpng with cgo, pure Go without).
 func versionString() string {
 	version, rev, dirty := "(unknown)", "", false
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -236,7 +238,7 @@ func versionString() string {
 		}
 		out += ")"
 	}
-	return fmt.Sprintf("%s, plugin protocol %s, %s %s/%s", out, ipc.ProtocolVersion, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return fmt.Sprintf("%s, plugin protocol %s, %s %s/%s, image codec: %s", out, ipc.ProtocolVersion, runtime.Version(), runtime.GOOS, runtime.GOARCH, imgconv.Codec())
 }
 
 func (e *env) pluginsCmd() *cobra.Command {

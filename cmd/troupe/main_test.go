@@ -185,6 +185,9 @@ sink: {files: {dir: out, ext: .jpg}}
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
+	if !strings.Contains(stderr, "\nimgconv codec: "+imgconv.Codec()+"\n") {
+		t.Errorf("the summary does not say which image codec ran:\n%s", stderr)
+	}
 	outs, _ := filepath.Glob(filepath.Join(dir, "out", "*.jpg"))
 	if len(outs) != 4 {
 		t.Errorf("%d outputs, want 4: %v", len(outs), outs)
@@ -324,7 +327,8 @@ sink: {discard: {}}
 
 func TestVersion(t *testing.T) {
 	code, stdout, _ := cli(t, "", "version")
-	if code != exitOK || !strings.HasPrefix(stdout, "troupe ") || !strings.Contains(stdout, runtime.Version()) || !strings.Contains(stdout, "plugin protocol "+ipc.ProtocolVersion) {
+	if code != exitOK || !strings.HasPrefix(stdout, "troupe ") || !strings.Contains(stdout, runtime.Version()) || !strings.Contains(stdout, "plugin protocol "+ipc.ProtocolVersion) ||
+		!strings.Contains(stdout, "image codec: "+imgconv.Codec()) {
 		t.Errorf("exit %d, stdout %q", code, stdout)
 	}
 }

@@ -171,6 +171,9 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 	adminErr := stopAdmin()
 
 	writeTable(e.stderr, sum)
+	for _, note := range builtinNotes(s) {
+		fmt.Fprintln(e.stderr, note)
+	}
 	status, code := outcome(sum, werr)
 	if o.summaryJSON != "" {
 		if err := writeSummaryJSON(o.summaryJSON, s.Name, runID, sum, status, werr); err != nil {

@@ -11,7 +11,12 @@
 // compiled at run time; a program embedding the harness must let Main see that variable first
 // (Main does the rest).
 //
-// The troupe CLI exposes it as `troupe bench [--json] [--quick] [--only REGEX]`.
+// The troupe CLI exposes it as `troupe bench [--json] [--quick] [--only REGEX] [--photos DIR]`.
+//
+// The image job is measured twice: on generated images (Generate in stages/imgconv), and on
+// real photographs, the JPEG and PNG files found under --photos (default DefaultPhotos, where
+// Debian's plasma-workspace-wallpapers installs its photos and wallpapers, up to 5120×2880).
+// Without any there, that figure is skipped and says so.
 package bench
 
 import (
@@ -58,8 +63,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print the results as JSON")
 	quick := fs.Bool("quick", false, "small sizes (a smoke run for CI; the figures are not meaningful)")
 	only := fs.String("only", "", "run only the figures whose name matches this regular expression")
+	photos := fs.String("photos", DefaultPhotos, "a `DIR` of real photographs (JPEG and PNG, searched recursively) for the image-photos figure")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: troupe bench [--json] [--quick] [--only REGEX]")
+		fmt.Fprintln(stderr, "usage: troupe bench [--json] [--quick] [--only REGEX] [--photos DIR]")
 		fmt.Fprintln(stderr, "Measures troupe's performance figures next to their baselines, in this run, on this machine.")
 		fs.PrintDefaults()
 	}
@@ -85,7 +91,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if *quick {
 		sizes = quickSizes
 	}
-	h := &harness{sizes: sizes, log: stderr, progress: !*asJSON}
+	h := &harness{sizes: sizes, log: stderr, progress: !*asJSON, photoDir: *photos}
 	rep := h.run(context.Background(), filter)
 	rep.Quick = *quick
 	if *asJSON {
@@ -233,6 +239,7 @@ type sizes struct {
 	pool      int   // records for the Python Pool comparison
 	pyplugin  int   // records for the Python plugin vs Pool comparison
 	images    int   // images for the image job
+	photos    int   // the most real photographs converted (0: all found)
 	restarts  int   // failovers and cold restarts sampled
 	rssSmall  int   // records in the smaller slow-sink run
 	rssLarge  int   // records in the larger slow-sink run
@@ -242,12 +249,12 @@ type sizes struct {
 
 var fullSizes = sizes{
 	inproc: 2_000_000, plugin64: 2_000_000, plugin4k: 300_000, rpc: 20_000, pool: 1_000_000, pyplugin: 1_000_000,
-	images: 120, restarts: 40, rssSmall: 1_000_000, rssLarge: 10_000_000, wordcount: 90_000_000, timeLimit: 10 * time.Minute,
+	images: 120, photos: 0, restarts: 40, rssSmall: 1_000_000, rssLarge: 10_000_000, wordcount: 90_000_000, timeLimit: 10 * time.Minute,
 }
 
 var quickSizes = sizes{
 	inproc: 20_000, plugin64: 20_000, plugin4k: 2_000, rpc: 300, pool: 20_000, pyplugin: 20_000,
-	images: 6, restarts: 3, rssSmall: 20_000, rssLarge: 200_000, wordcount: 2_000_000, timeLimit: 3 * time.Minute,
+	images: 6, photos: 6, restarts: 3, rssSmall: 20_000, rssLarge: 200_000, wordcount: 2_000_000, timeLimit: 3 * time.Minute,
 }
 
 // harness runs the figures.
@@ -256,6 +263,7 @@ type harness struct {
 	log      io.Writer
 	progress bool
 	tmp      string // a temporary directory for the run
+	photoDir string // the directory of real photographs (--photos)
 }
 
 // group measures one or more figures that share measurements.
@@ -272,6 +280,7 @@ func (h *harness) groups() []group {
 		{[]string{"plugin-vs-python-pool"}, (*harness).pythonPool},
 		{[]string{"python-plugin-vs-pool", "python-plugin-process-vs-pool"}, (*harness).pythonPlugin},
 		{[]string{"image-vs-goroutines", "image-vs-python-pillow"}, (*harness).images},
+		{[]string{"image-photos-vs-python-pillow"}, (*harness).photos},
 		{[]string{"failover-warm-spare-p50", "failover-pipeline-p50", "cold-restart-p50"}, (*harness).restarts},
 		{[]string{"slow-sink-rss"}, (*harness).rss},
 		{[]string{"wordcount-vs-shell"}, (*harness).wordcount},

@@ -182,11 +182,19 @@ func Convert(data []byte, o Options) ([]byte, Info, error) {
 	info.Width, info.Height = screen.Dx(), screen.Dy()
 
 	var jpg []byte
-	if err := guard(func() (err error) { jpg, err = jpegEncode(out, o.Quality); return err }); err != nil {
+	err = guard(func() (err error) { jpg, err = jpegEncode(out, o.Quality); return err })
+	out = nil
+	recycle(img) // img (and out, which may share its pixels) is dropped here
+	if err != nil {
 		return nil, info, fmt.Errorf("encode JPEG: %w", err)
 	}
 	return jpg, info, nil
 }
+
+// Codec names the PNG and JPEG codecs this build of the package uses: "libjpeg-turbo 2.1.5 /
+// libpng 1.6.39 / zlib 1.2.13" when built with cgo (the default where a C compiler is found),
+// "pure Go (image/jpeg, image/png)" when built with CGO_ENABLED=0.
+func Codec() string { return codecName }
 
 // guard runs f and turns a panic into an error: decoders are not all hardened against hostile
 // input.
@@ -251,6 +259,8 @@ func opaque(img image.Image) image.Image {
 	switch m := img.(type) {
 	case *image.YCbCr, *image.Gray:
 		return m
+	case interface{ knownOpaque() }: // a native decoder's output, opaque by construction
+		return img
 	case *image.RGBA:
 		if !m.Opaque() {
 			rgbaOverWhite(m.Pix, m.Stride, m.Rect)

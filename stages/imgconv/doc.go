@@ -49,8 +49,45 @@
 //
 // # Codecs
 //
-// The codecs are pure Go (the standard library and golang.org/x/image), so the package builds
-// with CGO_ENABLED=0. PNG and JPEG decoding and JPEG encoding sit behind the functions of
-// codec_std.go, which a native (cgo) variant can replace behind a build constraint; the file
-// states the contract such a variant keeps.
+// PNG and JPEG, the formats of nearly every folder of pictures, go through native libraries
+// when the package is built with cgo (the default wherever a C compiler is found): JPEG
+// decoding and encoding through libjpeg-turbo's libjpeg API, PNG decoding through libpng and
+// zlib (on Debian: libjpeg62-turbo-dev, libpng-dev and zlib1g-dev, which the build links from
+// the system). GIF, BMP, TIFF and WebP are pure Go always (the standard library and
+// golang.org/x/image). Codec names what a build uses; `troupe version` and the summary of a run
+// of the imgconv builtin print it.
+//
+// Built with CGO_ENABLED=0 (or where there is no C compiler), the package uses the pure-Go
+// codecs of the standard library instead, with the same options and error kinds, and output of
+// the same kind (a baseline JPEG, 4:2:0 for colour, one component for grey, the standard
+// quantisation tables scaled by quality, the same dimensions); pixels differ by rounding only
+// (the tests hold the two to a PSNR bound), and the speed differs.
+// To force the pure-Go codecs for a program or a test run, build without cgo, or with the
+// imgconv_purego tag where cgo must stay on for other packages (or where the C headers are
+// missing):
+//
+//	CGO_ENABLED=0 go build ./cmd/troupe
+//	CGO_ENABLED=0 go test ./stages/imgconv
+//	go build -tags imgconv_purego ./cmd/troupe
+//
+// The native path does less work than decoding to RGB and encoding that: a YCbCr JPEG is
+// decoded to its planes as stored (no upsampling, no colour conversion) and handed to the
+// encoder as raw 4:2:0 data, its chroma averaged down only if it was sampled more finely; PNG
+// rows are expanded straight to RGBA and composited onto white as libpng delivers them, and the
+// encoder reads them in place. libpng checks each chunk's CRC-32 but not zlib's Adler-32 of the
+// same bytes (the pure-Go decoder checks both). Pixel buffers are
+// pooled, so a worker converting a folder of photographs allocates them once, not once an
+// image. The header is read (and the size checked against max_pixels) before any buffer is
+// sized, in C as in Go.
+//
+// The C libraries report fatal errors through a handler that must not return; the wrappers'
+// handlers (codec_cgo.c) longjmp back to the entry point, which frees what the library held
+// and returns the message, so a malformed file is a Go error (ErrCorrupt, with the library's
+// words: "truncated JPEG: premature end of file: unexpected EOF", "corrupt PNG: IHDR: CRC
+// error"), never a crash or an abort of the process. libjpeg's warnings about corrupt or missing
+// data are errors too (it would otherwise hand back an image with invented pixels), and a
+// progressive JPEG may have at most 500 scans. A CMYK or YCCK JPEG goes to the pure-Go decoder,
+// which knows Adobe's conventions for them.
+//
+// codec_std.go is the seam: the functions each variant defines and the contract they keep.
 package imgconv

@@ -64,3 +64,44 @@ func FuzzConvert(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecoders feeds the PNG and JPEG codecs of this build directly (libjpeg-turbo and libpng
+// with cgo, the standard library's without): reading a header either fails or gives dimensions,
+// and decoding an image of those dimensions (small enough to keep each run cheap) either fails
+// or gives an image of exactly that size. With cgo, a crash or abort in C ends the fuzzer:
+// libjpeg's and libpng's error paths must come back as errors.
+//
+//	go test -run '^$' -fuzz FuzzDecoders -fuzztime 60s ./stages/imgconv
+func FuzzDecoders(f *testing.F) {
+	for _, name := range []string{"photo-444.jpg", "photo-422.jpg", "photo-420-progressive.jpg", "gray.jpg", "cmyk.jpg",
+		"alpha.png", "palette.png", "interlaced.png", "rgb16.png", "gray-alpha16-interlaced.png"} {
+		f.Add(readFile(f, "testdata/"+name))
+	}
+	f.Add(encodeJPEG(f, picture(19, 11, 1)))
+	f.Add(encodePNG(f, picture(19, 11, 2)))
+	f.Add(pngWithHeader(3000, 3000))
+	codecs := []struct {
+		name   string
+		config func([]byte) (image.Config, error)
+		decode func([]byte) (image.Image, error)
+	}{{"png", pngConfig, pngDecode}, {"jpeg", jpegConfig, jpegDecode}}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, c := range codecs {
+			cfg, err := c.config(data)
+			if err != nil {
+				continue
+			}
+			if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > 1<<20 {
+				continue // Convert refuses these before decoding (checkSize)
+			}
+			img, err := c.decode(data)
+			if err != nil {
+				continue
+			}
+			if img == nil || img.Bounds() != image.Rect(0, 0, cfg.Width, cfg.Height) {
+				t.Fatalf("%s: header says %dx%d, decoded %v", c.name, cfg.Width, cfg.Height, img)
+			}
+			recycle(img)
+		}
+	})
+}
