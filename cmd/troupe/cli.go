@@ -128,7 +128,7 @@ Exit status: 0 every record reached the sink; 1 the run was aborted or interrupt
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	e.log.flags(root)
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return e.log.check(cmd) }
-	root.AddCommand(e.runCmd(), e.validateCmd(), e.builtinsCmd(), e.versionCmd(), e.pluginsCmd(), e.benchCmd())
+	root.AddCommand(e.runCmd(), e.validateCmd(), e.builtinsCmd(), e.versionCmd(), e.pluginsCmd(), e.benchCmd(), e.nodeCmd())
 	return root
 }
 
