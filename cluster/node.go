@@ -165,8 +165,8 @@ func (n *Node) factory(m *clusterpb.Spawn) (troupe.BackendFactory, error) {
 
 type permanentError struct{ error }
 
-func (permanentError) Permanent() bool  { return true }
-func (e permanentError) Unwrap() error  { return e.error }
+func (permanentError) Permanent() bool   { return true }
+func (e permanentError) Unwrap() error   { return e.error }
 func permanent(err error) permanentError { return permanentError{err} }
 
 // Messages of a node worker to itself.

@@ -1,0 +1,312 @@
+package cluster_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/troupe-dev/troupe/internal/proctest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+const token = "s3cret-cluster-token"
+
+var (
+	buildOnce sync.Once
+	troupeBin string
+	buildDir  string
+)
+
+// binary builds the troupe command once for the package's tests.
+func binary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the troupe command")
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "troupe-cluster-test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buildDir = dir
+		troupeBin = proctest.Build(t, dir, "troupe", "github.com/troupe-dev/troupe/cmd/troupe")
+	})
+	if troupeBin == "" {
+		t.Fatal("the troupe command did not build")
+	}
+	return troupeBin
+}
+
+// node is a `troupe node` process.
+type node struct {
+	cmd  *exec.Cmd
+	addr string
+	log  *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startNode starts a node on a free loopback port with tok, and waits for its address. It is
+// killed (and reaped) when the test ends, whatever state it is in.
+func startNode(t *testing.T, bin, tok string) *node {
+	t.Helper()
+	cmd := exec.Command(bin, "node", "--listen", "127.0.0.1:0", "--token", tok)
+	n := &node{cmd: cmd, log: &syncBuffer{}}
+	cmd.Stderr = n.log
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("node %s log:\n%s", n.addr, n.log.String())
+		}
+	})
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			line <- sc.Text()
+		}
+		close(line)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case l := <-line:
+		const prefix = "troupe node listening on "
+		if !strings.HasPrefix(l, prefix) {
+			t.Fatalf("node said %q; log:\n%s", l, n.log.String())
+		}
+		n.addr = strings.TrimPrefix(l, prefix)
+	case <-time.After(proctest.Deadline):
+		t.Fatalf("node did not start within %s; log:\n%s", proctest.Deadline, n.log.String())
+	}
+	return n
+}
+
+// waitFor polls cond until it holds, failing the test after the package deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(proctest.Deadline)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", proctest.Deadline, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func writeSpec(t *testing.T, dir, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, "spec.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func nodeList(ns ...*node) string {
+	addrs := make([]string, len(ns))
+	for i, n := range ns {
+		addrs[i] = n.addr
+	}
+	return "[" + strings.Join(addrs, ", ") + "]"
+}
+
+// recordLine is the i-th input line; the stage upper-cases it. Every line has the same length,
+// so the output file's size counts the records written.
+func recordLine(i int) string { return fmt.Sprintf("r%09d", i) }
+
+const lineLen = 11 // recordLine and its newline
+
+// checkExactlyOnce checks that out holds the upper-cased input lines 0..n-1, each exactly once.
+func checkExactlyOnce(t *testing.T, out string, n int) {
+	t.Helper()
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make([]bool, n)
+	lines := bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
+	if len(data) == 0 {
+		lines = nil
+	}
+	dups, bad := 0, 0
+	for _, l := range lines {
+		var i int
+		if _, err := fmt.Sscanf(string(l), "R%09d", &i); err != nil || i < 0 || i >= n || len(l) != lineLen-1 {
+			bad++
+			continue
+		}
+		if seen[i] {
+			dups++
+		}
+		seen[i] = true
+	}
+	missing := 0
+	for _, s := range seen {
+		if !s {
+			missing++
+		}
+	}
+	if dups+bad+missing > 0 {
+		t.Fatalf("sink: %d lines for %d records: %d duplicated, %d missing, %d malformed", len(lines), n, dups, missing, bad)
+	}
+}
+
+// TestClusterSurvivesKilledAndStoppedNodes runs a stage placed on three nodes over many
+// records; one node is SIGKILLed and another SIGSTOPped mid-run. The run must complete with
+// every record exactly once at the sink.
+func TestClusterSurvivesKilledAndStoppedNodes(t *testing.T) {
+	bin := binary(t)
+	const n = 1_000_000
+	dir := t.TempDir()
+	nodes := []*node{startNode(t, bin, token), startNode(t, bin, token), startNode(t, bin, token)}
+	in := filepath.Join(dir, "in.fifo")
+	if err := syscall.Mkfifo(in, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.txt")
+	specPath := writeSpec(t, dir, fmt.Sprintf(`name: e2e
+cluster:
+  nodes: %s
+  heartbeat: 1s
+source:
+  lines: {path: %s}
+stages:
+  - name: up
+    builtin: upper
+    placement: cluster
+    workers: 2
+sink:
+  lines: {path: %s}
+`, nodeList(nodes...), in, out))
+
+	run := exec.Command(bin, "run", "--progress", "none", "--log-level", "info", specPath)
+	run.Env = append(os.Environ(), "TROUPE_CLUSTER_TOKEN="+token)
+	stderr := &syncBuffer{}
+	run.Stderr, run.Stdout = stderr, io.Discard
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- run.Wait() }()
+	t.Cleanup(func() {
+		_ = run.Process.Kill()
+		<-exited
+	})
+
+	// The source is a pipe: the first part of the input, then the failures, then the rest, so
+	// that the failures happen while records are in flight and before the input ends.
+	resume := make(chan struct{})
+	writerDone := make(chan error, 1)
+	go func() {
+		f, err := os.OpenFile(in, os.O_WRONLY, 0)
+		if err != nil {
+			writerDone <- err
+			return
+		}
+		defer f.Close()
+		w := bufio.NewWriterSize(f, 1<<16)
+		for i := range n {
+			if i == n/2 {
+				if err := w.Flush(); err != nil {
+					writerDone <- err
+					return
+				}
+				<-resume
+			}
+			fmt.Fprintln(w, recordLine(i))
+		}
+		writerDone <- w.Flush()
+	}()
+	written := func() int64 {
+		st, err := os.Stat(out)
+		if err != nil {
+			return 0
+		}
+		return st.Size() / lineLen
+	}
+	waitFor(t, "a tenth of the records at the sink", func() bool { return written() >= n/10 })
+	if err := nodes[0].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killedAt := written()
+	waitFor(t, "more records at the sink after the SIGKILL", func() bool { return written() >= killedAt+n/10 })
+	if err := nodes[1].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nodes[1].cmd.Process.Signal(syscall.SIGCONT) })
+	close(resume)
+
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil {
+			t.Fatalf("run: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(3 * proctest.Deadline):
+		t.Fatalf("run did not end within %s\n%s", 3*proctest.Deadline, stderr.String())
+	}
+	if err := <-writerDone; err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnce(t, out, n)
+	log := stderr.String()
+	if !strings.Contains(log, nodes[1].addr+" lost: no heartbeat") {
+		t.Errorf("the SIGSTOPped node %s was not reported lost by heartbeat:\n%s", nodes[1].addr, lastLines(log, 40))
+	}
+	t.Logf("coordinator:\n%s", lastLines(log, 8))
+}
+
+func lastLines(s string, n int) string {
+	ls := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	return strings.Join(ls, "\n")
+}
