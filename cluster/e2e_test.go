@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -309,4 +310,127 @@ func lastLines(s string, n int) string {
 		ls = ls[len(ls)-n:]
 	}
 	return strings.Join(ls, "\n")
+}
+
+// runSpec runs `troupe run` on spec to its end and returns its exit code and stderr.
+func runSpec(t *testing.T, bin, specPath string) (int, string) {
+	t.Helper()
+	run := exec.Command(bin, "run", "--progress", "none", "--log-level", "info", specPath)
+	run.Env = append(os.Environ(), "TROUPE_CLUSTER_TOKEN="+token)
+	stderr := &syncBuffer{}
+	run.Stderr, run.Stdout = stderr, io.Discard
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- run.Wait() }()
+	select {
+	case err := <-exited:
+		if err == nil {
+			return 0, stderr.String()
+		}
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), stderr.String()
+		}
+		t.Fatalf("run: %v", err)
+	case <-time.After(3 * proctest.Deadline):
+		_ = run.Process.Kill()
+		<-exited
+		t.Fatalf("run did not end within %s\n%s", 3*proctest.Deadline, stderr.String())
+	}
+	return -1, ""
+}
+
+func writeLines(t *testing.T, path string, n int) {
+	t.Helper()
+	var b strings.Builder
+	for i := range n {
+		b.WriteString(recordLine(i))
+		b.WriteByte('\n')
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// freeAddr returns a loopback address nothing listens on (it was free a moment ago).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestWrongTokenRefused: a node whose token is not the run's refuses it and logs so; the run
+// reports the node unreachable and aborts (exit 1).
+func TestWrongTokenRefused(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	nd := startNode(t, bin, "not-the-cluster-token")
+	in, out := filepath.Join(dir, "in.txt"), filepath.Join(dir, "out.txt")
+	writeLines(t, in, 1000)
+	specPath := writeSpec(t, dir, fmt.Sprintf(`name: wrongtoken
+cluster: {nodes: [%s], heartbeat: 500ms}
+source: {lines: {path: %s}}
+stages: [{name: up, builtin: upper, placement: cluster, workers: 1}]
+sink: {lines: {path: %s}}
+`, nd.addr, in, out))
+	code, log := runSpec(t, bin, specPath)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, log)
+	}
+	if !strings.Contains(log, "node "+nd.addr+" unreachable") {
+		t.Errorf("the run does not report node %s unreachable:\n%s", nd.addr, lastLines(log, 20))
+	}
+	waitFor(t, "the node to log the refusal", func() bool { return strings.Contains(nd.log.String(), "refused a peer: wrong or missing cluster token") })
+}
+
+// TestFallbackLocal: with fallback: local, a stage whose nodes are all unreachable runs its
+// workers locally and the run completes.
+func TestFallbackLocal(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.txt"), filepath.Join(dir, "out.txt")
+	const n = 20000
+	writeLines(t, in, n)
+	specPath := writeSpec(t, dir, fmt.Sprintf(`name: fallback
+cluster: {nodes: [%s], heartbeat: 300ms, fallback: local}
+source: {lines: {path: %s}}
+stages: [{name: up, builtin: upper, placement: cluster, workers: 2}]
+sink: {lines: {path: %s}}
+`, freeAddr(t), in, out))
+	code, log := runSpec(t, bin, specPath)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0\n%s", code, log)
+	}
+	checkExactlyOnce(t, out, n)
+	if !strings.Contains(log, "no node reachable; worker runs locally") {
+		t.Errorf("no fallback logged:\n%s", lastLines(log, 20))
+	}
+}
+
+// TestAllNodesGoneAborts: without a fallback, a stage whose nodes are all unreachable aborts
+// the run with the reason.
+func TestAllNodesGoneAborts(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.txt"), filepath.Join(dir, "out.txt")
+	writeLines(t, in, 100)
+	addr := freeAddr(t)
+	specPath := writeSpec(t, dir, fmt.Sprintf(`name: gone
+cluster: {nodes: [%s], heartbeat: 300ms}
+source: {lines: {path: %s}}
+stages: [{name: up, builtin: upper, placement: cluster, workers: 1}]
+sink: {lines: {path: %s}}
+`, addr, in, out))
+	code, log := runSpec(t, bin, specPath)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, log)
+	}
+	if !strings.Contains(log, "every node of the cluster is unreachable") {
+		t.Errorf("no clear reason:\n%s", lastLines(log, 20))
+	}
 }
