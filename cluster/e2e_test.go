@@ -90,7 +90,13 @@ func (s *syncBuffer) String() string {
 // killed (and reaped) when the test ends, whatever state it is in.
 func startNode(t *testing.T, bin, tok string) *node {
 	t.Helper()
-	cmd := exec.Command(bin, "node", "--listen", "127.0.0.1:0", "--token", tok)
+	return startNodeOn(t, bin, tok, "127.0.0.1:0")
+}
+
+// startNodeOn starts a node listening on addr.
+func startNodeOn(t *testing.T, bin, tok, addr string) *node {
+	t.Helper()
+	cmd := exec.Command(bin, "node", "--listen", addr, "--token", tok)
 	n := &node{cmd: cmd, log: &syncBuffer{}}
 	cmd.Stderr = n.log
 	stdout, err := cmd.StdoutPipe()
@@ -385,7 +391,9 @@ sink: {lines: {path: %s}}
 	if !strings.Contains(log, "node "+nd.addr+" unreachable") {
 		t.Errorf("the run does not report node %s unreachable:\n%s", nd.addr, lastLines(log, 20))
 	}
-	waitFor(t, "the node to log the refusal", func() bool { return strings.Contains(nd.log.String(), "refused a peer: wrong or missing cluster token") })
+	waitFor(t, "the node to log the refusal", func() bool {
+		return strings.Contains(nd.log.String(), "refused a peer: wrong or missing cluster token")
+	})
 }
 
 // TestFallbackLocal: with fallback: local, a stage whose nodes are all unreachable runs its
@@ -433,4 +441,75 @@ sink: {lines: {path: %s}}
 	if !strings.Contains(log, "every node of the cluster is unreachable") {
 		t.Errorf("no clear reason:\n%s", lastLines(log, 20))
 	}
+}
+
+// TestNodeComesBack: a node that is down when the run starts gets workers once it is up: the
+// workers placed away from it move back.
+func TestNodeComesBack(t *testing.T) {
+	bin := binary(t)
+	const n = 200_000
+	dir := t.TempDir()
+	b := startNode(t, bin, token)
+	aAddr := freeAddr(t)
+	in := filepath.Join(dir, "in.fifo")
+	if err := syscall.Mkfifo(in, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.txt")
+	specPath := writeSpec(t, dir, fmt.Sprintf(`name: comeback
+cluster: {nodes: [%s, %s], heartbeat: 300ms}
+source: {lines: {path: %s}}
+stages: [{name: up, builtin: upper, placement: cluster, workers: 2}]
+sink: {lines: {path: %s}}
+`, aAddr, b.addr, in, out))
+	resume := make(chan struct{})
+	writerDone := make(chan error, 1)
+	go func() {
+		f, err := os.OpenFile(in, os.O_WRONLY, 0)
+		if err != nil {
+			writerDone <- err
+			return
+		}
+		defer f.Close()
+		w := bufio.NewWriterSize(f, 1<<16)
+		for i := range n {
+			if i == n/2 {
+				if err := w.Flush(); err != nil {
+					writerDone <- err
+					return
+				}
+				<-resume
+			}
+			fmt.Fprintln(w, recordLine(i))
+		}
+		writerDone <- w.Flush()
+	}()
+	type result struct {
+		code int
+		log  string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, log := runSpec(t, bin, specPath)
+		done <- result{code, log}
+	}()
+	written := func() int64 {
+		st, err := os.Stat(out)
+		if err != nil {
+			return 0
+		}
+		return st.Size() / lineLen
+	}
+	waitFor(t, "records at the sink through node B", func() bool { return written() >= n/10 })
+	a := startNodeOn(t, bin, token, aAddr)
+	waitFor(t, "workers on node A once it is up", func() bool { return strings.Contains(a.log.String(), "worker started") })
+	close(resume)
+	r := <-done
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.log)
+	}
+	if err := <-writerDone; err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnce(t, out, n)
 }
