@@ -270,6 +270,7 @@ func (h *harness) groups() []group {
 		{[]string{"image-vs-goroutines", "image-vs-python-pillow"}, (*harness).images},
 		{[]string{"failover-warm-spare-p50", "failover-pipeline-p50", "cold-restart-p50"}, (*harness).restarts},
 		{[]string{"slow-sink-rss"}, (*harness).rss},
+		{[]string{"cluster-2node-64B", "cluster-vs-remote-per-message", "cluster-vs-local"}, (*harness).clusterFigures},
 	}
 }
 

@@ -57,6 +57,8 @@ func runChild(role string, stdout, stderr io.Writer) int {
 	case rolePlugin:
 		sdk.Serve(sdk.Stage{Process: upperStage})
 		return 0 // not reached: Serve exits
+	case roleNode:
+		return nodeChild(os.Stdin, stdout, stderr)
 	case rolePidPlugin:
 		sdk.Serve(sdk.Stage{Process: pidStage()})
 		return 0 // not reached: Serve exits
