@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/eventstream"
 	"github.com/asynkron/protoactor-go/remote"
 
 	"github.com/troupe-dev/troupe"
@@ -59,17 +60,14 @@ type Work struct {
 // Client starts stage workers on nodes: its Factory is a stage's troupe.BackendFactory, one
 // remote worker per worker incarnation. Close it once the run has returned.
 type Client struct {
-	ep    *endpoint
-	cfg   Config
-	hb    time.Duration
-	log   *slog.Logger
-	nodes []*nodeState
-	sub   *eventSub
-}
-
-type eventSub struct {
-	system *actor.ActorSystem
-	sub    any
+	ep        *endpoint
+	release   func()
+	cfg       Config
+	hb        time.Duration
+	log       *slog.Logger
+	nodes     []*nodeState
+	closeOnce sync.Once
+	sub       *eventstream.Subscription
 }
 
 // nodeState is what a client knows of a node: whether it is counted lost, and until when.
@@ -117,17 +115,15 @@ func NewClient(cfg Config) (*Client, error) {
 	if hb <= 0 {
 		hb = DefaultHeartbeat
 	}
-	ep, err := startEndpoint(listen, cfg.Advertise, cfg.Token, logger, func(peer string) {
-		logger.Warn("cluster: refused a peer: wrong or missing cluster token", "peer", peer)
-	})
+	ep, release, err := acquireEndpoint(listen, cfg.Advertise, cfg.Token, logger)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	c := &Client{ep: ep, cfg: cfg, hb: hb, log: logger}
+	c := &Client{ep: ep, release: release, cfg: cfg, hb: hb, log: logger}
 	for _, a := range cfg.Nodes {
 		c.nodes = append(c.nodes, &nodeState{addr: a})
 	}
-	s := ep.system.EventStream.Subscribe(func(evt any) {
+	c.sub = ep.system.EventStream.Subscribe(func(evt any) {
 		if e, ok := evt.(*remote.EndpointTerminatedEvent); ok {
 			for _, n := range c.nodes {
 				if n.addr == e.Address {
@@ -136,18 +132,71 @@ func NewClient(cfg Config) (*Client, error) {
 			}
 		}
 	})
-	c.sub = &eventSub{system: ep.system, sub: s}
 	return c, nil
 }
 
 // Addr is the coordinator's remote address, which the nodes answer to.
 func (c *Client) Addr() string { return c.ep.addr }
 
-// Close stops the client's remote; the workers on the nodes stop when they notice (their
-// client terminated, or silent for the heartbeat).
+// ActorSystem is the actor system of the client's remote (shared by the process's clients with
+// the same listen address and token), for programs that send their own messages over it (the
+// bench's per-message baseline).
+func (c *Client) ActorSystem() *actor.ActorSystem { return c.ep.system }
+
+// Close releases the client's remote (stopped with the process's last client); the workers on
+// the nodes stop when they notice (their client terminated, or silent for the heartbeat).
 func (c *Client) Close() error {
-	c.ep.close()
+	c.closeOnce.Do(func() {
+		c.ep.system.EventStream.Unsubscribe(c.sub)
+		c.release()
+	})
 	return nil
+}
+
+// The process's client endpoints, shared: protoactor's Remote.Start sets grpc's global logger,
+// which races with the servers of the remotes already running, so a process starts as few
+// remotes as it can.
+var shared struct {
+	mu  sync.Mutex
+	eps map[string]*sharedEndpoint
+}
+
+type sharedEndpoint struct {
+	ep   *endpoint
+	refs int
+}
+
+func acquireEndpoint(listen, advertise, token string, logger *slog.Logger) (*endpoint, func(), error) {
+	key := listen + "\x00" + advertise + "\x00" + token
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.eps == nil {
+		shared.eps = map[string]*sharedEndpoint{}
+	}
+	se := shared.eps[key]
+	if se == nil {
+		ep, err := startEndpoint(listen, advertise, token, logger, func(peer string) {
+			logger.Warn("cluster: refused a peer: wrong or missing cluster token", "peer", peer)
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		se = &sharedEndpoint{ep: ep}
+		shared.eps[key] = se
+	}
+	se.refs++
+	var once sync.Once
+	return se.ep, func() {
+		once.Do(func() {
+			shared.mu.Lock()
+			defer shared.mu.Unlock()
+			se.refs--
+			if se.refs == 0 {
+				delete(shared.eps, key)
+				se.ep.close()
+			}
+		})
+	}, nil
 }
 
 // Factory returns the BackendFactory of a stage whose workers run w on the nodes. Worker i

@@ -68,6 +68,10 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 // Addr is the node's advertised address.
 func (n *Node) Addr() string { return n.ep.addr }
 
+// ActorSystem is the node's actor system, for programs that host actors of their own next to
+// the node's (the bench's per-message echo).
+func (n *Node) ActorSystem() *actor.ActorSystem { return n.ep.system }
+
 // Workers is the number of workers the node runs now.
 func (n *Node) Workers() int {
 	n.mu.Lock()

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/remote"
 
 	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/actors"
@@ -21,8 +19,8 @@ import (
 	"github.com/troupe-dev/troupe/cluster/clusterpb"
 )
 
-// roleNode runs a cluster node and, next to it, a plain protoactor remote with an echo actor
-// (the per-message baseline's peer); it prints both addresses and runs until stdin closes.
+// roleNode runs a cluster node with an echo actor next to its workers (the per-message
+// baseline's peer); it prints its address twice (node, echo) and runs until stdin closes.
 const roleNode = "node"
 
 const benchClusterToken = "troupe-bench-token"
@@ -41,20 +39,17 @@ func nodeChild(stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench node:", err)
 		return 1
 	}
-	sys := actor.NewActorSystemWithConfig(actor.Configure(
-		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) })))
-	r := remote.NewRemote(sys, remote.Configure("127.0.0.1", 0))
-	r.Start()
-	if _, err := sys.Root.SpawnNamed(actor.PropsFromFunc(echoActor), "echo"); err != nil {
+	// The echo lives on the node's own remote: protoactor's Remote.Start sets grpc's global
+	// logger, so a process runs one remote.
+	if _, err := n.ActorSystem().Root.SpawnNamed(actor.PropsFromFunc(echoActor), "echo"); err != nil {
 		fmt.Fprintln(stderr, "bench node:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s %s\n", n.Addr(), sys.Address())
+	fmt.Fprintf(stdout, "%s %s\n", n.Addr(), n.Addr())
 	_, _ = io.Copy(io.Discard, stdin) // until the harness closes it (or dies)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = n.Close(ctx)
-	r.Shutdown(false)
 	return 0
 }
 
@@ -123,12 +118,7 @@ func (b *benchNode) stop() {
 
 // clusterPipeline runs n records of size bytes through one identity stage whose workers
 // (perNode on each node) run on the nodes, into a discard sink.
-func clusterPipeline(ctx context.Context, nodes []string, n, size, perNode int) (time.Duration, error) {
-	c, err := cluster.NewClient(cluster.Config{Nodes: nodes, Token: benchClusterToken, Heartbeat: 10 * time.Second})
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
+func clusterPipeline(ctx context.Context, c *cluster.Client, nodes []string, n, size, perNode int) (time.Duration, error) {
 	f, err := c.Factory(cluster.Work{Builtin: "identity", Credits: 4096})
 	if err != nil {
 		return 0, err
@@ -165,12 +155,8 @@ func localPipeline(ctx context.Context, n, size int) (time.Duration, error) {
 
 // perMessage is the baseline: protoactor remote sending one message per record to the echo
 // actors of the nodes (alternately), each echoed back; the time until every echo is back.
-func perMessage(ctx context.Context, echoes []string, n, size int) (time.Duration, error) {
-	sys := actor.NewActorSystemWithConfig(actor.Configure(
-		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) })))
-	r := remote.NewRemote(sys, remote.Configure("127.0.0.1", 0))
-	r.Start()
-	defer func() { r.Shutdown(false); sys.Shutdown() }()
+func perMessage(ctx context.Context, c *cluster.Client, echoes []string, n, size int) (time.Duration, error) {
+	sys := c.ActorSystem()
 	var got atomic.Int64
 	done := make(chan struct{})
 	counter := sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
@@ -184,6 +170,7 @@ func perMessage(ctx context.Context, echoes []string, n, size int) (time.Duratio
 	for i, a := range echoes {
 		pids[i] = actor.NewPID(a, "echo")
 	}
+	defer sys.Root.Stop(counter)
 	payload := make([]byte, size)
 	start := time.Now()
 	// At most window messages in flight, so the remote's queues do not drop any.
@@ -227,7 +214,12 @@ func (h *harness) clusterFigures(ctx context.Context) []Figure {
 	echoes := []string{nodes[0].echo, nodes[1].echo}
 	n, pm := h.sizes.plugin64, h.sizes.rpc*10
 	perNode := max(workers()/2, 1)
-	tc, err := clusterPipeline(ctx, addrs, n, 64, perNode)
+	c, err := cluster.NewClient(cluster.Config{Nodes: addrs, Token: benchClusterToken, Heartbeat: 10 * time.Second})
+	if err != nil {
+		return failAll(err, names...)
+	}
+	defer c.Close()
+	tc, err := clusterPipeline(ctx, c, addrs, n, 64, perNode)
 	if err != nil {
 		return failAll(fmt.Errorf("cluster pipeline: %w", err), names...)
 	}
@@ -238,7 +230,7 @@ func (h *harness) clusterFigures(ctx context.Context) []Figure {
 	met := crate >= 5e6
 	f.Met = &met
 	figs = append(figs, f)
-	if tp, err := perMessage(ctx, echoes, pm, 64); err != nil {
+	if tp, err := perMessage(ctx, c, echoes, pm, 64); err != nil {
 		figs = append(figs, failed(names[1], err))
 	} else {
 		f := higher(names[1], "rec/s", crate, rate(pm, tp), 9,
