@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net"
@@ -205,12 +206,47 @@ func checkExactlyOnce(t *testing.T, out string, n int) {
 	}
 }
 
-// TestClusterSurvivesKilledAndStoppedNodes runs a stage placed on three nodes over many
+var (
+	pluginOnce sync.Once
+	pluginBin  string
+	pluginSum  string
+)
+
+// upperPlugin builds examples/plugins/upper once and returns its path and sha256.
+func upperPlugin(t *testing.T) (string, string) {
+	t.Helper()
+	binary(t)
+	pluginOnce.Do(func() {
+		p := proctest.Build(t, buildDir, "upper-plugin", "github.com/troupe-dev/troupe/examples/plugins/upper")
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pluginBin, pluginSum = p, fmt.Sprintf("%x", sha256.Sum256(data))
+	})
+	if pluginBin == "" {
+		t.Fatal("the plugin did not build")
+	}
+	return pluginBin, pluginSum
+}
+
+// TestClusterSurvivesKilledAndStoppedNodes runs a plugin stage placed on three nodes over 1 M
 // records; one node is SIGKILLed and another SIGSTOPped mid-run. The run must complete with
-// every record exactly once at the sink.
+// every record exactly once at the sink, and no plugin process may outlive the nodes.
 func TestClusterSurvivesKilledAndStoppedNodes(t *testing.T) {
+	plugin, sum := upperPlugin(t)
+	t.Cleanup(func() { proctest.WaitNoneRunning(t, plugin) }) // runs after the nodes are killed
+	survive(t, 1_000_000, fmt.Sprintf("plugin: {cmd: [%s], sha256: %s}", plugin, sum))
+}
+
+// TestClusterBuiltinSurvives is the same with a builtin stage run in the nodes' processes.
+func TestClusterBuiltinSurvives(t *testing.T) {
+	survive(t, 300_000, "builtin: upper")
+}
+
+func survive(t *testing.T, n int, kind string) {
+	t.Helper()
 	bin := binary(t)
-	const n = 1_000_000
 	dir := t.TempDir()
 	nodes := []*node{startNode(t, bin, token), startNode(t, bin, token), startNode(t, bin, token)}
 	in := filepath.Join(dir, "in.fifo")
@@ -226,12 +262,12 @@ source:
   lines: {path: %s}
 stages:
   - name: up
-    builtin: upper
+    %s
     placement: cluster
     workers: 2
 sink:
   lines: {path: %s}
-`, nodeList(nodes...), in, out))
+`, nodeList(nodes...), in, kind, out))
 
 	run := exec.Command(bin, "run", "--progress", "none", "--log-level", "info", specPath)
 	run.Env = append(os.Environ(), "TROUPE_CLUSTER_TOKEN="+token)
@@ -278,12 +314,12 @@ sink:
 		}
 		return st.Size() / lineLen
 	}
-	waitFor(t, "a tenth of the records at the sink", func() bool { return written() >= n/10 })
+	waitFor(t, "a tenth of the records at the sink", func() bool { return written() >= int64(n/10) })
 	if err := nodes[0].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	killedAt := written()
-	waitFor(t, "more records at the sink after the SIGKILL", func() bool { return written() >= killedAt+n/10 })
+	waitFor(t, "more records at the sink after the SIGKILL", func() bool { return written() >= killedAt+int64(n/10) })
 	if err := nodes[1].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -318,33 +354,42 @@ func lastLines(s string, n int) string {
 	return strings.Join(ls, "\n")
 }
 
-// runSpec runs `troupe run` on spec to its end and returns its exit code and stderr.
-func runSpec(t *testing.T, bin, specPath string) (int, string) {
-	t.Helper()
+// runSpec runs `troupe run` on spec to its end and returns its exit code and stderr; an error
+// when it could not run or did not end within the deadline (then it is killed).
+func runSpec(bin, specPath string) (int, string, error) {
 	run := exec.Command(bin, "run", "--progress", "none", "--log-level", "info", specPath)
 	run.Env = append(os.Environ(), "TROUPE_CLUSTER_TOKEN="+token)
 	stderr := &syncBuffer{}
 	run.Stderr, run.Stdout = stderr, io.Discard
 	if err := run.Start(); err != nil {
-		t.Fatal(err)
+		return -1, "", err
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- run.Wait() }()
 	select {
 	case err := <-exited:
 		if err == nil {
-			return 0, stderr.String()
+			return 0, stderr.String(), nil
 		}
 		if ee, ok := err.(*exec.ExitError); ok {
-			return ee.ExitCode(), stderr.String()
+			return ee.ExitCode(), stderr.String(), nil
 		}
-		t.Fatalf("run: %v", err)
+		return -1, stderr.String(), err
 	case <-time.After(3 * proctest.Deadline):
 		_ = run.Process.Kill()
 		<-exited
-		t.Fatalf("run did not end within %s\n%s", 3*proctest.Deadline, stderr.String())
+		return -1, stderr.String(), fmt.Errorf("run did not end within %s", 3*proctest.Deadline)
 	}
-	return -1, ""
+}
+
+// mustRun is runSpec from the test's goroutine.
+func mustRun(t *testing.T, bin, specPath string) (int, string) {
+	t.Helper()
+	code, log, err := runSpec(bin, specPath)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	return code, log
 }
 
 func writeLines(t *testing.T, path string, n int) {
@@ -384,7 +429,7 @@ source: {lines: {path: %s}}
 stages: [{name: up, builtin: upper, placement: cluster, workers: 1}]
 sink: {lines: {path: %s}}
 `, nd.addr, in, out))
-	code, log := runSpec(t, bin, specPath)
+	code, log := mustRun(t, bin, specPath)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\n%s", code, log)
 	}
@@ -410,7 +455,7 @@ source: {lines: {path: %s}}
 stages: [{name: up, builtin: upper, placement: cluster, workers: 2}]
 sink: {lines: {path: %s}}
 `, freeAddr(t), in, out))
-	code, log := runSpec(t, bin, specPath)
+	code, log := mustRun(t, bin, specPath)
 	if code != 0 {
 		t.Fatalf("exit %d, want 0\n%s", code, log)
 	}
@@ -434,7 +479,7 @@ source: {lines: {path: %s}}
 stages: [{name: up, builtin: upper, placement: cluster, workers: 1}]
 sink: {lines: {path: %s}}
 `, addr, in, out))
-	code, log := runSpec(t, bin, specPath)
+	code, log := mustRun(t, bin, specPath)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\n%s", code, log)
 	}
@@ -487,11 +532,12 @@ sink: {lines: {path: %s}}
 	type result struct {
 		code int
 		log  string
+		err  error
 	}
 	done := make(chan result, 1)
 	go func() {
-		code, log := runSpec(t, bin, specPath)
-		done <- result{code, log}
+		code, log, err := runSpec(bin, specPath)
+		done <- result{code, log, err}
 	}()
 	written := func() int64 {
 		st, err := os.Stat(out)
@@ -505,6 +551,9 @@ sink: {lines: {path: %s}}
 	waitFor(t, "workers on node A once it is up", func() bool { return strings.Contains(a.log.String(), "worker started") })
 	close(resume)
 	r := <-done
+	if r.err != nil {
+		t.Fatalf("%v\n%s", r.err, r.log)
+	}
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.log)
 	}

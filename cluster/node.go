@@ -192,6 +192,7 @@ type nodeWorker struct {
 	lastHeard time.Time
 	stopTick  chan struct{}
 	closed    bool
+	stopping  bool
 }
 
 func (w *nodeWorker) Receive(ctx actor.Context) {
@@ -273,6 +274,10 @@ func (w *nodeWorker) start(ctx actor.Context) {
 }
 
 func (w *nodeWorker) stop(ctx actor.Context, why string) {
+	if w.stopping {
+		return
+	}
+	w.stopping = true
 	if why != "" {
 		w.node.log.Info("worker stopping", "stage", w.spawn.Stage, "worker", w.spawn.Index, "client", w.spawn.ClientAddress, "reason", why)
 	}
