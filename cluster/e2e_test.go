@@ -94,10 +94,11 @@ func startNode(t *testing.T, bin, tok string) *node {
 	return startNodeOn(t, bin, tok, "127.0.0.1:0")
 }
 
-// startNodeOn starts a node listening on addr.
-func startNodeOn(t *testing.T, bin, tok, addr string) *node {
+// startNodeOn starts a node listening on addr, with env added to its environment.
+func startNodeOn(t *testing.T, bin, tok, addr string, env ...string) *node {
 	t.Helper()
 	cmd := exec.Command(bin, "node", "--listen", addr, "--token", tok)
+	cmd.Env = append(os.Environ(), env...)
 	n := &node{cmd: cmd, log: &syncBuffer{}}
 	cmd.Stderr = n.log
 	stdout, err := cmd.StdoutPipe()
@@ -356,9 +357,9 @@ func lastLines(s string, n int) string {
 
 // runSpec runs `troupe run` on spec to its end and returns its exit code and stderr; an error
 // when it could not run or did not end within the deadline (then it is killed).
-func runSpec(bin, specPath string) (int, string, error) {
+func runSpec(bin, specPath string, env ...string) (int, string, error) {
 	run := exec.Command(bin, "run", "--progress", "none", "--log-level", "info", specPath)
-	run.Env = append(os.Environ(), "TROUPE_CLUSTER_TOKEN="+token)
+	run.Env = append(append(os.Environ(), "TROUPE_CLUSTER_TOKEN="+token), env...)
 	stderr := &syncBuffer{}
 	run.Stderr, run.Stdout = stderr, io.Discard
 	if err := run.Start(); err != nil {
@@ -383,9 +384,9 @@ func runSpec(bin, specPath string) (int, string, error) {
 }
 
 // mustRun is runSpec from the test's goroutine.
-func mustRun(t *testing.T, bin, specPath string) (int, string) {
+func mustRun(t *testing.T, bin, specPath string, env ...string) (int, string) {
 	t.Helper()
-	code, log, err := runSpec(bin, specPath)
+	code, log, err := runSpec(bin, specPath, env...)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log)
 	}
@@ -561,4 +562,42 @@ sink: {lines: {path: %s}}
 		t.Fatal(err)
 	}
 	checkExactlyOnce(t, out, n)
+}
+
+// TestPluginChecksumOnNode: the node checks the plugin program's sha256 before starting it.
+// The spec names the program without a slash, so each process finds it in its own $PATH: the
+// coordinator's copy is the plugin, the node's is another program; the node refuses it and the
+// run fails at once, naming both sums.
+func TestPluginChecksumOnNode(t *testing.T) {
+	bin := binary(t)
+	plugin, sum := upperPlugin(t)
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good"), filepath.Join(dir, "bad")
+	for _, d := range []string{good, bad} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(plugin, filepath.Join(good, "upper-plugin")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bad, "upper-plugin"), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	nd := startNodeOn(t, bin, token, "127.0.0.1:0", "PATH="+bad+":"+os.Getenv("PATH"))
+	in, out := filepath.Join(dir, "in.txt"), filepath.Join(dir, "out.txt")
+	writeLines(t, in, 100)
+	specPath := writeSpec(t, dir, fmt.Sprintf(`name: checksum
+cluster: {nodes: [%s], heartbeat: 2s}
+source: {lines: {path: %s}}
+stages: [{name: up, plugin: {cmd: [upper-plugin], sha256: %s}, placement: cluster, workers: 1}]
+sink: {lines: {path: %s}}
+`, nd.addr, in, sum, out))
+	code, log := mustRun(t, bin, specPath, "PATH="+good+":"+os.Getenv("PATH"))
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, log)
+	}
+	if !strings.Contains(log, "the spec requires "+sum+": refusing to start it") || !strings.Contains(log, "node "+nd.addr) {
+		t.Errorf("the run does not report the node's refusal:\n%s", lastLines(log, 20))
+	}
 }
