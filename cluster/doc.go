@@ -1,0 +1,50 @@
+// Package cluster runs a stage's workers on other processes and machines: `troupe node`
+// processes, reached over protoactor-go's remote (gRPC). It plugs into the runtime as a
+// troupe.BackendFactory, so the distributor treats a remote worker like a plugin process:
+// credits, least-loaded dispatch, in-order custody, redelivery, dead letters and supervision
+// apply unchanged, and package actors knows nothing of nodes.
+//
+// # Pieces
+//
+//   - Node (StartNode; the `troupe node` command) is an actor system with remote whose actor
+//     NodeActor takes Spawn requests. For each, it starts a worker actor that runs the stage
+//     through a troupe.Backend of its own: an in-process builtin (package stages, wrapped by
+//     FuncBackend), or a plugin process (package plugins; the node checks the program's
+//     sha256 before starting it, and refuses a mismatch).
+//   - Client (NewClient) is the coordinator's side: Factory makes the stage's BackendFactory.
+//     Each worker incarnation asks a node for a worker and gets a Backend whose Submit sends
+//     the tasks to it as one clusterpb.Batch message; the node's worker answers with
+//     clusterpb.Results and clusterpb.Grant messages, which the client's actor hands to the
+//     runtime's troupe.Outcomes. The messages are protobuf (clusterpb/cluster.proto): records
+//     travel in batches, never one message per record.
+//
+// # Losing a node
+//
+// The client's actor watches the remote worker (protoactor's remote watch: an endpoint that
+// terminates delivers Terminated) and pings it every heartbeat/4; a worker silent for the
+// heartbeat (a SIGSTOPped node, a partition) or terminated is reported with Outcomes.Fail as a
+// troupe.BackendFault: the node is to blame, not a record, so every record it held is
+// redelivered to the other workers uncharged, and the collector's deduplication keeps the sink
+// exactly-once. The node is then counted lost for a heartbeat: worker restarts (the runtime's
+// restart path calls the factory again) go to the next reachable node. Worker i prefers node i
+// modulo the number of nodes; a worker placed elsewhere fails itself (uncharged) once its
+// preferred node has been out of the lost list for ten heartbeats, so that a node that comes
+// back gets its workers again. With no node reachable, a start falls back to Work.Fallback
+// (the spec's `fallback: local`) or fails; five failed starts in a row abort the run, with
+// "every node of the cluster is unreachable" and each node's reason.
+//
+// On the node's side, a worker stops when its client says so, when its client's endpoint
+// terminates, or when it has heard nothing from its client for the heartbeat; stopping closes
+// its backend (plugin processes included).
+//
+// # Trust
+//
+// Every remote connection, both ways, carries the cluster's token in its gRPC metadata: the
+// remote's gRPC server refuses (and the node logs) a peer without it, before any message is
+// read, and a Spawn carries it too. The transport is plain TCP: across machines, run nodes on
+// a trusted network (mutual TLS is not implemented).
+//
+// One process starts as few remotes as it can (clients with the same listen address and token
+// share one): protoactor's Remote.Start sets grpc's global logger, which races with the servers
+// of the remotes already running.
+package cluster
