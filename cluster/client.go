@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -241,7 +242,11 @@ func (c *Client) Factory(w Work) (troupe.BackendFactory, error) {
 		}
 		if w.Fallback != nil {
 			c.log.Warn("cluster: no node reachable; worker runs locally", "stage", info.Stage, "worker", info.Index)
-			return w.Fallback(ctx, info, out)
+			b, err := w.Fallback(ctx, info, out)
+			if err != nil {
+				return nil, err
+			}
+			return c.local(b, out), nil
 		}
 		return nil, fmt.Errorf("stage %s worker %d: every node of the cluster is unreachable: %s",
 			info.Stage, info.Index, strings.Join(whys, "; "))
@@ -330,7 +335,8 @@ type clientActor struct {
 	spawned   chan *clusterpb.Spawned
 	worker    *actor.PID
 	lastHeard time.Time
-	started   time.Time
+	lastProbe time.Time
+	probing   bool
 	seq       int64
 	stopTick  chan struct{}
 	failed    bool
@@ -348,7 +354,7 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		}
 		if m.Error == "" {
 			a.worker = actor.NewPID(m.WorkerAddress, m.WorkerId)
-			a.lastHeard, a.started = time.Now(), time.Now()
+			a.lastHeard, a.lastProbe = time.Now(), time.Now()
 			ctx.Watch(a.worker)
 			a.startTicker(ctx)
 		}
@@ -384,17 +390,77 @@ func (a *clientActor) Receive(ctx actor.Context) {
 			a.fail(ctx, nodeFault{fmt.Errorf("node %s lost: no heartbeat for %s", a.node.addr, s.Round(time.Millisecond))}, true)
 			return
 		}
-		if a.home != nil && time.Since(a.started) > 10*a.c.hb {
+		if a.home != nil && !a.probing && time.Since(a.lastProbe) > 10*a.c.hb {
 			if down, _ := a.home.down(); !down {
-				a.fail(ctx, nodeFault{fmt.Errorf("worker moves back to node %s", a.home.addr)}, false)
-				return
+				a.probing, a.lastProbe = true, time.Now()
+				self, sys, home := ctx.Self(), ctx.ActorSystem(), a.home
+				go func() { sys.Root.Send(self, probed{a.c.probe(home)}) }()
 			}
 		}
 		a.seq++
 		ctx.Send(a.worker, &clusterpb.Ping{Seq: a.seq})
+	case probed:
+		a.probing = false
+		if m.up && !a.failed {
+			a.fail(ctx, nodeFault{fmt.Errorf("node %s is reachable again: the worker moves back to it", a.home.addr)}, false)
+		}
 	case *actor.Stopping:
 		a.stopTicker()
 	}
+}
+
+// probed is the outcome of a probe of a worker's preferred node.
+type probed struct{ up bool }
+
+// probe says whether node accepts TCP connections: a cheap look before a worker leaves the
+// node it works on for one that was lost. A stopped node's kernel still accepts them; the spawn
+// that follows then fails and the worker is placed again as before.
+func (c *Client) probe(n *nodeState) bool {
+	conn, err := net.DialTimeout("tcp", n.addr, min(c.hb, time.Second))
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
+
+// local wraps a worker's fallback backend, run locally because no node was reachable: every ten
+// heartbeats it looks for a node that is reachable again, and then fails itself (no record
+// charged) so that the worker's restart places it on that node.
+func (c *Client) local(b troupe.Backend, out troupe.Outcomes) troupe.Backend {
+	l := &localBackend{Backend: b, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		t := time.NewTicker(10 * c.hb)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-t.C:
+			}
+			for _, n := range c.nodes {
+				if down, _ := n.down(); !down && c.probe(n) {
+					out.Fail(nodeFault{fmt.Errorf("node %s is reachable again: the worker moves to it", n.addr)})
+					return
+				}
+			}
+		}
+	}()
+	return l
+}
+
+type localBackend struct {
+	troupe.Backend
+	once sync.Once
+	stop chan struct{}
+	done chan struct{}
+}
+
+func (l *localBackend) Close(ctx context.Context) error {
+	l.once.Do(func() { close(l.stop) })
+	<-l.done
+	return l.Backend.Close(ctx)
 }
 
 func (a *clientActor) fail(ctx actor.Context, err error, nodeLost bool) {

@@ -27,9 +27,11 @@
 // redelivered to the other workers uncharged, and the collector's deduplication keeps the sink
 // exactly-once. The node is then counted lost for a heartbeat: worker restarts (the runtime's
 // restart path calls the factory again) go to the next reachable node. Worker i prefers node i
-// modulo the number of nodes; a worker placed elsewhere fails itself (uncharged) once its
-// preferred node has been out of the lost list for ten heartbeats, so that a node that comes
-// back gets its workers again. With no node reachable, a start falls back to Work.Fallback
+// modulo the number of nodes. A worker placed elsewhere, or run locally by the fallback, looks
+// every ten heartbeats whether its preferred node (for the fallback: any node) accepts
+// connections again, and then fails itself (uncharged), so that its restart places it there: a
+// node that comes back gets workers again. With no node reachable, a start falls back to
+// Work.Fallback
 // (the spec's `fallback: local`) or fails; five failed starts in a row abort the run, with
 // "every node of the cluster is unreachable" and each node's reason.
 //

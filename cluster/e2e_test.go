@@ -493,9 +493,24 @@ sink: {lines: {path: %s}}
 // workers placed away from it move back.
 func TestNodeComesBack(t *testing.T) {
 	bin := binary(t)
+	b := startNode(t, bin, token)
+	comesBack(t, bin, func(a string) string { return fmt.Sprintf("nodes: [%s, %s], heartbeat: 300ms", a, b.addr) })
+}
+
+// TestFallbackThenNodeComesUp: a stage that fell back to local workers (no node reachable)
+// moves its workers to the node once it is up.
+func TestFallbackThenNodeComesUp(t *testing.T) {
+	bin := binary(t)
+	comesBack(t, bin, func(a string) string { return fmt.Sprintf("nodes: [%s], heartbeat: 300ms, fallback: local", a) })
+}
+
+// comesBack runs a stage on a cluster whose node A (cluster(A) gives the cluster section's
+// keys) is down at the start, starts A mid-run, and checks that A gets workers and that the
+// run ends with every record exactly once.
+func comesBack(t *testing.T, bin string, cluster func(a string) string) {
+	t.Helper()
 	const n = 200_000
 	dir := t.TempDir()
-	b := startNode(t, bin, token)
 	aAddr := freeAddr(t)
 	in := filepath.Join(dir, "in.fifo")
 	if err := syscall.Mkfifo(in, 0o600); err != nil {
@@ -503,11 +518,11 @@ func TestNodeComesBack(t *testing.T) {
 	}
 	out := filepath.Join(dir, "out.txt")
 	specPath := writeSpec(t, dir, fmt.Sprintf(`name: comeback
-cluster: {nodes: [%s, %s], heartbeat: 300ms}
+cluster: {%s}
 source: {lines: {path: %s}}
 stages: [{name: up, builtin: upper, placement: cluster, workers: 2}]
 sink: {lines: {path: %s}}
-`, aAddr, b.addr, in, out))
+`, cluster(aAddr), in, out))
 	resume := make(chan struct{})
 	writerDone := make(chan error, 1)
 	go func() {
@@ -547,7 +562,7 @@ sink: {lines: {path: %s}}
 		}
 		return st.Size() / lineLen
 	}
-	waitFor(t, "records at the sink through node B", func() bool { return written() >= n/10 })
+	waitFor(t, "records at the sink without node A", func() bool { return written() >= n/10 })
 	a := startNodeOn(t, bin, token, aAddr)
 	waitFor(t, "workers on node A once it is up", func() bool { return strings.Contains(a.log.String(), "worker started") })
 	close(resume)
