@@ -31,9 +31,8 @@
 // every ten heartbeats whether its preferred node (for the fallback: any node) accepts
 // connections again, and then fails itself (uncharged), so that its restart places it there: a
 // node that comes back gets workers again. With no node reachable, a start falls back to
-// Work.Fallback
-// (the spec's `fallback: local`) or fails; five failed starts in a row abort the run, with
-// "every node of the cluster is unreachable" and each node's reason.
+// Work.Fallback (the spec's `fallback: local`) or fails; five failed starts in a row abort the
+// run, with "every node of the cluster is unreachable" and each node's reason.
 //
 // On the node's side, a worker stops when its client says so, when its client's endpoint
 // terminates, or when it has heard nothing from its client for the heartbeat; stopping closes
