@@ -99,6 +99,12 @@ func startNodeOn(t *testing.T, bin, tok, addr string, env ...string) *node {
 	t.Helper()
 	cmd := exec.Command(bin, "node", "--listen", addr, "--token", tok)
 	cmd.Env = append(os.Environ(), env...)
+	return startCmd(t, cmd)
+}
+
+// startCmd starts a node's command and waits for its address.
+func startCmd(t *testing.T, cmd *exec.Cmd) *node {
+	t.Helper()
 	n := &node{cmd: cmd, log: &syncBuffer{}}
 	cmd.Stderr = n.log
 	stdout, err := cmd.StdoutPipe()
@@ -237,19 +243,25 @@ func upperPlugin(t *testing.T) (string, string) {
 func TestClusterSurvivesKilledAndStoppedNodes(t *testing.T) {
 	plugin, sum := upperPlugin(t)
 	t.Cleanup(func() { proctest.WaitNoneRunning(t, plugin) }) // runs after the nodes are killed
-	survive(t, 1_000_000, fmt.Sprintf("plugin: {cmd: [%s], sha256: %s}", plugin, sum))
+	bin := binary(t)
+	nodes := []*node{startNode(t, bin, token), startNode(t, bin, token), startNode(t, bin, token)}
+	survive(t, 1_000_000, fmt.Sprintf("plugin: {cmd: [%s], sha256: %s}", plugin, sum), nodes, "")
 }
 
 // TestClusterBuiltinSurvives is the same with a builtin stage run in the nodes' processes.
 func TestClusterBuiltinSurvives(t *testing.T) {
-	survive(t, 300_000, "builtin: upper")
+	bin := binary(t)
+	nodes := []*node{startNode(t, bin, token), startNode(t, bin, token), startNode(t, bin, token)}
+	survive(t, 300_000, "builtin: upper", nodes, "")
 }
 
-func survive(t *testing.T, n int, kind string) {
+// survive runs a stage of kind ("builtin: upper") placed on three nodes over n records,
+// SIGKILLs nodes[0] and SIGSTOPs nodes[1] mid-run, and checks the run's end and its output.
+// extra adds keys to the spec's cluster section.
+func survive(t *testing.T, n int, kind string, nodes []*node, extra string) {
 	t.Helper()
 	bin := binary(t)
 	dir := t.TempDir()
-	nodes := []*node{startNode(t, bin, token), startNode(t, bin, token), startNode(t, bin, token)}
 	in := filepath.Join(dir, "in.fifo")
 	if err := syscall.Mkfifo(in, 0o600); err != nil {
 		t.Fatal(err)
@@ -259,6 +271,7 @@ func survive(t *testing.T, n int, kind string) {
 cluster:
   nodes: %s
   heartbeat: 1s
+  %s
 source:
   lines: {path: %s}
 stages:
@@ -268,7 +281,7 @@ stages:
     workers: 2
 sink:
   lines: {path: %s}
-`, nodeList(nodes...), in, kind, out))
+`, nodeList(nodes...), extra, in, kind, out))
 
 	run := exec.Command(bin, "run", "--progress", "none", "--log-level", "info", specPath)
 	run.Env = append(os.Environ(), "TROUPE_CLUSTER_TOKEN="+token)
@@ -615,4 +628,67 @@ sink: {lines: {path: %s}}
 	if !strings.Contains(log, "the spec requires "+sum+": refusing to start it") || !strings.Contains(log, "node "+nd.addr) {
 		t.Errorf("the run does not report the node's refusal:\n%s", lastLines(log, 20))
 	}
+}
+
+// TestClusterNetns is the kill/stop test with each node in a network namespace of its own,
+// joined to this one by a veth pair: addresses other than 127.0.0.1, both ways (the nodes answer
+// the coordinator at its advertised address).
+func TestClusterNetns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root")
+	}
+	ipCmd, err := exec.LookPath("ip")
+	if err != nil {
+		t.Skip("no ip command (iproute2): cannot make network namespaces")
+	}
+	bin := binary(t)
+	ip := func(args ...string) error {
+		out, err := exec.Command(ipCmd, args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	var nodes []*node
+	var hostIP string
+	for i := range 3 {
+		ns := fmt.Sprintf("troupe-t%d-%d", os.Getpid(), i)
+		host, peer := fmt.Sprintf("trh%d%d", os.Getpid()%100000, i), fmt.Sprintf("trp%d%d", os.Getpid()%100000, i)
+		octet := (os.Getpid()*3 + i) % 250
+		hip, nip := fmt.Sprintf("10.213.%d.1", octet), fmt.Sprintf("10.213.%d.2", octet)
+		if err := ip("netns", "add", ns); err != nil {
+			t.Skipf("cannot make a network namespace here: %v", err)
+		}
+		t.Cleanup(func() {
+			_ = ip("netns", "del", ns) // after the nodes are killed (cleanups run last first)
+			_ = ip("link", "del", host)
+		})
+		for _, args := range [][]string{
+			{"link", "add", host, "type", "veth", "peer", "name", peer},
+			{"link", "set", peer, "netns", ns},
+			{"addr", "add", hip + "/24", "dev", host},
+			{"link", "set", host, "up"},
+			{"-n", ns, "addr", "add", nip + "/24", "dev", peer},
+			{"-n", ns, "link", "set", peer, "up"},
+			{"-n", ns, "link", "set", "lo", "up"},
+			{"-n", ns, "route", "add", "default", "via", hip},
+		} {
+			if err := ip(args...); err != nil {
+				t.Skipf("cannot set up the veth pair: %v", err)
+			}
+		}
+		if hostIP == "" {
+			hostIP = hip
+		}
+		nodes = append(nodes, startNodeIn(t, ipCmd, ns, bin, token, nip+":7946"))
+	}
+	port := strings.TrimPrefix(freeAddr(t), "127.0.0.1:")
+	survive(t, 300_000, "builtin: upper", nodes, fmt.Sprintf("listen: 0.0.0.0:%s\n  advertise: %s:%s", port, hostIP, port))
+}
+
+// startNodeIn starts a node in network namespace ns, listening on addr.
+func startNodeIn(t *testing.T, ipCmd, ns, bin, tok, addr string) *node {
+	t.Helper()
+	// ip netns exec execs the node: the pid is the node's, so signals reach it.
+	return startCmd(t, exec.Command(ipCmd, "netns", "exec", ns, bin, "node", "--listen", addr, "--token", tok))
 }
