@@ -327,13 +327,16 @@ func (e workerFailed) BackendFault() bool { return e.fault }
 
 type clientTick struct{}
 
-// clientActor receives what a worker on a node sends, and watches it.
+// clientActor receives what a worker on a node sends, and watches it. A worker's first grant
+// (and, for a plugin that dies at once, its failure) may come before its Spawned: the node's
+// backend starts before the node answers; the runtime's Outcomes keeps what comes early.
 type clientActor struct {
 	c         *Client
 	node      *nodeState
 	out       troupe.Outcomes
 	spawned   chan *clusterpb.Spawned
 	worker    *actor.PID
+	answered  bool
 	lastHeard time.Time
 	lastProbe time.Time
 	probing   bool
@@ -349,17 +352,21 @@ type clientActor struct {
 func (a *clientActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *clusterpb.Spawned:
-		if a.worker != nil {
-			return
+		if a.answered {
+			return // a node answers once; anything more is not to be trusted
 		}
+		a.answered = true
 		if m.Error == "" {
 			a.worker = actor.NewPID(m.WorkerAddress, m.WorkerId)
 			a.lastHeard, a.lastProbe = time.Now(), time.Now()
 			ctx.Watch(a.worker)
 			a.startTicker(ctx)
 		}
-		a.spawned <- m
+		a.spawned <- m // buffered: the only send
 	case *clusterpb.Results:
+		if a.failed {
+			return // the runtime has given up on this worker
+		}
 		a.lastHeard = time.Now()
 		rs, ok := fromResults(m)
 		if !ok {
@@ -368,6 +375,9 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		}
 		a.out.Results(rs)
 	case *clusterpb.Grant:
+		if a.failed {
+			return
+		}
 		a.lastHeard = time.Now()
 		a.out.Grant(int(m.N))
 	case *clusterpb.Pong:
