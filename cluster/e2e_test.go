@@ -692,3 +692,20 @@ func startNodeIn(t *testing.T, ipCmd, ns, bin, tok, addr string) *node {
 	// ip netns exec execs the node: the pid is the node's, so signals reach it.
 	return startCmd(t, exec.Command(ipCmd, "netns", "exec", ns, bin, "node", "--listen", addr, "--token", tok))
 }
+
+// TestLargeRecords: records larger than gRPC's default message limit (4 MiB) travel too.
+func TestLargeRecords(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	nd := startNode(t, bin, token)
+	specPath := writeSpec(t, dir, fmt.Sprintf(`name: large
+cluster: {nodes: [%s], heartbeat: 5s}
+source: {range: {count: 12, size: 6MiB}}
+stages: [{name: up, builtin: upper, placement: cluster, workers: 2}]
+sink: {discard: {}}
+`, nd.addr))
+	code, log := mustRun(t, bin, specPath)
+	if code != 0 || !strings.Contains(log, "total: 12 in, 12 out") {
+		t.Fatalf("exit %d\n%s", code, lastLines(log, 20))
+	}
+}

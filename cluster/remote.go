@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"strconv"
 
@@ -76,8 +77,12 @@ func startEndpoint(listen, advertise, token string, logger *slog.Logger, refused
 		}
 		return status.Error(codes.Unauthenticated, "troupe cluster: wrong or missing cluster token")
 	}
+	// A record may be as large as the spec allows (1 GiB): lift gRPC's 4 MiB message limit, both
+	// ways, so that a large record is not a broken connection.
+	const maxMsg = math.MaxInt32
 	opts := []remote.ConfigOption{
 		remote.WithServerOptions(
+			grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg),
 			grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 				if err := check(ss.Context()); err != nil {
 					return err
@@ -93,6 +98,7 @@ func startEndpoint(listen, advertise, token string, logger *slog.Logger, refused
 		),
 		remote.WithDialOptions(
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)),
 			grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 				return streamer(metadata.AppendToOutgoingContext(ctx, tokenKey, token), desc, cc, method, opts...)
 			}),

@@ -1,0 +1,134 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/cluster/clusterpb"
+)
+
+func TestResultsRoundTrip(t *testing.T) {
+	rs := []troupe.Result{
+		{Outputs: []troupe.Record{{Key: "a", Payload: []byte("A")}, {Key: "b", Payload: []byte("B"), Meta: map[string]string{"m": "1"}}}},
+		{Err: errors.New("bad record")},
+		{}, // filtered out
+		{Outputs: []troupe.Record{{Key: "c"}}},
+	}
+	got, ok := fromResults(toResults(rs))
+	if !ok || len(got) != len(rs) {
+		t.Fatalf("fromResults: ok %v, %d results", ok, len(got))
+	}
+	if len(got[0].Outputs) != 2 || got[0].Outputs[1].Meta["m"] != "1" || string(got[0].Outputs[0].Payload) != "A" {
+		t.Errorf("result 0: %+v", got[0])
+	}
+	if got[1].Err == nil || got[1].Err.Error() != "bad record" {
+		t.Errorf("result 1: %+v", got[1])
+	}
+	if got[2].Err != nil || len(got[2].Outputs) != 0 || len(got[3].Outputs) != 1 {
+		t.Errorf("results 2, 3: %+v %+v", got[2], got[3])
+	}
+}
+
+// TestMalformedResults: what a node sends is checked; a lie is refused, never believed.
+func TestMalformedResults(t *testing.T) {
+	rec := &clusterpb.Rec{Key: "k"}
+	for name, m := range map[string]*clusterpb.Results{
+		"more outputs than counted":  {Counts: []uint32{1}, Outputs: []*clusterpb.Rec{rec, rec}},
+		"fewer outputs than counted": {Counts: []uint32{3}, Outputs: []*clusterpb.Rec{rec}},
+		"error out of range":         {Counts: []uint32{0}, Errors: []*clusterpb.RecordError{{Index: 1, Message: "x"}}},
+		"error with outputs":         {Counts: []uint32{1}, Outputs: []*clusterpb.Rec{rec}, Errors: []*clusterpb.RecordError{{Index: 0}}},
+		"error twice":                {Counts: []uint32{0}, Errors: []*clusterpb.RecordError{{Index: 0}, {Index: 0}}},
+		"huge count":                 {Counts: []uint32{1 << 31}},
+	} {
+		if _, ok := fromResults(m); ok {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+type recOutcomes struct {
+	mu      sync.Mutex
+	results []troupe.Result
+	grants  int
+	failed  error
+	changed chan struct{}
+}
+
+func (o *recOutcomes) Results(rs []troupe.Result) {
+	o.mu.Lock()
+	o.results = append(o.results, rs...)
+	o.mu.Unlock()
+	o.poke()
+}
+func (o *recOutcomes) Grant(n int) { o.mu.Lock(); o.grants += n; o.mu.Unlock(); o.poke() }
+func (o *recOutcomes) Fail(err error) {
+	o.mu.Lock()
+	o.failed = err
+	o.mu.Unlock()
+	o.poke()
+}
+func (o *recOutcomes) poke() {
+	select {
+	case o.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (o *recOutcomes) wait(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		o.mu.Lock()
+		ok := cond()
+		o.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-o.changed:
+		case <-deadline:
+			t.Fatal("timed out")
+		}
+	}
+}
+
+func TestFuncBackend(t *testing.T) {
+	f := func(ctx context.Context, r troupe.Record) ([]troupe.Record, error) {
+		switch string(r.Payload) {
+		case "panic":
+			panic("boom")
+		case "fail":
+			return nil, errors.New("failed")
+		}
+		return []troupe.Record{{Key: r.Key, Payload: []byte(strings.Repeat("x", troupe.Attempt(ctx)) + troupe.StageName(ctx))}}, nil
+	}
+	o := &recOutcomes{changed: make(chan struct{}, 1)}
+	b, err := FuncBackend("st", f, 8, 0)(context.Background(), troupe.WorkerInfo{Stage: "st"}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	o.wait(t, func() bool { return o.grants == 8 })
+	if err := b.Submit([]troupe.Task{{Record: troupe.Record{Key: "a"}, Attempt: 2}, {Record: troupe.Record{Payload: []byte("fail")}, Attempt: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	o.wait(t, func() bool { return len(o.results) == 2 })
+	if got := string(o.results[0].Outputs[0].Payload); got != "xxst" {
+		t.Errorf("output %q, want the attempt (2) and the stage's name", got)
+	}
+	if o.results[1].Err == nil {
+		t.Error("the failed record has no error")
+	}
+	if err := b.Submit([]troupe.Task{{Record: troupe.Record{Payload: []byte("panic")}, Attempt: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	o.wait(t, func() bool { return o.failed != nil })
+	if !strings.Contains(o.failed.Error(), "panic: boom") {
+		t.Errorf("Fail(%v), want the panic", o.failed)
+	}
+}
