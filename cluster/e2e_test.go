@@ -23,6 +23,23 @@ import (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	// No troupe process (node, run, plugin guardian) and no plugin may outlive the tests.
+	for _, p := range []string{troupeBin, pluginBin} {
+		if p == "" {
+			continue
+		}
+		deadline := time.Now().Add(proctest.Deadline)
+		for len(proctest.Running(p)) > 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if left := proctest.Running(p); len(left) > 0 {
+			fmt.Fprintf(os.Stderr, "processes of %s left behind: %v\n", p, left)
+			for _, pid := range left {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			code = 1
+		}
+	}
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
@@ -242,8 +259,10 @@ func upperPlugin(t *testing.T) (string, string) {
 // every record exactly once at the sink, and no plugin process may outlive the nodes.
 func TestClusterSurvivesKilledAndStoppedNodes(t *testing.T) {
 	plugin, sum := upperPlugin(t)
-	t.Cleanup(func() { proctest.WaitNoneRunning(t, plugin) }) // runs after the nodes are killed
 	bin := binary(t)
+	// Cleanups run last first: these run after the nodes are killed.
+	t.Cleanup(func() { proctest.WaitNoneRunning(t, plugin) })
+	t.Cleanup(func() { proctest.WaitNoneRunning(t, bin) })
 	nodes := []*node{startNode(t, bin, token), startNode(t, bin, token), startNode(t, bin, token)}
 	survive(t, 1_000_000, fmt.Sprintf("plugin: {cmd: [%s], sha256: %s}", plugin, sum), nodes, "")
 }
