@@ -202,7 +202,14 @@ func (w *nodeWorker) Receive(ctx actor.Context) {
 	case *clusterpb.Batch:
 		w.lastHeard = time.Now()
 		if w.backend != nil && !w.closed {
-			if err := w.backend.Submit(fromBatch(m)); err != nil {
+			tasks, ok := fromBatch(m)
+			if !ok {
+				w.node.log.Warn("malformed batch from the coordinator", "stage", w.spawn.Stage, "worker", w.spawn.Index, "client", w.spawn.ClientAddress)
+				ctx.Send(w.client, &clusterpb.Failed{Error: "node " + w.node.ep.addr + ": malformed batch", Fault: true})
+				w.stop(ctx, "malformed batch")
+				return
+			}
+			if err := w.backend.Submit(tasks); err != nil {
 				ctx.Send(w.client, &clusterpb.Failed{Error: "submit: " + err.Error(), Fault: troupe.IsBackendFault(err)})
 				w.stop(ctx, "submit failed")
 			}

@@ -36,18 +36,50 @@ func TestResultsRoundTrip(t *testing.T) {
 
 // TestMalformedResults: what a node sends is checked; a lie is refused, never believed.
 func TestMalformedResults(t *testing.T) {
-	rec := &clusterpb.Rec{Key: "k"}
+	two := pack(2, func(int) *troupe.Record { return &troupe.Record{Key: "k", Payload: []byte("p")} })
+	one := pack(1, func(int) *troupe.Record { return &troupe.Record{Key: "k"} })
 	for name, m := range map[string]*clusterpb.Results{
-		"more outputs than counted":  {Counts: []uint32{1}, Outputs: []*clusterpb.Rec{rec, rec}},
-		"fewer outputs than counted": {Counts: []uint32{3}, Outputs: []*clusterpb.Rec{rec}},
+		"more outputs than counted":  {Counts: []uint32{1}, Outputs: two},
+		"fewer outputs than counted": {Counts: []uint32{3}, Outputs: one},
 		"error out of range":         {Counts: []uint32{0}, Errors: []*clusterpb.RecordError{{Index: 1, Message: "x"}}},
-		"error with outputs":         {Counts: []uint32{1}, Outputs: []*clusterpb.Rec{rec}, Errors: []*clusterpb.RecordError{{Index: 0}}},
+		"error with outputs":         {Counts: []uint32{1}, Outputs: one, Errors: []*clusterpb.RecordError{{Index: 0}}},
 		"error twice":                {Counts: []uint32{0}, Errors: []*clusterpb.RecordError{{Index: 0}, {Index: 0}}},
-		"huge count":                 {Counts: []uint32{1 << 31}},
+		"huge count":                 {Counts: []uint32{1 << 31, 1 << 31}},
+		"key lengths past the keys":  {Counts: []uint32{1}, Outputs: &clusterpb.Records{Keys: []byte("k"), KeyLens: []uint32{5}, PayloadLens: []uint32{0}}},
+		"bytes left over":            {Counts: []uint32{1}, Outputs: &clusterpb.Records{Keys: []byte("kk"), KeyLens: []uint32{1}, PayloadLens: []uint32{0}}},
+		"lengths disagree":           {Counts: []uint32{1}, Outputs: &clusterpb.Records{Keys: []byte("k"), KeyLens: []uint32{1}}},
+		"meta out of range":          {Counts: []uint32{1}, Outputs: &clusterpb.Records{KeyLens: []uint32{0}, PayloadLens: []uint32{0}, Metas: []*clusterpb.RecordMeta{{Index: 1}}}},
+		"meta twice":                 {Counts: []uint32{1}, Outputs: &clusterpb.Records{KeyLens: []uint32{0}, PayloadLens: []uint32{0}, Metas: []*clusterpb.RecordMeta{{Index: 0}, {Index: 0}}}},
 	} {
 		if _, ok := fromResults(m); ok {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+func TestBatchRoundTrip(t *testing.T) {
+	tasks := []troupe.Task{
+		{Record: troupe.Record{Key: "a", Payload: []byte("one")}, Attempt: 1},
+		{Record: troupe.Record{Key: "", Payload: nil, Meta: map[string]string{"x": "y"}}, Attempt: 3},
+		{Record: troupe.Record{Key: "ccc", Payload: []byte("three")}, Attempt: 2},
+	}
+	got, ok := fromBatch(toBatch(tasks))
+	if !ok || len(got) != 3 {
+		t.Fatalf("fromBatch: %v %d", ok, len(got))
+	}
+	for i := range tasks {
+		w, g := tasks[i], got[i]
+		if g.Attempt != w.Attempt || g.Record.Key != w.Record.Key || string(g.Record.Payload) != string(w.Record.Payload) || g.Record.Meta["x"] != w.Record.Meta["x"] {
+			t.Errorf("task %d: %+v, want %+v", i, g, w)
+		}
+	}
+	// Each payload is capped: appending to one never writes into the next.
+	_ = append(got[0].Record.Payload, 'Z')
+	if string(got[2].Record.Payload) != "three" {
+		t.Errorf("an append to one payload changed another: %q", got[2].Record.Payload)
+	}
+	if _, ok := fromBatch(&clusterpb.Batch{Attempts: []uint32{1}}); ok {
+		t.Error("a batch with attempts but no records was accepted")
 	}
 }
 

@@ -246,7 +246,7 @@ func (x *Spawned) GetPermanent() bool {
 	return false
 }
 
-// Rec is one record.
+// Rec is one record (of the per-message baseline).
 type Rec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -307,10 +307,141 @@ func (x *Rec) GetMeta() map[string]string {
 	return nil
 }
 
+// Records are records packed column by column: every key, then every payload, each in one
+// bytes field, with their lengths; metadata only for the records that have some. A batch of
+// small records is then a few large fields, not a message per record.
+type Records struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []byte                 `protobuf:"bytes,1,opt,name=keys,proto3" json:"keys,omitempty"`
+	KeyLens       []uint32               `protobuf:"varint,2,rep,packed,name=key_lens,json=keyLens,proto3" json:"key_lens,omitempty"`
+	Payloads      []byte                 `protobuf:"bytes,3,opt,name=payloads,proto3" json:"payloads,omitempty"`
+	PayloadLens   []uint32               `protobuf:"varint,4,rep,packed,name=payload_lens,json=payloadLens,proto3" json:"payload_lens,omitempty"`
+	Metas         []*RecordMeta          `protobuf:"bytes,5,rep,name=metas,proto3" json:"metas,omitempty"` // in increasing index order
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Records) Reset() {
+	*x = Records{}
+	mi := &file_cluster_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Records) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Records) ProtoMessage() {}
+
+func (x *Records) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Records.ProtoReflect.Descriptor instead.
+func (*Records) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Records) GetKeys() []byte {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *Records) GetKeyLens() []uint32 {
+	if x != nil {
+		return x.KeyLens
+	}
+	return nil
+}
+
+func (x *Records) GetPayloads() []byte {
+	if x != nil {
+		return x.Payloads
+	}
+	return nil
+}
+
+func (x *Records) GetPayloadLens() []uint32 {
+	if x != nil {
+		return x.PayloadLens
+	}
+	return nil
+}
+
+func (x *Records) GetMetas() []*RecordMeta {
+	if x != nil {
+		return x.Metas
+	}
+	return nil
+}
+
+type RecordMeta struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Meta          map[string]string      `protobuf:"bytes,2,rep,name=meta,proto3" json:"meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordMeta) Reset() {
+	*x = RecordMeta{}
+	mi := &file_cluster_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordMeta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordMeta) ProtoMessage() {}
+
+func (x *RecordMeta) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordMeta.ProtoReflect.Descriptor instead.
+func (*RecordMeta) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RecordMeta) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *RecordMeta) GetMeta() map[string]string {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
 // Batch hands the worker records, in order, with their attempt numbers (1 for the first).
 type Batch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Records       []*Rec                 `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	Records       *Records               `protobuf:"bytes,1,opt,name=records,proto3" json:"records,omitempty"`
 	Attempts      []uint32               `protobuf:"varint,2,rep,packed,name=attempts,proto3" json:"attempts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -318,7 +449,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_cluster_proto_msgTypes[3]
+	mi := &file_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -330,7 +461,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[3]
+	mi := &file_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -343,10 +474,10 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{3}
+	return file_cluster_proto_rawDescGZIP(), []int{5}
 }
 
-func (x *Batch) GetRecords() []*Rec {
+func (x *Batch) GetRecords() *Records {
 	if x != nil {
 		return x.Records
 	}
@@ -365,7 +496,7 @@ func (x *Batch) GetAttempts() []uint32 {
 type Results struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Counts        []uint32               `protobuf:"varint,1,rep,packed,name=counts,proto3" json:"counts,omitempty"`
-	Outputs       []*Rec                 `protobuf:"bytes,2,rep,name=outputs,proto3" json:"outputs,omitempty"`
+	Outputs       *Records               `protobuf:"bytes,2,opt,name=outputs,proto3" json:"outputs,omitempty"`
 	Errors        []*RecordError         `protobuf:"bytes,3,rep,name=errors,proto3" json:"errors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -373,7 +504,7 @@ type Results struct {
 
 func (x *Results) Reset() {
 	*x = Results{}
-	mi := &file_cluster_proto_msgTypes[4]
+	mi := &file_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -385,7 +516,7 @@ func (x *Results) String() string {
 func (*Results) ProtoMessage() {}
 
 func (x *Results) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[4]
+	mi := &file_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -398,7 +529,7 @@ func (x *Results) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Results.ProtoReflect.Descriptor instead.
 func (*Results) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{4}
+	return file_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Results) GetCounts() []uint32 {
@@ -408,7 +539,7 @@ func (x *Results) GetCounts() []uint32 {
 	return nil
 }
 
-func (x *Results) GetOutputs() []*Rec {
+func (x *Results) GetOutputs() *Records {
 	if x != nil {
 		return x.Outputs
 	}
@@ -432,7 +563,7 @@ type RecordError struct {
 
 func (x *RecordError) Reset() {
 	*x = RecordError{}
-	mi := &file_cluster_proto_msgTypes[5]
+	mi := &file_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -444,7 +575,7 @@ func (x *RecordError) String() string {
 func (*RecordError) ProtoMessage() {}
 
 func (x *RecordError) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[5]
+	mi := &file_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -457,7 +588,7 @@ func (x *RecordError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordError.ProtoReflect.Descriptor instead.
 func (*RecordError) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{5}
+	return file_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RecordError) GetIndex() uint32 {
@@ -484,7 +615,7 @@ type Grant struct {
 
 func (x *Grant) Reset() {
 	*x = Grant{}
-	mi := &file_cluster_proto_msgTypes[6]
+	mi := &file_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -496,7 +627,7 @@ func (x *Grant) String() string {
 func (*Grant) ProtoMessage() {}
 
 func (x *Grant) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[6]
+	mi := &file_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -509,7 +640,7 @@ func (x *Grant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Grant.ProtoReflect.Descriptor instead.
 func (*Grant) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{6}
+	return file_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Grant) GetN() int32 {
@@ -530,7 +661,7 @@ type Failed struct {
 
 func (x *Failed) Reset() {
 	*x = Failed{}
-	mi := &file_cluster_proto_msgTypes[7]
+	mi := &file_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -542,7 +673,7 @@ func (x *Failed) String() string {
 func (*Failed) ProtoMessage() {}
 
 func (x *Failed) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[7]
+	mi := &file_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -555,7 +686,7 @@ func (x *Failed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failed.ProtoReflect.Descriptor instead.
 func (*Failed) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{7}
+	return file_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Failed) GetError() string {
@@ -582,7 +713,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_cluster_proto_msgTypes[8]
+	mi := &file_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -594,7 +725,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[8]
+	mi := &file_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -607,7 +738,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{8}
+	return file_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Ping) GetSeq() int64 {
@@ -626,7 +757,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_cluster_proto_msgTypes[9]
+	mi := &file_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -638,7 +769,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[9]
+	mi := &file_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -651,7 +782,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{9}
+	return file_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Pong) GetSeq() int64 {
@@ -670,7 +801,7 @@ type Stop struct {
 
 func (x *Stop) Reset() {
 	*x = Stop{}
-	mi := &file_cluster_proto_msgTypes[10]
+	mi := &file_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -682,7 +813,7 @@ func (x *Stop) String() string {
 func (*Stop) ProtoMessage() {}
 
 func (x *Stop) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[10]
+	mi := &file_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -695,7 +826,7 @@ func (x *Stop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stop.ProtoReflect.Descriptor instead.
 func (*Stop) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{10}
+	return file_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 // PerRecord carries one record, for the per-message baseline of `troupe bench`.
@@ -708,7 +839,7 @@ type PerRecord struct {
 
 func (x *PerRecord) Reset() {
 	*x = PerRecord{}
-	mi := &file_cluster_proto_msgTypes[11]
+	mi := &file_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -720,7 +851,7 @@ func (x *PerRecord) String() string {
 func (*PerRecord) ProtoMessage() {}
 
 func (x *PerRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[11]
+	mi := &file_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -733,7 +864,7 @@ func (x *PerRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PerRecord.ProtoReflect.Descriptor instead.
 func (*PerRecord) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{11}
+	return file_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PerRecord) GetRec() *Rec {
@@ -781,13 +912,26 @@ const file_cluster_proto_rawDesc = "" +
 	"\x04meta\x18\x03 \x03(\v2 .troupe.cluster.v1.Rec.MetaEntryR\x04meta\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"U\n" +
-	"\x05Batch\x120\n" +
-	"\arecords\x18\x01 \x03(\v2\x16.troupe.cluster.v1.RecR\arecords\x12\x1a\n" +
-	"\battempts\x18\x02 \x03(\rR\battempts\"\x8b\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xac\x01\n" +
+	"\aRecords\x12\x12\n" +
+	"\x04keys\x18\x01 \x01(\fR\x04keys\x12\x19\n" +
+	"\bkey_lens\x18\x02 \x03(\rR\akeyLens\x12\x1a\n" +
+	"\bpayloads\x18\x03 \x01(\fR\bpayloads\x12!\n" +
+	"\fpayload_lens\x18\x04 \x03(\rR\vpayloadLens\x123\n" +
+	"\x05metas\x18\x05 \x03(\v2\x1d.troupe.cluster.v1.RecordMetaR\x05metas\"\x98\x01\n" +
+	"\n" +
+	"RecordMeta\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12;\n" +
+	"\x04meta\x18\x02 \x03(\v2'.troupe.cluster.v1.RecordMeta.MetaEntryR\x04meta\x1a7\n" +
+	"\tMetaEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Y\n" +
+	"\x05Batch\x124\n" +
+	"\arecords\x18\x01 \x01(\v2\x1a.troupe.cluster.v1.RecordsR\arecords\x12\x1a\n" +
+	"\battempts\x18\x02 \x03(\rR\battempts\"\x8f\x01\n" +
 	"\aResults\x12\x16\n" +
-	"\x06counts\x18\x01 \x03(\rR\x06counts\x120\n" +
-	"\aoutputs\x18\x02 \x03(\v2\x16.troupe.cluster.v1.RecR\aoutputs\x126\n" +
+	"\x06counts\x18\x01 \x03(\rR\x06counts\x124\n" +
+	"\aoutputs\x18\x02 \x01(\v2\x1a.troupe.cluster.v1.RecordsR\aoutputs\x126\n" +
 	"\x06errors\x18\x03 \x03(\v2\x1e.troupe.cluster.v1.RecordErrorR\x06errors\"=\n" +
 	"\vRecordError\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x18\n" +
@@ -817,35 +961,40 @@ func file_cluster_proto_rawDescGZIP() []byte {
 	return file_cluster_proto_rawDescData
 }
 
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_cluster_proto_goTypes = []any{
 	(*Spawn)(nil),       // 0: troupe.cluster.v1.Spawn
 	(*Spawned)(nil),     // 1: troupe.cluster.v1.Spawned
 	(*Rec)(nil),         // 2: troupe.cluster.v1.Rec
-	(*Batch)(nil),       // 3: troupe.cluster.v1.Batch
-	(*Results)(nil),     // 4: troupe.cluster.v1.Results
-	(*RecordError)(nil), // 5: troupe.cluster.v1.RecordError
-	(*Grant)(nil),       // 6: troupe.cluster.v1.Grant
-	(*Failed)(nil),      // 7: troupe.cluster.v1.Failed
-	(*Ping)(nil),        // 8: troupe.cluster.v1.Ping
-	(*Pong)(nil),        // 9: troupe.cluster.v1.Pong
-	(*Stop)(nil),        // 10: troupe.cluster.v1.Stop
-	(*PerRecord)(nil),   // 11: troupe.cluster.v1.PerRecord
-	nil,                 // 12: troupe.cluster.v1.Spawn.PluginEnvEntry
-	nil,                 // 13: troupe.cluster.v1.Rec.MetaEntry
+	(*Records)(nil),     // 3: troupe.cluster.v1.Records
+	(*RecordMeta)(nil),  // 4: troupe.cluster.v1.RecordMeta
+	(*Batch)(nil),       // 5: troupe.cluster.v1.Batch
+	(*Results)(nil),     // 6: troupe.cluster.v1.Results
+	(*RecordError)(nil), // 7: troupe.cluster.v1.RecordError
+	(*Grant)(nil),       // 8: troupe.cluster.v1.Grant
+	(*Failed)(nil),      // 9: troupe.cluster.v1.Failed
+	(*Ping)(nil),        // 10: troupe.cluster.v1.Ping
+	(*Pong)(nil),        // 11: troupe.cluster.v1.Pong
+	(*Stop)(nil),        // 12: troupe.cluster.v1.Stop
+	(*PerRecord)(nil),   // 13: troupe.cluster.v1.PerRecord
+	nil,                 // 14: troupe.cluster.v1.Spawn.PluginEnvEntry
+	nil,                 // 15: troupe.cluster.v1.Rec.MetaEntry
+	nil,                 // 16: troupe.cluster.v1.RecordMeta.MetaEntry
 }
 var file_cluster_proto_depIdxs = []int32{
-	12, // 0: troupe.cluster.v1.Spawn.plugin_env:type_name -> troupe.cluster.v1.Spawn.PluginEnvEntry
-	13, // 1: troupe.cluster.v1.Rec.meta:type_name -> troupe.cluster.v1.Rec.MetaEntry
-	2,  // 2: troupe.cluster.v1.Batch.records:type_name -> troupe.cluster.v1.Rec
-	2,  // 3: troupe.cluster.v1.Results.outputs:type_name -> troupe.cluster.v1.Rec
-	5,  // 4: troupe.cluster.v1.Results.errors:type_name -> troupe.cluster.v1.RecordError
-	2,  // 5: troupe.cluster.v1.PerRecord.rec:type_name -> troupe.cluster.v1.Rec
-	6,  // [6:6] is the sub-list for method output_type
-	6,  // [6:6] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	14, // 0: troupe.cluster.v1.Spawn.plugin_env:type_name -> troupe.cluster.v1.Spawn.PluginEnvEntry
+	15, // 1: troupe.cluster.v1.Rec.meta:type_name -> troupe.cluster.v1.Rec.MetaEntry
+	4,  // 2: troupe.cluster.v1.Records.metas:type_name -> troupe.cluster.v1.RecordMeta
+	16, // 3: troupe.cluster.v1.RecordMeta.meta:type_name -> troupe.cluster.v1.RecordMeta.MetaEntry
+	3,  // 4: troupe.cluster.v1.Batch.records:type_name -> troupe.cluster.v1.Records
+	3,  // 5: troupe.cluster.v1.Results.outputs:type_name -> troupe.cluster.v1.Records
+	7,  // 6: troupe.cluster.v1.Results.errors:type_name -> troupe.cluster.v1.RecordError
+	2,  // 7: troupe.cluster.v1.PerRecord.rec:type_name -> troupe.cluster.v1.Rec
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -859,7 +1008,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
