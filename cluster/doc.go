@@ -16,7 +16,9 @@
 //     the tasks to it as one clusterpb.Batch message; the node's worker answers with
 //     clusterpb.Results and clusterpb.Grant messages, which the client's actor hands to the
 //     runtime's troupe.Outcomes. The messages are protobuf (clusterpb/cluster.proto): records
-//     travel in batches, never one message per record.
+//     travel in batches, packed column by column (every key in one bytes field, every payload
+//     in another, with their lengths), never one message per record; each side checks that
+//     what it receives adds up, and a malformed message fails the worker as a BackendFault.
 //
 // # Losing a node
 //
