@@ -58,6 +58,15 @@ func (s *Spec) clusterStage(st *StageSpec, stage troupe.Stage, logger *slog.Logg
 		return fail(err)
 	}
 	local := stage.Cleanup
+	if w.Fallback == nil && local != nil {
+		// Without a local fallback, nothing runs here: release what the local build started
+		// (a plugin stage's warm spares; the nodes start their plugins cold).
+		if err := local(); err != nil {
+			client.Close()
+			return stage, err
+		}
+		local = nil
+	}
 	stage.Func, stage.Backend = nil, f
 	stage.Workers = perNode * len(c.Nodes)
 	stage.Cleanup = func() error {
