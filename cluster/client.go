@@ -339,6 +339,7 @@ type clientActor struct {
 	answered  bool
 	lastHeard time.Time
 	lastProbe time.Time
+	lastTick  time.Time
 	probing   bool
 	seq       int64
 	stopTick  chan struct{}
@@ -396,6 +397,7 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		if a.failed {
 			return
 		}
+		a.lastHeard = stallGrace(a.lastHeard, &a.lastTick, a.c.hb)
 		if s := time.Since(a.lastHeard); s > a.c.hb {
 			a.fail(ctx, nodeFault{fmt.Errorf("node %s lost: no heartbeat for %s", a.node.addr, s.Round(time.Millisecond))}, true)
 			return
@@ -488,7 +490,7 @@ func (a *clientActor) fail(ctx actor.Context, err error, nodeLost bool) {
 
 func (a *clientActor) startTicker(ctx actor.Context) {
 	a.stopTick = make(chan struct{})
-	self, stop, sys, every := ctx.Self(), a.stopTick, ctx.ActorSystem(), max(a.c.hb/4, 10*time.Millisecond)
+	self, stop, sys, every := ctx.Self(), a.stopTick, ctx.ActorSystem(), tickEvery(a.c.hb)
 	go func() {
 		t := time.NewTicker(every)
 		defer t.Stop()
@@ -509,3 +511,19 @@ func (a *clientActor) stopTicker() {
 		a.stopTick = nil
 	}
 }
+
+// stallGrace keeps this process's own stalls (starved of CPU, a long GC pause) from counting
+// as the peer's silence: when the ticks themselves came late, what the peer sent meanwhile may
+// still be unread, so the silence is counted from a tick ago at most. It returns lastHeard,
+// moved forward if need be, and records this tick.
+func stallGrace(lastHeard time.Time, lastTick *time.Time, hb time.Duration) time.Time {
+	now, every := time.Now(), tickEvery(hb)
+	if !lastTick.IsZero() && now.Sub(*lastTick) > 2*every && lastHeard.Before(now.Add(-every)) {
+		lastHeard = now.Add(-every)
+	}
+	*lastTick = now
+	return lastHeard
+}
+
+// tickEvery is how often a client pings its worker and both check the silence.
+func tickEvery(hb time.Duration) time.Duration { return max(hb/4, 10*time.Millisecond) }

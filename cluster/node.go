@@ -190,6 +190,7 @@ type nodeWorker struct {
 	backend   troupe.Backend
 	hb        time.Duration
 	lastHeard time.Time
+	lastTick  time.Time
 	stopTick  chan struct{}
 	closed    bool
 	stopping  bool
@@ -224,6 +225,7 @@ func (w *nodeWorker) Receive(ctx actor.Context) {
 	case *actor.Terminated:
 		w.stop(ctx, "coordinator terminated")
 	case nodeTick:
+		w.lastHeard = stallGrace(w.lastHeard, &w.lastTick, w.hb)
 		if time.Since(w.lastHeard) > w.hb {
 			w.stop(ctx, fmt.Sprintf("no word from the coordinator for %s", w.hb))
 		}
@@ -265,7 +267,7 @@ func (w *nodeWorker) start(ctx actor.Context) {
 	ctx.Send(w.client, &clusterpb.Spawned{WorkerAddress: ctx.Self().Address, WorkerId: ctx.Self().Id})
 	w.node.log.Info("worker started", "stage", m.Stage, "worker", m.Index, "incarnation", m.Incarnation, "client", m.ClientAddress)
 	w.stopTick = make(chan struct{})
-	self, stop, sys, every := ctx.Self(), w.stopTick, ctx.ActorSystem(), max(w.hb/4, 10*time.Millisecond)
+	self, stop, sys, every := ctx.Self(), w.stopTick, ctx.ActorSystem(), tickEvery(w.hb)
 	go func() {
 		t := time.NewTicker(every)
 		defer t.Stop()
