@@ -203,8 +203,8 @@ func acquireEndpoint(listen, advertise, token string, logger *slog.Logger) (*end
 // Factory returns the BackendFactory of a stage whose workers run w on the nodes. Worker i
 // prefers node i modulo the number of nodes, and goes to the next reachable one when that one
 // is lost; a worker placed away from its preferred node moves back (it fails itself, with no
-// record charged, and the restart places it again) once the preferred node has been out of
-// the lost list for a while. A node counted lost is not asked again for a heartbeat.
+// record charged, and the restart places it again) once that node accepts connections again
+// (probed every ten heartbeats). A node counted lost is not asked again for a heartbeat.
 func (c *Client) Factory(w Work) (troupe.BackendFactory, error) {
 	var opts []byte
 	if len(w.Options) > 0 {
