@@ -37,6 +37,8 @@ type Config struct {
 	// Listen is the address of the coordinator's own remote, which the nodes answer to;
 	// "127.0.0.1:0" when empty. Advertise is the address nodes reach it by, when not Listen's.
 	Listen, Advertise string
+	// TLS, if set, is mutual TLS with the nodes (see TLS).
+	TLS *TLS
 	// Logger receives the client's log; nil discards it.
 	Logger *slog.Logger
 }
@@ -116,7 +118,7 @@ func NewClient(cfg Config) (*Client, error) {
 	if hb <= 0 {
 		hb = DefaultHeartbeat
 	}
-	ep, release, err := acquireEndpoint(listen, cfg.Advertise, cfg.Token, logger)
+	ep, release, err := acquireEndpoint(listen, cfg.Advertise, cfg.Token, cfg.TLS, logger)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
@@ -167,8 +169,11 @@ type sharedEndpoint struct {
 	refs int
 }
 
-func acquireEndpoint(listen, advertise, token string, logger *slog.Logger) (*endpoint, func(), error) {
+func acquireEndpoint(listen, advertise, token string, mtls *TLS, logger *slog.Logger) (*endpoint, func(), error) {
 	key := listen + "\x00" + advertise + "\x00" + token
+	if mtls != nil {
+		key += "\x00" + mtls.Cert + "\x00" + mtls.Key + "\x00" + mtls.CA
+	}
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if shared.eps == nil {
@@ -176,7 +181,7 @@ func acquireEndpoint(listen, advertise, token string, logger *slog.Logger) (*end
 	}
 	se := shared.eps[key]
 	if se == nil {
-		ep, err := startEndpoint(listen, advertise, token, logger, func(peer string) {
+		ep, err := startEndpoint(listen, advertise, token, mtls, logger, func(peer string) {
 			logger.Warn("cluster: refused a peer: wrong or missing cluster token", "peer", peer)
 		})
 		if err != nil {

@@ -44,8 +44,10 @@
 //
 // Every remote connection, both ways, carries the cluster's token in its gRPC metadata: the
 // remote's gRPC server refuses (and the node logs) a peer without it, before any message is
-// read, and a Spawn carries it too. The transport is plain TCP: across machines, run nodes on
-// a trusted network (mutual TLS is not implemented).
+// read, and a Spawn carries it too. With TLS set on both sides (`troupe node --tls-cert
+// --tls-key --tls-ca`, the spec's cluster.tls), every connection is mutual TLS as well: each
+// side presents its certificate and requires the other's, signed by the cluster's CA. Without
+// it the transport is plain TCP: keep the nodes on a trusted network.
 //
 // One process starts as few remotes as it can (clients with the same listen address and token
 // share one): protoactor's Remote.Start sets grpc's global logger, which races with the servers

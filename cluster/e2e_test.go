@@ -3,9 +3,16 @@ package cluster_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -726,5 +733,78 @@ sink: {discard: {}}
 	code, log := mustRun(t, bin, specPath)
 	if code != 0 || !strings.Contains(log, "total: 12 in, 12 out") {
 		t.Fatalf("exit %d\n%s", code, lastLines(log, 20))
+	}
+}
+
+// writeCerts writes a CA and a certificate it signs for 127.0.0.1 (server and client use) as
+// PEM files in dir: ca.pem, cert.pem, key.pem.
+func writeCerts(t *testing.T, dir string) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "troupe test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "troupe node"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string]*pem.Block{
+		"ca.pem":   {Type: "CERTIFICATE", Bytes: caDER},
+		"cert.pem": {Type: "CERTIFICATE", Bytes: leafDER},
+		"key.pem":  {Type: "EC PRIVATE KEY", Bytes: keyDER},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestMutualTLS: with certificates on both sides the run completes; a coordinator without them
+// cannot reach the node.
+func TestMutualTLS(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	writeCerts(t, dir)
+	cmd := exec.Command(bin, "node", "--listen", "127.0.0.1:0", "--token", token,
+		"--tls-cert", filepath.Join(dir, "cert.pem"), "--tls-key", filepath.Join(dir, "key.pem"), "--tls-ca", filepath.Join(dir, "ca.pem"))
+	nd := startCmd(t, cmd)
+	in, out := filepath.Join(dir, "in.txt"), filepath.Join(dir, "out.txt")
+	const n = 20000
+	writeLines(t, in, n)
+	spec := func(tls string) string {
+		return writeSpec(t, dir, fmt.Sprintf(`name: tls
+cluster: {nodes: [%s], heartbeat: 2s%s}
+source: {lines: {path: %s}}
+stages: [{name: up, builtin: upper, placement: cluster, workers: 2}]
+sink: {lines: {path: %s}}
+`, nd.addr, tls, in, out))
+	}
+	code, log := mustRun(t, bin, spec(", tls: {cert: cert.pem, key: key.pem, ca: ca.pem}"))
+	if code != 0 {
+		t.Fatalf("with TLS: exit %d\n%s", code, lastLines(log, 20))
+	}
+	checkExactlyOnce(t, out, n)
+	code, log = mustRun(t, bin, spec(""))
+	if code != 1 || !strings.Contains(log, "node "+nd.addr+" unreachable") {
+		t.Fatalf("without TLS: exit %d, want 1 and the node unreachable\n%s", code, lastLines(log, 20))
 	}
 }

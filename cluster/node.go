@@ -26,6 +26,8 @@ type NodeConfig struct {
 	Advertise string
 	// Token is the cluster's token: a peer that does not present it is refused.
 	Token string
+	// TLS, if set, requires mutual TLS of every peer (see TLS).
+	TLS *TLS
 	// Logger receives the node's log (refusals, workers started and stopped); nil discards it.
 	Logger *slog.Logger
 }
@@ -50,7 +52,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{log: logger, token: cfg.Token, workers: map[string]*actor.PID{}}
-	ep, err := startEndpoint(cfg.Listen, cfg.Advertise, cfg.Token, logger, func(peer string) {
+	ep, err := startEndpoint(cfg.Listen, cfg.Advertise, cfg.Token, cfg.TLS, logger, func(peer string) {
 		logger.Warn("refused a peer: wrong or missing cluster token", "peer", peer)
 	})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
@@ -39,7 +40,7 @@ type endpoint struct {
 // startEndpoint starts an actor system with remote on listen ("host:port"; port 0 picks one),
 // advertised as advertise when set. refused is called (from any goroutine) with the peer's
 // address when a peer without the token is turned away.
-func startEndpoint(listen, advertise, token string, logger *slog.Logger, refused func(peer string)) (ep *endpoint, err error) {
+func startEndpoint(listen, advertise, token string, mtls *TLS, logger *slog.Logger, refused func(peer string)) (ep *endpoint, err error) {
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen address %q: %w", listen, err)
@@ -50,6 +51,15 @@ func startEndpoint(listen, advertise, token string, logger *slog.Logger, refused
 	}
 	if token == "" {
 		return nil, fmt.Errorf("no cluster token: a node and its coordinators must share one")
+	}
+	serverCreds, clientCreds := grpc.EmptyServerOption{}, grpc.WithTransportCredentials(insecure.NewCredentials())
+	var sopt grpc.ServerOption = serverCreds
+	if mtls != nil {
+		sc, cc, err := mtls.configs()
+		if err != nil {
+			return nil, err
+		}
+		sopt, clientCreds = grpc.Creds(credentials.NewTLS(sc)), grpc.WithTransportCredentials(credentials.NewTLS(cc))
 	}
 	// Remote.Start listens itself and panics when it cannot: check the address first.
 	l, err := net.Listen("tcp", listen)
@@ -82,7 +92,7 @@ func startEndpoint(listen, advertise, token string, logger *slog.Logger, refused
 	const maxMsg = math.MaxInt32
 	opts := []remote.ConfigOption{
 		remote.WithServerOptions(
-			grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg),
+			sopt, grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg),
 			grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 				if err := check(ss.Context()); err != nil {
 					return err
@@ -97,7 +107,7 @@ func startEndpoint(listen, advertise, token string, logger *slog.Logger, refused
 			}),
 		),
 		remote.WithDialOptions(
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			clientCreds,
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)),
 			grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 				return streamer(metadata.AppendToOutgoingContext(ctx, tokenKey, token), desc, cc, method, opts...)

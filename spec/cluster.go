@@ -47,8 +47,12 @@ func (s *Spec) clusterStage(st *StageSpec, stage troupe.Stage, logger *slog.Logg
 			w.Fallback = stage.Backend
 		}
 	}
-	client, err := cluster.NewClient(cluster.Config{Nodes: c.Nodes, Token: token, Heartbeat: c.Heartbeat,
-		Listen: c.Listen, Advertise: c.Advertise, Logger: logger})
+	cfg := cluster.Config{Nodes: c.Nodes, Token: token, Heartbeat: c.Heartbeat,
+		Listen: c.Listen, Advertise: c.Advertise, Logger: logger}
+	if t := c.TLS; t != nil {
+		cfg.TLS = &cluster.TLS{Cert: s.path(t.Cert), Key: s.path(t.Key), CA: s.path(t.CA)}
+	}
+	client, err := cluster.NewClient(cfg)
 	if err != nil {
 		return fail(err)
 	}

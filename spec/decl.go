@@ -298,7 +298,16 @@ type ClusterSpec struct {
 	Fallback  string           `yaml:"fallback" default:"abort" enum:"abort|local" doc:"What a cluster stage does when no node is reachable: abort the run, or run its workers locally."`
 	Listen    string           `yaml:"listen" default:"127.0.0.1:0" nonempty:"true" doc:"The address (host:port) of this process's own remote, which the nodes answer to; port 0 picks a free one."`
 	Advertise string           `yaml:"advertise" doc:"The address the nodes reach this process by, when not listen's (a node on another machine)."`
+	TLS       *ClusterTLSSpec  `yaml:"tls" doc:"Mutual TLS with the nodes (their troupe node --tls-cert, --tls-key, --tls-ca); plain TCP when absent."`
 	At        schema.Positions `yaml:"-"`
+}
+
+// ClusterTLSSpec names the PEM files of mutual TLS with the nodes.
+type ClusterTLSSpec struct {
+	Cert string           `yaml:"cert" required:"true" nonempty:"true" doc:"This process's certificate, relative to the spec's directory."`
+	Key  string           `yaml:"key" required:"true" nonempty:"true" doc:"Its private key."`
+	CA   string           `yaml:"ca" required:"true" nonempty:"true" doc:"The CA certificate that signed the nodes' certificates (and this one)."`
+	At   schema.Positions `yaml:"-"`
 }
 
 // Check checks the addresses.
