@@ -15,6 +15,11 @@ type Stage struct {
 	Name    string
 	Func    Func
 	Reduce  ReduceFunc
+	// Combine, on a reduce stage, merges partial aggregates (see CombineFunc): when set, the
+	// workers of the stage before fold their outputs per key with Reduce before they leave the
+	// worker, and this stage merges the partials. A fold that fails there is not retried there:
+	// that batch's records go to the reduce stage as they are.
+	Combine CombineFunc
 	Backend BackendFactory
 	Workers int // default runtime.NumCPU(); a reduce stage always has 1
 	// Credits bounds the records in flight per worker, and CreditBytes their bytes (key and
@@ -124,17 +129,49 @@ type Pipeline struct {
 	Logger *slog.Logger
 	// Events, if set, receives every supervision event of the run's tree.
 	Events func(supervisor.Event)
+	// Journal, if set, makes the run resumable: each source record whose outcome is final is
+	// recorded in a journal file once the outputs hold it durably, and a later run with the
+	// same journal skips what it records (see package actors, "Journal"). The Source must be
+	// Resumable.
+	Journal *Journal
+}
+
+// Journal names a run's journal (see Pipeline.Journal).
+type Journal struct {
+	// Path is the journal file; created when missing.
+	Path string
+	// RetryDeadLetters makes a run with this journal retry the records that earlier runs sent to
+	// the dead letters; by default they count as done.
+	RetryDeadLetters bool
+}
+
+// Resumable is implemented by sources whose records keep their identity across runs, so that a
+// run with a journal can skip the records an earlier run finished. The runtime calls Resume once,
+// before the first Read, and ResumeKey only after Resume.
+type Resumable interface {
+	// Fingerprint describes the input (its kind, file or folder, count), so that a journal
+	// written for another input is refused. Two runs over the same input give the same one.
+	Fingerprint() string
+	// Resume tells the source which records are done: it must not produce a record for which
+	// done(its resume key) is true, and calls done at most once per record. It returns an error
+	// when the source cannot be resumed (standard input cannot be read twice).
+	Resume(done func(key string) bool) error
+	// ResumeKey returns the resume key of rec, one of the records the last Read returned: a
+	// non-empty string that names the record in the input across runs. It is called from the
+	// goroutine that called Read, after Read returned and before the next Read.
+	ResumeKey(rec Record) string
 }
 
 // Summary is what a run did, in total and per stage. actors.Job.Progress returns one while the run goes on.
 type Summary struct {
 	// Outcome is how the run ended (OutcomeRunning in a Progress snapshot).
 	Outcome     Outcome
-	Total       int64 // records the source will produce, or -1 when unknown
+	Total       int64 // records the source will produce (less those Skipped), or -1 when unknown
 	RecordsIn   int64 // records read from the source
 	RecordsOut  int64 // records written to the sink (counted once the sink has flushed them)
 	DeadLetters int64 // records that went to the dead-letter output (once flushed there)
 	Dropped     int64 // records filtered out by a stage (zero outputs)
+	Skipped     int64 // source records skipped as done by an earlier run (see Pipeline.Journal)
 	Restarts    int64 // worker and actor restarts in the whole tree
 	InFlight    int64 // source records read but not yet complete
 	Elapsed     time.Duration

@@ -36,6 +36,15 @@ type Func func(ctx context.Context, rec Record) ([]Record, error)
 // (the slice it returned last time for the key); rec's Payload and Meta are shared, as for a Func.
 type ReduceFunc func(key string, acc []byte, rec Record) ([]byte, error)
 
+// CombineFunc merges partial, an aggregate that the stage's ReduceFunc folded from some of the
+// key's records (starting from nil), into acc, the aggregate of others (nil for the first), and
+// returns the aggregate of both. Set as a reduce stage's Stage.Combine, it lets the runtime fold
+// records per key on the workers of the stage before (a map-side combine), so that the reduce
+// stage receives one partial aggregate per key and batch instead of every record: for a count,
+// it adds two counts. It must give the same result whatever the grouping (associative and
+// commutative), as the partials depend on how records were batched.
+type CombineFunc func(key string, acc, partial []byte) ([]byte, error)
+
 // Attempt returns which attempt at its record the call running with ctx is: 1 for the first, 2
 // after one failed attempt, and so on (a stage gives up after Stage.Attempts). It is set for the
 // calls of a Func and of a plugin's Process (a ReduceFunc has no context); 0 for a context that is

@@ -59,6 +59,9 @@ func Start(ctx context.Context, p *troupe.Pipeline) (*Job, error) {
 		r.src.reader.close()
 		r.system.Shutdown()
 		r.disp.close()
+		if r.journal != nil {
+			_ = r.journal.close(false)
+		}
 		return nil, err
 	}
 	go r.watch(ctx)

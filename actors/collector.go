@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/troupe-dev/troupe"
@@ -13,20 +14,39 @@ import (
 // the incomplete ones have gathered, and (with OrderInput) the outputs waiting for their turn.
 // It outlives restarts of the collector actor.
 type collectorState struct {
-	sink  troupe.Sink
-	dead  troupe.DeadLetterSink
-	order troupe.Order
+	sink     troupe.Sink
+	deadSink troupe.DeadLetterSink
+	order    troupe.Order
 
 	base    uint64              // every source record below base is complete
 	above   map[uint64]struct{} // complete source records at or above base
 	partial map[uint64]*partialRoot
-	held    map[uint64][]*envelope // OrderInput: outputs of records at or above base
+	held    map[uint64][]heldOut // OrderInput, or a journal: outputs of records not yet written
+	// journal is set when the run keeps a journal: a record's outputs (and dead letters) are
+	// held until it is complete, so that a flush never holds part of a record (a resumed run
+	// redoes the records the journal does not name, and must not find part of them written);
+	// journal lists the records whose outputs were written since the last flush, and dead those
+	// of them that went to the dead letters.
+	journal bool
+	jready  []uint64
+	dead    map[uint64]struct{}
+	// The journal's batches: jready is sent on when it holds journalBatchRecords records, when
+	// its oldest has waited journalBatchDelay (a tick is then armed), or once END has arrived.
+	jsince   time.Time
+	tickSet  bool
+	endTaken bool
 
 	// Records written to the sink and dead letters written to their output since the last
 	// flush: they count (Summary.RecordsOut, DeadLetters) once the flush has succeeded.
 	pendingOut, pendingDead int64
 	// broken is set when an output failed: nothing more is written or acknowledged.
 	broken bool
+}
+
+// heldOut is an output waiting to be written: a record for the sink or (f set) a dead letter.
+type heldOut struct {
+	r *envelope
+	f *failure
 }
 
 // partialRoot is a source record some of whose derived records have arrived.
@@ -37,8 +57,9 @@ type partialRoot struct {
 
 func newCollectorState(p *troupe.Pipeline) *collectorState {
 	return &collectorState{
-		sink: p.Sink, dead: p.DeadLetters, order: p.Order,
-		above: map[uint64]struct{}{}, partial: map[uint64]*partialRoot{}, held: map[uint64][]*envelope{},
+		sink: p.Sink, deadSink: p.DeadLetters, order: p.Order, journal: p.Journal != nil,
+		above: map[uint64]struct{}{}, partial: map[uint64]*partialRoot{}, held: map[uint64][]heldOut{},
+		dead: map[uint64]struct{}{},
 	}
 }
 
@@ -70,6 +91,8 @@ func (a *collector) Receive(ctx actor.Context) {
 		}
 	case *failure:
 		a.take(m.Record, m)
+	case journalTick:
+		a.c.tickSet = false
 	default:
 		return
 	}
@@ -80,6 +103,9 @@ func (a *collector) Receive(ctx actor.Context) {
 // marker, or (with f) a dead letter.
 func (a *collector) take(r *envelope, f *failure) {
 	c := a.c
+	if r.Flag == flagEnd {
+		c.endTaken = true
+	}
 	if c.complete(r.Seq) {
 		// A copy of something already done (the source resent its window): ack it again, in
 		// case the first ack was lost.
@@ -108,11 +134,13 @@ func (a *collector) take(r *envelope, f *failure) {
 		}
 	}
 	switch {
+	case f != nil && c.journal:
+		c.held[r.Seq] = append(c.held[r.Seq], heldOut{f: f})
 	case f != nil:
 		a.deadLetter(f)
 	case r.Flag == flagData:
-		if c.order == troupe.OrderInput {
-			c.held[r.Seq] = append(c.held[r.Seq], r)
+		if c.order == troupe.OrderInput || c.journal {
+			c.held[r.Seq] = append(c.held[r.Seq], heldOut{r: r})
 		} else {
 			a.write(r)
 		}
@@ -139,19 +167,39 @@ func (a *collector) completed(seq uint64) {
 		delete(c.partial, seq)
 	}
 	c.above[seq] = struct{}{}
+	if c.journal && c.order != troupe.OrderInput {
+		a.writeHeld(seq)
+	}
 	for {
 		if _, ok := c.above[c.base]; !ok {
 			return
 		}
 		delete(c.above, c.base)
 		if c.order == troupe.OrderInput {
-			for _, r := range c.held[c.base] {
-				a.write(r)
-			}
-			delete(c.held, c.base)
+			a.writeHeld(c.base)
 			a.acks = append(a.acks, c.base)
 		}
 		c.base++
+	}
+}
+
+// writeHeld writes the held outputs of a complete source record, and with a journal lists it
+// for the journal.
+func (a *collector) writeHeld(seq uint64) {
+	c := a.c
+	for _, h := range c.held[seq] {
+		if h.f != nil {
+			a.deadLetter(h.f)
+		} else {
+			a.write(h.r)
+		}
+	}
+	delete(c.held, seq)
+	if c.journal {
+		if len(c.jready) == 0 {
+			c.jsince = time.Now()
+		}
+		c.jready = append(c.jready, seq)
 	}
 }
 
@@ -180,14 +228,18 @@ func (a *collector) deadLetter(f *failure) {
 	if c.broken {
 		return
 	}
+	a.run.observeDeadLetter(f)
 	r := f.Record
-	if c.dead == nil {
+	if c.journal {
+		c.dead[r.Seq] = struct{}{}
+	}
+	if c.deadSink == nil {
 		a.run.stats.dead.Add(1)
 		a.run.log.Warn("dead letter", "key", r.Key, "seq", r.Seq, "stage", f.Stage, "attempts", f.Attempts, "error", f.Error)
 		return
 	}
 	d := troupe.DeadLetter{Key: r.Key, Seq: r.Seq, Stage: f.Stage, Attempts: int(f.Attempts), Error: f.Error, Payload: r.Payload, Meta: r.Meta}
-	if err := c.dead.Write(d); err != nil {
+	if err := c.deadSink.Write(d); err != nil {
 		a.brokenOutput(fmt.Errorf("dead letters: %w", err))
 		return
 	}
@@ -205,7 +257,7 @@ func (a *collector) brokenOutput(err error) {
 		if c.pendingOut > 0 && c.sink.Flush() == nil {
 			a.run.stats.out.Add(c.pendingOut)
 		}
-		if c.pendingDead > 0 && c.dead.Flush() == nil {
+		if c.pendingDead > 0 && c.deadSink.Flush() == nil {
 			a.run.stats.dead.Add(c.pendingDead)
 		}
 	}
@@ -217,6 +269,7 @@ func (a *collector) failed(err error) {
 	a.c.broken = true
 	a.c.pendingOut, a.c.pendingDead = 0, 0
 	a.acks = nil
+	a.c.jready = nil
 	a.run.fail(err)
 }
 
@@ -232,8 +285,8 @@ func (a *collector) flush(ctx actor.Context) {
 			a.failed(fmt.Errorf("sink: %w", err))
 			return
 		}
-		if c.dead != nil {
-			if err := c.dead.Flush(); err != nil {
+		if c.deadSink != nil {
+			if err := c.deadSink.Flush(); err != nil {
 				// The sink's records are out; the dead letters since the last flush are not.
 				a.run.stats.out.Add(c.pendingOut)
 				a.failed(fmt.Errorf("dead letters: %w", err))
@@ -245,10 +298,71 @@ func (a *collector) flush(ctx actor.Context) {
 		c.pendingOut, c.pendingDead = 0, 0
 		a.wrote = false
 	}
-	if len(a.acks) > 0 {
-		ctx.Send(a.run.source.Load(), &acks{Seqs: a.acks})
-		a.acks = nil
+	m := &acks{Seqs: a.acks}
+	a.acks = nil
+	if len(c.jready) > 0 {
+		wait := journalBatchDelay - time.Since(c.jsince)
+		switch {
+		case c.endTaken || len(c.jready) >= journalBatchRecords || wait <= 0:
+			if err := a.journalReady(m); err != nil {
+				a.failed(err)
+				return
+			}
+		case !c.tickSet:
+			c.tickSet = true
+			self := ctx.Self()
+			run := a.run
+			time.AfterFunc(wait, func() {
+				if run.ctx.Err() == nil { // the run has not ended
+					run.send(self, journalTick{})
+				}
+			})
+		}
 	}
+	if len(m.Seqs) > 0 || len(m.Journal) > 0 {
+		ctx.Send(a.run.source.Load(), m)
+	}
+}
+
+const (
+	// journalBatchRecords and journalBatchDelay bound a journal batch: the records written
+	// (and so the sink's and the journal's fsyncs) are grouped up to this many records or this
+	// long. A kill redoes at most one batch of finished records, beside those in flight.
+	journalBatchRecords = 8192
+	journalBatchDelay   = 50 * time.Millisecond
+)
+
+// journalTick makes the collector send on a journal batch that has waited journalBatchDelay.
+type journalTick struct{}
+
+// journalReady adds to m the records whose outputs were written and flushed, once the outputs
+// that append to a file have made them durable, with where those outputs stand.
+func (a *collector) journalReady(m *acks) error {
+	c := a.c
+	if testHookWanted("sink-flush") && testHookHit("sink-flush") {
+		testHookStall("sink-flush") // test only: the sink has flushed, nothing is synced or journalled
+	}
+	var err error
+	if m.SinkPos, err = syncPos(c.sink); err != nil {
+		return fmt.Errorf("sink: %w", err)
+	}
+	if c.deadSink != nil {
+		if m.DeadPos, err = syncPos(c.deadSink); err != nil {
+			return fmt.Errorf("dead letters: %w", err)
+		}
+	} else {
+		m.DeadPos = outputPos{size: -1}
+	}
+	m.Journal = c.jready
+	m.Dead = make([]bool, len(c.jready))
+	for i, seq := range c.jready {
+		if _, ok := c.dead[seq]; ok {
+			m.Dead[i] = true
+			delete(c.dead, seq)
+		}
+	}
+	c.jready = nil
+	return nil
 }
 
 // outputError is an output failing as a whole (its device full or broken) rather than refusing

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"unicode/utf8"
 
@@ -188,6 +189,51 @@ func (d *jsonlDeadLetters) fail(what string, err error) error {
 	}
 	d.broken = &outputError{err}
 	return d.broken
+}
+
+// outputName is the file's absolute path; "" for a file that is not regular.
+func (d *jsonlDeadLetters) outputName() string {
+	if !d.regular {
+		return ""
+	}
+	abs, err := filepath.Abs(d.path)
+	if err != nil {
+		return d.path
+	}
+	return abs
+}
+
+// syncPos returns the file's size at the last Flush, which synced it.
+func (d *jsonlDeadLetters) syncPos() (int64, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.broken != nil {
+		return 0, d.broken
+	}
+	return d.good, nil
+}
+
+// resumeAt cuts the file back to size (what the killed run wrote after its last journalled
+// batch is done again), before anything is written.
+func (d *jsonlDeadLetters) resumeAt(size int64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.w.Buffered() > 0 || d.out.n > 0 {
+		return fmt.Errorf("dead letters %s: resume after the first write", d.path)
+	}
+	if d.good < size {
+		return fmt.Errorf("dead letters %s holds %d bytes, but the journal says the run it resumes had written %d: the file was changed since (remove the journal to start over)", d.path, d.good, size)
+	}
+	if d.good > size {
+		if err := d.file.Truncate(size); err != nil {
+			return fmt.Errorf("dead letters %s: cut back to %d bytes: %w", d.path, size, err)
+		}
+		if err := d.file.Sync(); err != nil {
+			return fmt.Errorf("dead letters %s: sync: %w", d.path, err)
+		}
+		d.good = size
+	}
+	return nil
 }
 
 // Close flushes and closes the file. Calling it again does nothing.

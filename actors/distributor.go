@@ -125,6 +125,7 @@ func (d *distributor) Receive(ctx actor.Context) {
 	}
 	d.dispatch(ctx)
 	d.flush(ctx)
+	d.observe()
 }
 
 func (d *distributor) receive(b *batch) {
@@ -143,6 +144,10 @@ func (d *distributor) results(s *slot, res *results) {
 	d.ownFaults = 0
 	if len(res.Counts) > s.held.len() {
 		d.run.fail(fmt.Errorf("stage %s: worker %s reported %d outcomes for %d records", d.st.cfg.Name, s.name, len(res.Counts), s.held.len()))
+		return
+	}
+	if res.Combined {
+		d.combined(s, res)
 		return
 	}
 	errs := res.Errors
@@ -182,8 +187,7 @@ func (d *distributor) emit(e entry, outs []troupe.Record, slab []envelope) bool 
 	in := e.rec
 	m := uint64(len(outs))
 	if m == 0 {
-		d.dropped = append(d.dropped, &envelope{Record: troupe.Record{Key: in.Key}, Seq: in.Seq, Sub: in.Sub, Weight: in.Weight, Flag: flagDropped})
-		d.run.stats.dropped.Add(1)
+		d.drop(in)
 		return true
 	}
 	if m > 1 && in.Weight < m && in.Weight != 0 {
@@ -204,6 +208,14 @@ func (d *distributor) emit(e entry, outs []troupe.Record, slab []envelope) bool 
 	}
 	d.st.counters.out.Add(int64(m))
 	return true
+}
+
+// drop completes a record the stage filtered out (it returned no output): its weight goes
+// to the collector in a DROPPED marker.
+func (d *distributor) drop(in *envelope) {
+	d.dropped = append(d.dropped, &envelope{Record: troupe.Record{Key: in.Key}, Seq: in.Seq, Sub: in.Sub, Weight: in.Weight, Flag: flagDropped})
+	d.run.stats.dropped.Add(1)
+	d.st.obs.dropped.Add(1)
 }
 
 // failed charges e a failed attempt: it is retried, or dead-lettered when it has none left.

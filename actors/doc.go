@@ -63,6 +63,32 @@
 // stage and the output's index), so a record processed twice produces the same identities and
 // the collector drops the second copy: the sink sees each output exactly once per run.
 //
+// # Journal: resuming a killed run
+//
+// With Pipeline.Journal set, the run keeps a journal (journal.go) of the source records whose
+// outcome is final, named by their resume key in the source (troupe.Resumable: a files source's
+// relative path, size and modification time, a lines source's byte offset, a range source's
+// index; the reader asks for each record's key as it reads it). The collector then holds each
+// record's outputs and dead letters until the record is complete (and, with OrderInput, its
+// turn), so that a flush never carries part of a record; after the flush it syncs the outputs
+// that append to one file (the lines sink, the JSONL dead letters) and sends, with the acks, the
+// records written and where those outputs stand, in batches of up to 8192 records or 50 ms (so
+// that the outputs' and the journal's fsyncs are grouped). The source actor turns them into journal
+// entries, which a writer goroutine appends in batches, one frame each (length, CRC-32C), and
+// fsyncs (a batch takes what arrived while the previous one was syncing). A journalled record is
+// therefore on disk; a kill redoes what was in flight and the last unsynced batch.
+//
+// A run with an existing journal checks its header against the source's Fingerprint (another
+// source is refused, ErrJournalMismatch), reads its entries (a torn last frame is cut off and
+// ignored), and calls Source.Resume with a done predicate: the source does not produce the
+// records done (dead letters count as done unless Journal.RetryDeadLetters), and the reader
+// passes over any it produces anyway; Summary.Skipped counts them. The lines sink and the
+// dead-letter file are cut back to where the journal's last batch left them (what the killed run
+// wrote after it belongs to records done again) and appended to; the lines sink therefore
+// truncates its file when first used, not when made. A files sink rewrites a redone record's
+// file whole (each file is synced before it is renamed into place). The journal is compacted
+// when the run ends. A reduce stage, stdin and named pipes cannot be resumed, and are refused.
+//
 // # Poison records and broken stages
 //
 // A record that kills every worker that touches it is poison: it fails alone (a worker that
@@ -97,4 +123,13 @@
 // names; a PID stays valid across restarts. An END marker follows the
 // last record through every stage as a barrier; reduce stages emit their aggregates when it
 // arrives.
+//
+// # Watching a run
+//
+// Job.Progress gives the figures; Job.Snapshot the tree as well (each stage's and worker's
+// state, restarts, last exit, records held and credits left, the pid of a worker's Backend
+// when it runs in a process and says so with a Pid() int method, the recent dead letters,
+// whether the run is ready); Job.Subscribe follows the supervision events, each placed in the
+// pipeline (stage, worker, pid); Job.Latency gives a stage's latency histogram. Package admin
+// serves them over HTTP; the runtime knows nothing of it.
 package actors

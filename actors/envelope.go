@@ -31,6 +31,7 @@ const (
 	flagData    flag = iota
 	flagEnd          // the end of input: no record follows it (Seq is the number of records read)
 	flagDropped      // a record filtered out by a stage, or consumed by a reduce stage
+	flagPartial      // a partial aggregate of a map-side combine, for a reduce stage: its Weight is how many records it folds (their completion weight travels in DROPPED markers)
 )
 
 // Messages between the runtime's actors. Records travel as *envelope; the types below carry them.
@@ -38,10 +39,9 @@ type (
 	// batch is records (and markers) from one stage to the next, or to the collector.
 	batch struct{ Records []*envelope }
 
-	// work is a batch of records for one worker incarnation. A restarted worker keeps its name,
-	// so a batch sent to an incarnation that has just died can reach its successor: a worker
-	// ignores work addressed to another token (the distributor requeued those records when it
-	// learned of the death).
+	// work is a batch of records for one worker incarnation. A restarted worker gets a fresh PID
+	// (supervisor.ChildSpec.FreshPIDs), and a worker also ignores work addressed to another
+	// token (the distributor requeued those records when it learned of the death).
 	work struct {
 		token uint64
 		recs  []*envelope
@@ -56,16 +56,31 @@ type (
 		Error    string
 	}
 
-	// acks tells the source which source records are complete.
-	acks struct{ Seqs []uint64 }
+	// acks tells the source which source records are complete. With a journal, Journal lists
+	// the source records whose outputs the sink and dead-letter output now hold durably (a
+	// record may be complete before its outputs are written: OrderInput holds them for their
+	// turn), Dead which of those went to the dead letters, and SinkPos and DeadPos where the
+	// appending outputs stood then.
+	acks struct {
+		Seqs             []uint64
+		Journal          []uint64
+		Dead             []bool
+		SinkPos, DeadPos outputPos
+	}
 
 	// results is a worker's outcomes for the oldest records it holds, in order: record i produced
 	// Counts[i] outputs, laid out one after the other in Outputs; Errors name the records (by
 	// index, increasing, each with count 0) whose attempt failed.
+	//
+	// Combined results (see combine) carry, instead of Outputs, Partials: the outputs folded per
+	// key for the reduce stage that follows; Counts still say how many outputs each record had.
 	results struct {
-		Counts  []uint32
-		Outputs []troupe.Record
-		Errors  []recordError
+		Counts   []uint32
+		Outputs  []troupe.Record
+		Errors   []recordError
+		Partials []troupe.Record
+		Folded   []uint32 // how many outputs each partial folds
+		Combined bool
 	}
 
 	recordError struct {

@@ -44,8 +44,9 @@ type resync struct{ from string }
 // sourceRead is what the source's reader goroutine delivers to the source actor.
 type sourceRead struct {
 	recs  []*envelope
-	err   error // io.EOF at the end of input
-	asked int   // how many records of the actor's asks this read answers
+	keys  []string // with a journal: the records' resume keys
+	err   error    // io.EOF at the end of input
+	asked int      // how many records of the actor's asks this read answers
 }
 
 // drain asks the source to stop reading and finish with what it has read.

@@ -12,7 +12,8 @@ import (
 // reduceState holds a reduce stage's aggregates, by key. It lives in the run, so a restart of
 // the reduce actor keeps them.
 type reduceState struct {
-	acc map[string][]byte
+	acc    map[string][]byte
+	broken bool // a merge failed (see merge): the run is aborting
 }
 
 // reducer folds each record into its key's aggregate and, when END arrives (after every record),
@@ -31,11 +32,18 @@ func (a *reducer) Receive(ctx actor.Context) {
 		a.run.resync(ctx)
 	case *batch:
 		for _, r := range m.Records {
-			if r.Flag == flagEnd {
+			switch r.Flag {
+			case flagEnd:
 				a.end(r)
-				continue
+			case flagPartial:
+				a.merge(r)
+			case flagDropped:
+				// A record the stage before folded into the partials ahead of it (see combine):
+				// they are merged, so it is complete.
+				a.done = append(a.done, r)
+			default:
+				a.fold(r)
 			}
-			a.fold(r)
 		}
 		if len(a.done) > 0 {
 			ctx.Send(a.run.collector, &batch{Records: a.done})
@@ -65,6 +73,34 @@ func (a *reducer) fold(r *envelope) {
 	}
 	a.st.counters.failed.Add(1)
 	a.run.send(a.run.collector, &failure{Record: r, Stage: a.st.cfg.Name, Attempts: uint32(a.st.cfg.Attempts), Error: err.Error()})
+}
+
+// merge merges a partial aggregate from a map-side combine into its key's aggregate. Combine
+// failing on aggregates its own stage made is a broken stage: the run aborts, rather than carry
+// on with a count it knows to be wrong.
+func (a *reducer) merge(r *envelope) {
+	a.st.counters.in.Add(int64(r.Weight)) // the records it folds: the stage's In is as without combine
+	if a.st.reduce.broken {
+		return
+	}
+	acc := a.st.reduce.acc
+	next, err := a.combineSafely(r.Key, acc[r.Key], r.Payload)
+	if err != nil {
+		a.st.reduce.broken = true
+		a.st.counters.failed.Add(1)
+		a.run.fail(fmt.Errorf("stage %s: merging partial aggregates of key %q: %w", a.st.cfg.Name, r.Key, err))
+		return
+	}
+	acc[r.Key] = next
+}
+
+func (a *reducer) combineSafely(key string, acc, partial []byte) (out []byte, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
+		}
+	}()
+	return a.st.cfg.Combine(key, acc, partial)
 }
 
 // call runs the reduce function, turning a panic into an error: the aggregate of the key is left

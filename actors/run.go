@@ -43,10 +43,13 @@ type run struct {
 	name   string // the root supervisor's, and so the first element of every path in the tree
 
 	stats  counters
+	obs    observer // what Job.Snapshot and Job.Subscribe show (observe.go)
 	stages []*stageRun
 	src    *sourceState
 	col    *collectorState
 	total  int64
+	// journal is the run's journal (Pipeline.Journal), nil without one.
+	journal *journal
 	// The PIDs the supervisor hands over as the tree starts (see startTree). A PID stays valid
 	// across restarts, so the first one is kept. The collector starts first and its PID is
 	// set before anything that reads it starts; the source starts last, after the actors that
@@ -85,6 +88,10 @@ type stageRun struct {
 	workersPID atomic.Pointer[actor.PID] // set once its workers have started
 	next       *actor.PID                // where its outputs go: set before the stage starts
 	reduce     *reduceState
+	obs        stageObs // see observe.go
+	// combineFold is the next stage's fold when it is a reduce stage with a Combine: this
+	// stage's workers fold their outputs with it (see combine).
+	combineFold troupe.ReduceFunc
 
 	startFailures atomic.Int32
 }
@@ -140,6 +147,17 @@ func newRun(p *troupe.Pipeline) (*run, error) {
 	if window == 0 {
 		window, windowBytes = DefaultCredits*4, DefaultCreditBytes*4
 	}
+	for i, st := range r.stages {
+		st.combineFold = combineWith(r.stages, i)
+	}
+	if p.Journal != nil {
+		j, err := openRunJournal(p, log)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		r.journal = j
+	}
 	r.system = actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }),
 		// Messages to actors that just stopped are normal at a run's end; protoactor's
@@ -154,7 +172,51 @@ func newRun(p *troupe.Pipeline) (*run, error) {
 	if h, ok := p.Source.(sizeHinter); ok {
 		r.src.hint = max(0, h.sizeHint())
 	}
+	r.initObs()
+	if r.journal != nil {
+		r.src.keys = map[uint64]string{}
+		r.src.reader.resume = p.Source.(troupe.Resumable)
+		r.src.reader.isDone = r.journal.isDone
+		r.journal.start(func(err error) { r.fail(err) })
+	}
 	return r, nil
+}
+
+// openRunJournal opens a pipeline's journal, checks that the pipeline can keep one, tells the
+// source what is done, and cuts the appending outputs back to where the journal left them.
+func openRunJournal(p *troupe.Pipeline, log *slog.Logger) (*journal, error) {
+	for _, s := range p.Stages {
+		if s.Reduce != nil {
+			return nil, fmt.Errorf("pipeline: journal %s: stage %s is a reduce stage, whose aggregates a journal cannot keep (a resumed run would emit aggregates of what is left only); run it without a journal", p.Journal.Path, s.Name)
+		}
+	}
+	rs, ok := p.Source.(troupe.Resumable)
+	if !ok {
+		return nil, fmt.Errorf("pipeline: journal %s: the source (%T) cannot be resumed: it does not implement troupe.Resumable", p.Journal.Path, p.Source)
+	}
+	j, err := openJournal(p.Journal, rs.Fingerprint(), log)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	fail := func(err error) (*journal, error) {
+		_ = j.close(false)
+		return nil, fmt.Errorf("pipeline: journal %s: %w", p.Journal.Path, err)
+	}
+	if err := rs.Resume(j.isDone); err != nil {
+		return fail(err)
+	}
+	if err := resumeOutput(p.Sink, j.sinkPos, "sink", log); err != nil {
+		return fail(err)
+	}
+	if p.DeadLetters != nil {
+		if err := resumeOutput(p.DeadLetters, j.deadPos, "dead letters", log); err != nil {
+			return fail(err)
+		}
+	}
+	if len(j.prior) > 0 {
+		log.Info("resuming from the journal", "journal", p.Journal.Path, "records_done", len(j.prior))
+	}
+	return j, nil
 }
 
 // checkStage validates a stage and fills in its defaults.
@@ -173,6 +235,9 @@ func checkStage(s *troupe.Stage) error {
 	}
 	if kinds != 1 {
 		return errors.New("exactly one of Func, Reduce and Backend must be set")
+	}
+	if s.Combine != nil && s.Reduce == nil {
+		return errors.New("Combine is for a reduce stage: Reduce must be set with it")
 	}
 	if s.Workers < 0 || s.Credits < 0 || s.CreditBytes < 0 || s.Attempts < 0 || s.Timeout < 0 {
 		return errors.New("workers, credits, credit bytes, attempts and timeout must not be negative")
@@ -224,7 +289,7 @@ func (r *run) startTree() error {
 	spec.Children = append(spec.Children, supervisor.ChildSpec{
 		Name: "collector",
 		Start: func() (*actor.Props, error) {
-			return r.props(func() actor.Actor { return &collector{run: r, c: r.col} }), nil
+			return r.props(func() actor.Actor { return &collector{run: r, c: r.col} }, counted(&r.obs.sinkMailbox)), nil
 		},
 		OnStart: func(pid *actor.PID, _ int) {
 			if r.collector == nil {
@@ -247,7 +312,7 @@ func (r *run) startTree() error {
 			}
 			return r.props(func() actor.Actor {
 				return &sourceActor{run: r, st: r.src, next: first, batch: sourceBatch(r.src.window)}
-			}), nil
+			}, counted(&r.obs.sourceMailbox)), nil
 		},
 		OnStart: func(pid *actor.PID, _ int) {
 			if r.source.CompareAndSwap(nil, pid) {
@@ -278,7 +343,7 @@ func (r *run) stageChild(st *stageRun) supervisor.ChildSpec {
 	rs := st.cfg.Restart
 	if st.reduce != nil {
 		return supervisor.ChildSpec{Name: st.cfg.Name, Start: func() (*actor.Props, error) {
-			return r.props(func() actor.Actor { return &reducer{run: r, st: st} }), nil
+			return r.props(func() actor.Actor { return &reducer{run: r, st: st} }, counted(&st.obs.mailbox)), nil
 		}, OnStart: r.distStarted(st)}
 	}
 	workers := supervisor.Spec{Name: "workers", Flags: supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: rs.Intensity, Period: rs.Period, Backoff: rs.Backoff}}
@@ -288,7 +353,7 @@ func (r *run) stageChild(st *stageRun) supervisor.ChildSpec {
 	stage := supervisor.Spec{Name: st.cfg.Name, Flags: supervisor.Flags{Strategy: supervisor.RestForOne, Intensity: rs.Intensity, Period: rs.Period, Backoff: rs.Backoff}}
 	stage.Children = []supervisor.ChildSpec{
 		{Name: "dist", Start: func() (*actor.Props, error) {
-			return r.props(func() actor.Actor { return newDistributor(r, st) }), nil
+			return r.props(func() actor.Actor { return newDistributor(r, st) }, counted(&st.obs.mailbox)), nil
 		}, OnStart: r.distStarted(st)},
 		workers.Child(supervisor.Permanent),
 	}
@@ -316,14 +381,17 @@ func (r *run) distStarted(st *stageRun) func(*actor.PID, int) {
 // abandoned shortly after (Go cannot stop a goroutine) and replaced.
 func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
 	if st.cfg.Func != nil {
-		return supervisor.ChildSpec{Name: workerName(i), Shutdown: supervisor.BrutalKill, Start: func() (*actor.Props, error) {
-			return r.props(func() actor.Actor { return &funcWorker{run: r, st: st, index: i} }), nil
+		// A worker's PID reaches its distributor in workerUp at every start: a fresh PID per
+		// incarnation keeps work meant for a dead incarnation from its successor's mailbox.
+		return supervisor.ChildSpec{Name: workerName(i), FreshPIDs: true, Shutdown: supervisor.BrutalKill, Start: func() (*actor.Props, error) {
+			return r.props(func() actor.Actor { return &funcWorker{run: r, st: st, index: i} }, counted(&st.obs.workers[i].mailbox)), nil
 		}}
 	}
-	return supervisor.ChildSpec{Name: workerName(i), Shutdown: supervisor.Shutdown(backendWorkerShutdown), StartIncarnation: func(incarnation int) (*actor.Props, error) {
+	return supervisor.ChildSpec{Name: workerName(i), FreshPIDs: true, Shutdown: supervisor.Shutdown(backendWorkerShutdown), StartIncarnation: func(incarnation int) (*actor.Props, error) {
 		out := &outcomes{system: r.system}
 		info := troupe.WorkerInfo{Stage: st.cfg.Name, Index: i, Incarnation: incarnation, Options: st.cfg.Options}
 		b, err := st.cfg.Backend(r.ctx, info, out)
+		r.workerStarting(st, i, b)
 		if err != nil {
 			if troupe.IsPermanent(err) {
 				r.fail(fmt.Errorf("stage %s: %w", st.cfg.Name, err))
@@ -338,13 +406,17 @@ func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
 		st.startFailures.Store(0)
 		return r.props(func() actor.Actor {
 			return &backendWorker{run: r, st: st, index: i, backend: b, out: out}
-		}), nil
+		}, counted(&st.obs.workers[i].mailbox)), nil
 	}}
 }
 
 // event counts restarts and passes supervision events on.
 func (r *run) event(e supervisor.Event) {
-	if !strings.HasPrefix(e.Path, r.name+"/") {
+	if !strings.HasPrefix(e.Path, r.name+"/") && e.Path != r.name {
+		return
+	}
+	r.observeEvent(e)
+	if e.Path == r.name {
 		return
 	}
 	if e.Kind == supervisor.Restarted {
@@ -456,6 +528,13 @@ func (r *run) shutdown() {
 	r.system.Shutdown()
 	r.disp.close()
 	var errs []error
+	if r.journal != nil {
+		// The actors have stopped: nothing more is added. What is queued is written, then the
+		// journal is compacted.
+		if err := r.journal.close(true); err != nil && !errors.Is(r.runErr(), err) {
+			errs = append(errs, err)
+		}
+	}
 	for _, st := range r.stages {
 		if st.cfg.Cleanup != nil {
 			if err := st.cfg.Cleanup(); err != nil {
@@ -502,6 +581,13 @@ func (r *run) shutdown() {
 	close(r.endedCh)
 }
 
+// runErr is the error that aborted the run, or nil.
+func (r *run) runErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
 // fail aborts the run with err (the first error wins).
 func (r *run) fail(err error) {
 	r.failOnce.Do(func() {
@@ -544,9 +630,13 @@ func (r *run) snapshot() troupe.Summary {
 		RecordsOut:  r.stats.out.Load(),
 		DeadLetters: r.stats.dead.Load(),
 		Dropped:     r.stats.dropped.Load(),
+		Skipped:     r.skipped(),
 		Restarts:    r.stats.restarts.Load(),
 		InFlight:    r.stats.inflight.Load(),
 		Elapsed:     time.Since(r.start),
+	}
+	if s.Total >= 0 {
+		s.Total = max(s.Total-s.Skipped, 0) // what the source will produce
 	}
 	for _, st := range r.stages {
 		c := &st.counters
@@ -559,9 +649,17 @@ func (r *run) snapshot() troupe.Summary {
 	return s
 }
 
+// skipped is how many source records the run skipped as done by an earlier run.
+func (r *run) skipped() int64 {
+	if r.journal == nil {
+		return 0
+	}
+	return r.journal.skippedCount()
+}
+
 func sortUint64(s []uint64) { slices.Sort(s) }
 
 // props are the props of one of the run's own actors: on the run's dispatcher.
-func (r *run) props(p actor.Producer) *actor.Props {
-	return actor.PropsFromProducer(p, actor.WithDispatcher(r.disp))
+func (r *run) props(p actor.Producer, opts ...actor.PropsOption) *actor.Props {
+	return actor.PropsFromProducer(p, append([]actor.PropsOption{actor.WithDispatcher(r.disp)}, opts...)...)
 }

@@ -24,7 +24,6 @@ type filesSink struct {
 	mu     sync.Mutex
 	root   *os.Root            // confines every operation to dir, symbolic links included
 	made   map[string]bool     // subdirectories known to exist (relative to dir)
-	files  map[string]struct{} // files renamed into place since the last Flush
 	dirs   map[string]struct{} // directories whose entries changed since the last Flush
 	closed bool
 }
@@ -46,8 +45,9 @@ type filesSink struct {
 // removes those under dir (regular files named as the sink names them, ".troupe-<base 36
 // number>.tmp", and nothing else). Two sinks must not write into the same directory at once.
 //
-// Flush makes the files written since the previous Flush durable (fsync of each file and of
-// the directories it changed). Close flushes and releases the directory.
+// Each file's content is synced before it is renamed into place, and Flush syncs the
+// directories whose entries changed since the previous Flush: a file counted as out is on disk,
+// name and content. Close flushes and releases the directory.
 func NewFilesSink(dir, ext string) (troupe.Sink, error) {
 	if dir == "" {
 		return nil, errors.New("files sink: empty directory name")
@@ -74,12 +74,11 @@ func NewFilesSink(dir, ext string) (troupe.Sink, error) {
 		return nil, fmt.Errorf("files sink %s: %w", abs, err)
 	}
 	return &filesSink{
-		dir:   abs,
-		ext:   ext,
-		root:  root,
-		made:  map[string]bool{".": true},
-		files: map[string]struct{}{},
-		dirs:  map[string]struct{}{},
+		dir:  abs,
+		ext:  ext,
+		root: root,
+		made: map[string]bool{".": true},
+		dirs: map[string]struct{}{},
 	}, nil
 }
 
@@ -145,6 +144,12 @@ func (s *filesSink) Write(rec troupe.Record) error {
 		return fmt.Errorf("files sink: key %q: create temporary file in %s: %w", rec.Key, filepath.Join(s.dir, parent), err)
 	}
 	_, err = f.Write(rec.Payload)
+	if err == nil {
+		// The content reaches the disk before the name does: renamed unsynced, a crash could
+		// leave the output in place but empty or short (file fsync, rename, then the
+		// directory's fsync at Flush).
+		err = f.Sync()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -157,7 +162,6 @@ func (s *filesSink) Write(rec troupe.Record) error {
 		}
 		return fmt.Errorf("files sink: key %q: write %s: %w", rec.Key, target, err)
 	}
-	s.files[name] = struct{}{}
 	s.dirs[parent] = struct{}{}
 	return nil
 }
@@ -229,8 +233,8 @@ func (s *filesSink) createTemp(parent string) (string, *os.File, error) {
 	return "", nil, errors.New("no unused temporary file name after 100 tries")
 }
 
-// Flush syncs every file written since the previous Flush, then the directories whose entries
-// changed. What fails stays pending, so a later Flush retries it. A file or directory that
+// Flush syncs the directories whose entries changed since the previous Flush (the files
+// themselves were synced before they were renamed). What fails stays pending, so a later Flush retries it. A file or directory that
 // someone else removed after the sink wrote it is no longer the sink's to sync, and is passed
 // over.
 func (s *filesSink) Flush() error {
@@ -243,12 +247,8 @@ func (s *filesSink) Flush() error {
 }
 
 func (s *filesSink) flush() error {
-	for _, name := range slices.Sorted(maps.Keys(s.files)) {
-		if err := s.syncPath(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("files sink: flush %s: %w", filepath.Join(s.dir, name), err)
-		}
-		delete(s.files, name)
-	}
+	// Each file was synced before it was renamed into place (see Write); what remains is the
+	// directories' entries.
 	for _, d := range slices.Sorted(maps.Keys(s.dirs)) {
 		if err := s.syncPath(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("files sink: flush directory %s: %w", filepath.Join(s.dir, d), err)

@@ -27,6 +27,10 @@ type linesSink struct {
 	good   int64          // bytes out at the last successful Flush: the end of a whole record
 	broken error          // the first write error; the sink takes nothing after it
 	closed bool
+	// The file is truncated (or, for a resumed run, cut back to resume) when first used.
+	begun  bool
+	resume int64 // -1: truncate
+	synced int64 // bytes out at the last sync
 }
 
 // countingWriter passes writes on and counts the bytes written; err is the last write error.
@@ -46,7 +50,10 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 // NewLinesSink returns a Sink that writes each record's payload followed by "\n" to the file at
-// path, created (with its parent directories) or truncated, or to stdout when path is "-".
+// path, created (with its parent directories) or truncated, or to stdout when path is "-". The
+// file is truncated when the sink is first used (written, flushed or closed), not here; a run
+// that resumes from a journal keeps instead what the file held at the journal's last batch,
+// cutting off what the killed run wrote after it, and appends.
 // Payloads are written as they are: one that contains "\n" spans several lines of the output.
 //
 // Writes are buffered (64 KiB). Flush writes the buffer out (it does not fsync); Close flushes,
@@ -62,15 +69,17 @@ func NewLinesSink(path string, stdout io.Writer) (troupe.Sink, error) {
 		if stdout == nil {
 			return nil, errors.New("lines sink: path is \"-\" but no standard output was given")
 		}
-		s := &linesSink{name: "stdout", out: countingWriter{w: stdout}}
+		s := &linesSink{name: "stdout", out: countingWriter{w: stdout}, begun: true}
 		s.w = bufio.NewWriterSize(&s.out, linesWriteBuffer)
 		return s, nil
 	}
-	f, err := createFile(path, os.O_TRUNC)
+	// The file is truncated when first used rather than here, so that a run that resumes from
+	// a journal can keep what it holds (see resumeAt).
+	f, err := createFile(path, 0)
 	if err != nil {
 		return nil, fmt.Errorf("lines sink: %w", err)
 	}
-	s := &linesSink{name: path, file: f, out: countingWriter{w: f}}
+	s := &linesSink{name: path, file: f, out: countingWriter{w: f}, resume: -1}
 	if st, err := f.Stat(); err == nil {
 		s.regular = st.Mode().IsRegular()
 	}
@@ -102,6 +111,9 @@ func (s *linesSink) Write(rec troupe.Record) error {
 	if s.broken != nil {
 		return s.broken
 	}
+	if err := s.begin(); err != nil {
+		return err
+	}
 	if _, err := s.w.Write(rec.Payload); err != nil {
 		return s.fail(fmt.Sprintf("write record %q", rec.Key), err)
 	}
@@ -125,10 +137,82 @@ func (s *linesSink) flush() error {
 	if s.broken != nil {
 		return s.broken
 	}
+	if err := s.begin(); err != nil {
+		return err
+	}
 	if err := s.w.Flush(); err != nil {
 		return s.fail("flush", err)
 	}
 	s.good = s.out.n
+	return nil
+}
+
+// begin truncates a regular file, or cuts it back to where a resumed run resumes, on first use.
+func (s *linesSink) begin() error {
+	if s.begun {
+		return nil
+	}
+	s.begun = true
+	if !s.regular {
+		return nil
+	}
+	at := max(s.resume, 0)
+	if err := s.file.Truncate(at); err != nil {
+		return s.fail("truncate", err)
+	}
+	if _, err := s.file.Seek(at, io.SeekStart); err != nil {
+		return s.fail("seek", err)
+	}
+	s.out.n, s.good, s.synced = at, at, at
+	return nil
+}
+
+// outputName is the file's absolute path; "" for stdout and files that are not regular.
+func (s *linesSink) outputName() string {
+	if !s.regular {
+		return ""
+	}
+	abs, err := filepath.Abs(s.name)
+	if err != nil {
+		return s.name
+	}
+	return abs
+}
+
+// syncPos fsyncs what Flush wrote and returns the file's size then.
+func (s *linesSink) syncPos() (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken != nil {
+		return 0, s.broken
+	}
+	if err := s.begin(); err != nil {
+		return 0, err
+	}
+	if s.good != s.synced {
+		if err := s.file.Sync(); err != nil {
+			return 0, s.fail("sync", err)
+		}
+		s.synced = s.good
+	}
+	return s.good, nil
+}
+
+// resumeAt makes the sink keep the file's first size bytes and append after them.
+func (s *linesSink) resumeAt(size int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.begun {
+		return fmt.Errorf("lines sink %s: resume after the first write", s.name)
+	}
+	st, err := s.file.Stat()
+	if err != nil {
+		return fmt.Errorf("lines sink %s: %w", s.name, err)
+	}
+	if st.Size() < size {
+		return fmt.Errorf("lines sink %s holds %d bytes, but the journal says the run it resumes had written %d: the file was changed since (remove the journal to start over)", s.name, st.Size(), size)
+	}
+	s.resume = size
 	return nil
 }
 

@@ -33,6 +33,8 @@ type sourceState struct {
 	inflight map[uint64]*envelope // by Seq: what has been sent and not yet acked
 	unread   map[uint64]string    // by Seq: records in flight the source could not read, why
 	nextSeq  uint64
+	// keys holds, with a journal, the resume keys of the records read and not yet journalled.
+	keys     map[uint64]string
 	asked    int  // records requested from the reader and not yet delivered
 	eof      bool // no more input (end reached, or a drain was asked for)
 	endSent  bool
@@ -57,6 +59,11 @@ type reader struct {
 
 	startOnce sync.Once
 	started   atomic.Bool
+
+	// With a journal: the source's resume keys, and whether a key is done (the source must
+	// not produce such records; what it produces anyway is passed over here).
+	resume troupe.Resumable
+	isDone func(key string) bool
 }
 
 // newReader makes the reader of src; it reads nothing before start. Asks made before then wait
@@ -92,8 +99,8 @@ func (r *reader) loop(deliver func(sourceRead)) {
 			}
 		}
 		r.want.Add(int64(-n))
-		recs, err := r.read(n)
-		deliver(sourceRead{recs: recs, err: err, asked: n})
+		recs, keys, err := r.read(n)
+		deliver(sourceRead{recs: recs, keys: keys, err: err, asked: n})
 		if err != nil {
 			return
 		}
@@ -110,18 +117,18 @@ func (r *reader) ask(n int) {
 }
 
 // read calls the source, turning a panic into an error: the source is user code.
-func (r *reader) read(n int) (recs []*envelope, err error) {
+func (r *reader) read(n int) (recs []*envelope, keys []string, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = fmt.Errorf("source panicked: %v\n%s", v, debug.Stack())
+			recs, keys, err = nil, nil, fmt.Errorf("source panicked: %v\n%s", v, debug.Stack())
 		}
 	}()
 	read, err := r.src.Read(r.ctx, n)
 	if len(read) > n {
-		return nil, fmt.Errorf("source returned %d records, more than the %d asked for", len(read), n)
+		return nil, nil, fmt.Errorf("source returned %d records, more than the %d asked for", len(read), n)
 	}
 	if len(read) == 0 {
-		return nil, err
+		return nil, nil, err
 	}
 	// The runtime's own copies, in one allocation per read: what the source does with its slice
 	// afterwards cannot reach them.
@@ -143,7 +150,31 @@ func (r *reader) read(n int) (recs []*envelope, err error) {
 			}
 		}
 	}
-	return recs, err
+	if r.resume != nil {
+		return r.resumeKeys(recs, err)
+	}
+	return recs, nil, err
+}
+
+// resumeKeys asks the source for the resume key of each record it just read, and passes over
+// those an earlier run finished (a source that produced them anyway broke its word, but the
+// runtime need not do them twice).
+func (r *reader) resumeKeys(recs []*envelope, err error) ([]*envelope, []string, error) {
+	keys := make([]string, 0, len(recs))
+	kept := recs[:0:len(recs)]
+	for _, rec := range recs {
+		k := r.resume.ResumeKey(rec.Record)
+		if k == "" {
+			return nil, nil, fmt.Errorf("source: ResumeKey returned an empty key for record %q", rec.Key)
+		}
+		if r.isDone(k) {
+			r.takeUnread(rec)
+			continue
+		}
+		kept = append(kept, rec)
+		keys = append(keys, k)
+	}
+	return kept, keys, err
 }
 
 // unreadableSource is implemented by sources that hand on, in its place, a record they could
@@ -250,6 +281,9 @@ func (a *sourceActor) accept(ctx actor.Context, m sourceRead) {
 			st.inflight[r.Seq] = r
 			st.flightBytes += recordBytes(r)
 			st.readBytes += int64(recordBytes(r))
+			if st.keys != nil {
+				st.keys[r.Seq] = m.keys[i]
+			}
 			if why := st.reader.takeUnread(r); why != "" {
 				if len(b.Records) == len(m.recs) {
 					b.Records = slices.Clone(m.recs[:i])
@@ -349,6 +383,22 @@ func (a *sourceActor) ack(m *acks) {
 		if r.Flag != flagEnd {
 			a.run.stats.inflight.Add(-1)
 		}
+	}
+	if len(m.Journal) > 0 && a.run.journal != nil {
+		entries := make([]journalEntry, 0, len(m.Journal))
+		for i, seq := range m.Journal {
+			key, ok := st.keys[seq]
+			if !ok {
+				continue // END, or journalled already
+			}
+			delete(st.keys, seq)
+			o := byte(outcomeDone)
+			if m.Dead[i] {
+				o = outcomeDead
+			}
+			entries = append(entries, journalEntry{key: key, outcome: o})
+		}
+		a.run.journal.add(entries, m.SinkPos, m.DeadPos)
 	}
 }
 

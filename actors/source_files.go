@@ -19,14 +19,18 @@ import (
 
 // filesSource produces one record per file of a directory listing made at construction.
 type filesSource struct {
-	dir   string // absolute
-	total int64
+	dir       string // absolute
+	glob      string
+	recursive bool
+	total     int64
 
 	mu     sync.Mutex
 	files  []listedFile
 	next   int           // index of the next file to read
 	unread map[int]error // records of the last Read (by index) for files that are no longer regular files
 	closed bool
+	// ids holds, once Resume was called, the resume keys of the last Read's records, by key.
+	ids map[string]string
 }
 
 // listedFile is one file found when listing a files source's directory.
@@ -44,7 +48,8 @@ type listedFile struct {
 // over the same tree are deterministic. A record's key is its path relative to dir with forward
 // slashes, its payload the file's bytes (read when the record is read, not when listed), and
 // its metadata "path" (the absolute path) and "size" (the payload's length in bytes, decimal).
-// The source implements Sized: Total is the number of files listed.
+// The source implements Sized: Total is the number of files listed. It implements
+// troupe.Resumable: a file is named by its relative path, size and modification time.
 //
 // A bad pattern, a dir that does not exist or is not a directory, an unreadable subdirectory
 // and a dangling symbolic link that matches glob are errors here. A file that vanishes or
@@ -77,7 +82,7 @@ func NewFilesSource(dir, glob string, recursive bool) (troupe.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &filesSource{dir: abs, total: int64(len(files)), files: files}, nil
+	return &filesSource{dir: abs, glob: glob, recursive: recursive, total: int64(len(files)), files: files}, nil
 }
 
 // listFiles lists the files of a files source under the absolute directory dir, sorted by
@@ -160,6 +165,7 @@ func (s *filesSource) Read(ctx context.Context, max int) ([]troupe.Record, error
 		return nil, io.EOF
 	}
 	clear(s.unread)
+	clear(s.ids)
 	out := make([]troupe.Record, 0, n)
 	for range n {
 		if err := ctx.Err(); err != nil {
@@ -169,7 +175,7 @@ func (s *filesSource) Read(ctx context.Context, max int) ([]troupe.Record, error
 			return nil, err
 		}
 		f := s.files[s.next]
-		data, err := readRegular(f.abs)
+		data, st, err := readRegular(f.abs)
 		if errors.Is(err, errNotRegular) {
 			if s.unread == nil {
 				s.unread = map[int]error{}
@@ -186,6 +192,9 @@ func (s *filesSource) Read(ctx context.Context, max int) ([]troupe.Record, error
 			return nil, fmt.Errorf("files source: read %s: %w", f.key, err)
 		}
 		out = append(out, troupe.Record{Key: f.key, Payload: data, Meta: map[string]string{"path": f.abs, "size": strconv.Itoa(len(data))}})
+		if s.ids != nil {
+			s.ids[f.key] = fileResumeKey(f.key, st)
+		}
 		s.next++
 	}
 	if s.next == len(s.files) {
@@ -201,18 +210,18 @@ var errNotRegular = errors.New("not a regular file")
 // such as a directory or a named pipe put in its place after listing. It opens the file
 // without blocking (opening a named pipe blocks until a writer comes) and checks what it opened,
 // so that no swap after listing can make it wait on a pipe or device.
-func readRegular(p string) ([]byte, error) {
+func readRegular(p string) ([]byte, fs.FileInfo, error) {
 	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %w (%s)", p, errNotRegular, fileKind(st.Mode()))
+		return nil, nil, fmt.Errorf("%s: %w (%s)", p, errNotRegular, fileKind(st.Mode()))
 	}
 	// Size the buffer from Stat but read to EOF: the file may have grown or shrunk since.
 	size := st.Size()
@@ -227,10 +236,10 @@ func readRegular(p string) ([]byte, error) {
 		n, err := f.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
-			return buf, nil
+			return buf, st, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 }
@@ -260,6 +269,59 @@ func (s *filesSource) unreadable(i int) error {
 	err := s.unread[i]
 	delete(s.unread, i)
 	return err
+}
+
+// fileResumeKey names a file of a files source across runs: its relative path, size and
+// modification time, so that a file changed since a run finished it is done again.
+func fileResumeKey(key string, st fs.FileInfo) string {
+	return key + "\x00" + strconv.FormatInt(st.Size(), 10) + "\x00" + strconv.FormatInt(st.ModTime().UnixNano(), 10)
+}
+
+// Fingerprint describes the source: its directory, pattern and recursion.
+func (s *filesSource) Fingerprint() string {
+	fp := fmt.Sprintf("files of %s matching %q", s.dir, s.glob)
+	if s.recursive {
+		fp += " (recursive)"
+	}
+	return fp
+}
+
+// Resume drops from the listing the files done says are done, by their relative path, size and
+// modification time (a file whose size or time changed since is read again). A file that can no
+// longer be looked at stays, for Read to report.
+func (s *filesSource) Resume(done func(key string) bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.next != 0 {
+		return fmt.Errorf("files source %s: resume after the first read", s.dir)
+	}
+	kept := s.files[:0]
+	for _, f := range s.files {
+		st, err := os.Stat(f.abs)
+		switch {
+		case err != nil:
+		case st.Mode().IsRegular() && done(fileResumeKey(f.key, st)):
+			continue
+		case !st.Mode().IsRegular() && done(f.key):
+			continue // no longer a regular file: a dead letter named by its path (see ResumeKey)
+		}
+		kept = append(kept, f)
+	}
+	clear(s.files[len(kept):])
+	s.files = kept
+	s.ids = map[string]string{}
+	return nil
+}
+
+// ResumeKey returns the resume key of a record the last Read returned: its relative path, size
+// and modification time when read. A record whose file could not be read is named by its path.
+func (s *filesSource) ResumeKey(rec troupe.Record) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id, ok := s.ids[rec.Key]; ok {
+		return id
+	}
+	return rec.Key
 }
 
 // Total returns the number of files listed.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -49,6 +50,13 @@ type linesSource struct {
 	err    error  // a read error to report on the next Read, after the records read before it
 	eof    bool
 	closed bool
+
+	// Set by Resume: which lines to pass over (by their offset), the input's bytes taken by the
+	// lines read so far, the last line's length in the input, and the last Read's lines' offsets.
+	done     func(key string) bool
+	consumed int64
+	raw      int64
+	offsets  map[string]int64
 }
 
 func newLinesSource(name string, file *os.File, r io.Reader) *linesSource {
@@ -193,7 +201,9 @@ func (in *lineInput) Read(p []byte) (int, error) {
 // neither the construction nor a stop. Close releases an open still waiting for a writer, and
 // returns once it has: no reader of the pipe is left behind to take a later writer's data.
 //
-// The total is unknown, so the source does not implement Sized. Close closes the file; it never
+// The total is unknown, so the source does not implement Sized. It implements troupe.Resumable
+// (a line is named by its byte offset in the file), though a resume of stdin or of a named pipe
+// is refused. Close closes the file; it never
 // closes stdin (a read of stdin in progress is left to finish on its own).
 func NewLinesSource(path string, stdin io.Reader) (troupe.Source, error) {
 	if path == "-" {
@@ -309,6 +319,7 @@ func (s *linesSource) Read(ctx context.Context, max int) ([]troupe.Record, error
 	}
 	s.in.ctx, s.in.deadline = ctx, time.Time{}
 	defer func() { s.in.ctx = nil }()
+	clear(s.offsets)
 	var out []troupe.Record
 	for len(out) < max {
 		// After a cancellation, the lines already read from the input are still handed on (they
@@ -320,6 +331,16 @@ func (s *linesSource) Read(ctx context.Context, max int) ([]troupe.Record, error
 			return nil, err
 		}
 		payload, ok, err := s.nextLine()
+		if ok && s.done != nil {
+			start := s.consumed
+			s.consumed += s.raw
+			if s.done(strconv.FormatInt(start, 10)) {
+				s.line++
+				ok = false
+			} else {
+				s.offsets[strconv.FormatInt(s.line+1, 10)] = start
+			}
+		}
 		if ok {
 			if out == nil {
 				// Sized for what max allows but capped, since max is a permission and the input
@@ -364,6 +385,7 @@ func (s *linesSource) Read(ctx context.Context, max int) ([]troupe.Record, error
 func (s *linesSource) nextLine() ([]byte, bool, error) {
 	for {
 		frag, err := s.r.ReadSlice('\n')
+		s.raw = int64(len(s.long) + len(frag))
 		switch {
 		case err == nil:
 			line := frag[:len(frag)-1] // without "\n"
@@ -401,6 +423,44 @@ func (s *linesSource) nextLine() ([]byte, bool, error) {
 			return nil, false, err
 		}
 	}
+}
+
+// Fingerprint describes the source: the file it reads.
+func (s *linesSource) Fingerprint() string {
+	if abs, err := filepath.Abs(s.name); err == nil && s.name != "stdin" {
+		return "lines of " + abs
+	}
+	return "lines of " + s.name
+}
+
+// Resume makes the source pass over the lines done says are done; a line is named by its byte
+// offset in the file. Standard input and a named pipe cannot be resumed: they cannot be read
+// again.
+func (s *linesSource) Resume(done func(key string) bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.file == nil && s.in.open == nil {
+		return errors.New("lines source stdin cannot be resumed: standard input cannot be read again (write it to a file and read that)")
+	}
+	if s.in.open != nil {
+		return fmt.Errorf("lines source %s cannot be resumed: it is a named pipe, which cannot be read again", s.name)
+	}
+	if s.line > 0 {
+		return fmt.Errorf("lines source %s: resume after the first read", s.name)
+	}
+	s.done = done
+	s.offsets = map[string]int64{}
+	return nil
+}
+
+// ResumeKey returns the byte offset of a line the last Read returned, in decimal.
+func (s *linesSource) ResumeKey(rec troupe.Record) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if off, ok := s.offsets[rec.Key]; ok {
+		return strconv.FormatInt(off, 10)
+	}
+	return ""
 }
 
 // own copies a short line into the current block, or into its own slice if it is long. The

@@ -19,12 +19,13 @@ type syntheticSource struct {
 	mu     sync.Mutex
 	next   int64
 	closed bool
+	done   func(key string) bool // set by Resume: records to skip
 }
 
 // NewRangeSource returns a Source of count synthetic records, for tests and benchmarks. Record i
 // (0 <= i < count) has the key strconv.FormatInt(i, 10), a payload of size bytes that depends
 // only on i (the little-endian output of a SplitMix64 generator seeded with i), and no metadata.
-// The source implements Sized. It panics if count or size is negative.
+// The source implements Sized, and troupe.Resumable (a record is named by its index). It panics if count or size is negative.
 //
 // Read is cheap: a batch's records, keys and payloads are allocated in one block each.
 func NewRangeSource(count int64, size int) troupe.Source {
@@ -76,6 +77,9 @@ func (s *syntheticSource) Read(ctx context.Context, max int) ([]troupe.Record, e
 	if s.closed {
 		return nil, fmt.Errorf("range source: read after close")
 	}
+	if s.done != nil {
+		return s.readResumed(max)
+	}
 	n := int(min(int64(max), s.count-s.next))
 	if n == 0 {
 		return nil, io.EOF
@@ -106,6 +110,43 @@ func (s *syntheticSource) Read(ctx context.Context, max int) ([]troupe.Record, e
 	}
 	return recs, nil
 }
+
+// readResumed is Read for a resumed source: it passes over the records done says are done.
+func (s *syntheticSource) readResumed(max int) ([]troupe.Record, error) {
+	var recs []troupe.Record
+	for len(recs) < max && s.next < s.count {
+		i := s.next
+		s.next++
+		key := strconv.FormatInt(i, 10)
+		if s.done(key) {
+			continue
+		}
+		p := make([]byte, s.size)
+		rangePayload(p, i)
+		recs = append(recs, troupe.Record{Key: key, Payload: p})
+	}
+	if s.next == s.count {
+		return recs, io.EOF
+	}
+	return recs, nil
+}
+
+// Fingerprint describes the range: its count and record size.
+func (s *syntheticSource) Fingerprint() string {
+	return fmt.Sprintf("range of %d records of %d bytes", s.count, s.size)
+}
+
+// Resume makes the source pass over the records done says are done; a record's resume key is
+// its index (its key).
+func (s *syntheticSource) Resume(done func(key string) bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.done = done
+	return nil
+}
+
+// ResumeKey returns the record's index.
+func (s *syntheticSource) ResumeKey(rec troupe.Record) string { return rec.Key }
 
 // Total returns count.
 func (s *syntheticSource) Total() (int64, bool) {

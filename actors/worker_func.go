@@ -125,6 +125,7 @@ func (w *funcWorker) report(ctx actor.Context, left int) {
 	if len(w.res.Counts) == 0 {
 		return
 	}
+	w.st.combine(w.res)
 	ctx.Send(w.st.distPID, workerResults{index: w.index, token: w.token, res: w.res})
 	w.res = newResults(left)
 	w.lastFlush = time.Now()

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+
+	"github.com/troupe-dev/troupe"
 )
 
 // The stage protocol's version (see stage.proto and README.md). Hosts and plugins with different
@@ -285,4 +287,54 @@ func (w *FrameWriter) Flush() error {
 		w.buf = w.buf[:0]
 	}
 	return err
+}
+
+// The host's encoder: a batch straight from the runtime's tasks, without a wire Record per task.
+
+// taskAttempt is the wire's attempt for a task: the failed attempts before this one (a Task's
+// Attempt counts from 1).
+func taskAttempt(t *troupe.Task) uint64 { return uint64(max(t.Attempt-1, 0)) }
+
+// TaskRecordSize is the number of bytes task t adds to a batch frame as the record seq (sub,
+// weight and flag 0, attempt t.Attempt-1): what AppendTaskBatch encodes.
+func TaskRecordSize(t *troupe.Task, seq uint64) int {
+	r := &t.Record
+	n := uvarintSize(seq) + 3 + uvarintSize(taskAttempt(t)) +
+		bytesSize(len(r.Key)) + bytesSize(len(r.Payload)) + uvarintSize(uint64(len(r.Meta)))
+	for k, v := range r.Meta {
+		n += bytesSize(len(k)) + bytesSize(len(v))
+	}
+	return n
+}
+
+// AppendTaskBatch appends a batch frame carrying tasks to dst, task i as the record firstSeq+i
+// (sub, weight and flag 0, attempt Attempt-1): the bytes AppendBatch would write for the same
+// records, without building them. It fails with ErrFrameTooLarge, leaving dst unchanged, if
+// the frame would exceed maxFrame (0 means DefaultMaxFrame).
+func AppendTaskBatch(dst []byte, maxFrame int, id, firstSeq uint64, tasks []troupe.Task) ([]byte, error) {
+	body := uvarintSize(id) + uvarintSize(uint64(len(tasks)))
+	for i := range tasks {
+		body += TaskRecordSize(&tasks[i], firstSeq+uint64(i))
+	}
+	out, err := frameHeader(dst, FrameBatch, body, maxFrame)
+	if err != nil {
+		return dst, err
+	}
+	out = binary.AppendUvarint(out, id)
+	out = binary.AppendUvarint(out, uint64(len(tasks)))
+	for i := range tasks {
+		t := &tasks[i]
+		out = binary.AppendUvarint(out, firstSeq+uint64(i))
+		out = append(out, 0, 0) // sub, weight
+		out = binary.AppendUvarint(out, taskAttempt(t))
+		out = append(out, 0) // flag
+		out = appendString(out, t.Record.Key)
+		out = appendBytes(out, t.Record.Payload)
+		out = binary.AppendUvarint(out, uint64(len(t.Record.Meta)))
+		for k, v := range t.Record.Meta {
+			out = appendString(out, k)
+			out = appendString(out, v)
+		}
+	}
+	return out, nil
 }

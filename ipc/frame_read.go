@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"unsafe"
+
+	"github.com/troupe-dev/troupe"
 )
 
 // FrameReader decodes frames from a stream. Decoded records alias one buffer per frame (their
@@ -87,15 +90,24 @@ func (r *FrameReader) readFull(dst []byte) error {
 // prefix over the limit (before allocating), and one wrapping ErrMalformedFrame for a body that
 // does not decode.
 func (r *FrameReader) Next() (Frame, error) {
-	l, err := r.readUvarint()
+	body, err := r.body()
 	if err != nil {
 		return Frame{}, err
 	}
+	return decodeBody(body)
+}
+
+// body reads the next frame's body (type byte included), with Next's checks on its length.
+func (r *FrameReader) body() ([]byte, error) {
+	l, err := r.readUvarint()
+	if err != nil {
+		return nil, err
+	}
 	if l == 0 {
-		return Frame{}, fmt.Errorf("%w: empty frame", ErrMalformedFrame)
+		return nil, fmt.Errorf("%w: empty frame", ErrMalformedFrame)
 	}
 	if l > uint64(r.max) {
-		return Frame{}, fmt.Errorf("%w: %d bytes > max %d", ErrFrameTooLarge, l, r.max)
+		return nil, fmt.Errorf("%w: %d bytes > max %d", ErrFrameTooLarge, l, r.max)
 	}
 	var body []byte
 	if l <= uint64(len(r.small)) {
@@ -104,17 +116,13 @@ func (r *FrameReader) Next() (Frame, error) {
 		body = make([]byte, l)
 	}
 	if err := r.readFull(body); err != nil {
-		return Frame{}, err
+		return nil, err
 	}
 	if len(body) <= len(r.small) && FrameType(body[0]) != FrameCredit {
 		// Decoded records alias their body, so only credit frames may use the scratch buffer.
 		body = append([]byte(nil), body...)
 	}
-	f, err := decodeBody(body)
-	if err != nil {
-		return Frame{}, err
-	}
-	return f, nil
+	return body, nil
 }
 
 // DecodeFrame decodes one frame from the front of b and returns it with the number of bytes it
@@ -314,23 +322,151 @@ func decodeBody(body []byte) (Frame, error) {
 // CheckResults checks that res is self-consistent: the counts add up to the outputs, and errors
 // name distinct inputs, in increasing order, whose count is 0.
 func CheckResults(res *Results) error {
+	errs := make([]RecordError, len(res.Errors))
+	for i, e := range res.Errors {
+		errs[i] = *e
+	}
+	return checkCounts(res.Counts, len(res.Outputs), errs)
+}
+
+func checkCounts(counts []uint32, outputs int, errs []RecordError) error {
 	var sum uint64
-	for _, c := range res.Counts {
+	for _, c := range counts {
 		sum += uint64(c)
 	}
-	if sum != uint64(len(res.Outputs)) {
-		return fmt.Errorf("counts add up to %d outputs, frame has %d", sum, len(res.Outputs))
+	if sum != uint64(outputs) {
+		return fmt.Errorf("counts add up to %d outputs, frame has %d", sum, outputs)
 	}
 	next := uint64(0)
-	for _, e := range res.Errors {
+	for _, e := range errs {
 		i := uint64(e.Index)
-		if i < next || i >= uint64(len(res.Counts)) {
-			return fmt.Errorf("error index %d out of order or out of range (%d results)", e.Index, len(res.Counts))
+		if i < next || i >= uint64(len(counts)) {
+			return fmt.Errorf("error index %d out of order or out of range (%d results)", e.Index, len(counts))
 		}
-		if res.Counts[i] != 0 {
-			return fmt.Errorf("error index %d has %d outputs", e.Index, res.Counts[i])
+		if counts[i] != 0 {
+			return fmt.Errorf("error index %d has %d outputs", e.Index, counts[i])
 		}
 		next = i + 1
 	}
 	return nil
+}
+
+// ResultsView is a Results frame decoded for the host without a wire Record per output: the
+// outputs as the user's records (their keys, payloads and meta alias the frame body) and, by
+// the same index, the wire identity the host checks. FrameReader.NextView fills it.
+type ResultsView struct {
+	Counts  []uint32
+	Outputs []troupe.Record
+	Ident   []Identity
+	Errors  []RecordError
+}
+
+// Identity is the host's bookkeeping carried by an output record on the wire.
+type Identity struct {
+	Seq, Sub, Weight uint64
+	Flag             Flag
+}
+
+// NextView reads the next frame like Next, but decodes a Results frame into rv instead of
+// Frame.Results (which stays nil). rv's Counts, Ident and Errors are reused from call to call;
+// Outputs is a new slice for every frame (it is handed on). rv is checked like a Results frame
+// (CheckResults).
+func (r *FrameReader) NextView(rv *ResultsView) (Frame, error) {
+	body, err := r.body()
+	if err != nil {
+		return Frame{}, err
+	}
+	if FrameType(body[0]) != FrameResults {
+		return decodeBody(body)
+	}
+	d := decoder{b: body, pos: 1}
+	rv.Counts, rv.Ident, rv.Errors, rv.Outputs = rv.Counts[:0], rv.Ident[:0], rv.Errors[:0], nil
+	if n := d.count("result count", 1); n > 0 {
+		rv.Counts = slices.Grow(rv.Counts, n)
+		for range n {
+			rv.Counts = append(rv.Counts, d.u32("output count"))
+		}
+	}
+	if n := d.count("output record count", minRecordSize); n > 0 {
+		rv.Outputs = make([]troupe.Record, n)
+		rv.Ident = slices.Grow(rv.Ident, n)[:n]
+		var w Record
+		for i := 0; i < n && d.err == nil; i++ {
+			d.record(&w)
+			rv.Outputs[i] = w.Record
+			rv.Ident[i] = Identity{Seq: w.Seq, Sub: w.Sub, Weight: w.Weight, Flag: w.Flag}
+			w = Record{}
+		}
+	}
+	if n := d.count("error count", minErrorSize); n > 0 {
+		rv.Errors = slices.Grow(rv.Errors, n)
+		for range n {
+			e := RecordError{Index: d.u32("error index")}
+			e.Message = d.str("error message")
+			rv.Errors = append(rv.Errors, e)
+		}
+	}
+	if d.err == nil && d.pos != len(body) {
+		d.fail("%d trailing bytes", len(body)-d.pos)
+	}
+	if d.err == nil {
+		if err := checkCounts(rv.Counts, len(rv.Outputs), rv.Errors); err != nil {
+			d.fail("%v", err)
+		}
+	}
+	if d.err != nil {
+		return Frame{}, fmt.Errorf("%s frame: %w", FrameResults, d.err)
+	}
+	return Frame{Type: FrameResults}, nil
+}
+
+// RecordBuffers is storage for the records of batch frames, reused from frame to frame by
+// FrameReader.NextBatch: the records themselves and the pointers Frame.Records holds.
+type RecordBuffers struct {
+	Slab []Record
+	Ptrs []*Record
+}
+
+// Reset drops the references the buffers hold (to frame bodies, payloads, meta), so that they
+// can be reused without keeping a frame alive.
+func (rb *RecordBuffers) Reset() {
+	clear(rb.Slab)
+	clear(rb.Ptrs)
+	rb.Slab, rb.Ptrs = rb.Slab[:0], rb.Ptrs[:0]
+}
+
+// NextBatch reads the next frame like Next, but decodes a Batch frame's records into rb
+// (growing it when needed): Frame.Records is rb.Ptrs, valid until rb is reused.
+func (r *FrameReader) NextBatch(rb *RecordBuffers) (Frame, error) {
+	body, err := r.body()
+	if err != nil {
+		return Frame{}, err
+	}
+	if FrameType(body[0]) != FrameBatch {
+		return decodeBody(body)
+	}
+	f := Frame{Type: FrameBatch}
+	d := decoder{b: body, pos: 1}
+	f.BatchID = d.uvarint("batch id")
+	n := d.count("record count", minRecordSize)
+	if n > 0 {
+		rb.Slab = slices.Grow(rb.Slab[:0], n)[:n]
+		rb.Ptrs = slices.Grow(rb.Ptrs[:0], n)[:n]
+		for i := range rb.Slab {
+			rb.Slab[i] = Record{}
+			rb.Ptrs[i] = &rb.Slab[i]
+			d.record(rb.Ptrs[i])
+			if d.err != nil {
+				break
+			}
+		}
+		f.Records = rb.Ptrs
+	}
+	if d.err != nil {
+		return Frame{}, fmt.Errorf("%s frame: %w", FrameBatch, d.err)
+	}
+	if d.pos != len(body) {
+		return Frame{}, fmt.Errorf("%w: %s frame has %d trailing bytes", ErrMalformedFrame, FrameBatch, len(body)-d.pos)
+	}
+	return f, nil
 }

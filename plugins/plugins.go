@@ -8,7 +8,8 @@
 //
 // Each process speaks the stage protocol (ipc/README.md): a gRPC control service over
 // go-plugin, and length-prefixed record frames on a unix socket pair passed as file descriptor
-// 3. Plugins are written in Go with package plugins/sdk, or in any language from the README.
+// 3. Plugins are written in Go with package plugins/sdk, in Python with plugins/python (the
+// troupe_plugin package), or in any language from the README.
 //
 // # Processes
 //
@@ -87,10 +88,11 @@ import (
 //   - Grace: how long Close waits for a graceful exit before SIGKILL, cut short by Close's
 //     context; 0 = 5s.
 //   - SampleInterval: the watchdog's sampling period; 0 = 100ms.
-//   - Spares: how many warm plugin processes (launched and handshaken, not yet configured) a
-//     Pool keeps for the stage, shared by its workers: a worker start or restart takes one and
-//     configures it, and a replacement is launched in the background. 0 = none; a Config with
-//     spares must be run through NewPool, whose Close kills them.
+//   - Spares: how many warm plugin processes (launched, handshaken and, once the stage's
+//     options are known, configured with its data connection open) a Pool keeps for the stage,
+//     shared by its workers: a worker start or restart takes one, which takes records at once,
+//     and a replacement is launched in the background. 0 = none; a Config with spares must be
+//     run through NewPool, whose Close kills them.
 //
 // The defaults of the zero values are resolved in one place, when a process is launched.
 type Config host.Options

@@ -4,17 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/plugins/internal/host"
 )
 
-// Pool runs a plugin stage with warm spares: it keeps Config.Spares plugin processes launched
-// and handshaken ahead of need, so that starting or restarting a worker costs one Configure call
-// instead of a fork, an exec and a handshake. The spares are shared by all the stage's workers;
-// each one taken is replaced in the background. A spare that dies while it waits is noticed when
-// it is taken and replaced; a worker never fails to start because a spare died.
+// Pool runs a plugin stage with warm spares: it keeps Config.Spares plugin processes launched,
+// handshaken and configured ahead of need, so that restarting a worker costs no fork, exec,
+// handshake or Configure call: the spare's data connection is open and it takes records at
+// once. A spare is configured for the stage as soon as the pool knows the stage's name and
+// options, from the first worker start (until then a worker start configures the spare it
+// takes, one Configure call); the plugin is told the worker index and next incarnation of the
+// worker that started last, a guess (ipc/README.md, section 3). The spares are shared by all
+// the stage's workers; each one taken is replaced in the background once the worker it serves
+// has reported its first outcome (so that the replacement's fork and exec do not compete for
+// the CPU with the failover), or after refillDelay. A spare that dies while it waits is noticed
+// when it is taken and replaced; a worker never fails to start because a spare died.
 //
 // The caller owns the Pool: Close it once the pipeline's Run has returned, to kill the spares.
 // Spares die with the host like every plugin process (parent-death signal, own process group).
@@ -30,10 +38,23 @@ type Pool struct {
 	cancel context.CancelFunc
 
 	mu        sync.Mutex
-	ready     []*host.Spare
+	ready     []*spare
 	launching int
-	closed    bool
-	wg        sync.WaitGroup
+	// worker is what spares are preconfigured for (the stage's name and options, the last
+	// worker's index and next incarnation); nil until the first worker start.
+	worker *host.Worker
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// spare is a process on the ready list (guarded by Pool.mu).
+type spare struct {
+	s   *host.Spare
+	pre bool // preconfigured for the pool's worker: ready for records
+	// busy, when not nil, is closed once a preconfiguration started after the spare was put on
+	// the list has ended; perr is its error (the spare is dead then).
+	busy chan struct{}
+	perr error
 }
 
 // NewPool validates c and returns a Pool that starts launching c.Spares spare processes at once,
@@ -64,6 +85,16 @@ func (p *Pool) refillLocked() {
 func (p *Pool) launch() {
 	defer p.wg.Done()
 	s, err := host.Launch(p.ctx, p.opts, "")
+	pre := false
+	if err == nil {
+		p.mu.Lock()
+		w := p.worker
+		p.mu.Unlock()
+		if w != nil {
+			err = s.Preconfigure(p.ctx, *w) // kills the spare on failure
+			pre = err == nil
+		}
+	}
 	p.mu.Lock()
 	p.launching--
 	if err != nil {
@@ -71,7 +102,7 @@ func (p *Pool) launch() {
 		if p.ctx.Err() == nil && p.opts.Logger != nil {
 			// Not retried here, so that a plugin that cannot start does not spin: the next
 			// worker start launches cold, reports the error as a failed start, and refills.
-			p.opts.Logger.Warn("launching a spare plugin process failed", "error", err)
+			p.opts.Logger.Warn("starting a spare plugin process failed", "error", err)
 		}
 		return
 	}
@@ -80,15 +111,56 @@ func (p *Pool) launch() {
 		s.Close()
 		return
 	}
-	p.ready = append(p.ready, s)
+	p.ready = append(p.ready, &spare{s: s, pre: pre})
 	p.mu.Unlock()
+}
+
+// learn records the worker that starts as what spares are preconfigured for and, the first
+// time, preconfigures in the background the spares already waiting.
+func (p *Pool) learn(w host.Worker) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w.Incarnation++ // the guess: this worker's next process
+	known := p.worker != nil
+	p.worker = &w
+	if known || p.closed {
+		return
+	}
+	for _, e := range p.ready {
+		if e.pre || e.busy != nil {
+			continue
+		}
+		e.busy = make(chan struct{})
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			err := e.s.Preconfigure(p.ctx, w) // kills the spare on failure
+			p.mu.Lock()
+			e.perr, e.pre = err, err == nil
+			close(e.busy)
+			closed := p.closed && !slices.Contains(p.ready, e)
+			if err != nil {
+				p.ready = slices.DeleteFunc(p.ready, func(x *spare) bool { return x == e })
+			}
+			p.mu.Unlock()
+			if closed && err == nil {
+				e.s.Close() // Close left it to us
+			}
+		}()
+	}
 }
 
 // Ready is the number of spares launched and waiting for a worker (some may have died since).
 func (p *Pool) Ready() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.ready)
+	n := 0
+	for _, e := range p.ready {
+		if e.busy == nil || e.pre {
+			n++
+		}
+	}
+	return n
 }
 
 // refill launches replacements for the spares taken.
@@ -101,25 +173,61 @@ func (p *Pool) refill() {
 // take returns a live spare, or nil when none is ready. It does not launch the replacement:
 // the factory does once the worker it serves is configured, so that the fork, exec and
 // handshake of the replacement do not compete for the CPU with the failover it is part of.
-func (p *Pool) take() (*host.Spare, error) {
+func (p *Pool) take() (*spare, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return nil, errors.New("plugins: pool is closed")
 	}
-	for len(p.ready) > 0 {
-		s := p.ready[0]
-		p.ready = p.ready[1:]
-		if s.Alive() {
-			return s, nil
+	p.ready = slices.DeleteFunc(p.ready, func(e *spare) bool {
+		if e.busy != nil && !e.pre || e.s.Alive() {
+			return false
 		}
 		p.wg.Add(1)
 		go func() { // reaps it
 			defer p.wg.Done()
-			s.Close()
+			e.s.Close()
 		}()
+		return true
+	})
+	// Best a spare ready for records, then one to configure, then one being configured.
+	i := slices.IndexFunc(p.ready, func(e *spare) bool { return e.pre })
+	if i < 0 {
+		i = slices.IndexFunc(p.ready, func(e *spare) bool { return e.busy == nil })
 	}
-	return nil, nil
+	if i < 0 && len(p.ready) > 0 {
+		i = 0
+	}
+	if i < 0 {
+		return nil, nil
+	}
+	e := p.ready[i]
+	p.ready = slices.Delete(p.ready, i, i+1)
+	return e, nil
+}
+
+// refillDelay bounds how long the replacement of a spare taken waits for the first outcome of
+// the worker the spare serves.
+const refillDelay = 50 * time.Millisecond
+
+// refillAfterFirst passes a worker's outcomes on, and refills the pool at its first outcome
+// (or its failure), or after refillDelay, whichever comes first.
+type refillAfterFirst struct {
+	troupe.Outcomes
+	once sync.Once
+	p    *Pool
+}
+
+func (o *refillAfterFirst) refill() { o.once.Do(o.p.refill) }
+
+func (o *refillAfterFirst) Results(rs []troupe.Result) {
+	o.Outcomes.Results(rs)
+	o.refill()
+}
+
+func (o *refillAfterFirst) Fail(err error) {
+	o.refill()
+	o.Outcomes.Fail(err)
 }
 
 // Factory returns the BackendFactory for the stage: each worker start takes a spare if one is
@@ -131,23 +239,41 @@ func (p *Pool) Factory() troupe.BackendFactory {
 			return nil, errors.New("plugins: nil Outcomes")
 		}
 		hw := host.Worker{Stage: w.Stage, Index: w.Index, Incarnation: w.Incarnation, Options: w.Options}
-		refilled := false
-		defer func() {
-			if !refilled {
-				p.refill()
-			}
-		}()
+		p.learn(hw)
 		for {
-			s, err := p.take()
+			e, err := p.take()
 			if err != nil {
 				return nil, fmt.Errorf("stage %s worker %d: %w", w.Stage, w.Index, err)
 			}
-			if s == nil {
+			if e == nil {
 				break
 			}
-			b, err := s.Configure(ctx, hw, out)
+			if e.busy != nil {
+				select {
+				case <-e.busy:
+				case <-ctx.Done():
+					p.wg.Add(1)
+					go func() {
+						defer p.wg.Done()
+						<-e.busy
+						e.s.Close()
+					}()
+					return nil, fmt.Errorf("stage %s worker %d: %w", w.Stage, w.Index, ctx.Err())
+				}
+				if e.perr != nil {
+					continue // the spare is dead; a cold start will say why if it fails too
+				}
+			}
+			s := e.s
+			o := &refillAfterFirst{Outcomes: out, p: p}
+			time.AfterFunc(refillDelay, o.refill)
+			b, err := s.Configure(ctx, hw, o)
 			if err == nil {
 				return b, nil
+			}
+			o.refill()
+			if errors.Is(err, host.ErrSpareMismatch) {
+				continue // configured for other options: it is dead now, try the next one
 			}
 			if s.Alive() || ctx.Err() != nil {
 				// The plugin refused the configuration: a failed start, not a dead spare.
@@ -157,7 +283,6 @@ func (p *Pool) Factory() troupe.BackendFactory {
 		}
 		// No spare: the replacements may launch alongside this cold start.
 		p.refill()
-		refilled = true
 		b, err := host.Start(ctx, p.opts, hw, out)
 		if err != nil {
 			return nil, fmt.Errorf("stage %s worker %d: %w", w.Stage, w.Index, err)
@@ -178,11 +303,14 @@ func (p *Pool) Close(ctx context.Context) error {
 	p.mu.Unlock()
 	p.cancel()
 	var wg sync.WaitGroup
-	for _, s := range ready {
+	for _, e := range ready {
+		if e.busy != nil && !e.pre {
+			continue // being preconfigured: its goroutine closes it
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.Close()
+			e.s.Close()
 		}()
 	}
 	done := make(chan struct{})

@@ -2,6 +2,7 @@ package plugins_test
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -162,3 +163,122 @@ func (o *chanOutcomes) Grant(n int) {
 	}
 }
 func (o *chanOutcomes) Fail(error) {}
+
+// setupLog records the pids of the plugin processes that logged their Setup (the test plugin
+// with TESTPLUGIN_LOG_SETUP), in order.
+type setupLog struct {
+	mu   sync.Mutex
+	pids []int
+}
+
+func (l *setupLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *setupLog) WithGroup(string) slog.Handler            { return l }
+func (l *setupLog) WithAttrs(as []slog.Attr) slog.Handler {
+	return &setupLogAttrs{l: l, attrs: as}
+}
+func (l *setupLog) Handle(ctx context.Context, r slog.Record) error {
+	return (&setupLogAttrs{l: l}).Handle(ctx, r)
+}
+
+type setupLogAttrs struct {
+	l     *setupLog
+	attrs []slog.Attr
+}
+
+func (a *setupLogAttrs) Enabled(context.Context, slog.Level) bool { return true }
+func (a *setupLogAttrs) WithGroup(string) slog.Handler            { return a }
+func (a *setupLogAttrs) WithAttrs(as []slog.Attr) slog.Handler {
+	return &setupLogAttrs{l: a.l, attrs: append(slices.Clone(a.attrs), as...)}
+}
+func (a *setupLogAttrs) Handle(_ context.Context, r slog.Record) error {
+	if !strings.Contains(r.Message, "setup map[") {
+		return nil
+	}
+	pid := 0
+	check := func(at slog.Attr) bool {
+		if at.Key == "pid" {
+			pid = int(at.Value.Int64())
+		}
+		return true
+	}
+	for _, at := range a.attrs {
+		check(at)
+	}
+	r.Attrs(check)
+	a.l.mu.Lock()
+	a.l.pids = append(a.l.pids, pid)
+	a.l.mu.Unlock()
+	return nil
+}
+
+func (l *setupLog) has(pid int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Contains(l.pids, pid)
+}
+
+// TestPoolPreconfiguresSpares checks that, once a worker has started, the pool's spares are
+// configured before they are taken (their Setup has run, the data connection is open), that a
+// restart takes one and it serves records, and that a spare configured for other options is
+// not used for a worker with new ones.
+func TestPoolPreconfiguresSpares(t *testing.T) {
+	logs := &setupLog{}
+	pool, err := plugins.NewPool(plugins.Config{Cmd: []string{testPlugin}, Spares: 1,
+		Env: map[string]string{"TESTPLUGIN_LOG_SETUP": "1"}, Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close(context.Background())
+	ctx := context.Background()
+	start := func(opts map[string]any, incarnation int) troupe.Backend {
+		t.Helper()
+		out := &chanOutcomes{results: make(chan []troupe.Result, 1), grants: make(chan int, 1)}
+		b, err := pool.Factory()(ctx, troupe.WorkerInfo{Stage: "s", Incarnation: incarnation, Options: opts}, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-out.grants
+		if err := b.Submit([]troupe.Task{{Record: troupe.Record{Key: "k", Payload: []byte("x")}, Attempt: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		if res := <-out.results; len(res) != 1 || len(res[0].Outputs) != 1 || string(res[0].Outputs[0].Payload) != "X" {
+			t.Fatalf("got %+v", res)
+		}
+		return b
+	}
+	pidOf := func(b troupe.Backend) int { return b.(interface{ Pid() int }).Pid() }
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s after 60s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	opts := map[string]any{"n": 3}
+	waitReady(t, pool, 1)
+	b1 := start(opts, 0) // takes the spare launched before the options were known
+	defer b1.Close(ctx)
+	// Its replacement is launched and configured with the options learnt.
+	waitReady(t, pool, 1)
+	spares := slices.DeleteFunc(pluginPids(), func(p int) bool { return p == pidOf(b1) })
+	if len(spares) != 1 {
+		t.Fatalf("plugin processes besides the worker's: %v, want 1 spare", spares)
+	}
+	waitFor("Setup logged by the spare", func() bool { return logs.has(spares[0]) })
+	b2 := start(opts, 1)
+	defer b2.Close(ctx)
+	if pidOf(b2) != spares[0] {
+		t.Fatalf("the restart ran in pid %d, not the configured spare %d", pidOf(b2), spares[0])
+	}
+	// New options: the spare configured for the old ones is not used.
+	waitReady(t, pool, 1)
+	spare := slices.DeleteFunc(pluginPids(), func(p int) bool { return p == pidOf(b1) || p == pidOf(b2) })
+	b3 := start(map[string]any{"n": 4}, 0)
+	defer b3.Close(ctx)
+	if slices.Contains(spare, pidOf(b3)) {
+		t.Fatalf("a worker with new options ran in the spare %d configured for the old ones", pidOf(b3))
+	}
+}

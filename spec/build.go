@@ -128,6 +128,9 @@ func (s *Spec) Pipeline(o BuildOptions) (*troupe.Pipeline, error) {
 		}
 		opened = append(opened, p.DeadLetters.Close)
 	}
+	if j := s.Journal; j != nil {
+		p.Journal = &troupe.Journal{Path: j.Path}
+	}
 	return p, nil
 }
 
@@ -183,6 +186,7 @@ func (st *StageSpec) build(logger *slog.Logger) (troupe.Stage, error) {
 		stage.Func, stage.Reduce, err = b.Make(opts)
 		if stage.Reduce != nil {
 			stage.Workers = 1
+			stage.Combine = b.Combine
 		}
 		if err != nil {
 			return stage, fmt.Errorf("builtin %s: %w", st.Builtin, err)

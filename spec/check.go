@@ -75,6 +75,11 @@ func (s *Spec) Check() error {
 			errs.wrap(s.pos(dl.At, "path"), err, "dead_letter.path %s: %v", dl.Path, err)
 		}
 	}
+	if j := s.Journal; j != nil {
+		if err := checkCreatable(j.Path, false); err != nil {
+			errs.wrap(s.pos(j.At, "path"), err, "journal.path %s: %v", j.Path, err)
+		}
+	}
 	s.checkOverlaps(&errs)
 	return errs.err()
 }
@@ -239,6 +244,9 @@ func (s *Spec) checkOverlaps(errs *errorList) {
 	}
 	if dl := s.DeadLetter; dl != nil {
 		add(&endpoint{key: "dead_letter.path", pos: s.pos(dl.At, "path"), path: dl.Path})
+	}
+	if j := s.Journal; j != nil {
+		add(&endpoint{key: "journal.path", pos: s.pos(j.At, "path"), path: j.Path})
 	}
 	// Inputs come first, so b is always an output.
 	var linked []*endpoint // existing output files not yet found to overlap a files source

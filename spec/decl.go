@@ -30,6 +30,7 @@ type Document struct {
 	Sink        SinkSpec         `yaml:"sink" required:"true" doc:"Where records go: exactly one of files, lines, discard."`
 	DeadLetter  *DeadLetterSpec  `yaml:"dead_letter" doc:"Where records that failed every attempt are stored, as JSON lines; they are only counted when absent."`
 	Cluster     *ClusterSpec     `yaml:"cluster" doc:"The troupe node processes that run the workers of stages with placement: cluster."`
+	Journal     *JournalSpec     `yaml:"journal" doc:"A journal of the source records finished, so that a run killed midway resumes where it stopped: a run with the same journal skips what it names (troupe run --journal overrides it)."`
 	At          schema.Positions `yaml:"-"`
 }
 
@@ -50,6 +51,16 @@ func (d *Document) Check() error {
 		first[st.Name] = st.At.Value("name").Line
 	}
 	errs = append(errs, d.checkCluster()...)
+	if d.Journal != nil && d.Source.Lines != nil && d.Source.Lines.Path == "-" {
+		errs = append(errs, schema.Errorf("journal", "standard input cannot be resumed (it cannot be read again): a journal needs a source that can (a file, a folder, a range)"))
+	}
+	if d.Journal != nil {
+		for _, st := range d.Stages {
+			if b, ok := stages.Lookup(st.Builtin); ok && b.Reduce != nil {
+				errs = append(errs, schema.Errorf("journal", "stage %s is a reduce stage (builtin %s), whose aggregates a journal cannot keep: run it without a journal", st.Name, st.Builtin))
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -126,6 +137,20 @@ type DeadLetterSpec struct {
 // Check rejects standard output: it is the lines sink's.
 func (d *DeadLetterSpec) Check() error {
 	if d.Path == "-" {
+		return schema.Errorf("path", `"-" (standard input or output) is not allowed here`)
+	}
+	return nil
+}
+
+// JournalSpec keeps a journal of the finished source records in the file at Path.
+type JournalSpec struct {
+	Path string           `yaml:"path" required:"true" nonempty:"true" doc:"The journal file, relative to the spec's directory; created if missing. It belongs to one source: a journal written for another folder, file or count is refused."`
+	At   schema.Positions `yaml:"-"`
+}
+
+// Check rejects standard output.
+func (j *JournalSpec) Check() error {
+	if j.Path == "-" {
 		return schema.Errorf("path", `"-" (standard input or output) is not allowed here`)
 	}
 	return nil

@@ -183,6 +183,9 @@ func (s *Spec) resolve() {
 	if d := s.DeadLetter; d != nil {
 		d.Path = s.path(d.Path)
 	}
+	if j := s.Journal; j != nil {
+		j.Path = s.path(j.Path)
+	}
 	for i := range s.Stages {
 		p := s.Stages[i].Plugin
 		if p == nil {
@@ -191,6 +194,18 @@ func (s *Spec) resolve() {
 		p.SHA256 = strings.ToLower(p.SHA256)
 		if !filepath.IsAbs(p.Cmd[0]) && strings.ContainsRune(p.Cmd[0], '/') {
 			p.Cmd = append([]string{s.path(p.Cmd[0])}, p.Cmd[1:]...)
+		}
+		// An interpreter's script (cmd: [python3, ./stage.py]): an argument that is a relative
+		// path with a slash naming a file next to the spec is resolved the same way, so that the
+		// spec runs from any working directory. Other arguments are left as written.
+		for j := 1; j < len(p.Cmd); j++ {
+			a := p.Cmd[j]
+			if filepath.IsAbs(a) || !strings.ContainsRune(a, '/') || strings.HasPrefix(a, "-") {
+				continue
+			}
+			if st, err := os.Stat(s.path(a)); err == nil && st.Mode().IsRegular() {
+				p.Cmd = append(p.Cmd[:j:j], append([]string{s.path(a)}, p.Cmd[j+1:]...)...)
+			}
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -144,7 +145,7 @@ stages:
 sink: {lines: {path: out/result.txt}}
 `
 	_, err := Parse([]byte(src), "/specs/x.yaml")
-	want := `/specs/x.yaml:2:1: unknown key "defaults" (want one of: name, source, stages, supervision, order, sink, dead_letter, cluster)`
+	want := `/specs/x.yaml:2:1: unknown key "defaults" (want one of: name, source, stages, supervision, order, sink, dead_letter, cluster, journal)`
 	if err == nil || err.Error() != want {
 		t.Fatalf("err = %v\nwant %s", err, want)
 	}
@@ -183,7 +184,7 @@ func TestParseSpecErrors(t *testing.T) {
 		{"wrong type", ok + "stages: [{name: a, builtin: upper, workers: two}]\n", `s.yaml:3:45: stages[0].workers: want an integer, got string "two"`},
 		{"float workers", ok + "stages: [{name: a, builtin: upper, workers: 2.5}]\n", `s.yaml:3:45: stages[0].workers: want an integer, got float 2.5`},
 		{"unknown key", ok + "stages: [{name: a, builtin: upper, credts: 3}]\n", `s.yaml:3:36: stages[0]: unknown key "credts" (did you mean "credits"?)`},
-		{"unknown key far", ok + "colour: red\n", `s.yaml:3:1: unknown key "colour" (want one of: name, source, stages, supervision, order, sink, dead_letter, cluster)`},
+		{"unknown key far", ok + "colour: red\n", `s.yaml:3:1: unknown key "colour" (want one of: name, source, stages, supervision, order, sink, dead_letter, cluster, journal)`},
 		{"duplicate key", ok + "order: any\norder: input\n", `s.yaml:4:1: duplicate key "order" (first at line 3)`},
 		{"duplicate stage", ok + "stages:\n  - {name: a, builtin: upper}\n  - {name: a, builtin: lower}\n", `s.yaml:5:12: stages[1].name: duplicate stage name "a" (first defined at line 4)`},
 		{"unknown builtin", ok + "stages: [{name: a, builtin: shout}]\n", `s.yaml:3:29: stages[0].builtin: unknown builtin "shout" (known: ` + strings.Join(stages.Names(), ", ") + `)`},
@@ -281,6 +282,32 @@ func TestRelativePluginPathIsAbsolute(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got, want := s.Stages[0].Plugin.Cmd[0], filepath.Join(dir, "upper-plugin"); got != want {
+		t.Fatalf("cmd resolved to %q, want %q", got, want)
+	}
+}
+
+// An interpreter's script next to the spec (cmd: [python3, ./stage.py]) resolves against the
+// spec's directory, so the spec runs from any working directory; arguments naming no file next
+// to the spec, flags and plain words stay as written.
+func TestPluginScriptArgumentResolved(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "ex")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sub, "stage.py"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sub, "spec.yaml"), []byte("source: {range: {count: 1, size: 1}}\nstages:\n  - name: up\n    plugin: {cmd: [python3, ./stage.py, ex/other.py, --opt=a/b, word]}\nsink: {discard: {}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	s, err := Load("ex/spec.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"python3", filepath.Join(sub, "stage.py"), "ex/other.py", "--opt=a/b", "word"}
+	if got := s.Stages[0].Plugin.Cmd; !slices.Equal(got, want) {
 		t.Fatalf("cmd resolved to %q, want %q", got, want)
 	}
 }

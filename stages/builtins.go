@@ -34,10 +34,14 @@ func init() {
 	Register("grep", Func("Keeps the records whose payload matches a regular expression (or, with `invert`, those that do not).", newGrep))
 	Register("format", Func("Rewrites the payload from a template of the record's key, payload and metadata.", newFormat))
 	Register("sleep", Func("Passes records through after waiting a while each, to simulate work or to throttle.", newSleep))
-	Register("count", Reduce("Counts the records of each key: one record per key at the end of input, its payload the count.",
-		func(*None) (troupe.ReduceFunc, error) { return reduceCount, nil }))
-	Register("sum", Reduce("Adds up the decimal payloads of each key: integers while every value is one (and the sum fits in 64 bits), floating point otherwise.",
-		func(*None) (troupe.ReduceFunc, error) { return reduceSum, nil }))
+	count := Reduce("Counts the records of each key: one record per key at the end of input, its payload the count.",
+		func(*None) (troupe.ReduceFunc, error) { return reduceCount, nil })
+	count.Combine = combineCount
+	Register("count", count)
+	sum := Reduce("Adds up the decimal payloads of each key: integers while every value is one (and the sum fits in 64 bits), floating point otherwise.",
+		func(*None) (troupe.ReduceFunc, error) { return reduceSum, nil })
+	sum.Combine = combineSum
+	Register("sum", sum)
 }
 
 // mapPayload makes a Func that returns a new record with f applied to the payload; the input
@@ -51,16 +55,28 @@ func mapPayload(f func([]byte) []byte) troupe.Func {
 // SplitOptions are split's options.
 type SplitOptions struct {
 	Sep     string `yaml:"sep" nonempty:"true" doc:"The separator; any run of white space when absent."`
+	Letters bool   `yaml:"letters" default:"false" doc:"Fields are the runs of ASCII letters (A-Z, a-z), anything else separates them, as tr -cs 'A-Za-z' '\\n' splits words; not with sep."`
 	KeyFrom string `yaml:"key_from" default:"field" enum:"field|input" doc:"The outputs' key: field makes each field its own key (so that a reduce stage after split groups by word); input keeps the input record's key."`
+}
+
+// Check refuses sep with letters.
+func (o *SplitOptions) Check() error {
+	if o.Letters && o.Sep != "" {
+		return schema.Errorf("letters", "letters and sep are exclusive: letters splits at anything that is not a letter")
+	}
+	return nil
 }
 
 func newSplit(o *SplitOptions) (troupe.Func, error) {
 	sep, byField := []byte(o.Sep), o.KeyFrom == "field"
 	return func(ctx context.Context, rec troupe.Record) ([]troupe.Record, error) {
 		var fields [][]byte
-		if len(sep) == 0 {
+		switch {
+		case o.Letters:
+			fields = asciiWords(rec.Payload)
+		case len(sep) == 0:
 			fields = bytes.Fields(rec.Payload)
-		} else {
+		default:
 			fields = bytes.Split(rec.Payload, sep)
 		}
 		outs := make([]troupe.Record, 0, len(fields))
@@ -76,6 +92,27 @@ func newSplit(o *SplitOptions) (troupe.Func, error) {
 		}
 		return outs, nil
 	}, nil
+}
+
+// asciiWords returns the runs of ASCII letters in p: every other byte separates them (bytes of
+// multi-byte UTF-8 characters included, as for tr).
+func asciiWords(p []byte) [][]byte {
+	var out [][]byte
+	start := -1
+	for i, c := range p {
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' {
+			if start < 0 {
+				start = i
+			}
+		} else if start >= 0 {
+			out = append(out, p[start:i])
+			start = -1
+		}
+	}
+	if start >= 0 {
+		out = append(out, p[start:])
+	}
+	return out
 }
 
 // GrepOptions are grep's options.
@@ -223,6 +260,26 @@ func reduceCount(key string, acc []byte, rec troupe.Record) ([]byte, error) {
 		}
 	}
 	return strconv.AppendUint(nil, n+1, 10), nil
+}
+
+// combineCount adds two counts.
+func combineCount(key string, acc, partial []byte) ([]byte, error) {
+	p, err := strconv.ParseUint(string(partial), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("count: corrupt partial count %q", truncate(string(partial), 40))
+	}
+	var n uint64
+	if acc != nil {
+		if n, err = strconv.ParseUint(string(acc), 10, 64); err != nil {
+			return nil, fmt.Errorf("count: corrupt aggregate %q", truncate(string(acc), 40))
+		}
+	}
+	return strconv.AppendUint(nil, n+p, 10), nil
+}
+
+// combineSum adds a partial sum, which is a decimal like any value it sums.
+func combineSum(key string, acc, partial []byte) ([]byte, error) {
+	return reduceSum(key, acc, troupe.Record{Key: key, Payload: partial})
 }
 
 // reduceSum adds up decimal payloads per key: integers while every value is an integer (and

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -69,6 +70,7 @@ func TestFuncBuiltins(t *testing.T) {
 		{"split", map[string]any{"key_from": "input"}, "a b", "k=a k=b"},
 		{"split", map[string]any{"sep": ",", "key_from": "field"}, "x,,y,", "x=x y=y"},
 		{"split", map[string]any{"key_from": "input"}, "", ""},
+		{"split", map[string]any{"letters": true}, "Hi, it's  x2y_Z—ok\n", "Hi=Hi it=it s=s x=x y=y Z=Z ok=ok"},
 		{"grep", map[string]any{"pattern": "^a"}, "abc", "k=abc"},
 		{"grep", map[string]any{"pattern": "^a"}, "bca", ""},
 		{"grep", map[string]any{"pattern": "^a", "invert": true}, "bca", "k=bca"},
@@ -118,7 +120,8 @@ func TestBuiltinOptionErrors(t *testing.T) {
 	}{
 		{"identity", map[string]any{"x": 1}, `options: unknown key "x" (takes none)`},
 		{"split", map[string]any{"keyfrom": "field"}, `options: unknown key "keyfrom" (did you mean "key_from"?)`},
-		{"split", map[string]any{"separator": ","}, `options: unknown key "separator" (want one of: sep, key_from)`},
+		{"split", map[string]any{"separator": ","}, `options: unknown key "separator" (want one of: sep, letters, key_from)`},
+		{"split", map[string]any{"sep": ",", "letters": true}, `options: letters: letters and sep are exclusive: letters splits at anything that is not a letter`},
 		{"split", map[string]any{"sep": ""}, `options: sep: must not be empty`},
 		{"split", map[string]any{"key_from": "line"}, `options: key_from: unknown value "line" (want one of: field, input)`},
 		{"split", map[string]any{"sep": true}, `options: sep: want a string, got boolean true`},
@@ -177,6 +180,40 @@ func TestReduceBuiltins(t *testing.T) {
 	}
 	if _, err := fold(t, "sum", "1", "two"); err == nil || err.Error() != `sum: payload "two" is not a number` {
 		t.Errorf("sum of a word: %v", err)
+	}
+}
+
+// A reduce builtin's Combine merges two partial folds into what one fold of all the records gives.
+func TestReduceBuiltinsCombine(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		one, two []string
+	}{
+		{"count", []string{"a", "b", "c"}, []string{"d", "e"}},
+		{"sum", []string{"1", " 2\n"}, []string{"-10"}},
+		{"sum", []string{"1"}, []string{"0.5", "2"}},
+		{"sum", []string{"9223372036854775807"}, []string{"1"}},
+	} {
+		b, ok := Lookup(c.name)
+		if !ok || b.Combine == nil {
+			t.Fatalf("%s: no Combine", c.name)
+		}
+		a, err1 := fold(t, c.name, c.one...)
+		p, err2 := fold(t, c.name, c.two...)
+		whole, err3 := fold(t, c.name, append(append([]string{}, c.one...), c.two...)...)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			t.Fatal(err)
+		}
+		got, err := b.Combine("k", []byte(a), []byte(p))
+		if err != nil || string(got) != whole {
+			t.Errorf("%s: combine(%s, %s) = %q, %v; want %q", c.name, a, p, got, err, whole)
+		}
+		if got, err := b.Combine("k", nil, []byte(p)); err != nil || string(got) != p {
+			t.Errorf("%s: combine(nil, %s) = %q, %v; want %q", c.name, p, got, err, p)
+		}
+	}
+	if _, err := registry["count"].Combine("k", []byte("2"), []byte("x")); err == nil {
+		t.Error("count combined a corrupt partial")
 	}
 }
 

@@ -29,6 +29,9 @@ type Builtin struct {
 	New func(opts any) (troupe.Func, error)
 	// Reduce makes a reduce stage, which runs a single worker; nil for a Func builtin.
 	Reduce func(opts any) (troupe.ReduceFunc, error)
+	// Combine, for a reduce builtin, merges two of its aggregates (see troupe.CombineFunc); nil
+	// if they cannot be merged.
+	Combine troupe.CombineFunc
 }
 
 // None is the options of a builtin that takes none.

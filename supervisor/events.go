@@ -34,9 +34,12 @@ const (
 	// Abandoned: a child did not terminate even after it was forced; it was
 	// removed from the ProcessRegistry and is no longer waited for.
 	Abandoned
+	// BackingOff: a child waiting to be restarted waits for the backoff delay
+	// (Flags.Backoff) before its next start attempt.
+	BackingOff
 )
 
-var eventKindNames = []string{"started", "exited", "restarted", "gave_up", "escalated", "stopped", "abandoned"}
+var eventKindNames = []string{"started", "exited", "restarted", "gave_up", "escalated", "stopped", "abandoned", "backoff"}
 
 // String returns e.g. "restarted".
 func (k EventKind) String() string { return enumName(eventKindNames, int(k), "EventKind") }

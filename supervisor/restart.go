@@ -164,6 +164,11 @@ func (s *server) scheduleRestart(d time.Duration) {
 		return
 	}
 	s.restartTimer = s.after(d, msg)
+	for _, c := range s.children {
+		if !c.removed && c.state == ChildRestarting && c.pid == nil && !c.exitPending {
+			s.publish(c, BackingOff, nil, c.restarts)
+		}
+	}
 }
 
 func (s *server) restartDelay() time.Duration {

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -338,7 +339,12 @@ func (s *server) startChild(c *child) error {
 		return fmt.Errorf("start %s: StartFunc returned nil props", c.spec.Name)
 	}
 	cl := newCell(n)
-	pid, err := s.ctx.SpawnNamed(props.Clone(actor.WithReceiverMiddleware(childMiddleware(cl))), c.spec.Name)
+	// See ChildSpec.FreshPIDs. Events and paths keep the child's name.
+	name := c.spec.Name
+	if c.spec.FreshPIDs && sh == nil && n > 1 {
+		name = c.spec.Name + "#" + strconv.Itoa(n)
+	}
+	pid, err := s.ctx.SpawnNamed(props.Clone(actor.WithReceiverMiddleware(childMiddleware(cl))), name)
 	if err != nil {
 		return fmt.Errorf("spawn %s: %w", c.spec.Name, err)
 	}

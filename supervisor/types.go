@@ -284,6 +284,16 @@ type ChildSpec struct {
 	// number with Incarnation. See the package documentation on finding
 	// children.
 	OnStart func(pid *actor.PID, incarnation int)
+	// FreshPIDs gives each restart of a worker child a process name of its
+	// own ("name#n"), so a PID of an earlier incarnation never reaches a
+	// later one: for a child whose PID its peers learn anew at each start
+	// (from a message it sends them), and which must not receive what was
+	// meant for its predecessor. By default a child keeps its name, so its
+	// PID stays valid across restarts; but protoactor publishes a new
+	// process under its name before it has set up the process's mailbox,
+	// so a message sent to the name while it restarts races with that
+	// set-up. Ignored for supervisor children, whose paths are their names.
+	FreshPIDs bool
 	// Restart decides whether the child is restarted after it exits.
 	Restart RestartType
 	// Shutdown is how long the child gets to stop; see Shutdown.

@@ -297,6 +297,9 @@ func writeTable(w io.Writer, s troupe.Summary) {
 	if s.InFlight > 0 {
 		fmt.Fprintln(w, "  unfinished: records read but not complete when the run stopped")
 	}
+	if s.Skipped > 0 {
+		fmt.Fprintf(w, "  skipped: %d records done by an earlier run (journal)\n", s.Skipped)
+	}
 }
 
 func formatLatency(d time.Duration) string {
@@ -322,6 +325,7 @@ type summaryJSON struct {
 	RecordsOut  int64              `json:"records_out"`
 	DeadLetters int64              `json:"dead_letters"`
 	Dropped     int64              `json:"dropped"`
+	Skipped     int64              `json:"skipped"` // records done by an earlier run (journal)
 	Restarts    int64              `json:"restarts"`
 	InFlight    int64              `json:"in_flight"`
 	ElapsedS    float64            `json:"elapsed_s"`
@@ -343,7 +347,7 @@ type stageSummaryJSON struct {
 func writeSummaryJSON(path, name, runID string, s troupe.Summary, status string, werr error) error {
 	out := summaryJSON{
 		Name: name, Run: runID, Status: status, Total: s.Total, RecordsIn: s.RecordsIn, RecordsOut: s.RecordsOut,
-		DeadLetters: s.DeadLetters, Dropped: s.Dropped, Restarts: s.Restarts, InFlight: s.InFlight,
+		DeadLetters: s.DeadLetters, Dropped: s.Dropped, Skipped: s.Skipped, Restarts: s.Restarts, InFlight: s.InFlight,
 		ElapsedS: s.Elapsed.Seconds(), Stages: []stageSummaryJSON{},
 	}
 	if werr != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,9 @@ type runOptions struct {
 	progress     string
 	drainTimeout time.Duration
 	verbose      bool
+	journal      string
+	retryDead    bool
+	admin        adminOptions // admin.go
 }
 
 // plainInterval is the time between two plain progress lines.
@@ -45,6 +49,10 @@ terminal, a line every 2 seconds otherwise) and a per-stage summary at the end.
 The first SIGINT or SIGTERM stops the run gracefully: the source stops reading and the
 records in flight drain to the sink; a second one exits at once.
 
+With a journal (--journal FILE, or journal: {path: FILE} in the spec), every source record
+whose outcome is final is recorded once the outputs hold it on disk; run again with the same
+journal after a crash or kill, troupe skips what the journal records and does the rest.
+
 Exit status: 0 every record reached the sink; 1 the run was aborted or interrupted, or
 could not start; 2 the spec is invalid; 3 some records went to dead letters.`,
 		Args: cobra.ExactArgs(1),
@@ -53,6 +61,9 @@ could not start; 2 the spec is invalid; 3 some records went to dead letters.`,
 			case "auto", "bar", "plain", "none":
 			default:
 				return &usageError{fmt.Errorf("--progress: want auto, bar, plain or none, got %q", o.progress)}
+			}
+			if err := o.admin.check(); err != nil {
+				return &usageError{err}
 			}
 			code := e.runSpec(cmd.Context(), args[0], o)
 			if code != exitOK {
@@ -66,6 +77,9 @@ could not start; 2 the spec is invalid; 3 some records went to dead letters.`,
 	f.StringVar(&o.progress, "progress", "auto", "progress display: auto (bar on a terminal, else plain), bar, plain or none")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 0, "how long a stop waits for records in flight (default 30s)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log the runtime's and plugins' informational messages")
+	f.StringVar(&o.journal, "journal", "", "keep a journal of the finished records in `FILE` (overrides the spec's journal); a run with the same journal skips them")
+	f.BoolVar(&o.retryDead, "retry-dead-letters", false, "with a journal: retry the records earlier runs sent to the dead letters")
+	o.admin.flags(cmd)
 	return cmd
 }
 
@@ -81,6 +95,22 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 	}
 	runID := newRunID()
 	logger := e.log.logger(e.stderr, runID, o.verbose)
+	if o.journal != "" {
+		abs, err := filepath.Abs(o.journal)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "troupe: --journal: %v\n", err)
+			return exitUsage
+		}
+		s.Journal = &spec.JournalSpec{Path: abs}
+	}
+	if s.Journal != nil && s.Source.Lines != nil && s.Source.Lines.Path == "-" {
+		fmt.Fprintf(e.stderr, "troupe: journal %s: the source is standard input, which cannot be resumed (it cannot be read again): read a file instead\n", s.Journal.Path)
+		return exitUsage
+	}
+	if o.retryDead && s.Journal == nil {
+		fmt.Fprintf(e.stderr, "troupe: --retry-dead-letters needs a journal (--journal FILE, or journal: in the spec)\n")
+		return exitUsage
+	}
 	p, err := s.Pipeline(spec.BuildOptions{
 		Stdin:        e.stdin,
 		Stdout:       e.stdout,
@@ -105,9 +135,22 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 		fmt.Fprintf(e.stderr, "troupe: %v\n", err)
 		return exitAborted
 	}
+	if p.Journal != nil {
+		p.Journal.RetryDeadLetters = o.retryDead
+	}
 	r, err := actors.Start(ctx, p)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "troupe: cannot start %s: %v\n", s.Name, err)
+		if errors.Is(err, actors.ErrJournalMismatch) {
+			return exitUsage
+		}
+		return exitAborted
+	}
+	stopAdmin, err := e.startAdmin(o.admin, r, logger)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "troupe: %v\n", err)
+		r.Stop()
+		r.Wait()
 		return exitAborted
 	}
 
@@ -125,6 +168,7 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 	prog := startProgress(mode, e.stderr, r.Progress, plainInterval, width)
 	sum, werr := r.Wait()
 	prog.stop(sum)
+	adminErr := stopAdmin()
 
 	writeTable(e.stderr, sum)
 	status, code := outcome(sum, werr)
@@ -134,6 +178,12 @@ func (e *env) runSpec(ctx context.Context, path string, o runOptions) int {
 			if code == exitOK || code == exitDeadLetters {
 				code = exitAborted
 			}
+		}
+	}
+	if adminErr != nil {
+		fmt.Fprintf(e.stderr, "troupe: %v\n", adminErr)
+		if code == exitOK || code == exitDeadLetters {
+			code = exitAborted
 		}
 	}
 	switch status {

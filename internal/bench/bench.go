@@ -5,7 +5,8 @@
 // Baselines are implemented here: the same in-process pipeline shape on plain Go channels, a raw
 // unix socketpair echo through a child process (the transport's ceiling), go-plugin with one gRPC
 // unary call per record, Python's multiprocessing.Pool (and Pillow for the image job) when a
-// python3 is available, and plain goroutines running the image codec. Child processes are this
+// python3 is available (and, against it, a Python stage on the SDK of plugins/python when
+// /usr/bin/python3 has Debian's grpc), and plain goroutines running the image codec. Child processes are this
 // executable run again with the environment variable ChildEnv naming their role, so nothing is
 // compiled at run time; a program embedding the harness must let Main see that variable first
 // (Main does the rest).
@@ -225,26 +226,28 @@ func formatValue(v float64, unit string) string {
 
 // sizes are the work sizes of a run.
 type sizes struct {
-	inproc    int // records through the in-process pipelines
-	plugin64  int // 64-byte records through one plugin process
-	plugin4k  int // 4 KiB records through one plugin process
-	rpc       int // records through go-plugin unary calls
-	pool      int // records for the Python Pool comparison
-	images    int // images for the image job
-	restarts  int // failovers and cold restarts sampled
-	rssSmall  int // records in the smaller slow-sink run
-	rssLarge  int // records in the larger slow-sink run
+	inproc    int   // records through the in-process pipelines
+	plugin64  int   // 64-byte records through one plugin process
+	plugin4k  int   // 4 KiB records through one plugin process
+	rpc       int   // records through go-plugin unary calls
+	pool      int   // records for the Python Pool comparison
+	pyplugin  int   // records for the Python plugin vs Pool comparison
+	images    int   // images for the image job
+	restarts  int   // failovers and cold restarts sampled
+	rssSmall  int   // records in the smaller slow-sink run
+	rssLarge  int   // records in the larger slow-sink run
+	wordcount int64 // bytes of text for the word count
 	timeLimit time.Duration
 }
 
 var fullSizes = sizes{
-	inproc: 2_000_000, plugin64: 2_000_000, plugin4k: 300_000, rpc: 20_000, pool: 1_000_000,
-	images: 120, restarts: 40, rssSmall: 1_000_000, rssLarge: 10_000_000, timeLimit: 10 * time.Minute,
+	inproc: 2_000_000, plugin64: 2_000_000, plugin4k: 300_000, rpc: 20_000, pool: 1_000_000, pyplugin: 1_000_000,
+	images: 120, restarts: 40, rssSmall: 1_000_000, rssLarge: 10_000_000, wordcount: 90_000_000, timeLimit: 10 * time.Minute,
 }
 
 var quickSizes = sizes{
-	inproc: 20_000, plugin64: 20_000, plugin4k: 2_000, rpc: 300, pool: 20_000,
-	images: 6, restarts: 3, rssSmall: 20_000, rssLarge: 200_000, timeLimit: 3 * time.Minute,
+	inproc: 20_000, plugin64: 20_000, plugin4k: 2_000, rpc: 300, pool: 20_000, pyplugin: 20_000,
+	images: 6, restarts: 3, rssSmall: 20_000, rssLarge: 200_000, wordcount: 2_000_000, timeLimit: 3 * time.Minute,
 }
 
 // harness runs the figures.
@@ -264,13 +267,15 @@ type group struct {
 func (h *harness) groups() []group {
 	return []group{
 		{[]string{"inproc-3stage-64B", "inproc-3stage-64B-vs-batch1"}, (*harness).inproc},
-		{[]string{"plugin-64B", "plugin-64B-credits64", "plugin-64B-backend", "plugin-vs-grpc-unary"}, (*harness).plugin64},
+		{[]string{"plugin-64B", "plugin-64B-credits1024", "plugin-64B-backend", "plugin-vs-grpc-unary"}, (*harness).plugin64},
 		{[]string{"plugin-4KiB"}, (*harness).plugin4k},
 		{[]string{"plugin-vs-python-pool"}, (*harness).pythonPool},
+		{[]string{"python-plugin-vs-pool", "python-plugin-process-vs-pool"}, (*harness).pythonPlugin},
 		{[]string{"image-vs-goroutines", "image-vs-python-pillow"}, (*harness).images},
 		{[]string{"failover-warm-spare-p50", "failover-pipeline-p50", "cold-restart-p50"}, (*harness).restarts},
 		{[]string{"slow-sink-rss"}, (*harness).rss},
 		{[]string{"cluster-2node-64B", "cluster-vs-remote-per-message", "cluster-vs-local"}, (*harness).clusterFigures},
+		{[]string{"wordcount-vs-shell"}, (*harness).wordcount},
 	}
 }
 

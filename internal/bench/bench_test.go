@@ -60,8 +60,8 @@ func children() []string {
 
 // tinySizes exercise every figure's code path in a few seconds; the values mean nothing.
 var tinySizes = sizes{
-	inproc: 2_000, plugin64: 2_000, plugin4k: 200, rpc: 20, pool: 2_000,
-	images: 2, restarts: 2, rssSmall: 2_000, rssLarge: 4_000, timeLimit: 2 * time.Minute,
+	inproc: 2_000, plugin64: 2_000, plugin4k: 200, rpc: 20, pool: 2_000, pyplugin: 2_000,
+	images: 2, restarts: 2, rssSmall: 2_000, rssLarge: 4_000, wordcount: 200_000, timeLimit: 2 * time.Minute,
 }
 
 func TestHarnessSmoke(t *testing.T) {

@@ -29,6 +29,8 @@ const (
 	roleEcho   = "echo"   // copies frames from fd 3 back to fd 3
 	roleRPC    = "rpc"    // go-plugin server with one unary call per record
 	rolePlugin = "plugin" // a troupe plugin (sdk.Serve) upper-casing payloads
+	// rolePluginBatch is the same plugin written with the SDK's batch API (sdk.ServeBatch).
+	rolePluginBatch = "pluginbatch"
 	// rolePidPlugin is a troupe plugin replacing payloads with its process id.
 	rolePidPlugin = "pidplugin"
 	roleRSS       = "rss" // runs the slow-sink pipeline over TROUPE_BENCH_N records
@@ -59,6 +61,9 @@ func runChild(role string, stdout, stderr io.Writer) int {
 		return 0 // not reached: Serve exits
 	case roleNode:
 		return nodeChild(os.Stdin, stdout, stderr)
+	case rolePluginBatch:
+		sdk.ServeBatch(upperBatch)
+		return 0 // not reached: Serve exits
 	case rolePidPlugin:
 		sdk.Serve(sdk.Stage{Process: pidStage()})
 		return 0 // not reached: Serve exits
@@ -89,13 +94,27 @@ func runChild(role string, stdout, stderr io.Writer) int {
 // The payload is the plugin's own (decoded from the frame it received): nothing redelivers it
 // from the plugin's memory, which is what lets this baseline skip a copy.
 func upperStage(_ context.Context, rec troupe.Record) ([]troupe.Record, error) {
-	p := rec.Payload
+	upper(rec.Payload)
+	return []troupe.Record{rec}, nil
+}
+
+// upper upper-cases p (ASCII) in place.
+func upper(p []byte) {
 	for i, c := range p {
 		if 'a' <= c && c <= 'z' {
 			p[i] = c - ('a' - 'A')
 		}
 	}
-	return []troupe.Record{rec}, nil
+}
+
+// upperBatch is upperStage for a batch: the outputs of the whole batch share one slice.
+func upperBatch(_ context.Context, recs []troupe.Record) ([][]troupe.Record, []error) {
+	outs := make([][]troupe.Record, len(recs))
+	for i := range recs {
+		upper(recs[i].Payload)
+		outs[i] = recs[i : i+1 : i+1]
+	}
+	return outs, nil
 }
 
 // echo copies length-prefixed frames from f back to f with large buffers, flushing whenever no

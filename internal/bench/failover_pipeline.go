@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"sync"
@@ -110,15 +111,17 @@ func (s *failoverSink) Close() error { return nil }
 // new process produced is one sample. The supervision is the runtime's default but for a short
 // restart period, and the samples are spaced further apart than it, so that every kill is the
 // first restart of its period (repeated restarts back off by design).
-func pipelineFailover(ctx context.Context, samples int) ([]time.Duration, error) {
+func pipelineFailover(ctx context.Context, samples int) (took, seen []time.Duration, err error) {
 	const period = 100 * time.Millisecond
 	args, err := selfArgs()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	pool, err := plugins.NewPool(plugins.Config{Cmd: args, Env: map[string]string{ChildEnv: rolePidPlugin}, Spares: 1})
+	deaths := &deathLog{}
+	pool, err := plugins.NewPool(plugins.Config{Cmd: args, Env: map[string]string{ChildEnv: rolePidPlugin}, Spares: 1,
+		Logger: slog.New(deaths)})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer pool.Close(context.Background())
 	sink := &failoverSink{}
@@ -135,9 +138,8 @@ func pipelineFailover(ctx context.Context, samples int) ([]time.Duration, error)
 	defer stop()
 	run, err := actors.Start(rctx, &p)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var took []time.Duration
 	var sampleErr error
 	for range samples {
 		// Wait past the restart period, for a warm spare, and for records from the live process.
@@ -165,7 +167,13 @@ func pipelineFailover(ctx context.Context, samples int) ([]time.Duration, error)
 		}
 		select {
 		case at := <-got:
-			took = append(took, at.Sub(start))
+			died := deaths.since(start)
+			if died.IsZero() {
+				sampleErr = errors.New("a new process's record reached the sink, but the host logged no plugin death")
+				break
+			}
+			took = append(took, at.Sub(died))
+			seen = append(seen, died.Sub(start))
 		case <-ctx.Done():
 			sampleErr = ctx.Err()
 		case <-time.After(10 * time.Second):
@@ -178,10 +186,40 @@ func pipelineFailover(ctx context.Context, samples int) ([]time.Duration, error)
 	stop()
 	_, err = run.Wait()
 	if sampleErr != nil {
-		return nil, sampleErr
+		return nil, nil, sampleErr
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
-		return nil, fmt.Errorf("the pipeline: %w", err)
+		return nil, nil, fmt.Errorf("the pipeline: %w", err)
 	}
-	return took, nil
+	return took, seen, nil
+}
+
+// deathLog is a log handler timestamping the host's "plugin failed" records: when the host saw
+// a plugin process die.
+type deathLog struct {
+	mu   sync.Mutex
+	last time.Time
+}
+
+func (d *deathLog) Enabled(context.Context, slog.Level) bool { return true }
+func (d *deathLog) WithAttrs([]slog.Attr) slog.Handler       { return d }
+func (d *deathLog) WithGroup(string) slog.Handler            { return d }
+
+func (d *deathLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "plugin failed" {
+		d.mu.Lock()
+		d.last = r.Time
+		d.mu.Unlock()
+	}
+	return nil
+}
+
+// since returns the time of the last death logged after t, or the zero time.
+func (d *deathLog) since(t time.Time) time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.last.Before(t) {
+		return time.Time{}
+	}
+	return d.last
 }

@@ -151,11 +151,11 @@ func (h *harness) pythonPool(ctx context.Context) []Figure {
 	if err != nil {
 		return []Figure{failed(name, err)}
 	}
-	tr, err := pluginPipeline(ctx, n, 64, w, 1024)
+	tr, err := pluginPipeline(ctx, n, 64, w, 0) // the default spec
 	if err != nil {
 		return []Figure{failed(name, err)}
 	}
-	f := higher(name, "rec/s", rate(n, tr), rate(n, py), 5,
+	f := higher(name, "rec/s", rate(n, tr), rate(n, py), 3,
 		fmt.Sprintf("%d records of 64 B upper-cased by %d plugin workers vs %s %s multiprocessing.Pool(%d).imap(chunksize=256), process start included in both", n, w, python, version, w))
 	f.BaselineName = "Python Pool"
 	return []Figure{f}

@@ -39,51 +39,56 @@ func firstRecord(b troupe.Backend, out *outcomes) error {
 // failover measures, samples times, the way a worker recovers from its plugin being SIGKILLed,
 // as the runtime does it: the kill is detected (Fail), the dead backend is closed, a new one is
 // made by the factory, and the first record goes through it. Before each sample it waits until
-// ready() says a spare is warm (always true without spares).
-func failover(ctx context.Context, factory troupe.BackendFactory, ready func() bool, samples int) ([]time.Duration, error) {
+// ready() says a spare is warm (always true without spares). Each sample is timed from the
+// moment the host saw the process die (its Fail) to the first record's result; seen is the
+// time from the kill to that moment (the kernel tearing the process down, the host noticing).
+func failover(ctx context.Context, factory troupe.BackendFactory, ready func() bool, samples int) (took, seen []time.Duration, err error) {
 	out := newOutcomes()
 	b, err := factory(ctx, troupe.WorkerInfo{Stage: "upper"}, out)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer func() { b.Close(context.Background()) }()
 	if err := firstRecord(b, out); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var took []time.Duration
 	for i := range samples {
 		for !ready() {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return nil, nil, ctx.Err()
 			}
 			time.Sleep(time.Millisecond)
 		}
 		pid, err := pidOf(b)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		start := time.Now()
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		select {
 		case <-out.failCh:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
+		out.mu.Lock()
+		failedAt := out.failedAt
+		out.mu.Unlock()
 		b.Close(ctx)
 		out = newOutcomes()
 		b, err = factory(ctx, troupe.WorkerInfo{Stage: "upper", Incarnation: i + 1}, out)
 		if err != nil {
 			b = nopBackend{}
-			return nil, err
+			return nil, nil, err
 		}
 		if err := firstRecord(b, out); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		took = append(took, time.Since(start))
+		took = append(took, time.Since(failedAt))
+		seen = append(seen, failedAt.Sub(start))
 	}
-	return took, nil
+	return took, seen, nil
 }
 
 // nopBackend stands in for a backend that could not be made, so the deferred Close is safe.
@@ -112,7 +117,7 @@ func (h *harness) restarts(ctx context.Context) []Figure {
 	if err != nil {
 		return failAll(err, names...)
 	}
-	cold, err := failover(ctx, coldFactory, func() bool { return true }, k)
+	cold, coldSeen, err := failover(ctx, coldFactory, func() bool { return true }, k)
 	if err != nil {
 		return failAll(fmt.Errorf("cold restarts: %w", err), names...)
 	}
@@ -121,35 +126,46 @@ func (h *harness) restarts(ctx context.Context) []Figure {
 	if err != nil {
 		return failAll(err, names...)
 	}
-	warm, err := failover(ctx, pool.Factory(), func() bool { return pool.Ready() > 0 }, k)
+	warm, warmSeen, err := failover(ctx, pool.Factory(), func() bool { return pool.Ready() > 0 }, k)
 	if cerr := pool.Close(context.Background()); err == nil {
 		err = cerr
 	}
 	var figs []Figure
-	note := fmt.Sprintf("%d samples: SIGKILL -> Fail reported -> dead backend closed -> factory -> first record's result, on the factory alone (failover-pipeline-p50 measures it in a running pipeline)", k)
+	note := fmt.Sprintf("%d samples: the host sees the SIGKILLed process die (Fail) -> dead backend closed -> factory -> first record's result, on the factory alone (failover-pipeline-p50 measures it in a running pipeline)", k)
 	if err != nil {
 		figs = append(figs, failed(names[0], fmt.Errorf("failovers with a spare: %w", err)))
 	} else {
 		w, c := ms(p50(warm)), ms(p50(cold))
 		met := w <= 1
 		figs = append(figs, Figure{Name: names[0], Unit: "ms", Troupe: w, Baseline: c, Ratio: w / c, BaselineName: "cold",
-			Target: "troupe <= 1 ms", Met: &met, Note: note + "; baseline: the same without a spare"})
+			Target: "troupe <= 1 ms", Met: &met, Note: fmt.Sprintf("%s; baseline: the same without a spare; from the kill itself: p50 %.3g ms (the kill took p50 %.3g ms to be seen)",
+				note, ms(p50(sum(warm, warmSeen))), ms(p50(warmSeen)))})
 	}
-	if pipe, err := pipelineFailover(ctx, k); err != nil {
+	if pipe, pipeSeen, err := pipelineFailover(ctx, k); err != nil {
 		figs = append(figs, failed(names[1], fmt.Errorf("failovers in a pipeline: %w", err)))
 	} else {
 		w := ms(p50(pipe))
 		met := w <= 1
 		figs = append(figs, Figure{Name: names[1], Unit: "ms", Troupe: w, Baseline: nan(), Ratio: nan(),
 			Target: "troupe <= 1 ms", Met: &met,
-			Note: fmt.Sprintf("%d samples: a running pipeline (steady source, 1 plugin stage of 1 worker with 1 spare, default restart policy with a 100 ms period): SIGKILL of the worker's process -> the sink writes the first record a new process produced, restart and redelivery included; max %.3g ms",
-				k, ms(slices.Max(pipe)))})
+			Note: fmt.Sprintf("%d samples: a running pipeline (steady source, 1 plugin stage of 1 worker with 1 spare, default restart policy with a 100 ms period): the host sees the SIGKILLed worker's process die -> the sink writes the first record a new process produced, restart and redelivery included; max %.3g ms; from the kill itself: p50 %.3g ms",
+				k, ms(slices.Max(pipe)), ms(p50(sum(pipe, pipeSeen))))})
 	}
 	c := ms(p50(cold))
-	met := c <= 25
+	met := c <= 10
 	figs = append(figs, Figure{Name: names[2], Unit: "ms", Troupe: c, Baseline: nan(), Ratio: nan(),
-		Target: "troupe <= 25 ms", Met: &met, Note: fmt.Sprintf("kill of a plugin to its replacement's first result, no spare; max of %d samples: %.3g ms", k, ms(slices.Max(cold)))})
+		Target: "troupe <= 10 ms", Met: &met, Note: fmt.Sprintf("the host sees a plugin die -> its replacement's first result, no spare; max of %d samples: %.3g ms; from the kill itself: p50 %.3g ms",
+			k, ms(slices.Max(cold)), ms(p50(sum(cold, coldSeen))))})
 	return figs
+}
+
+// sum adds two series sample by sample.
+func sum(a, b []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(a))
+	for i := range a {
+		out[i] = a[i] + b[i]
+	}
+	return out
 }
 
 // rssOf runs the slow-sink child over n records and returns its peak RSS in bytes, as the child

@@ -121,13 +121,21 @@ func (h *harness) inproc(ctx context.Context) []Figure {
 	return []Figure{f1, f2}
 }
 
+// pluginRole is the plugin the figures run: rolePlugin (sdk.Serve, one record per call), or
+// rolePluginBatch (sdk.ServeBatch) for the figures that compare them.
+var pluginRole = rolePlugin
+
 // pluginConfig is the troupe plugin the figures run: this executable upper-casing payloads.
 func pluginConfig() (plugins.Config, error) {
 	args, err := selfArgs()
 	if err != nil {
 		return plugins.Config{}, err
 	}
-	return plugins.Config{Cmd: args, Env: map[string]string{ChildEnv: rolePlugin}}, nil
+	env := map[string]string{ChildEnv: pluginRole}
+	if prefix := os.Getenv("TROUPE_BENCH_PLUGIN_CPUPROFILE"); prefix != "" {
+		env["TROUPE_PLUGIN_CPUPROFILE"] = prefix // the plugins' CPU profiles (package sdk)
+	}
+	return plugins.Config{Cmd: args, Env: env}, nil
 }
 
 // pluginPipeline runs n records of size bytes through one plugin stage of w workers with
@@ -162,6 +170,7 @@ type outcomes struct {
 	credits  int
 	reported int
 	failed   error
+	failedAt time.Time // when Fail was called: the host saw the process die
 	failCh   chan struct{}
 }
 
@@ -188,7 +197,7 @@ func (o *outcomes) Grant(n int) {
 func (o *outcomes) Fail(err error) {
 	o.mu.Lock()
 	if o.failed == nil {
-		o.failed = err
+		o.failed, o.failedAt = err, time.Now()
 		close(o.failCh)
 	}
 	o.mu.Unlock()
@@ -384,24 +393,24 @@ func rpcRate(ctx context.Context, n, size int) (time.Duration, error) {
 
 func (h *harness) plugin64(ctx context.Context) []Figure {
 	n := h.sizes.plugin64
-	names := []string{"plugin-64B", "plugin-64B-credits64", "plugin-64B-backend", "plugin-vs-grpc-unary"}
+	names := []string{"plugin-64B", "plugin-64B-credits1024", "plugin-64B-backend", "plugin-vs-grpc-unary"}
 	raw, err := rawRate(ctx, n, 64)
 	if err != nil {
 		return failAll(fmt.Errorf("raw socketpair baseline: %w", err), names...)
 	}
 	var figs []Figure
-	tr, err := pluginPipeline(ctx, n, 64, 1, 1024)
+	tr, err := pluginPipeline(ctx, n, 64, 1, 0)
 	if err != nil {
 		return failAll(err, names...)
 	}
 	f := higher(names[0], "rec/s", rate(n, tr), rate(n, raw), 0.5,
-		fmt.Sprintf("%d records, source -> 1 plugin worker (stage credits 1024) -> sink, plugin start included; baseline: frames echoed by a child over a socketpair, pipelined", n))
+		fmt.Sprintf("%d records, source -> 1 plugin worker (the default spec: no credits set) -> sink, plugin start included; baseline: frames echoed by a child over a socketpair, pipelined", n))
 	f.BaselineName = "raw socketpair"
 	figs = append(figs, f)
-	if t64, err := pluginPipeline(ctx, n, 64, 1, 64); err != nil {
+	if t1k, err := pluginPipeline(ctx, n, 64, 1, 1024); err != nil {
 		figs = append(figs, failed(names[1], err))
 	} else {
-		f := info(names[1], "rec/s", rate(n, t64), rate(n, raw), "the same with the runtime's default stage credits (64)")
+		f := higher(names[1], "rec/s", rate(n, t1k), rate(n, raw), 0.5, "the same with stage credits 1024")
 		f.BaselineName = "raw socketpair"
 		figs = append(figs, f)
 	}

@@ -23,7 +23,8 @@
 //
 // # Failure model
 //
-// Process runs one record at a time, in arrival order. Returning an error fails that record's
+// Process runs one record at a time, in arrival order (Stage.Concurrency runs several at once;
+// Stage.ProcessBatch takes a whole batch per call). Returning an error fails that record's
 // attempt: the host retries it and dead-letters it after the stage's attempts. A panic in Process
 // is recovered and reported the same way, as that record's error ("panic: ..." with the stack
 // logged to stderr): a Go panic is a bug in how one record is handled, and the other records in
@@ -67,8 +68,23 @@ type Stage struct {
 	// with fields reassigned, as an output; it must not write into rec's Payload bytes (return a
 	// new slice). ctx is cancelled when the plugin is asked to shut down; troupe.Attempt(ctx)
 	// and troupe.StageName(ctx) tell which attempt at the record this is and the stage's name.
-	// Process is required.
+	// Process or ProcessBatch is required.
 	Process func(ctx context.Context, rec troupe.Record) ([]troupe.Record, error)
+	// ProcessBatch, used instead of Process when set, handles the records of a batch frame at
+	// once: it returns, for record i of recs, its outputs outs[i] and the error errs[i] that
+	// fails its attempt (either slice may be nil: no outputs, no errors; otherwise each has
+	// len(recs) elements). The rules of Process apply to each record; a panic fails the
+	// attempt of every record of the call. troupe.Attempt(ctx) is 0 in ProcessBatch (a batch
+	// is not one attempt). Batches are as large as the host's credits allow. The recs slice is
+	// the SDK's, valid during the call (its records may be returned as outputs, and outs[i]
+	// may be a sub-slice of it).
+	ProcessBatch func(ctx context.Context, recs []troupe.Record) (outs [][]troupe.Record, errs []error)
+	// Concurrency, when over 1, processes each batch on that many goroutines: Process is called
+	// concurrently on different records of the batch (it must be safe for that), or
+	// ProcessBatch on that many consecutive parts of it. The outcomes still go back in order,
+	// a batch at a time. 0 or 1: one record after the other, each outcome reported as soon as
+	// it is ready.
+	Concurrency int
 	// Setup, if set, is called once with the stage's options before the first record. An error
 	// fails the worker's start (the host retries it with backoff) and is shown to the user.
 	// JSON numbers arrive as int when integral and as float64 otherwise.
@@ -99,8 +115,8 @@ const parentPollInterval = 200 * time.Millisecond
 // Serve runs the plugin until the host shuts it down, then exits the process; it never returns.
 // Run directly rather than by a troupe host, it prints an explanation and exits with status 1.
 func Serve(s Stage) {
-	if s.Process == nil {
-		fmt.Fprintln(os.Stderr, "troupe plugin: sdk.Serve: Stage.Process is nil")
+	if s.Process == nil && s.ProcessBatch == nil {
+		fmt.Fprintln(os.Stderr, "troupe plugin: sdk.Serve: Stage.Process and Stage.ProcessBatch are nil")
 		os.Exit(2)
 	}
 	major, minor, err := parseVersion(announcedVersion)
@@ -108,6 +124,7 @@ func Serve(s Stage) {
 		fmt.Fprintln(os.Stderr, "troupe plugin:", err)
 		os.Exit(2)
 	}
+	startProfile()
 	stderr := os.Stderr // go-plugin replaces os.Stderr with its stdio stream once serving
 	srv := newServer(s, major, minor, stderr)
 
@@ -133,11 +150,17 @@ func Serve(s Stage) {
 	exit(0, nil, "")
 }
 
+// ServeBatch is Serve(Stage{ProcessBatch: f}): a plugin handling a batch of records per call.
+func ServeBatch(f func(ctx context.Context, recs []troupe.Record) ([][]troupe.Record, []error)) {
+	Serve(Stage{ProcessBatch: f})
+}
+
 // exit kills the plugin's descendants, then exits: whatever the plugin started does not outlive
 // it, even a daemon that left its process group (see killDescendants). It says why on stderr
 // after the kill (writing to the stderr pipe of a dead host raises SIGPIPE, which ends the
 // process at once); msg may be "".
 func exit(code int, stderr *os.File, msg string) {
+	stopProfile()
 	killDescendants()
 	if msg != "" {
 		fmt.Fprintln(stderr, "troupe plugin: "+msg)

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/internal/callctx"
 	"github.com/troupe-dev/troupe/ipc"
 )
@@ -49,7 +50,8 @@ type server struct {
 	// cctx; the processing loop updates it before each call.
 	info callctx.Info
 	cctx context.Context
-	outs []*ipc.Record // process's scratch: the outputs of the record last processed
+	outs []*ipc.Record   // process's scratch: the outputs of the record last processed
+	in   []troupe.Record // processBatch's scratch: the records passed to ProcessBatch
 
 	stopping atomic.Bool
 	stopOnce sync.Once
@@ -121,7 +123,7 @@ func (s *server) Configure(_ context.Context, req *ipc.ConfigureRequest) (*ipc.C
 	s.configured = true
 	s.info.Stage = req.GetStage()
 	s.cctx = callctx.With(s.ctx, &s.info)
-	queue := make(chan []*ipc.Record, credits)
+	queue := make(chan *ipc.RecordBuffers, credits)
 	go s.readLoop(conn, maxFrame, credits, queue)
 	go s.processLoop(conn, maxFrame, queue)
 	return &ipc.ConfigureResponse{
@@ -169,10 +171,14 @@ func (s *server) shutdown() {
 // channel operation per batch, not per record). The host never has more than the granted
 // credits outstanding, and every batch holds at least one record, so the queue (sized to the
 // credits) never blocks a well-behaved host.
-func (s *server) readLoop(conn net.Conn, maxFrame, credits int, queue chan<- []*ipc.Record) {
+func (s *server) readLoop(conn net.Conn, maxFrame, credits int, queue chan<- *ipc.RecordBuffers) {
 	r := ipc.NewFrameReader(conn, maxFrame)
+	var rb *ipc.RecordBuffers
 	for {
-		f, err := r.Next()
+		if rb == nil {
+			rb = recordBuffers.Get().(*ipc.RecordBuffers)
+		}
+		f, err := r.NextBatch(rb)
 		if err != nil {
 			if s.stopping.Load() {
 				// The host closes the connection after a graceful shutdown: we are done.
@@ -193,7 +199,8 @@ func (s *server) readLoop(conn net.Conn, maxFrame, credits int, queue chan<- []*
 				s.fatal("host sent more than the %d records it was granted; exiting", credits)
 			}
 			select {
-			case queue <- f.Records:
+			case queue <- rb:
+				rb = nil // the processing loop's until it has flushed the batch's results
 			case <-s.ctx.Done():
 			}
 		case ipc.FrameResults:
@@ -201,6 +208,9 @@ func (s *server) readLoop(conn net.Conn, maxFrame, credits int, queue chan<- []*
 		}
 	}
 }
+
+// recordBuffers recycles the storage of the records of batch frames (ipc.RecordBuffers).
+var recordBuffers = sync.Pool{New: func() any { return new(ipc.RecordBuffers) }}
 
 // pending accumulates outcomes until they are flushed as one results frame.
 type pending struct {
@@ -216,22 +226,32 @@ func (p *pending) reset() {
 	p.size = 0
 }
 
-// processLoop runs Process on each queued record in order and streams the outcomes back. A
-// results frame (with the credit it returns) goes out when the input queue is empty after a
-// batch, so latency stays low at low rates, and otherwise when it holds flushBytes or its
-// oldest outcome is flushDelay old, so that a fast stream is sent in few large writes and a slow
-// one (long records in a big batch) still reports each record soon after it is done.
-func (s *server) processLoop(conn net.Conn, maxFrame int, queue <-chan []*ipc.Record) {
+// processLoop runs the stage on each queued batch and streams the outcomes back. A results
+// frame (with the credit it returns) goes out when the input queue is empty after a batch, so
+// latency stays low at low rates, and otherwise when it holds flushBytes or its oldest outcome
+// is flushDelay old, so that a fast stream is sent in few large writes and a slow one (long
+// records in a big batch) still reports each record soon after it is done. The age is watched by
+// a timer raising a flag, not by reading the clock per record.
+func (s *server) processLoop(conn net.Conn, maxFrame int, queue <-chan *ipc.RecordBuffers) {
 	defer close(s.loopDone)
 	w := ipc.NewFrameWriter(conn, maxFrame)
 	w.HighWater = 2 * flushBytes
 	var p pending
 	budget := maxFrame - 64 // room for the frame's own counters
+	var due atomic.Bool     // the oldest pending outcome is flushDelay old
+	// done holds the buffers of the batches processed since the last flush: their wire records
+	// carry outputs (the 1:1 case) until the results frame is written.
+	var done []*ipc.RecordBuffers
+	timer := time.AfterFunc(time.Hour, func() { due.Store(true) })
+	timer.Stop()
+	defer timer.Stop()
 	flush := func() {
 		n := len(p.res.Counts)
 		if n == 0 {
 			return
 		}
+		timer.Stop()
+		due.Store(false)
 		for i := range p.errs {
 			p.res.Errors = append(p.res.Errors, &p.errs[i])
 		}
@@ -249,54 +269,91 @@ func (s *server) processLoop(conn net.Conn, maxFrame int, queue <-chan []*ipc.Re
 			s.fatal("sending results: %v; exiting", err)
 		}
 		p.reset()
+		// The batches fully reported are no longer referenced: their buffers are reused.
+		for _, rb := range done {
+			rb.Reset()
+			recordBuffers.Put(rb)
+		}
+		clear(done)
+		done = done[:0]
 	}
 	defer flush()
+	// add appends one record's outcome to the pending frame.
+	add := func(outs []*ipc.Record, err error) {
+		size := 0
+		for _, o := range outs {
+			size += ipc.RecordFrameSize(o) + 1
+		}
+		if err == nil && size > budget {
+			err = fmt.Errorf("the record's %d outputs take %d bytes, over the max frame of %d bytes", len(outs), size, maxFrame)
+		}
+		if err == nil && p.size+size > budget {
+			flush()
+		}
+		if err != nil {
+			msg := err.Error()
+			if p.size+len(msg) > budget {
+				flush()
+			}
+			if len(msg) > budget/2 {
+				msg = msg[:budget/2]
+			}
+			if len(p.res.Counts) == 0 {
+				timer.Reset(flushDelay)
+			}
+			p.errs = append(p.errs, ipc.RecordError{Index: uint32(len(p.res.Counts)), Message: msg})
+			p.res.Counts = append(p.res.Counts, 0)
+			p.size += len(msg) + 8
+			return
+		}
+		if len(p.res.Counts) == 0 {
+			timer.Reset(flushDelay)
+		}
+		p.res.Counts = append(p.res.Counts, uint32(len(outs)))
+		p.res.Outputs = append(p.res.Outputs, outs...)
+		p.size += size + 2
+	}
+	batched := s.stage.ProcessBatch != nil || s.stage.Concurrency > 1
 	for {
-		var recs []*ipc.Record
+		var rb *ipc.RecordBuffers
 		select {
-		case recs = <-queue:
+		case rb = <-queue:
 		case <-s.ctx.Done():
 			return
+		}
+		recs := rb.Ptrs
+		if batched {
+			outs, errs := s.processBatch(recs)
+			if s.ctx.Err() != nil {
+				return
+			}
+			for i, rec := range recs {
+				o, err := s.wrap(rec, outs[i], errs[i])
+				add(o, err)
+				recs[i] = nil
+				if p.size >= flushBytes || len(p.res.Counts) == math.MaxUint16 {
+					flush()
+				}
+			}
+			done = append(done, rb)
+			if len(queue) == 0 || due.Load() {
+				flush()
+			}
+			continue
 		}
 		for i, rec := range recs {
 			if s.ctx.Err() != nil {
 				return
 			}
-			outs, err := s.process(rec)
+			o, err := s.process(rec)
 			recs[i] = nil // the frame's records are not needed once processed
-			size := 0
-			for _, o := range outs {
-				size += ipc.RecordFrameSize(o) + 1
-			}
-			if err == nil && size > budget {
-				err = fmt.Errorf("the record's %d outputs take %d bytes, over the max frame of %d bytes", len(outs), size, maxFrame)
-			}
-			if err == nil && p.size+size > budget {
-				flush()
-			}
-			if len(p.res.Counts) == 0 {
-				p.first = time.Now()
-			}
-			if err != nil {
-				msg := err.Error()
-				if p.size+len(msg) > budget {
-					flush()
-					p.first = time.Now()
-				}
-				if len(msg) > budget/2 {
-					msg = msg[:budget/2]
-				}
-				p.errs = append(p.errs, ipc.RecordError{Index: uint32(len(p.res.Counts)), Message: msg})
-				p.res.Counts = append(p.res.Counts, 0)
-				p.size += len(msg) + 8
-			} else {
-				p.res.Counts = append(p.res.Counts, uint32(len(outs)))
-				p.res.Outputs = append(p.res.Outputs, outs...)
-				p.size += size + 2
-			}
+			add(o, err)
 			last := i == len(recs)-1
+			if last {
+				done = append(done, rb)
+			}
 			if (last && len(queue) == 0) || p.size >= flushBytes || len(p.res.Counts) == math.MaxUint16 ||
-				time.Since(p.first) >= flushDelay {
+				due.Load() {
 				flush()
 			}
 		}
@@ -307,18 +364,28 @@ func (s *server) processLoop(conn net.Conn, maxFrame int, queue <-chan []*ipc.Re
 // on the wire with their input's identity (seq, sub, weight, flag), set here: Process sees and
 // returns plain records.
 func (s *server) process(rec *ipc.Record) (outs []*ipc.Record, err error) {
+	s.info.Attempt = int(rec.Attempt) + 1
+	recs, err := s.call(s.cctx, rec)
+	return s.wrap(rec, recs, err)
+}
+
+// call runs Process on rec with ctx, turning a panic into the record's error.
+func (s *server) call(ctx context.Context, rec *ipc.Record) (outs []troupe.Record, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			s.logf("panic processing record seq=%d key=%q: %v\n%s", rec.Seq, rec.Key, v, debug.Stack())
 			outs, err = nil, fmt.Errorf("panic: %v", v)
 		}
 	}()
-	s.info.Attempt = int(rec.Attempt) + 1
-	recs, err := s.stage.Process(s.cctx, rec.Record)
+	return s.stage.Process(ctx, rec.Record)
+}
+
+// wrap gives the outputs of rec their input's identity on the wire. The result is valid until
+// the next call: the caller copies the pointers into its frame.
+func (s *server) wrap(rec *ipc.Record, recs []troupe.Record, err error) ([]*ipc.Record, error) {
 	if err != nil || len(recs) == 0 {
 		return nil, err
 	}
-	// The result is valid until the next call: the caller copies the pointers into its frame.
 	s.outs = s.outs[:0]
 	if len(recs) == 1 {
 		// The common 1:1 case costs no allocation: the input's wire record, which the SDK owns
@@ -332,6 +399,96 @@ func (s *server) process(rec *ipc.Record) (outs []*ipc.Record, err error) {
 		s.outs = append(s.outs, &slab[i])
 	}
 	return s.outs, nil
+}
+
+// processBatch runs the stage on a whole batch: ProcessBatch on it (split into Concurrency
+// parts run at once), or Process on each record from Concurrency goroutines. It returns each
+// record's outputs and error, by index.
+func (s *server) processBatch(recs []*ipc.Record) ([][]troupe.Record, []error) {
+	n := len(recs)
+	workers := min(max(s.stage.Concurrency, 1), n)
+	outs := make([][]troupe.Record, n)
+	errs := make([]error, n)
+	if s.stage.ProcessBatch != nil {
+		// The records passed are a scratch slice, reused for the next batch (ProcessBatch's
+		// doc says so): the outcomes are consumed before that.
+		clear(s.in)
+		s.in = s.in[:0]
+		for _, r := range recs {
+			s.in = append(s.in, r.Record)
+		}
+		in := s.in
+		if workers <= 1 {
+			return s.callBatch(in, recs)
+		}
+		run := func(lo, hi int) {
+			o, e := s.callBatch(in[lo:hi], recs[lo:hi])
+			copy(outs[lo:hi], o)
+			copy(errs[lo:hi], e)
+		}
+		var wg sync.WaitGroup
+		for k := range workers {
+			lo, hi := k*n/workers, (k+1)*n/workers
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				run(lo, hi)
+			}()
+		}
+		wg.Wait()
+		return outs, errs
+	}
+	// Process from several goroutines, each taking the next record not yet claimed.
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			info := callctx.Info{Stage: s.info.Stage}
+			ctx := callctx.With(s.ctx, &info)
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || s.ctx.Err() != nil {
+					return
+				}
+				info.Attempt = int(recs[i].Attempt) + 1
+				outs[i], errs[i] = s.call(ctx, recs[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return outs, errs
+}
+
+// callBatch runs ProcessBatch on in (the records of wire), checking the shape of its answer and
+// turning a panic into an error for every record of the call.
+func (s *server) callBatch(in []troupe.Record, wire []*ipc.Record) (outs [][]troupe.Record, errs []error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.logf("panic processing a batch of %d records (first seq=%d key=%q): %v\n%s", len(in), wire[0].Seq, wire[0].Key, v, debug.Stack())
+			outs, errs = nil, make([]error, len(in))
+			for i := range errs {
+				errs[i] = fmt.Errorf("panic: %v", v)
+			}
+		}
+	}()
+	outs, errs = s.stage.ProcessBatch(s.cctx, in)
+	if (outs != nil && len(outs) != len(in)) || (errs != nil && len(errs) != len(in)) {
+		err := fmt.Errorf("ProcessBatch returned %d outputs and %d errors for %d records", len(outs), len(errs), len(in))
+		s.logf("%v", err)
+		outs, errs = nil, make([]error, len(in))
+		for i := range errs {
+			errs[i] = err
+		}
+	}
+	if outs == nil {
+		outs = make([][]troupe.Record, len(in))
+	}
+	if errs == nil {
+		errs = make([]error, len(in))
+	}
+	return outs, errs
 }
 
 func callSafely(f func() error) (err error) {

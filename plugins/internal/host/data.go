@@ -29,21 +29,14 @@ func (b *Backend) Submit(tasks []troupe.Task) error {
 		}
 		return errors.New("plugin backend is closed")
 	}
-	slab := make([]ipc.Record, len(tasks))
-	recs := make([]*ipc.Record, len(tasks))
-	for i, t := range tasks {
-		b.nextSeq++
-		slab[i] = ipc.Record{Record: t.Record, Seq: b.nextSeq, Attempt: uint32(max(t.Attempt-1, 0))}
-		recs[i] = &slab[i]
-	}
 	limit := b.maxFrame - 32
-	for start := 0; start < len(recs); {
+	for start := 0; start < len(tasks); {
 		size, end := 0, start
-		for end < len(recs) {
-			s := ipc.RecordFrameSize(recs[end]) + 1
+		for end < len(tasks) {
+			s := ipc.TaskRecordSize(&tasks[end], b.nextSeq+uint64(end-start)+1) + 1
 			if s > limit {
 				return fmt.Errorf("record key=%q takes %d bytes, over the plugin's max frame of %d bytes",
-					recs[end].Key, s, b.maxFrame)
+					tasks[end].Record.Key, s, b.maxFrame)
 			}
 			if size+s > limit {
 				break
@@ -53,12 +46,13 @@ func (b *Backend) Submit(tasks []troupe.Task) error {
 		}
 		b.batchID++
 		var err error
-		if b.wbuf, err = ipc.AppendBatch(b.wbuf, b.maxFrame, b.batchID, recs[start:end]); err != nil {
+		if b.wbuf, err = ipc.AppendTaskBatch(b.wbuf, b.maxFrame, b.batchID, b.nextSeq+1, tasks[start:end]); err != nil {
 			return err
 		}
 		b.smu.Lock()
-		b.sent.push(recs[start:end])
+		b.sent.push(b.nextSeq+1, tasks[start:end])
 		b.smu.Unlock()
+		b.nextSeq += uint64(end - start)
 		start = end
 	}
 	select {
@@ -103,8 +97,9 @@ func (b *Backend) writeLoop() {
 func (b *Backend) readLoop() {
 	defer b.wg.Done()
 	r := ipc.NewFrameReader(b.conn, b.maxFrame)
+	var rv ipc.ResultsView
 	for {
-		f, err := r.Next()
+		f, err := r.NextView(&rv)
 		if err != nil {
 			if b.closing.Load() {
 				return
@@ -121,11 +116,11 @@ func (b *Backend) readLoop() {
 		}
 		switch f.Type {
 		case ipc.FrameResults:
-			if err := b.verify(f.Results); err != nil {
+			if err := b.verify(&rv); err != nil {
 				b.fail(err, false)
 				return
 			}
-			b.out.Results(results(f.Results))
+			b.out.Results(results(&rv))
 		case ipc.FrameCredit:
 			if f.Credit > 0 {
 				b.out.Grant(int(f.Credit))

@@ -6,6 +6,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -66,7 +67,7 @@ type Limits struct {
 // resolved in one place, Resolved.
 type Options struct {
 	// Cmd is argv; Cmd[0] already resolved to a path by the caller.
-	Cmd []string `yaml:"cmd" required:"true" nonempty:"true" doc:"The program and its arguments. A relative program path containing a slash is resolved against the spec's directory; one without a slash is looked up in $PATH."`
+	Cmd []string `yaml:"cmd" required:"true" nonempty:"true" doc:"The program and its arguments. A relative program path containing a slash is resolved against the spec's directory; one without a slash is looked up in $PATH. An argument that is a relative path containing a slash and naming a file next to the spec (an interpreter's script: [python3, ./stage.py]) is resolved against the spec's directory too."`
 	// SHA256 is the optional hex sum of Cmd[0] (either case); a mismatch refuses to start,
 	// naming both sums.
 	SHA256 string `yaml:"sha256" doc:"The program's expected SHA-256, as 64 hexadecimal digits; a mismatch refuses to start it."`
@@ -82,9 +83,9 @@ type Options struct {
 	Grace time.Duration `yaml:"-"`
 	// SampleInterval is the watchdog's sampling period; 0 = DefaultSampleInterval.
 	SampleInterval time.Duration `yaml:"-"`
-	// Spares is how many warm plugin processes (launched and handshaken, not yet configured) a
-	// plugins.Pool keeps for the stage, shared by its workers: a worker start or restart takes
-	// one and configures it, and a replacement is launched in the background. 0 = none; a
+	// Spares is how many warm plugin processes (launched, handshaken and preconfigured: see
+	// Spare.Preconfigure) a plugins.Pool keeps for the stage, shared by its workers: a worker
+	// start or restart takes one, and a replacement is launched in the background. 0 = none; a
 	// configuration with spares must be run through plugins.NewPool, whose Close kills them.
 	// This package does not use it.
 	Spares int `yaml:"-"`
@@ -168,6 +169,8 @@ type Backend struct {
 	stderr *stderrLog
 	// socketDir is go-plugin's temporary directory for the plugin's gRPC socket.
 	socketDir string
+	// pre is set when the process was configured ahead of need (Spare.Preconfigure).
+	pre *preconfigured
 
 	wmu     sync.Mutex
 	wbuf    []byte // encoded batches waiting for the writer
@@ -205,7 +208,8 @@ func Start(ctx context.Context, opts Options, w Worker, out Outcomes) (*Backend,
 
 // Spare is a plugin process that has been launched and has completed go-plugin's handshake, but
 // serves no worker yet: Configure makes it a worker's Backend, which costs one gRPC call instead
-// of a fork, an exec and a handshake. A spare dies with the host like any plugin process.
+// of a fork, an exec and a handshake, or nothing but starting the data loops when Preconfigure
+// has made that call already. A spare dies with the host like any plugin process.
 type Spare struct {
 	b    *Backend
 	once sync.Once // Configure or Close, whichever comes first
@@ -246,6 +250,57 @@ func (s *Spare) Configure(ctx context.Context, w Worker, out Outcomes) (*Backend
 		return nil, errors.New("plugin: spare already configured or closed")
 	}
 	return s.b.configure(ctx, w, out, time.Now())
+}
+
+// ErrSpareMismatch is returned by Spare.Configure for a spare preconfigured for another stage,
+// or with other options, than the worker's; the spare is killed.
+var ErrSpareMismatch = errors.New("plugin: spare preconfigured for another stage or other options")
+
+// Preconfigure calls Configure now, for a worker of stage w.Stage with options w.Options
+// (w.Index and w.Incarnation are what the plugin is told: a guess, for its logs), so that the
+// spare is ready for records before a worker needs it: Configure for a worker of the same
+// stage with the same options then only starts moving records, without a call to the plugin.
+// It is bounded by Limits.Startup and ctx; on failure the spare is killed and must not be used.
+// It may be called once, before Configure and not concurrently with it or Close.
+func (s *Spare) Preconfigure(ctx context.Context, w Worker) error {
+	b := s.b
+	optsJSON, err := optionsJSON(w.Options)
+	if err != nil {
+		s.Close()
+		return err
+	}
+	started := time.Now()
+	var resp *ipc.ConfigureResponse
+	err = b.bounded(ctx, started, func(ctx context.Context) error {
+		var err error
+		resp, err = b.configureRPC(ctx, w, optsJSON)
+		return err
+	})
+	if err != nil {
+		err = b.startError(err, time.Since(started))
+		s.Close()
+		return err
+	}
+	b.pre = &preconfigured{stage: w.Stage, opts: optsJSON, resp: resp}
+	return nil
+}
+
+// preconfigured is what Preconfigure told the plugin and what it answered.
+type preconfigured struct {
+	stage string
+	opts  []byte
+	resp  *ipc.ConfigureResponse
+}
+
+func optionsJSON(opts map[string]any) ([]byte, error) {
+	if opts == nil {
+		return []byte("{}"), nil
+	}
+	b, err := json.Marshal(opts)
+	if err != nil {
+		return nil, permanent(fmt.Errorf("plugin: stage options do not encode as JSON: %w", err))
+	}
+	return b, nil
 }
 
 // Close kills a spare that was not configured, and waits (bounded) until it is reaped. It is a
@@ -361,25 +416,32 @@ func (b *Backend) configure(ctx context.Context, w Worker, out Outcomes, started
 	base := b.rootLog.With("stage", w.Stage, "worker", w.Index)
 	b.stderr.setLogger(base) // which adds each line's pid itself
 	b.log = base.With("pid", b.proc.pid)
-	optsJSON := []byte("{}")
-	if w.Options != nil {
-		var err error
-		if optsJSON, err = json.Marshal(w.Options); err != nil {
-			close(b.stop)
-			b.teardown()
-			return nil, permanent(fmt.Errorf("plugin: stage options do not encode as JSON: %w", err))
-		}
-	}
-	var resp *ipc.ConfigureResponse
-	err := b.bounded(ctx, started, func(ctx context.Context) error {
-		var err error
-		resp, err = b.configureRPC(ctx, w, optsJSON)
-		return err
-	})
+	optsJSON, err := optionsJSON(w.Options)
 	if err != nil {
 		close(b.stop)
 		b.teardown()
-		return nil, b.startError(err, time.Since(started))
+		return nil, err
+	}
+	var resp *ipc.ConfigureResponse
+	if pre := b.pre; pre != nil {
+		// Configured ahead of need: records may flow at once.
+		if pre.stage != w.Stage || !bytes.Equal(pre.opts, optsJSON) {
+			close(b.stop)
+			b.teardown()
+			return nil, ErrSpareMismatch
+		}
+		resp = pre.resp
+	} else {
+		err = b.bounded(ctx, started, func(ctx context.Context) error {
+			var err error
+			resp, err = b.configureRPC(ctx, w, optsJSON)
+			return err
+		})
+		if err != nil {
+			close(b.stop)
+			b.teardown()
+			return nil, b.startError(err, time.Since(started))
+		}
 	}
 	if v := resp.GetProtocol(); v.GetMinor() != ipc.ProtocolMinor {
 		b.log.Debug("plugin protocol minor version differs", "plugin", fmt.Sprintf("%d.%d", v.GetMajor(), v.GetMinor()), "host", ipc.ProtocolVersion)

@@ -51,9 +51,20 @@ func rec(seq uint64, payload string) troupe.Task {
 // TestMatchesInProcess sends records through the plugin, within its credits, and checks that
 // the outcomes equal the same function run in-process, in order.
 func TestMatchesInProcess(t *testing.T) {
+	for _, mode := range []string{"", "concurrent:3", "batch", "batch-concurrent:3"} {
+		t.Run("sdk="+mode, func(t *testing.T) { testMatchesInProcess(t, mode) })
+	}
+}
+
+// testMatchesInProcess runs TestMatchesInProcess with the test plugin's TESTPLUGIN_SDK mode.
+func testMatchesInProcess(t *testing.T, mode string) {
 	noStrays(t)
 	out := newOutcomes()
-	b := start(t, Options{Credits: 16}, out)
+	b := start(t, Options{Credits: 16, Env: map[string]string{"TESTPLUGIN_SDK": mode}}, out)
+	attempt := 1
+	if strings.HasPrefix(mode, "batch") {
+		attempt = 0 // troupe.Attempt is 0 in ProcessBatch
+	}
 	payloads := []string{"hello", "error", "drop", "split:3", "", "panic", "x"}
 	var input []troupe.Task
 	for i := 0; i < 2000; i++ {
@@ -79,7 +90,7 @@ func TestMatchesInProcess(t *testing.T) {
 	for _, rs := range out.results {
 		for _, r := range rs {
 			in := input[i].Record
-			want, werr := stageInProcess(in)
+			want, werr := stageInProcess(in, attempt)
 			if failed := r.Err != nil; failed != (werr != nil) {
 				t.Fatalf("record %d (%q): plugin error %v, in-process error %v", i, in.Payload, r.Err, werr)
 			} else if failed && r.Err.Error() != werr.Error() {
@@ -101,7 +112,7 @@ func TestMatchesInProcess(t *testing.T) {
 	}
 }
 
-func stageInProcess(r troupe.Record) (outs []troupe.Record, err error) {
+func stageInProcess(r troupe.Record, attempt int) (outs []troupe.Record, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			outs, err = nil, fmt.Errorf("panic: %v", v)
@@ -109,7 +120,7 @@ func stageInProcess(r troupe.Record) (outs []troupe.Record, err error) {
 	}()
 	r.Payload = bytes.Clone(r.Payload)
 	// What the SDK tells the plugin's Process about the call (see start): stage and attempt.
-	return stage.Process(callctx.With(context.Background(), &callctx.Info{Stage: "test", Attempt: 1}), r)
+	return stage.Process(callctx.With(context.Background(), &callctx.Info{Stage: "test", Attempt: attempt}), r)
 }
 
 func submitOne(t *testing.T, b *Backend, out *outcomes, payload string) {

@@ -34,10 +34,8 @@ func (e *protocolError) BackendFault() bool { return true }
 //
 // A duplicated answer that has no outputs (an error, a filtered record) carries no identity and
 // cannot be told from the answer it displaces.
-func (b *Backend) verify(res *ipc.Results) error {
-	if err := ipc.CheckResults(res); err != nil {
-		return protocolErrorf("results frame: %v", err)
-	}
+func (b *Backend) verify(res *ipc.ResultsView) error {
+	// NextView has checked that the frame is self-consistent (ipc.CheckResults).
 	b.smu.Lock()
 	defer b.smu.Unlock()
 	n := len(res.Counts)
@@ -46,18 +44,19 @@ func (b *Backend) verify(res *ipc.Results) error {
 	}
 	off := 0
 	for i, c := range res.Counts {
-		in := b.sent.at(i)
-		for j, o := range res.Outputs[off : off+int(c)] {
+		seq := b.sent.seq(i)
+		for j, o := range res.Ident[off : off+int(c)] {
 			switch {
-			case o.Seq != in.Seq:
+			case o.Seq != seq:
 				return protocolErrorf("output %d of the record seq=%d key=%q has seq %d: "+
-					"a second result for a record, or a result for a record it was not sent", j, in.Seq, in.Key, o.Seq)
-			case o.Sub != 0 && o.Sub != in.Sub:
-				return protocolErrorf("output %d of the record seq=%d key=%q has sub %d, not the record's (%d) or 0",
-					j, in.Seq, in.Key, o.Sub, in.Sub)
+					"a second result for a record, or a result for a record it was not sent", j, seq, b.sent.key(i), o.Seq)
+			case o.Sub != 0:
+				// The host sends sub 0 (README, section 4): an output's must be its input's or 0.
+				return protocolErrorf("output %d of the record seq=%d key=%q has sub %d, not the record's (0)",
+					j, seq, b.sent.key(i), o.Sub)
 			case o.Flag != ipc.FlagData:
 				return protocolErrorf("output %d of the record seq=%d key=%q has flag %s: only the host sets it",
-					j, in.Seq, in.Key, o.Flag)
+					j, seq, b.sent.key(i), o.Flag)
 			}
 		}
 		off += int(c)
@@ -67,12 +66,10 @@ func (b *Backend) verify(res *ipc.Results) error {
 }
 
 // results turns a verified results frame into the runtime's outcomes, one per record reported.
-func results(res *ipc.Results) []troupe.Result {
+// The outputs are the frame's own (a new slice per frame), shared out among the results.
+func results(res *ipc.ResultsView) []troupe.Result {
 	rs := make([]troupe.Result, len(res.Counts))
-	outs := make([]troupe.Record, len(res.Outputs))
-	for i, o := range res.Outputs {
-		outs[i] = o.Record
-	}
+	outs := res.Outputs
 	errs, off := res.Errors, 0
 	for i, c := range res.Counts {
 		if len(errs) > 0 && int(errs[0].Index) == i {
@@ -80,31 +77,46 @@ func results(res *ipc.Results) []troupe.Result {
 			errs = errs[1:]
 			continue
 		}
-		rs[i].Outputs = outs[off : off+int(c) : off+int(c)]
+		if c > 0 {
+			rs[i].Outputs = outs[off : off+int(c) : off+int(c)]
+		}
 		off += int(c)
 	}
 	return rs
 }
 
-// fifo is a queue of records.
+// fifo is the queue of the records sent and not yet reported, oldest first: their keys (for
+// error messages) and the seq of the oldest (the seqs are consecutive).
 type fifo struct {
-	recs []*ipc.Record
-	head int
+	keys  []string
+	head  int
+	first uint64 // the seq of keys[head]
 }
 
-func (q *fifo) len() int                { return len(q.recs) - q.head }
-func (q *fifo) at(i int) *ipc.Record    { return q.recs[q.head+i] }
-func (q *fifo) push(recs []*ipc.Record) { q.recs = append(q.recs, recs...) }
+func (q *fifo) len() int         { return len(q.keys) - q.head }
+func (q *fifo) seq(i int) uint64 { return q.first + uint64(i) }
+func (q *fifo) key(i int) string { return q.keys[q.head+i] }
+
+// push appends tasks, numbered from seq on, which must follow the last record pushed.
+func (q *fifo) push(seq uint64, tasks []troupe.Task) {
+	if q.len() == 0 {
+		q.first = seq
+	}
+	for i := range tasks {
+		q.keys = append(q.keys, tasks[i].Record.Key)
+	}
+}
 
 // pop drops the n oldest records.
 func (q *fifo) pop(n int) {
-	clear(q.recs[q.head : q.head+n])
+	clear(q.keys[q.head : q.head+n])
 	q.head += n
-	if q.head == len(q.recs) {
-		q.recs, q.head = q.recs[:0], 0
-	} else if q.head > 1024 && q.head > len(q.recs)/2 {
-		n := copy(q.recs, q.recs[q.head:])
-		clear(q.recs[n:])
-		q.recs, q.head = q.recs[:n], 0
+	q.first += uint64(n)
+	if q.head == len(q.keys) {
+		q.keys, q.head = q.keys[:0], 0
+	} else if q.head > 1024 && q.head > len(q.keys)/2 {
+		n := copy(q.keys, q.keys[q.head:])
+		clear(q.keys[n:])
+		q.keys, q.head = q.keys[:n], 0
 	}
 }

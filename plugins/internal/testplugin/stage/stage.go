@@ -98,9 +98,12 @@ func Process(ctx context.Context, rec troupe.Record) ([]troupe.Record, error) {
 	return []troupe.Record{rec}, nil
 }
 
-// Setup fails when the options say {"fail_setup": true}, and checks that integral numbers
-// arrive as int.
+// Setup logs "setup <opts>" when TESTPLUGIN_LOG_SETUP is set, fails when the options say
+// {"fail_setup": true}, and checks that integral numbers arrive as int.
 func Setup(opts map[string]any) error {
+	if os.Getenv("TESTPLUGIN_LOG_SETUP") != "" {
+		log.Printf("setup %v", opts)
+	}
 	if opts["fail_setup"] == true {
 		return errors.New("setup refused: fail_setup is set")
 	}

@@ -1,0 +1,106 @@
+package actors
+
+import (
+	"fmt"
+	"runtime/debug"
+
+	"github.com/troupe-dev/troupe"
+)
+
+// A map-side combine: when a reduce stage has a Combine function, the workers of the stage
+// before it fold their outputs per key with the reduce stage's function before reporting them
+// (combine, on the worker's goroutine), and report one partial aggregate per key instead. The
+// distributor sends the partials on, followed, in the same message, by one marker per input
+// record carrying its completion weight (flagDropped); the reducer merges the partials with
+// Combine and only then passes the markers to the collector, so a record is complete only once
+// what it produced is in the aggregate. A record's outputs are folded in the results that
+// report it, which the distributor takes as a whole: a worker that dies has its unreported
+// records redelivered, and their outputs were never folded.
+
+// combineWith is, for a stage followed by a reduce stage that can merge partial aggregates,
+// that stage's fold; nil otherwise.
+func combineWith(stages []*stageRun, i int) troupe.ReduceFunc {
+	st := stages[i]
+	if st.cfg.Reduce != nil || i+1 >= len(stages) {
+		return nil
+	}
+	next := stages[i+1].cfg
+	if next.Reduce == nil || next.Combine == nil {
+		return nil
+	}
+	return next.Reduce
+}
+
+// combine folds res's outputs per key into partial aggregates, in the order the keys first
+// appear. If the fold fails (an error or a panic of the reduce function), res is left as it is:
+// its outputs then go to the reduce stage one by one, which retries or dead-letters them by
+// its rules.
+func (st *stageRun) combine(res *results) {
+	if st.combineFold == nil || res.Combined || len(res.Outputs) == 0 {
+		return
+	}
+	index := make(map[string]int, len(res.Outputs)/2)
+	parts := make([]troupe.Record, 0, len(res.Outputs)/2)
+	folded := make([]uint32, 0, len(res.Outputs)/2)
+	for _, o := range res.Outputs {
+		i, ok := index[o.Key]
+		if !ok {
+			i = len(parts)
+			index[o.Key] = i
+			parts = append(parts, troupe.Record{Key: o.Key})
+			folded = append(folded, 0)
+		}
+		folded[i]++
+		acc, err := foldSafely(st.combineFold, o.Key, parts[i].Payload, o)
+		if err != nil {
+			return
+		}
+		parts[i].Payload = acc
+	}
+	res.Partials, res.Folded, res.Outputs, res.Combined = parts, folded, nil, true
+}
+
+// foldSafely calls a reduce function, turning a panic into an error.
+func foldSafely(f troupe.ReduceFunc, key string, acc []byte, rec troupe.Record) (out []byte, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
+		}
+	}()
+	return f(key, acc, rec)
+}
+
+// combined takes a worker's combined results: like results, but the outputs are partials.
+func (d *distributor) combined(s *slot, res *results) {
+	errs := res.Errors
+	now := d.run.now()
+	covered := make([]envelope, 0, len(res.Counts))
+	for i, n := range res.Counts {
+		e := s.held.popFront()
+		s.bytes -= recordBytes(e.rec)
+		d.st.counters.latency.record(now - e.sent)
+		if len(errs) > 0 && int(errs[0].Index) == i {
+			d.failed(e, errs[0].Message)
+			errs = errs[1:]
+			continue
+		}
+		in := e.rec
+		if n == 0 {
+			d.drop(in)
+		} else {
+			d.st.counters.out.Add(int64(n))
+			covered = append(covered, envelope{Record: troupe.Record{Key: in.Key}, Seq: in.Seq, Sub: in.Sub, Weight: in.Weight, Flag: flagDropped})
+		}
+		if len(d.faulted) > 0 || len(d.parked) > 0 {
+			d.works()
+		}
+	}
+	parts := make([]envelope, len(res.Partials))
+	for i, p := range res.Partials {
+		parts[i] = envelope{Record: p, Weight: uint64(res.Folded[i]), Flag: flagPartial}
+		d.fwd = append(d.fwd, &parts[i])
+	}
+	for i := range covered {
+		d.fwd = append(d.fwd, &covered[i])
+	}
+}
