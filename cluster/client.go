@@ -284,7 +284,7 @@ func (c *Client) spawn(ctx context.Context, node *nodeState, info troupe.WorkerI
 			}
 			return nil, err
 		}
-		return &remoteBackend{c: c, client: pid, worker: actor.NewPID(m.WorkerAddress, m.WorkerId)}, nil
+		return &remoteBackend{node: node.addr, c: c, client: pid, worker: actor.NewPID(m.WorkerAddress, m.WorkerId)}, nil
 	case <-t.C:
 		c.ep.system.Root.Stop(pid)
 		return nil, fmt.Errorf("node %s unreachable: no answer within %s", node.addr, c.hb)
@@ -296,11 +296,15 @@ func (c *Client) spawn(ctx context.Context, node *nodeState, info troupe.WorkerI
 
 // remoteBackend is a worker on a node, seen from the coordinator.
 type remoteBackend struct {
+	node   string
 	c      *Client
 	client *actor.PID
 	worker *actor.PID
 	once   sync.Once
 }
+
+// Node is the address of the node the worker runs on (the runtime's observation shows it).
+func (b *remoteBackend) Node() string { return b.node }
 
 func (b *remoteBackend) Submit(batch []troupe.Task) error {
 	b.c.ep.system.Root.Send(b.worker, toBatch(batch))

@@ -9,11 +9,13 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -806,5 +808,82 @@ sink: {lines: {path: %s}}
 	code, log = mustRun(t, bin, spec(""))
 	if code != 1 || !strings.Contains(log, "node "+nd.addr+" unreachable") {
 		t.Fatalf("without TLS: exit %d, want 1 and the node unreachable\n%s", code, lastLines(log, 20))
+	}
+}
+
+// TestObserverShowsNodes: the admin server's tree names the node each worker runs on.
+func TestObserverShowsNodes(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	nodes := []*node{startNode(t, bin, token), startNode(t, bin, token)}
+	in := filepath.Join(dir, "in.fifo")
+	if err := syscall.Mkfifo(in, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	specPath := writeSpec(t, dir, fmt.Sprintf(`name: observed
+cluster: {nodes: %s, heartbeat: 2s}
+source: {lines: {path: %s}}
+stages: [{name: up, builtin: upper, placement: cluster, workers: 1}]
+sink: {discard: {}}
+`, nodeList(nodes...), in))
+	adminAddr := freeAddr(t)
+	run := exec.Command(bin, "run", "--progress", "none", "--admin", adminAddr, specPath)
+	run.Env = append(os.Environ(), "TROUPE_CLUSTER_TOKEN="+token)
+	stderr := &syncBuffer{}
+	run.Stderr, run.Stdout = stderr, io.Discard
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- run.Wait() }()
+	t.Cleanup(func() {
+		_ = run.Process.Kill()
+		<-exited
+	})
+	// The source stays open (the pipe's writer holds it) until the tree has been seen.
+	w, err := os.OpenFile(in, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	type treeNode struct {
+		Path     string     `json:"path"`
+		NodeAddr string     `json:"node_addr"`
+		Children []treeNode `json:"children"`
+	}
+	var seen map[string]bool
+	waitFor(t, "the tree to show a worker on each node", func() bool {
+		resp, err := http.Get("http://" + adminAddr + "/api/tree")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var root treeNode
+		if json.NewDecoder(resp.Body).Decode(&root) != nil {
+			return false
+		}
+		seen = map[string]bool{}
+		var walk func(n treeNode)
+		walk = func(n treeNode) {
+			if n.NodeAddr != "" {
+				seen[n.NodeAddr] = true
+			}
+			for _, c := range n.Children {
+				walk(c)
+			}
+		}
+		walk(root)
+		return seen[nodes[0].addr] && seen[nodes[1].addr]
+	})
+	fmt.Fprintln(w, "hello")
+	w.Close()
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil {
+			t.Fatalf("run: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(proctest.Deadline):
+		t.Fatalf("run did not end\n%s", stderr.String())
 	}
 }
