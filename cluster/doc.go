@@ -20,6 +20,9 @@
 //     in another, with their lengths), never one message per record; each side checks that
 //     what it receives adds up, and a malformed message fails the worker as a BackendFault.
 //
+// A worker's Backend names its node (Node() string), so the run's observation (the admin
+// server's tree: node_addr) shows which node each worker runs on.
+//
 // # Losing a node
 //
 // The client's actor watches the remote worker (protoactor's remote watch: an endpoint that
