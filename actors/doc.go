@@ -131,7 +131,8 @@
 //
 // Job.Progress gives the figures; Job.Snapshot the tree as well (each stage's and worker's
 // state, restarts, last exit, records held and credits left, the pid of a worker's Backend
-// when it runs in a process and says so with a Pid() int method, the recent dead letters,
+// when it runs in a process and says so with a Pid() int method, the cluster node it runs on
+// when it says so with a Node() string method, the recent dead letters,
 // whether the run is ready); Job.Subscribe follows the supervision events, each placed in the
 // pipeline (stage, worker, pid); Job.Latency gives a stage's latency histogram. Package admin
 // serves them over HTTP; the runtime knows nothing of it.

@@ -81,6 +81,9 @@ type WorkerSnapshot struct {
 	Index int    // 1-based
 	// PID is the process its Backend runs in (see Event.PID); 0 for a Func stage.
 	PID int
+	// Node is the cluster node its Backend runs on, when it says so (a Backend with a method
+	// Node() string, as package cluster's do); "" when it runs here.
+	Node string
 	// InFlight is how many records it holds; Credits how many more it may be given.
 	InFlight, Credits int
 }
@@ -202,6 +205,7 @@ type workerObs struct {
 	held    atomic.Int64
 	up      atomic.Bool
 	pid     atomic.Int64
+	node    atomic.Pointer[string]
 }
 
 // initObs sizes each stage's observation once its settings are final.
@@ -256,6 +260,11 @@ func pidOf(b troupe.Backend) int {
 func (r *run) workerStarting(st *stageRun, i int, b troupe.Backend) {
 	if i < len(st.obs.workers) {
 		st.obs.workers[i].pid.Store(int64(pidOf(b)))
+		node := ""
+		if n, ok := b.(interface{ Node() string }); ok {
+			node = n.Node()
+		}
+		st.obs.workers[i].node.Store(&node)
 	}
 }
 
@@ -424,8 +433,11 @@ func (r *run) observation() Snapshot {
 				if w.up.Load() && !ended {
 					ws.Credits = max(0, st.cfg.Credits-ws.InFlight)
 				}
+				if n := w.node.Load(); n != nil {
+					ws.Node = *n
+				}
 				if ended {
-					ws.PID = 0
+					ws.PID, ws.Node = 0, ""
 				}
 				ss.InFlight += ws.InFlight
 				ss.Credits += ws.Credits

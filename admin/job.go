@@ -34,7 +34,7 @@ func (o *jobObserved) Tree() Node {
 		sn.InFlight, sn.Credits = st.InFlight, st.Credits
 		for _, w := range st.Workers {
 			wn := node(w.Name, workerPath(st.Name, w.Index), KindWorker, w.NodeInfo)
-			wn.PID, wn.InFlight, wn.Credits = w.PID, w.InFlight, w.Credits
+			wn.PID, wn.InFlight, wn.Credits, wn.NodeAddr = w.PID, w.InFlight, w.Credits, w.Node
 			if w.PID != 0 {
 				p := node("plugin", wn.Path+"/plugin", KindPlugin, actors.NodeInfo{State: w.State})
 				p.PID = w.PID

@@ -68,6 +68,7 @@ type Node struct {
 	Restarts   int     `json:"restarts"`
 	LastExit   string  `json:"last_exit"`
 	PID        int     `json:"pid"`
+	NodeAddr   string  `json:"node_addr,omitempty"` // the troupe node a worker runs on; "" here
 	RSSBytes   uint64  `json:"rss_bytes"`
 	CPUPercent float64 `json:"cpu_percent"`
 	Mailbox    int     `json:"mailbox"`

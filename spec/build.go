@@ -74,6 +74,9 @@ func (s *Spec) Pipeline(o BuildOptions) (*troupe.Pipeline, error) {
 	for i := range s.Stages {
 		st := &s.Stages[i]
 		stage, err := st.build(logger)
+		if err == nil && st.Placement == "cluster" {
+			stage, err = s.clusterStage(st, stage, logger)
+		}
 		if err != nil {
 			pos := s.pos(st.At, "options")
 			if st.Plugin != nil {

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"errors"
+	"net"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -28,6 +29,7 @@ type Document struct {
 	Order       string           `yaml:"order" default:"any" enum:"any|input" doc:"any delivers records to the sink as they complete; input in source order (the outputs of one record in the order they were made)."`
 	Sink        SinkSpec         `yaml:"sink" required:"true" doc:"Where records go: exactly one of files, lines, discard."`
 	DeadLetter  *DeadLetterSpec  `yaml:"dead_letter" doc:"Where records that failed every attempt are stored, as JSON lines; they are only counted when absent."`
+	Cluster     *ClusterSpec     `yaml:"cluster" doc:"The troupe node processes that run the workers of stages with placement: cluster."`
 	Journal     *JournalSpec     `yaml:"journal" doc:"A journal of the source records finished, so that a run killed midway resumes where it stopped: a run with the same journal skips what it names (troupe run --journal overrides it)."`
 	At          schema.Positions `yaml:"-"`
 }
@@ -48,6 +50,7 @@ func (d *Document) Check() error {
 		}
 		first[st.Name] = st.At.Value("name").Line
 	}
+	errs = append(errs, d.checkCluster()...)
 	if d.Journal != nil && d.Source.Lines != nil && d.Source.Lines.Path == "-" {
 		errs = append(errs, schema.Errorf("journal", "standard input cannot be resumed (it cannot be read again): a journal needs a source that can (a file, a folder, a range)"))
 	}
@@ -167,6 +170,7 @@ type StageSpec struct {
 	Limits      *plugins.Limits  `yaml:"limits" doc:"Resource limits of a plugin stage's processes, enforced by a watchdog."`
 	Spares      int              `yaml:"spares" min:"0" max:"2147483647" doc:"Warm plugin processes kept started, so that a worker that dies is replaced at once."`
 	Restart     RestartSpec      `yaml:"restart" doc:"How the stage's workers restart after a crash."`
+	Placement   string           `yaml:"placement" default:"local" enum:"local|cluster" doc:"Where the stage's workers run: local (in this process and its plugin processes) or cluster (workers workers on each node of cluster.nodes)."`
 	At          schema.Positions `yaml:"-"`
 
 	// builtinOptions are the builtin's options, decoded by Parse.
@@ -306,4 +310,67 @@ func supervisorErrors(err error) error {
 		out[i] = schema.Errorf(fe.Field, "%s", fe.Msg)
 	}
 	return errors.Join(out...)
+}
+
+// ---- cluster (issue 14) ----
+
+// ClusterSpec lists the nodes (`troupe node` processes) that run the workers of the stages
+// whose placement is cluster.
+type ClusterSpec struct {
+	Nodes     []string         `yaml:"nodes" required:"true" nonempty:"true" doc:"The nodes' addresses (host:port), as each node advertises it; a stage with placement: cluster runs its workers workers on each reachable node."`
+	TokenEnv  string           `yaml:"token_env" default:"TROUPE_CLUSTER_TOKEN" nonempty:"true" doc:"The environment variable holding the cluster's token, which the nodes require of their peers."`
+	Heartbeat time.Duration    `yaml:"heartbeat" default:"5s" min:"10ms" doc:"How long a node may stay silent (a crash, SIGSTOP, a partition) before its workers are counted lost and their records redelivered to the others; also the wait for a node to answer a spawn request."`
+	Fallback  string           `yaml:"fallback" default:"abort" enum:"abort|local" doc:"What a cluster stage does when no node is reachable: abort the run, or run its workers locally."`
+	Listen    string           `yaml:"listen" default:"127.0.0.1:0" nonempty:"true" doc:"The address (host:port) of this process's own remote, which the nodes answer to; port 0 picks a free one."`
+	Advertise string           `yaml:"advertise" doc:"The address the nodes reach this process by, when not listen's (a node on another machine)."`
+	TLS       *ClusterTLSSpec  `yaml:"tls" doc:"Mutual TLS with the nodes (their troupe node --tls-cert, --tls-key, --tls-ca); plain TCP when absent."`
+	At        schema.Positions `yaml:"-"`
+}
+
+// ClusterTLSSpec names the PEM files of mutual TLS with the nodes.
+type ClusterTLSSpec struct {
+	Cert string           `yaml:"cert" required:"true" nonempty:"true" doc:"This process's certificate, relative to the spec's directory."`
+	Key  string           `yaml:"key" required:"true" nonempty:"true" doc:"Its private key."`
+	CA   string           `yaml:"ca" required:"true" nonempty:"true" doc:"The CA certificate that signed the nodes' certificates (and this one)."`
+	At   schema.Positions `yaml:"-"`
+}
+
+// Check checks the addresses.
+func (c *ClusterSpec) Check() error {
+	var errs []error
+	for i, a := range c.Nodes {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" || port == "0" {
+			errs = append(errs, schema.Errorf(pathIndex("nodes", i), "want host:port with a port, got %q", a))
+		}
+	}
+	for _, k := range []struct{ key, v string }{{"listen", c.Listen}, {"advertise", c.Advertise}} {
+		if k.v == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(k.v); err != nil {
+			errs = append(errs, schema.Errorf(k.key, "want host:port, got %q", k.v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkCluster reports stages placed on a cluster the spec does not declare, and reduce stages
+// placed on one (a reduce stage keeps its aggregates in one worker, here).
+func (d *Document) checkCluster() []error {
+	var errs []error
+	for i := range d.Stages {
+		st := &d.Stages[i]
+		if st.Placement != "cluster" {
+			continue
+		}
+		if d.Cluster == nil {
+			errs = append(errs, schema.Errorf(pathIndex("stages", i)+".placement", "stage %s is placed on the cluster, but the spec has no cluster section", st.Name))
+		}
+		if st.Builtin != "" {
+			if b, ok := stages.Lookup(st.Builtin); ok && b.Reduce != nil {
+				errs = append(errs, schema.Errorf(pathIndex("stages", i)+".placement", "stage %s is a reduce stage (builtin %s): it runs locally only", st.Name, st.Builtin))
+			}
+		}
+	}
+	return errs
 }

@@ -145,7 +145,7 @@ stages:
 sink: {lines: {path: out/result.txt}}
 `
 	_, err := Parse([]byte(src), "/specs/x.yaml")
-	want := `/specs/x.yaml:2:1: unknown key "defaults" (want one of: name, source, stages, supervision, order, sink, dead_letter, journal)`
+	want := `/specs/x.yaml:2:1: unknown key "defaults" (want one of: name, source, stages, supervision, order, sink, dead_letter, cluster, journal)`
 	if err == nil || err.Error() != want {
 		t.Fatalf("err = %v\nwant %s", err, want)
 	}
@@ -184,7 +184,7 @@ func TestParseSpecErrors(t *testing.T) {
 		{"wrong type", ok + "stages: [{name: a, builtin: upper, workers: two}]\n", `s.yaml:3:45: stages[0].workers: want an integer, got string "two"`},
 		{"float workers", ok + "stages: [{name: a, builtin: upper, workers: 2.5}]\n", `s.yaml:3:45: stages[0].workers: want an integer, got float 2.5`},
 		{"unknown key", ok + "stages: [{name: a, builtin: upper, credts: 3}]\n", `s.yaml:3:36: stages[0]: unknown key "credts" (did you mean "credits"?)`},
-		{"unknown key far", ok + "colour: red\n", `s.yaml:3:1: unknown key "colour" (want one of: name, source, stages, supervision, order, sink, dead_letter, journal)`},
+		{"unknown key far", ok + "colour: red\n", `s.yaml:3:1: unknown key "colour" (want one of: name, source, stages, supervision, order, sink, dead_letter, cluster, journal)`},
 		{"duplicate key", ok + "order: any\norder: input\n", `s.yaml:4:1: duplicate key "order" (first at line 3)`},
 		{"duplicate stage", ok + "stages:\n  - {name: a, builtin: upper}\n  - {name: a, builtin: lower}\n", `s.yaml:5:12: stages[1].name: duplicate stage name "a" (first defined at line 4)`},
 		{"unknown builtin", ok + "stages: [{name: a, builtin: shout}]\n", `s.yaml:3:29: stages[0].builtin: unknown builtin "shout" (known: ` + strings.Join(stages.Names(), ", ") + `)`},

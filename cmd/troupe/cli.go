@@ -129,7 +129,7 @@ Exit status: 0 every record reached the sink; 1 the run was aborted or interrupt
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	e.log.flags(root)
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return e.log.check(cmd) }
-	root.AddCommand(e.runCmd(), e.validateCmd(), e.builtinsCmd(), e.versionCmd(), e.pluginsCmd(), e.benchCmd(), e.serveCmd())
+	root.AddCommand(e.runCmd(), e.validateCmd(), e.builtinsCmd(), e.versionCmd(), e.pluginsCmd(), e.benchCmd(), e.serveCmd(), e.nodeCmd())
 	return root
 }
 

@@ -9,6 +9,7 @@
 //	troupe plugins new NAME [DIR] [--troupe-src DIR] [--module PATH]
 //	troupe version
 //	troupe serve --admin ADDR [--max-jobs N] [--spec-dir DIR]
+//	troupe node [--listen ADDR] [--advertise ADDR] [--token T]
 //
 // `troupe run` runs the pipeline a YAML spec describes (docs/spec.md and package spec describe
 // the format), showing progress on standard error and a per-stage summary at the end; `troupe

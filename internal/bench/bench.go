@@ -283,6 +283,7 @@ func (h *harness) groups() []group {
 		{[]string{"image-photos-vs-python-pillow"}, (*harness).photos},
 		{[]string{"failover-warm-spare-p50", "failover-pipeline-p50", "cold-restart-p50"}, (*harness).restarts},
 		{[]string{"slow-sink-rss"}, (*harness).rss},
+		{[]string{"cluster-2node-64B", "cluster-vs-remote-per-message", "cluster-vs-local"}, (*harness).clusterFigures},
 		{[]string{"wordcount-vs-shell"}, (*harness).wordcount},
 		{[]string{"engine-warm-job-p50"}, (*harness).engineJobs},
 	}

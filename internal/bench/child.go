@@ -59,6 +59,8 @@ func runChild(role string, stdout, stderr io.Writer) int {
 	case rolePlugin:
 		sdk.Serve(sdk.Stage{Process: upperStage})
 		return 0 // not reached: Serve exits
+	case roleNode:
+		return nodeChild(os.Stdin, stdout, stderr)
 	case rolePluginBatch:
 		sdk.ServeBatch(upperBatch)
 		return 0 // not reached: Serve exits
