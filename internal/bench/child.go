@@ -39,6 +39,9 @@ const (
 // countEnv carries the record count to the rss child.
 const countEnv = "TROUPE_BENCH_N"
 
+// sizeEnv carries the record size to the rss child (default 64 bytes).
+const sizeEnv = "TROUPE_BENCH_SIZE"
+
 // runChild runs this process as a child of the harness.
 func runChild(role string, stdout, stderr io.Writer) int {
 	switch role {
@@ -73,7 +76,14 @@ func runChild(role string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "bench rss: %s: %v\n", countEnv, err)
 			return 2
 		}
-		if err := slowSinkRun(context.Background(), n); err != nil {
+		size := 64
+		if v := os.Getenv(sizeEnv); v != "" {
+			if size, err = strconv.Atoi(v); err != nil {
+				fmt.Fprintf(stderr, "bench rss: %s: %v\n", sizeEnv, err)
+				return 2
+			}
+		}
+		if err := slowSinkRun(context.Background(), n, size); err != nil {
 			fmt.Fprintln(stderr, "bench rss:", err)
 			return 1
 		}
@@ -214,11 +224,12 @@ func (s *slowSink) Write(troupe.Record) error {
 func (s *slowSink) Flush() error { return nil }
 func (s *slowSink) Close() error { return nil }
 
-// slowSinkRun pushes n 64-byte records through one in-process stage into a slow sink.
-func slowSinkRun(ctx context.Context, n int) error {
+// slowSinkRun pushes n records of size bytes through one in-process stage into a slow sink,
+// at the default credits.
+func slowSinkRun(ctx context.Context, n, size int) error {
 	sink := &slowSink{}
 	p := troupe.Pipeline{
-		Source: actors.NewRangeSource(int64(n), 64),
+		Source: actors.NewRangeSource(int64(n), size),
 		Stages: []troupe.Stage{{Name: "copy", Func: func(_ context.Context, r troupe.Record) ([]troupe.Record, error) {
 			return []troupe.Record{{Key: r.Key, Payload: bytes.Clone(r.Payload)}}, nil
 		}}},
