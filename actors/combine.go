@@ -76,12 +76,8 @@ func (d *distributor) combined(s *slot, res *results) {
 	now := d.run.now()
 	covered := make([]envelope, 0, len(res.Counts))
 	for i, n := range res.Counts {
-		e := s.held.popFront()
-		s.bytes -= recordBytes(e.rec)
-		d.st.counters.latency.record(now - e.sent)
-		if len(errs) > 0 && int(errs[0].Index) == i {
-			d.failed(e, errs[0].Message)
-			errs = errs[1:]
+		e, ok := d.outcome(s, i, &errs, now)
+		if !ok {
 			continue
 		}
 		in := e.rec

@@ -159,24 +159,34 @@ func (d *distributor) results(s *slot, res *results) {
 	slab := make([]envelope, len(res.Outputs))
 	off := 0
 	for i, n := range res.Counts {
-		e := s.held.popFront()
-		s.bytes -= recordBytes(e.rec)
-		d.st.counters.latency.record(now - e.sent)
-		if len(errs) > 0 && int(errs[0].Index) == i {
-			d.failed(e, errs[0].Message)
-			errs = errs[1:]
+		e, ok := d.outcome(s, i, &errs, now)
+		if !ok {
 			continue
 		}
 		if off+int(n) > len(res.Outputs) {
 			d.run.fail(fmt.Errorf("stage %s: worker %s reported more outputs than it sent", d.st.cfg.Name, s.name))
 			return
 		}
-		ok := d.emit(e, res.Outputs[off:off+int(n)], slab[off:off+int(n)])
+		ok = d.emit(e, res.Outputs[off:off+int(n)], slab[off:off+int(n)])
 		off += int(n)
 		if ok && (len(d.faulted) > 0 || len(d.parked) > 0) {
 			d.works()
 		}
 	}
+}
+
+// outcome takes the oldest record worker s holds, whose outcome is the i-th of its results, and
+// reports whether it succeeded: a failed one (errs names it) is charged an attempt here.
+func (d *distributor) outcome(s *slot, i int, errs *[]recordError, now time.Duration) (entry, bool) {
+	e := s.held.popFront()
+	s.bytes -= recordBytes(e.rec)
+	d.st.counters.latency.record(now - e.sent)
+	if len(*errs) > 0 && int((*errs)[0].Index) == i {
+		d.failed(e, (*errs)[0].Message)
+		*errs = (*errs)[1:]
+		return e, false
+	}
+	return e, true
 }
 
 // emit queues a finished record's outputs, in envelopes of slab (one per output) that it fills

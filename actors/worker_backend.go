@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/troupe-dev/troupe/internal/tick"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/troupe-dev/troupe"
@@ -107,7 +109,7 @@ type backendWorker struct {
 	// lastProgress is when the backend last reported results or granted credit, or when work
 	// came to an idle worker: what a hung backend is measured from (checkTimeout).
 	lastProgress time.Time
-	stopTick     chan struct{}
+	ticker       *tick.Ticker
 	closed       bool
 }
 
@@ -120,7 +122,7 @@ func (w *backendWorker) Receive(ctx actor.Context) {
 		ctx.Send(w.st.distPID, workerUp{index: w.index, token: w.token, pid: ctx.Self()})
 		w.out.attach(ctx.Self())
 		if t := w.st.cfg.Timeout; t > 0 {
-			w.startTicker(ctx, min(max(t/4, 5*time.Millisecond), time.Second))
+			w.ticker = tick.Start(ctx.ActorSystem(), ctx.Self(), min(max(t/4, 5*time.Millisecond), time.Second), backendTick{})
 		}
 	case work:
 		if m.token != w.token {
@@ -155,7 +157,7 @@ func (w *backendWorker) Receive(ctx actor.Context) {
 	case backendTick:
 		w.checkTimeout(ctx)
 	case *actor.Stopping:
-		w.stopTicker()
+		w.ticker.Stop()
 		ctx.Send(w.st.distPID, workerDown{index: w.index, token: w.token, reason: supervisor.ErrShutdown})
 		w.close(backendCloseTimeout)
 	}
@@ -206,7 +208,7 @@ func (w *backendWorker) checkTimeout(ctx actor.Context) {
 // fault), the distributor counts it towards maxOwnFaults.
 func (w *backendWorker) die(ctx actor.Context, err error, charge bool) {
 	ctx.Send(w.st.distPID, workerDown{index: w.index, token: w.token, reason: err, charge: charge})
-	w.stopTicker()
+	w.ticker.Stop()
 	w.close(backendKillTimeout)
 	supervisor.Exit(ctx, err)
 }
@@ -220,30 +222,6 @@ func (w *backendWorker) close(within time.Duration) {
 	defer cancel()
 	if err := w.backend.Close(cctx); err != nil {
 		w.run.log.Warn("closing backend", "stage", w.st.cfg.Name, "worker", w.index, "error", err)
-	}
-}
-
-func (w *backendWorker) startTicker(ctx actor.Context, every time.Duration) {
-	w.stopTick = make(chan struct{})
-	self, stop, sys := ctx.Self(), w.stopTick, ctx.ActorSystem()
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				sys.Root.Send(self, backendTick{})
-			}
-		}
-	}()
-}
-
-func (w *backendWorker) stopTicker() {
-	if w.stopTick != nil {
-		close(w.stopTick)
-		w.stopTick = nil
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/troupe-dev/troupe/internal/tick"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/eventstream"
 	"github.com/asynkron/protoactor-go/remote"
@@ -351,7 +353,7 @@ type clientActor struct {
 	lastTick  time.Time
 	probing   bool
 	seq       int64
-	stopTick  chan struct{}
+	ticker    *tick.Ticker
 	failed    bool
 	preferred bool
 	home      *nodeState // the preferred node, when this worker is away from it
@@ -370,7 +372,7 @@ func (a *clientActor) Receive(ctx actor.Context) {
 			a.worker = actor.NewPID(m.WorkerAddress, m.WorkerId)
 			a.lastHeard, a.lastProbe = time.Now(), time.Now()
 			ctx.Watch(a.worker)
-			a.startTicker(ctx)
+			a.ticker = tick.Start(ctx.ActorSystem(), ctx.Self(), tickEvery(a.c.hb), clientTick{})
 		}
 		a.spawned <- m // buffered: the only send
 	case *clusterpb.Results:
@@ -426,7 +428,7 @@ func (a *clientActor) Receive(ctx actor.Context) {
 			a.fail(ctx, nodeFault{fmt.Errorf("node %s is reachable again: the worker moves back to it", a.home.addr)}, false)
 		}
 	case *actor.Stopping:
-		a.stopTicker()
+		a.ticker.Stop()
 	}
 }
 
@@ -493,32 +495,8 @@ func (a *clientActor) fail(ctx actor.Context, err error, nodeLost bool) {
 		a.node.markDown(err, a.c.hb)
 		a.c.log.Warn("cluster: node lost", "node", a.node.addr, "stage", a.stage, "worker", a.index, "error", err)
 	}
-	a.stopTicker()
+	a.ticker.Stop()
 	a.out.Fail(err)
-}
-
-func (a *clientActor) startTicker(ctx actor.Context) {
-	a.stopTick = make(chan struct{})
-	self, stop, sys, every := ctx.Self(), a.stopTick, ctx.ActorSystem(), tickEvery(a.c.hb)
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				sys.Root.Send(self, clientTick{})
-			}
-		}
-	}()
-}
-
-func (a *clientActor) stopTicker() {
-	if a.stopTick != nil {
-		close(a.stopTick)
-		a.stopTick = nil
-	}
 }
 
 // stallGrace keeps this process's own stalls (starved of CPU, a long GC pause) from counting

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/troupe-dev/troupe/internal/tick"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/troupe-dev/troupe"
@@ -193,7 +195,7 @@ type nodeWorker struct {
 	hb        time.Duration
 	lastHeard time.Time
 	lastTick  time.Time
-	stopTick  chan struct{}
+	ticker    *tick.Ticker
 	closed    bool
 	stopping  bool
 }
@@ -268,20 +270,7 @@ func (w *nodeWorker) start(ctx actor.Context) {
 	ctx.Watch(w.client)
 	ctx.Send(w.client, &clusterpb.Spawned{WorkerAddress: ctx.Self().Address, WorkerId: ctx.Self().Id})
 	w.node.log.Info("worker started", "stage", m.Stage, "worker", m.Index, "incarnation", m.Incarnation, "client", m.ClientAddress)
-	w.stopTick = make(chan struct{})
-	self, stop, sys, every := ctx.Self(), w.stopTick, ctx.ActorSystem(), tickEvery(w.hb)
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				sys.Root.Send(self, nodeTick{})
-			}
-		}
-	}()
+	w.ticker = tick.Start(ctx.ActorSystem(), ctx.Self(), tickEvery(w.hb), nodeTick{})
 }
 
 func (w *nodeWorker) stop(ctx actor.Context, why string) {
@@ -297,10 +286,7 @@ func (w *nodeWorker) stop(ctx actor.Context, why string) {
 }
 
 func (w *nodeWorker) closeBackend() {
-	if w.stopTick != nil {
-		close(w.stopTick)
-		w.stopTick = nil
-	}
+	w.ticker.Stop()
 	if w.closed || w.backend == nil {
 		w.closed = true
 		return
