@@ -21,7 +21,10 @@
 // with out-of-process plugins. Package actors provides the sources and sinks the troupe command
 // uses.
 //
-// Importing troupe pulls in neither YAML, nor the runtime, nor the plugin host. The YAML spec
+// Importing troupe pulls in neither YAML, nor the runtime, nor the plugin host: the supervision
+// types it names (Pipeline.Supervision, Stage.Restart's Backoff, Pipeline.Events) come from
+// package supervisor/policy, not from package supervisor and its actor runtime, so a plugin
+// built with plugins/sdk links no protoactor, prometheus or OpenTelemetry. The YAML spec
 // language (what the troupe command runs) is package spec; the builtin stages a spec names, and
 // their registry, are package stages.
 package troupe

@@ -7,14 +7,14 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/troupe-dev/troupe/supervisor"
+	"github.com/troupe-dev/troupe/supervisor/policy"
 )
 
 // Stage describes one stage of a pipeline. Exactly one of Func, Reduce and Backend is set.
 type Stage struct {
-	Name    string
-	Func    Func
-	Reduce  ReduceFunc
+	Name   string
+	Func   Func
+	Reduce ReduceFunc
 	// Combine, on a reduce stage, merges partial aggregates (see CombineFunc): when set, the
 	// workers of the stage before fold their outputs per key with Reduce before they leave the
 	// worker, and this stage merges the partials. A fold that fails there is not retried there:
@@ -46,7 +46,7 @@ type Stage struct {
 type Restart struct {
 	Intensity int
 	Period    time.Duration
-	Backoff   supervisor.Backoff
+	Backoff   policy.Backoff
 }
 
 // Order says whether the sink receives records in source order.
@@ -119,7 +119,7 @@ type Pipeline struct {
 	DeadLetters DeadLetterSink // nil: dead letters are counted and logged, not stored
 	Order       Order
 	// Supervision is the root supervisor's flags; zero value: one_for_one, intensity 10 in 60s.
-	Supervision supervisor.Flags
+	Supervision policy.Flags
 	// DrainTimeout bounds how long a stop (context cancelled) waits for in-flight records to
 	// reach the sink; default 30s.
 	DrainTimeout time.Duration
@@ -128,7 +128,7 @@ type Pipeline struct {
 	// (slog's With) to tell runs apart: the troupe command adds run, the run's id.
 	Logger *slog.Logger
 	// Events, if set, receives every supervision event of the run's tree.
-	Events func(supervisor.Event)
+	Events func(policy.Event)
 	// Journal, if set, makes the run resumable: each source record whose outcome is final is
 	// recorded in a journal file once the outputs hold it durably, and a later run with the
 	// same journal skips what it records (see package actors, "Journal"). The Source must be

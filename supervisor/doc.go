@@ -86,6 +86,13 @@
 // Everything a supervisor does is published on the actor system's
 // EventStream as an [*Event]; [Subscribe] is a convenience filter.
 //
+// The plain data of supervision ([Flags], [Strategy], [AutoShutdown],
+// [Backoff], [Event], [EventKind], [FieldError]) is declared in package
+// [github.com/troupe-dev/troupe/supervisor/policy], which imports only the
+// standard library, and aliased here: code that only describes supervision
+// or receives its events (the root package troupe, and so every plugin)
+// names it there and does not link protoactor.
+//
 // What the package keeps besides its actors (for [Ref], [Exit] and
 // [Incarnation]) is kept per actor system, as an extension of it
 // (actor.ActorSystem.Extensions): two actor systems in one process can use

@@ -1,83 +1,48 @@
 package supervisor
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/troupe-dev/troupe/supervisor/policy"
 )
 
-// EventKind says what happened.
-type EventKind int
+// EventKind says what happened (see [policy.EventKind]).
+type EventKind = policy.EventKind
 
 const (
 	// Started: a child was started (initially, by StartChild or by
 	// RestartChild).
-	Started EventKind = iota
+	Started = policy.Started
 	// Exited: a child ended without its supervisor asking it to, or a
 	// start attempt during a restart failed. Reason is the exit reason.
-	Exited
+	Exited = policy.Exited
 	// Restarted: the supervisor restarted a child after an exit. Restarts
 	// is the child's restart count.
-	Restarted
+	Restarted = policy.Restarted
 	// GaveUp: the supervisor at Path reached its maximum restart
 	// intensity. Reason is the *EscalationError, Restarts the count.
-	GaveUp
+	GaveUp = policy.GaveUp
 	// Escalated: a nested supervisor that gave up has stopped its children
 	// and now fails towards its parent.
-	Escalated
+	Escalated = policy.Escalated
 	// Stopped: a child that its supervisor stopped has terminated (Reason
 	// ErrShutdown, or ErrKilled if it had to be forced), or, with the
 	// supervisor's own path, the supervisor has ended (Reason nil, or the
 	// error it ended with).
-	Stopped
+	Stopped = policy.Stopped
 	// Abandoned: a child did not terminate even after it was forced; it was
 	// removed from the ProcessRegistry and is no longer waited for.
-	Abandoned
+	Abandoned = policy.Abandoned
 	// BackingOff: a child waiting to be restarted waits for the backoff delay
 	// (Flags.Backoff) before its next start attempt.
-	BackingOff
+	BackingOff = policy.BackingOff
 )
 
-var eventKindNames = []string{"started", "exited", "restarted", "gave_up", "escalated", "stopped", "abandoned", "backoff"}
-
-// String returns e.g. "restarted".
-func (k EventKind) String() string { return enumName(eventKindNames, int(k), "EventKind") }
-
 // Event is published on the actor system's EventStream (as *Event) for
-// everything a supervisor does.
-type Event struct {
-	// Time is when it happened.
-	Time time.Time
-	// Path is the PID id of the child (or supervisor) concerned, e.g.
-	// "root/convert/worker-2".
-	Path string
-	// Kind says what happened.
-	Kind EventKind
-	// Reason is the exit reason or error, if any.
-	Reason error
-	// Restarts is the child's restart count (Restarted), or the
-	// supervisor's restart count within its period (GaveUp).
-	Restarts int
-}
-
-// String formats the event for logs.
-func (e Event) String() string {
-	s := fmt.Sprintf("%s %s", e.Path, e.Kind)
-	if e.Reason != nil {
-		s += fmt.Sprintf(" (%v)", firstLine(e.Reason.Error()))
-	}
-	return s
-}
-
-func firstLine(s string) string {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			return s[:i]
-		}
-	}
-	return s
-}
+// everything a supervisor does (see [policy.Event] for its fields).
+type Event = policy.Event
 
 // Subscribe calls fn for every supervisor Event published in system, in
 // the goroutine of the supervisor publishing it (so fn must not block).
