@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -174,7 +173,7 @@ func newRun(p *troupe.Pipeline, parent *Parent) (*run, error) {
 	}
 	r.disp = newDispatcher(actor.NewDefaultDispatcher(0).Throughput())
 	r.col = newCollectorState(p)
-	r.src = &sourceState{window: window, windowBytes: windowBytes, inflight: map[uint64]*envelope{}, unread: map[uint64]string{}}
+	r.src = &sourceState{window: window, windowBytes: windowBytes, unread: map[uint64]string{}}
 	// The reader starts when the source actor has (see startTree): it delivers to its PID.
 	r.src.reader = newReader(p.Source, sourceBatch(window))
 	if h, ok := p.Source.(sizeHinter); ok {
@@ -670,8 +669,6 @@ func (r *run) skipped() int64 {
 	}
 	return r.journal.skippedCount()
 }
-
-func sortUint64(s []uint64) { slices.Sort(s) }
 
 // props are the props of one of the run's own actors: on the run's dispatcher.
 func (r *run) props(p actor.Producer, opts ...actor.PropsOption) *actor.Props {
