@@ -94,6 +94,10 @@ type stageRun struct {
 	// combineFold is the next stage's fold when it is a reduce stage with a Combine: this
 	// stage's workers fold their outputs with it (see combine).
 	combineFold troupe.ReduceFunc
+	// spareOutputs hands the outputs' slices of a Func stage's results back from its
+	// distributor, once it has taken the outputs into envelopes, to its workers (see
+	// funcWorker.newResults): the slices are not garbage made per batch.
+	spareOutputs chan []troupe.Record
 
 	startFailures atomic.Int32
 }
@@ -145,6 +149,9 @@ func newRun(p *troupe.Pipeline, parent *Parent) (*run, error) {
 		}
 		seen[s.Name] = true
 		st := &stageRun{cfg: s, index: i, path: name + "/" + s.Name}
+		if s.Func != nil {
+			st.spareOutputs = make(chan []troupe.Record, 2*s.Workers+2)
+		}
 		if s.Reduce != nil {
 			st.reduce = &reduceState{acc: map[string][]byte{}}
 		}

@@ -105,10 +105,13 @@ func (w *funcWorker) newResults(n int) *results {
 		room = max(n, min(n*w.fanout, maxOutputsRoom))
 	}
 	res := &results{Counts: make([]uint32, 0, n)}
-	if cap(w.scratch.spare) >= room {
+	switch {
+	case cap(w.scratch.spare) >= room:
 		res.Outputs, w.scratch.spare = w.scratch.spare, nil
-	} else {
-		res.Outputs = make([]troupe.Record, 0, room)
+	default:
+		if res.Outputs = w.st.takeSpare(room); res.Outputs == nil {
+			res.Outputs = make([]troupe.Record, 0, room)
+		}
 	}
 	return res
 }
