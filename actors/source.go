@@ -51,11 +51,14 @@ type reader struct {
 	// unreadableSource), the reason; the actor takes them when the delivery arrives.
 	unreadMu sync.Mutex
 	unread   map[*envelope]string
-	want     atomic.Int64 // records asked for and not yet being read
-	wake     chan struct{}
-	stop     context.CancelFunc
-	ctx      context.Context
-	done     chan struct{}
+	// unreadable says that src can hand on records it could not read (see unreadableSource):
+	// without it, unread stays empty and takeUnread need not take the lock, once per record.
+	unreadable bool
+	want       atomic.Int64 // records asked for and not yet being read
+	wake       chan struct{}
+	stop       context.CancelFunc
+	ctx        context.Context
+	done       chan struct{}
 
 	startOnce sync.Once
 	started   atomic.Bool
@@ -70,7 +73,8 @@ type reader struct {
 // for it.
 func newReader(src troupe.Source, batch int) *reader {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &reader{src: src, batch: batch, wake: make(chan struct{}, 1), stop: cancel, ctx: ctx, done: make(chan struct{})}
+	_, unreadable := src.(unreadableSource)
+	return &reader{src: src, batch: batch, unreadable: unreadable, wake: make(chan struct{}, 1), stop: cancel, ctx: ctx, done: make(chan struct{})}
 }
 
 // start starts reading, delivering to deliver; only the first call does anything. The run calls
@@ -188,6 +192,9 @@ type unreadableSource interface {
 
 // takeUnread returns (and forgets) why rec could not be read, or "".
 func (r *reader) takeUnread(rec *envelope) string {
+	if !r.unreadable {
+		return ""
+	}
 	r.unreadMu.Lock()
 	defer r.unreadMu.Unlock()
 	if len(r.unread) == 0 {
