@@ -18,8 +18,8 @@ type collectorState struct {
 	deadSink troupe.DeadLetterSink
 	order    troupe.Order
 
-	base    uint64              // every source record below base is complete
-	above   map[uint64]struct{} // complete source records at or above base
+	base    uint64        // every source record below base is complete
+	above   seqRing[bool] // complete source records at or above base
 	partial map[uint64]*partialRoot
 	held    map[uint64][]heldOut // OrderInput, or a journal: outputs of records not yet written
 	// journal is set when the run keeps a journal: a record's outputs (and dead letters) are
@@ -58,7 +58,7 @@ type partialRoot struct {
 func newCollectorState(p *troupe.Pipeline) *collectorState {
 	return &collectorState{
 		sink: p.Sink, deadSink: p.DeadLetters, order: p.Order, journal: p.Journal != nil,
-		above: map[uint64]struct{}{}, partial: map[uint64]*partialRoot{}, held: map[uint64][]heldOut{},
+		partial: map[uint64]*partialRoot{}, held: map[uint64][]heldOut{},
 		dead: map[uint64]struct{}{},
 	}
 }
@@ -67,8 +67,7 @@ func (c *collectorState) complete(seq uint64) bool {
 	if seq < c.base {
 		return true
 	}
-	_, ok := c.above[seq]
-	return ok
+	return c.above.get(seq)
 }
 
 // collector writes outputs to the sink and dead letters to their output, and acks complete
@@ -166,15 +165,14 @@ func (a *collector) completed(seq uint64) {
 	if len(c.partial) > 0 { // only splits and aggregates leave partial books
 		delete(c.partial, seq)
 	}
-	c.above[seq] = struct{}{}
+	c.above.put(seq, true)
 	if c.journal && c.order != troupe.OrderInput {
 		a.writeHeld(seq)
 	}
 	for {
-		if _, ok := c.above[c.base]; !ok {
+		if !c.above.del(c.base) {
 			return
 		}
-		delete(c.above, c.base)
 		if c.order == troupe.OrderInput {
 			a.writeHeld(c.base)
 			a.acks = append(a.acks, c.base)

@@ -34,12 +34,23 @@ func combineWith(stages []*stageRun, i int) troupe.ReduceFunc {
 // combine folds res's outputs per key into partial aggregates, in the order the keys first
 // appear. If the fold fails (an error or a panic of the reduce function), res is left as it is:
 // its outputs then go to the reduce stage one by one, which retries or dead-letters them by
-// its rules.
-func (st *stageRun) combine(res *results) {
+// its rules. sc, if not nil, is the calling worker's scratch: its key index is reused, and the
+// outputs' slice, which no longer leaves the worker once folded, is handed back in it for the
+// worker's next results.
+func (st *stageRun) combine(res *results, sc *combineScratch) {
 	if st.combineFold == nil || res.Combined || len(res.Outputs) == 0 {
 		return
 	}
-	index := make(map[string]int, len(res.Outputs)/2)
+	var index map[string]int
+	if sc != nil && sc.index != nil {
+		index = sc.index
+		clear(index)
+	} else {
+		index = make(map[string]int, len(res.Outputs)/2)
+		if sc != nil {
+			sc.index = index
+		}
+	}
 	parts := make([]troupe.Record, 0, len(res.Outputs)/2)
 	folded := make([]uint32, 0, len(res.Outputs)/2)
 	for _, o := range res.Outputs {
@@ -57,7 +68,17 @@ func (st *stageRun) combine(res *results) {
 		}
 		parts[i].Payload = acc
 	}
+	if sc != nil {
+		clear(res.Outputs) // what it points to is folded: let it go
+		sc.spare = res.Outputs[:0]
+	}
 	res.Partials, res.Folded, res.Outputs, res.Combined = parts, folded, nil, true
+}
+
+// combineScratch is what a worker keeps from one combine to the next (see combine).
+type combineScratch struct {
+	index map[string]int
+	spare []troupe.Record
 }
 
 // foldSafely calls a reduce function, turning a panic into an error.

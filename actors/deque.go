@@ -1,7 +1,8 @@
 package actors
 
-// deque is a double-ended queue on a ring buffer that grows by doubling. The zero value is an
-// empty deque.
+// deque is a double-ended queue on a ring buffer that grows by doubling. Its size is a power of
+// two, so that positions wrap with a mask rather than a division. The zero value is an empty
+// deque.
 type deque[T any] struct {
 	buf   []T
 	head  int
@@ -17,7 +18,7 @@ func (q *deque[T]) grow() {
 	}
 	buf := make([]T, n)
 	for i := 0; i < q.count; i++ {
-		buf[i] = q.buf[(q.head+i)%len(q.buf)]
+		buf[i] = q.buf[(q.head+i)&(len(q.buf)-1)]
 	}
 	q.buf, q.head = buf, 0
 }
@@ -26,7 +27,7 @@ func (q *deque[T]) pushBack(v T) {
 	if q.count == len(q.buf) {
 		q.grow()
 	}
-	q.buf[(q.head+q.count)%len(q.buf)] = v
+	q.buf[(q.head+q.count)&(len(q.buf)-1)] = v
 	q.count++
 }
 
@@ -34,7 +35,7 @@ func (q *deque[T]) pushFront(v T) {
 	if q.count == len(q.buf) {
 		q.grow()
 	}
-	q.head = (q.head - 1 + len(q.buf)) % len(q.buf)
+	q.head = (q.head - 1) & (len(q.buf) - 1)
 	q.buf[q.head] = v
 	q.count++
 }
@@ -43,13 +44,13 @@ func (q *deque[T]) popFront() T {
 	var zero T
 	v := q.buf[q.head]
 	q.buf[q.head] = zero
-	q.head = (q.head + 1) % len(q.buf)
+	q.head = (q.head + 1) & (len(q.buf) - 1)
 	q.count--
 	return v
 }
 
 // at returns the i-th element from the front.
-func (q *deque[T]) at(i int) T { return q.buf[(q.head+i)%len(q.buf)] }
+func (q *deque[T]) at(i int) T { return q.buf[(q.head+i)&(len(q.buf)-1)] }
 
 // drain removes and returns every element, front first.
 func (q *deque[T]) drain() []T {

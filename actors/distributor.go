@@ -173,6 +173,32 @@ func (d *distributor) results(s *slot, res *results) {
 			d.works()
 		}
 	}
+	d.st.putSpare(res.Outputs)
+}
+
+// putSpare hands back an outputs' slice whose records have been copied out (into envelopes),
+// for a worker's next results, if the stage keeps spares and has room for one more.
+func (st *stageRun) putSpare(outs []troupe.Record) {
+	if st.spareOutputs == nil || cap(outs) == 0 {
+		return
+	}
+	clear(outs) // let go of the records' keys, payloads and metadata
+	select {
+	case st.spareOutputs <- outs[:0]:
+	default:
+	}
+}
+
+// takeSpare returns a spare outputs' slice with room for n records, or nil.
+func (st *stageRun) takeSpare(n int) []troupe.Record {
+	select {
+	case outs := <-st.spareOutputs: // nil channel: no spares
+		if cap(outs) >= n {
+			return outs
+		}
+	default:
+	}
+	return nil
 }
 
 // outcome takes the oldest record worker s holds, whose outcome is the i-th of its results, and

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,6 +94,10 @@ type stageRun struct {
 	// combineFold is the next stage's fold when it is a reduce stage with a Combine: this
 	// stage's workers fold their outputs with it (see combine).
 	combineFold troupe.ReduceFunc
+	// spareOutputs hands the outputs' slices of a Func stage's results back from its
+	// distributor, once it has taken the outputs into envelopes, to its workers (see
+	// funcWorker.newResults): the slices are not garbage made per batch.
+	spareOutputs chan []troupe.Record
 
 	startFailures atomic.Int32
 }
@@ -146,6 +149,9 @@ func newRun(p *troupe.Pipeline, parent *Parent) (*run, error) {
 		}
 		seen[s.Name] = true
 		st := &stageRun{cfg: s, index: i, path: name + "/" + s.Name}
+		if s.Func != nil {
+			st.spareOutputs = make(chan []troupe.Record, 2*s.Workers+2)
+		}
 		if s.Reduce != nil {
 			st.reduce = &reduceState{acc: map[string][]byte{}}
 		}
@@ -174,7 +180,7 @@ func newRun(p *troupe.Pipeline, parent *Parent) (*run, error) {
 	}
 	r.disp = newDispatcher(actor.NewDefaultDispatcher(0).Throughput())
 	r.col = newCollectorState(p)
-	r.src = &sourceState{window: window, windowBytes: windowBytes, inflight: map[uint64]*envelope{}, unread: map[uint64]string{}}
+	r.src = &sourceState{window: window, windowBytes: windowBytes, unread: map[uint64]string{}}
 	// The reader starts when the source actor has (see startTree): it delivers to its PID.
 	r.src.reader = newReader(p.Source, sourceBatch(window))
 	if h, ok := p.Source.(sizeHinter); ok {
@@ -670,8 +676,6 @@ func (r *run) skipped() int64 {
 	}
 	return r.journal.skippedCount()
 }
-
-func sortUint64(s []uint64) { slices.Sort(s) }
 
 // props are the props of one of the run's own actors: on the run's dispatcher.
 func (r *run) props(p actor.Producer, opts ...actor.PropsOption) *actor.Props {

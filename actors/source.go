@@ -30,8 +30,8 @@ type sourceState struct {
 	hint        int // the source's size hint, if any (see sizeHinter)
 
 	reader   *reader
-	inflight map[uint64]*envelope // by Seq: what has been sent and not yet acked
-	unread   map[uint64]string    // by Seq: records in flight the source could not read, why
+	inflight seqRing[*envelope] // by Seq: what has been sent and not yet acked
+	unread   map[uint64]string  // by Seq: records in flight the source could not read, why
 	nextSeq  uint64
 	// keys holds, with a journal, the resume keys of the records read and not yet journalled.
 	keys     map[uint64]string
@@ -51,11 +51,14 @@ type reader struct {
 	// unreadableSource), the reason; the actor takes them when the delivery arrives.
 	unreadMu sync.Mutex
 	unread   map[*envelope]string
-	want     atomic.Int64 // records asked for and not yet being read
-	wake     chan struct{}
-	stop     context.CancelFunc
-	ctx      context.Context
-	done     chan struct{}
+	// unreadable says that src can hand on records it could not read (see unreadableSource):
+	// without it, unread stays empty and takeUnread need not take the lock, once per record.
+	unreadable bool
+	want       atomic.Int64 // records asked for and not yet being read
+	wake       chan struct{}
+	stop       context.CancelFunc
+	ctx        context.Context
+	done       chan struct{}
 
 	startOnce sync.Once
 	started   atomic.Bool
@@ -70,7 +73,8 @@ type reader struct {
 // for it.
 func newReader(src troupe.Source, batch int) *reader {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &reader{src: src, batch: batch, wake: make(chan struct{}, 1), stop: cancel, ctx: ctx, done: make(chan struct{})}
+	_, unreadable := src.(unreadableSource)
+	return &reader{src: src, batch: batch, unreadable: unreadable, wake: make(chan struct{}, 1), stop: cancel, ctx: ctx, done: make(chan struct{})}
 }
 
 // start starts reading, delivering to deliver; only the first call does anything. The run calls
@@ -188,6 +192,9 @@ type unreadableSource interface {
 
 // takeUnread returns (and forgets) why rec could not be read, or "".
 func (r *reader) takeUnread(rec *envelope) string {
+	if !r.unreadable {
+		return ""
+	}
 	r.unreadMu.Lock()
 	defer r.unreadMu.Unlock()
 	if len(r.unread) == 0 {
@@ -258,7 +265,7 @@ func (a *sourceActor) Receive(ctx actor.Context) {
 		a.ask()
 		a.checkFinished()
 	case resync:
-		a.run.log.Info("resending window", "to", m.from, "records", len(a.st.inflight))
+		a.run.log.Info("resending window", "to", m.from, "records", a.st.inflight.len())
 		a.replay(ctx)
 	case drain:
 		a.st.eof = true
@@ -278,7 +285,7 @@ func (a *sourceActor) accept(ctx actor.Context, m sourceRead) {
 			r.Seq = st.nextSeq
 			st.nextSeq++
 			r.Sub, r.Weight, r.Attempt, r.Flag = 0, fullWeight, 0, flagData
-			st.inflight[r.Seq] = r
+			st.inflight.put(r.Seq, r)
 			st.flightBytes += recordBytes(r)
 			st.readBytes += int64(recordBytes(r))
 			if st.keys != nil {
@@ -336,7 +343,7 @@ func (a *sourceActor) ask() {
 			avg = st.hint
 		default:
 			// Nothing says yet how large records are: a first batch of firstAsk.
-			if st.asked > 0 || len(st.inflight) > 0 {
+			if st.asked > 0 || st.inflight.len() > 0 {
 				return
 			}
 			n = min(n, firstAsk)
@@ -344,8 +351,8 @@ func (a *sourceActor) ask() {
 		if avg > 0 {
 			n = max(1, min(n, st.windowBytes/4/avg))
 		}
-		idle := len(st.inflight) == 0 && st.asked == 0
-		if !idle && (len(st.inflight)+st.asked+n > st.window || st.flightBytes+(st.asked+n)*avg > st.windowBytes) {
+		idle := st.inflight.len() == 0 && st.asked == 0
+		if !idle && (st.inflight.len()+st.asked+n > st.window || st.flightBytes+(st.asked+n)*avg > st.windowBytes) {
 			return
 		}
 		st.asked += n
@@ -373,12 +380,14 @@ func recordBytes(r *envelope) int { return len(r.Key) + len(r.Payload) }
 func (a *sourceActor) ack(m *acks) {
 	st := a.st
 	for _, seq := range m.Seqs {
-		r, ok := st.inflight[seq]
-		if !ok {
+		r := st.inflight.get(seq)
+		if r == nil {
 			continue // acked twice (after a resend)
 		}
-		delete(st.inflight, seq)
-		delete(st.unread, seq)
+		st.inflight.del(seq)
+		if len(st.unread) > 0 {
+			delete(st.unread, seq)
+		}
 		st.flightBytes -= recordBytes(r)
 		if r.Flag != flagEnd {
 			a.run.stats.inflight.Add(-1)
@@ -411,13 +420,13 @@ func (a *sourceActor) sendEnd(ctx actor.Context) {
 	}
 	st.endSent = true
 	end := &envelope{Seq: st.nextSeq, Weight: fullWeight, Flag: flagEnd}
-	st.inflight[end.Seq] = end
+	st.inflight.put(end.Seq, end)
 	ctx.Send(a.next, &batch{Records: []*envelope{end}})
 }
 
 func (a *sourceActor) checkFinished() {
 	st := a.st
-	if st.eof && st.endSent && len(st.inflight) == 0 && !st.finished {
+	if st.eof && st.endSent && st.inflight.len() == 0 && !st.finished {
 		st.finished = true
 		a.run.finish()
 	}
@@ -426,26 +435,21 @@ func (a *sourceActor) checkFinished() {
 // replay resends the window in sequence order, END last.
 func (a *sourceActor) replay(ctx actor.Context) {
 	st := a.st
-	if len(st.inflight) == 0 {
+	if st.inflight.len() == 0 {
 		return
 	}
-	seqs := make([]uint64, 0, len(st.inflight))
-	for s := range st.inflight {
-		seqs = append(seqs, s)
-	}
-	sortUint64(seqs)
 	b := &batch{}
-	for _, s := range seqs {
+	st.inflight.each(func(s uint64, r *envelope) {
 		if _, ok := st.unread[s]; ok {
-			a.sendUnread(ctx, st.inflight[s])
-			continue
+			a.sendUnread(ctx, r)
+			return
 		}
-		b.Records = append(b.Records, st.inflight[s])
+		b.Records = append(b.Records, r)
 		if len(b.Records) == a.batch {
 			ctx.Send(a.next, b)
 			b = &batch{}
 		}
-	}
+	})
 	if len(b.Records) > 0 {
 		ctx.Send(a.next, b)
 	}

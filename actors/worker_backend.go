@@ -150,7 +150,7 @@ func (w *backendWorker) Receive(ctx actor.Context) {
 		}
 		w.lastResults = time.Now()
 		w.lastProgress = w.lastResults
-		w.st.combine(m.res)
+		w.st.combine(m.res, nil)
 		ctx.Send(w.st.distPID, workerResults{index: w.index, token: w.token, res: m.res})
 	case backendFail:
 		w.die(ctx, m.err, !troupe.IsBackendFault(m.err))

@@ -36,6 +36,10 @@ type funcWorker struct {
 	// cctx; the worker updates it before each call.
 	info callctx.Info
 	cctx context.Context
+	// fanout is how many outputs per input the last results held, rounded up: the next
+	// results make room for that many, so a splitter's outputs are not copied as they grow.
+	fanout  int
+	scratch combineScratch
 }
 
 func (w *funcWorker) Receive(ctx actor.Context) {
@@ -61,7 +65,7 @@ func (w *funcWorker) Receive(ctx actor.Context) {
 }
 
 func (w *funcWorker) process(ctx actor.Context, recs []*envelope) {
-	w.res = newResults(len(recs))
+	w.res = w.newResults(len(recs))
 	w.lastFlush = time.Now()
 	for i, r := range recs {
 		outs, err := w.call(r)
@@ -90,9 +94,26 @@ func (w *funcWorker) process(ctx actor.Context, recs []*envelope) {
 // clockEvery is how many records a worker runs between looks at the clock for flushEvery.
 const clockEvery = 8
 
-// newResults makes Results with room for n inputs of one output each.
-func newResults(n int) *results {
-	return &results{Counts: make([]uint32, 0, n), Outputs: make([]troupe.Record, 0, n)}
+// maxOutputsRoom bounds the outputs a worker makes room for ahead of a batch (see fanout).
+const maxOutputsRoom = 1 << 14
+
+// newResults makes results with room for n inputs and their outputs at the last fan-out, in
+// the outputs' slice the last combine handed back if it is large enough.
+func (w *funcWorker) newResults(n int) *results {
+	room := n
+	if w.fanout > 1 {
+		room = max(n, min(n*w.fanout, maxOutputsRoom))
+	}
+	res := &results{Counts: make([]uint32, 0, n)}
+	switch {
+	case cap(w.scratch.spare) >= room:
+		res.Outputs, w.scratch.spare = w.scratch.spare, nil
+	default:
+		if res.Outputs = w.st.takeSpare(room); res.Outputs == nil {
+			res.Outputs = make([]troupe.Record, 0, room)
+		}
+	}
+	return res
 }
 
 // call runs the stage on one record, under the record's timeout; a panic comes back as a
@@ -122,12 +143,18 @@ func (w *funcWorker) call(r *envelope) (outs []troupe.Record, err error) {
 // report sends the outcomes gathered so far to the distributor; left is how many records of
 // the batch are still to run.
 func (w *funcWorker) report(ctx actor.Context, left int) {
-	if len(w.res.Counts) == 0 {
+	if w.res == nil || len(w.res.Counts) == 0 {
 		return
 	}
-	w.st.combine(w.res)
+	if in := len(w.res.Counts); in > 0 {
+		w.fanout = (len(w.res.Outputs) + in - 1) / in
+	}
+	w.st.combine(w.res, &w.scratch)
 	ctx.Send(w.st.distPID, workerResults{index: w.index, token: w.token, res: w.res})
-	w.res = newResults(left)
+	w.res = nil // the next batch makes its own
+	if left > 0 {
+		w.res = w.newResults(left)
+	}
 	w.lastFlush = time.Now()
 }
 

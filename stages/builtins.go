@@ -70,13 +70,13 @@ func (o *SplitOptions) Check() error {
 func newSplit(o *SplitOptions) (troupe.Func, error) {
 	sep, byField := []byte(o.Sep), o.KeyFrom == "field"
 	return func(ctx context.Context, rec troupe.Record) ([]troupe.Record, error) {
+		if o.Letters {
+			return splitLetters(rec, byField), nil
+		}
 		var fields [][]byte
-		switch {
-		case o.Letters:
-			fields = asciiWords(rec.Payload)
-		case len(sep) == 0:
+		if len(sep) == 0 {
 			fields = bytes.Fields(rec.Payload)
-		default:
+		} else {
 			fields = bytes.Split(rec.Payload, sep)
 		}
 		outs := make([]troupe.Record, 0, len(fields))
@@ -84,36 +84,61 @@ func newSplit(o *SplitOptions) (troupe.Func, error) {
 			if len(f) == 0 {
 				continue
 			}
-			out := troupe.Record{Key: rec.Key, Payload: bytes.Clone(f), Meta: maps.Clone(rec.Meta)}
-			if byField {
-				out.Key = string(f)
-			}
-			outs = append(outs, out)
+			outs = append(outs, splitField(rec, f, byField))
 		}
 		return outs, nil
 	}, nil
 }
 
-// asciiWords returns the runs of ASCII letters in p: every other byte separates them (bytes of
-// multi-byte UTF-8 characters included, as for tr).
-func asciiWords(p []byte) [][]byte {
-	var out [][]byte
+// splitField is the output of split for field f of rec. Its payload is f itself, a sub-slice of
+// rec's: payloads are never written in place (see troupe.Record), so sharing is safe and saves
+// a copy per field. Each output gets its own copy of a Meta (none is made when rec has none).
+func splitField(rec troupe.Record, f []byte, byField bool) troupe.Record {
+	out := troupe.Record{Key: rec.Key, Payload: f[:len(f):len(f)], Meta: rec.Meta}
+	if rec.Meta != nil {
+		out.Meta = maps.Clone(rec.Meta)
+	}
+	if byField {
+		out.Key = string(f)
+	}
+	return out
+}
+
+// splitLetters is split with letters: one output per run of ASCII letters in the payload, every
+// other byte separating them (bytes of multi-byte UTF-8 characters included, as for tr). The
+// words are counted first, so that the outputs take one allocation.
+func splitLetters(rec troupe.Record, byField bool) []troupe.Record {
+	p := rec.Payload
+	n, in := 0, false
+	for _, c := range p {
+		l := isASCIILetter(c)
+		if l && !in {
+			n++
+		}
+		in = l
+	}
+	if n == 0 {
+		return nil
+	}
+	outs := make([]troupe.Record, 0, n)
 	start := -1
 	for i, c := range p {
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' {
+		if isASCIILetter(c) {
 			if start < 0 {
 				start = i
 			}
 		} else if start >= 0 {
-			out = append(out, p[start:i])
+			outs = append(outs, splitField(rec, p[start:i], byField))
 			start = -1
 		}
 	}
 	if start >= 0 {
-		out = append(out, p[start:])
+		outs = append(outs, splitField(rec, p[start:], byField))
 	}
-	return out
+	return outs
 }
+
+func isASCIILetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
 
 // GrepOptions are grep's options.
 type GrepOptions struct {
@@ -259,7 +284,8 @@ func reduceCount(key string, acc []byte, rec troupe.Record) ([]byte, error) {
 			return nil, fmt.Errorf("count: corrupt aggregate %q", acc)
 		}
 	}
-	return strconv.AppendUint(nil, n+1, 10), nil
+	// acc is the fold's own (see troupe.ReduceFunc): the new count goes in its place.
+	return strconv.AppendUint(acc[:0], n+1, 10), nil
 }
 
 // combineCount adds two counts.
@@ -274,7 +300,8 @@ func combineCount(key string, acc, partial []byte) ([]byte, error) {
 			return nil, fmt.Errorf("count: corrupt aggregate %q", truncate(string(acc), 40))
 		}
 	}
-	return strconv.AppendUint(nil, n+p, 10), nil
+	// acc is the stage's own aggregate (what Combine or Reduce returned last for the key).
+	return strconv.AppendUint(acc[:0], n+p, 10), nil
 }
 
 // combineSum adds a partial sum, which is a decimal like any value it sums.

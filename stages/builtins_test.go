@@ -99,6 +99,30 @@ func TestSplitCopiesMeta(t *testing.T) {
 	}
 }
 
+// split's outputs share their input's bytes (payloads are never written in place), but one
+// that appends to its payload must not write over the next field or the input.
+func TestSplitPayloadsDoNotOverlap(t *testing.T) {
+	for _, opts := range []map[string]any{nil, {"letters": true}, {"sep": ","}} {
+		f, _, err := build("split", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := []byte("ab,cd")
+		if opts == nil {
+			in = []byte("ab cd")
+		}
+		want := string(in)
+		outs, err := f(context.Background(), troupe.Record{Key: "k", Payload: in})
+		if err != nil || len(outs) != 2 {
+			t.Fatalf("split %v: %d outputs, %v", opts, len(outs), err)
+		}
+		_ = append(outs[0].Payload, 'X')
+		if string(outs[1].Payload) != "cd" || string(outs[0].Payload) != "ab" || string(in) != want {
+			t.Errorf("split %v: appending to an output changed another or the input: %q %q %q", opts, outs[0].Payload, outs[1].Payload, in)
+		}
+	}
+}
+
 func TestSleepHonoursContext(t *testing.T) {
 	f, _, err := build("sleep", map[string]any{"duration": "1h"})
 	if err != nil {
