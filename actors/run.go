@@ -60,6 +60,8 @@ type run struct {
 	// parent, when set (StartUnder), is where the run's tree starts: a temporary child of
 	// parent.Supervisor in parent.System, which the run must not shut down.
 	parent *Parent
+	// stopping is set when the run stops its own tree (shutdown): its end is then expected.
+	stopping atomic.Bool
 
 	mu sync.Mutex
 
@@ -486,9 +488,17 @@ func (r *run) watch(ctx context.Context) {
 	go func() {
 		select {
 		case <-r.root.Done():
-			if err := r.root.Err(); err != nil {
-				r.fail(fmt.Errorf("supervision tree gave up: %w", err))
+			if r.stopping.Load() {
+				return // the run's own shutdown stopped it
 			}
+			// The tree ended while the run went on: it gave up, or (a tree started under a
+			// parent, see StartUnder) its parent stopped it, as a parent supervisor does with
+			// a child that escalates. Either way nothing is left to run the records.
+			err := r.root.Err()
+			if err == nil {
+				err = errors.New("it was stopped from outside the run (by its parent supervisor)")
+			}
+			r.fail(fmt.Errorf("supervision tree gave up: %w", err))
 		case <-r.aborted:
 		case <-r.finished:
 		}
@@ -533,8 +543,9 @@ func (r *run) shutdown() {
 	if readStuck {
 		r.log.Warn("the source's Read did not return after cancellation; leaving it behind")
 	}
+	r.stopping.Store(true)
 	stopped := make(chan error, 1)
-	go func() { stopped <- r.root.Stop() }()
+	go func() { stopped <- r.stopTree() }()
 	select {
 	case err := <-stopped:
 		if err != nil && !errors.Is(err, supervisor.ErrSupervisorStopped) {

@@ -53,7 +53,7 @@ func StartUnder(ctx context.Context, p *troupe.Pipeline, parent Parent) (*Job, e
 
 // startUnder starts spec as a temporary child of the parent supervisor and returns a handle to it.
 func (r *run) startUnder(spec supervisor.Spec) (*supervisor.Supervisor, error) {
-	spec.Name = r.name[len(r.parent.Supervisor.PID().Id)+1:]
+	spec.Name = r.childName()
 	child := spec.Child(supervisor.Temporary)
 	var pid *actor.PID
 	child.OnStart = func(p *actor.PID, _ int) { pid = p }
@@ -67,6 +67,21 @@ func (r *run) startUnder(spec supervisor.Spec) (*supervisor.Supervisor, error) {
 	root.Done() // binds the handle to this incarnation now, while it is registered
 	return root, nil
 }
+
+// stopTree stops the run's tree. A tree under a parent is stopped through the parent
+// (TerminateChild), so that once the run has ended its parent no longer lists it; a parent
+// that is gone, or no longer knows the child, leaves it to Stop.
+func (r *run) stopTree() error {
+	if r.parent != nil {
+		if err := r.parent.Supervisor.TerminateChild(r.childName()); err == nil {
+			return nil
+		}
+	}
+	return r.root.Stop()
+}
+
+// childName is the run's tree's name under its parent.
+func (r *run) childName() string { return r.name[len(r.parent.Supervisor.PID().Id)+1:] }
 
 // shutdownSystem shuts the run's actor system down, unless it is its parent's.
 func (r *run) shutdownSystem() {
