@@ -445,7 +445,7 @@ func TestShutdownDrainsThenCancels(t *testing.T) {
 		t.Fatal(err)
 	}
 	release, started := make(chan struct{}), make(chan struct{})
-	stuck, err := e.Submit(context.Background(), engine.JobSpec{Pipeline: &troupe.Pipeline{Stages: []troupe.Stage{blocking(release, started)}}, Input: actors.NewStringsSource([]string{"block"})})
+	stuck, err := e.Submit(context.Background(), engine.JobSpec{Pipeline: &troupe.Pipeline{Stages: []troupe.Stage{blocking(release, started)}, DrainTimeout: 100 * time.Millisecond}, Input: actors.NewStringsSource([]string{"block"})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,12 +457,12 @@ func TestShutdownDrainsThenCancels(t *testing.T) {
 	if _, err := waitJob(t, quick); err != nil {
 		t.Fatal(err)
 	}
+	// The stuck record ends only by its job's cancellation (the stage honours its context):
+	// releasing it when the deadline passes would race the cancellation and could let the job
+	// finish as done.
+	defer close(release)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	go func() {
-		<-ctx.Done()
-		close(release) // the stuck record finishes once the job is cancelled
-	}()
 	outs, err := e.Shutdown(ctx)
 	if err != nil {
 		t.Fatal(err)
