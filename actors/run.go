@@ -139,7 +139,7 @@ func newRun(p *troupe.Pipeline, parent *Parent) (*run, error) {
 		}
 	}
 	seen := map[string]bool{}
-	window, windowBytes := 0, 0
+	window, windowBytes, workers := 0, 0, 0
 	for i, s := range p.Stages {
 		if err := checkStage(&s); err != nil {
 			cancel()
@@ -160,6 +160,7 @@ func newRun(p *troupe.Pipeline, parent *Parent) (*run, error) {
 		r.stages = append(r.stages, st)
 		window += s.Workers * s.Credits
 		windowBytes += s.Workers * s.CreditBytes
+		workers += s.Workers
 	}
 	if window == 0 {
 		window, windowBytes = DefaultCredits*4, DefaultCreditBytes*4
@@ -182,7 +183,7 @@ func newRun(p *troupe.Pipeline, parent *Parent) (*run, error) {
 	}
 	r.disp = newDispatcher(actor.NewDefaultDispatcher(0).Throughput())
 	r.col = newCollectorState(p)
-	r.src = &sourceState{window: window, windowBytes: windowBytes, unread: map[uint64]string{}}
+	r.src = &sourceState{window: window, windowBytes: windowBytes, minFlight: workers + 1, unread: map[uint64]string{}}
 	// The reader starts when the source actor has (see startTree): it delivers to its PID.
 	r.src.reader = newReader(p.Source, sourceBatch(window))
 	if h, ok := p.Source.(sizeHinter); ok {

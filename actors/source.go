@@ -22,8 +22,12 @@ const fullWeight uint64 = 1 << 62
 // sourceState is the source's part of a run: the reader, the window of records read and not yet
 // complete, and the numbering. It outlives restarts of the source actor.
 type sourceState struct {
-	window      int   // records in flight at most
-	windowBytes int   // their bytes (keys and payloads) at most, but for one record
+	window      int // records in flight at most
+	windowBytes int // their bytes (keys and payloads) at most, but see minFlight
+	// minFlight is how many records may be in flight whatever their bytes: one for each worker
+	// of the pipeline and one waiting, so that records larger than the byte window keep every
+	// worker busy (a worker takes one record past its byte credit when it holds nothing).
+	minFlight   int
 	flightBytes int   // bytes of the records in flight
 	readRecs    int64 // records read so far, and their bytes: the average sizes asks
 	readBytes   int64
@@ -330,8 +334,8 @@ func (a *sourceActor) sendUnread(ctx actor.Context, r *envelope) {
 // ask requests more input while the window has room for a whole batch, in records and, at the
 // average record size read so far, in bytes. A batch asks for at most a quarter of the byte
 // window, so that large records are read a few at a time, and the first ask is for one record;
-// when nothing is in flight or asked for, one batch is asked for whatever its size, so that
-// a record larger than the window still flows.
+// when fewer than minFlight records are in flight or asked for, one more is asked for whatever
+// its size, so that records larger than the window still flow, to every worker.
 func (a *sourceActor) ask() {
 	st := a.st
 	for !st.eof {
@@ -352,8 +356,18 @@ func (a *sourceActor) ask() {
 			n = max(1, min(n, st.windowBytes/4/avg))
 		}
 		idle := st.inflight.len() == 0 && st.asked == 0
-		if !idle && (st.inflight.len()+st.asked+n > st.window || st.flightBytes+(st.asked+n)*avg > st.windowBytes) {
+		if !idle && st.inflight.len()+st.asked+n > st.window {
 			return
+		}
+		if !idle && st.flightBytes+(st.asked+n)*avg > st.windowBytes {
+			// Over the byte window, records are still read one at a time while fewer than
+			// minFlight are in flight: a large record at one worker must not leave the others
+			// idle (a 5K photo and 2 workers: the other one converts the small ones meanwhile).
+			short := st.minFlight - st.inflight.len() - st.asked
+			if short <= 0 {
+				return
+			}
+			n = min(n, short)
 		}
 		st.asked += n
 		st.reader.ask(n)
