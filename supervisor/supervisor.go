@@ -5,27 +5,25 @@ import (
 	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/troupe-dev/troupe/supervisor/policy"
 )
 
-// ChildState is the state of a child as reported by WhichChildren.
-type ChildState int
+// ChildState is the state of a child as reported by WhichChildren (declared
+// in package policy).
+type ChildState = policy.ChildState
 
 const (
 	// ChildRunning: the child has a live incarnation (possibly being
 	// stopped).
-	ChildRunning ChildState = iota
+	ChildRunning = policy.ChildRunning
 	// ChildRestarting: the child has exited and waits to be restarted
 	// (backoff delay, or its start failed and will be retried).
-	ChildRestarting
+	ChildRestarting = policy.ChildRestarting
 	// ChildStopped: the child's specification is kept but it is not
 	// running.
-	ChildStopped
+	ChildStopped = policy.ChildStopped
 )
-
-var childStateNames = []string{"running", "restarting", "stopped"}
-
-// String returns "running", "restarting" or "stopped".
-func (s ChildState) String() string { return enumName(childStateNames, int(s), "ChildState") }
 
 // ChildInfo describes one child (OTP's which_children).
 type ChildInfo struct {

@@ -38,34 +38,27 @@ const (
 // turns into a [*FieldError] for "strategy".
 func ParseStrategy(s string) (Strategy, error) { return policy.ParseStrategy(s) }
 
-// RestartType decides whether a child is restarted after it exits.
-type RestartType int
+// RestartType decides whether a child is restarted after it exits (declared
+// in package policy).
+type RestartType = policy.RestartType
 
 const (
 	// Permanent children are always restarted, even after a normal exit.
-	Permanent RestartType = iota
+	Permanent = policy.Permanent
 	// Transient children are restarted only after an abnormal exit (a
 	// reason other than nil or ErrShutdown). After a normal exit the
 	// specification is kept, not running.
-	Transient
+	Transient = policy.Transient
 	// Temporary children are never restarted; their specification is
 	// removed when they end, also when they are stopped as bystanders of a
 	// one_for_all or rest_for_one restart.
-	Temporary
+	Temporary = policy.Temporary
 )
-
-var restartNames = []string{"permanent", "transient", "temporary"}
-
-// String returns the OTP name of r, e.g. "transient".
-func (r RestartType) String() string { return enumName(restartNames, int(r), "RestartType") }
 
 // ParseRestartType parses "permanent", "transient" or "temporary".
 // Another name is an error that errors.As turns into a [*FieldError] for
 // "restart".
-func ParseRestartType(s string) (RestartType, error) {
-	i, err := parseEnum(restartNames, s, "restart type", "restart")
-	return RestartType(i), err
-}
+func ParseRestartType(s string) (RestartType, error) { return policy.ParseRestartType(s) }
 
 // AutoShutdown decides whether a supervisor ends by itself when
 // significant children end (and are not restarted).
@@ -88,20 +81,16 @@ const (
 func ParseAutoShutdown(s string) (AutoShutdown, error) { return policy.ParseAutoShutdown(s) }
 
 // ChildType tells workers from supervisors. It changes the default
-// [Shutdown] and how a child is counted by [Supervisor.CountChildren].
-type ChildType int
+// [Shutdown] and how a child is counted by [Supervisor.CountChildren]
+// (declared in package policy).
+type ChildType = policy.ChildType
 
 const (
 	// Worker is an ordinary child actor.
-	Worker ChildType = iota
+	Worker = policy.Worker
 	// SupervisorType is a child that is itself a supervisor.
-	SupervisorType
+	SupervisorType = policy.SupervisorType
 )
-
-var childTypeNames = []string{"worker", "supervisor"}
-
-// String returns "worker" or "supervisor".
-func (t ChildType) String() string { return enumName(childTypeNames, int(t), "ChildType") }
 
 // Shutdown is how long a child gets to stop after it has been asked to
 // (it receives *actor.Stopping and may clean up). The zero value means the
@@ -250,13 +239,13 @@ func (c ChildSpec) check(fe *fieldErrors, label, path string) {
 		fe.add("start", "set only one of Start and StartIncarnation")
 	}
 	if c.Restart < Permanent || c.Restart > Temporary {
-		fe.add("restart", "unknown value %d (want one of %s)", int(c.Restart), strings.Join(restartNames, ", "))
+		fe.add("restart", "unknown value %d (want one of %s)", int(c.Restart), strings.Join([]string{Permanent.String(), Transient.String(), Temporary.String()}, ", "))
 	}
 	if c.Shutdown < Infinity {
 		fe.add("shutdown", "invalid value %d (want a positive duration, BrutalKill or Infinity)", int64(c.Shutdown))
 	}
 	if c.Type < Worker || c.Type > SupervisorType {
-		fe.add("type", "unknown value %d (want one of %s)", int(c.Type), strings.Join(childTypeNames, ", "))
+		fe.add("type", "unknown value %d (want one of %s)", int(c.Type), strings.Join([]string{Worker.String(), SupervisorType.String()}, ", "))
 	}
 	if c.Significant && c.Restart == Permanent {
 		fe.add("significant", "a permanent child cannot be significant")
@@ -428,31 +417,3 @@ func (e *EscalationError) Unwrap() error { return e.Last }
 func isNormal(reason error) bool {
 	return reason == nil || errors.Is(reason, ErrShutdown)
 }
-
-func enumName(names []string, i int, typ string) string {
-	if i >= 0 && i < len(names) {
-		return names[i]
-	}
-	return fmt.Sprintf("%s(%d)", typ, i)
-}
-
-// parseEnum parses one of names; what names the kind of value in the
-// message. An unknown value is a *FieldError for field (see parseError).
-func parseEnum(names []string, s, what, field string) (int, error) {
-	for i, n := range names {
-		if n == s {
-			return i, nil
-		}
-	}
-	return 0, &parseError{&FieldError{Field: field, Msg: fmt.Sprintf("unknown %s %q (want one of %s)", what, s, strings.Join(names, ", "))}}
-}
-
-// parseError is a *FieldError that prints as the Parse functions' errors
-// always have, without the field's name (the message names it already):
-// `supervisor: unknown strategy "x" (want one of ...)`.
-type parseError struct{ fe *FieldError }
-
-func (e *parseError) Error() string { return "supervisor: " + e.fe.Msg }
-
-// Unwrap returns the *FieldError, for errors.As.
-func (e *parseError) Unwrap() error { return e.fe }

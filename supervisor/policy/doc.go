@@ -1,7 +1,8 @@
 // Package policy holds the plain data of OTP supervision that code outside the actor
 // runtime needs to name: a supervisor's flags ([Flags]: restart [Strategy], intensity and
 // period, [AutoShutdown], restart [Backoff]), the rules they must satisfy ([Flags.Validate],
-// reported as [FieldErrors]) and the events a supervisor reports ([Event]).
+// reported as [FieldErrors]), how a child is supervised ([RestartType], [ChildType]), what it
+// is doing ([ChildState]) and the events a supervisor reports ([Event]).
 //
 // It exists so that a program can describe supervision, or receive its events, without
 // linking the actor runtime: the root package troupe uses it for Pipeline.Supervision,
