@@ -317,37 +317,90 @@ class _Server(stage_pb2_grpc.StageServicer):
             self._flush(results)
         results.fail(msg)
 
+    # Both loops take the common case at speed: an input answered by itself alone ([rec]), its
+    # key unchanged, no metadata, a bytes payload. Its encoding is its _pre (the bytes its
+    # identity and key came as), the payload's length, the payload and an empty meta: a run of
+    # such answers is gathered in a list and added to results at once (add_run). Anything else
+    # adds the run so far, then goes through _outputs and results.add.
+
     def _run_each(self, recs, results, budget):
         process = self.stage.process
-        add_one = results.add_one
         now = time.monotonic
+        small = codec._SMALL
+        pv = codec.put_uvarint
+        # A run is added (and results flushed) when it would make results pass limit bytes; an
+        # answer larger than limit goes the general way, which checks it against the budget.
+        limit = min(FLUSH_BYTES, budget // 2)
         first = self._first if results.n else now()
+        run = []
+        ext = run.extend
+        size = results.size  # results' size with the run
+        base = size
         for rec in recs:
             if self.stopping:
                 break
-            if results.n == 0:
-                first = now()
             try:
                 outs = process(rec)
-                if type(outs) is list and len(outs) == 1 and add_one(rec, outs[0], budget):
-                    pass
-                else:
-                    self._add(results, rec, _outputs(rec, outs), budget)
             except Exception as e:
-                self._fail(results, _describe(e), budget)
-            if results.size >= FLUSH_BYTES or results.n >= MAX_RESULTS_PER_FRAME or now() - first >= FLUSH_DELAY:
+                outs = e
+            if type(outs) is list and len(outs) == 1 and outs[0] is rec:
+                pre = rec._pre
+                p = rec.payload
+                if pre is not None and type(p) is bytes and not rec._meta:
+                    n = len(p)
+                    m = len(pre) + n + 4
+                    if m < limit:
+                        if not run:
+                            base = size = results.size
+                            if results.n == 0:
+                                first = now()
+                        ext((pre, small[n] if n < 0x80 else pv(n), p, b"\x00"))
+                        size += m
+                        if size >= limit or now() - first >= FLUSH_DELAY or len(run) >= 1024:
+                            self._add_run(results, run, size - base)
+                            run = []
+                            ext = run.extend
+                            if results.size >= limit or results.n >= MAX_RESULTS_PER_FRAME - 256 or \
+                                    now() - first >= FLUSH_DELAY:
+                                self._flush(results)
+                        continue
+            # The general way, after the run so far.
+            if run:
+                self._add_run(results, run, size - base)
+                run = []
+                ext = run.extend
+            if results.n == 0:
+                first = now()
+            if isinstance(outs, Exception):
+                self._fail(results, _describe(outs), budget)
+            else:
+                try:
+                    self._add(results, rec, _outputs(rec, outs), budget)
+                except Exception as e:
+                    self._fail(results, _describe(e), budget)
+            if results.size >= limit or results.n >= MAX_RESULTS_PER_FRAME - 256 or now() - first >= FLUSH_DELAY:
                 self._flush(results)
+        if run:
+            self._add_run(results, run, size - base)
         self._first = first
 
+    def _add_run(self, results, run, size):
+        """Adds a run of inputs answered by themselves (four parts each, size bytes)."""
+        results.add_run(run, len(run) >> 2, size)
+        if results.n >= MAX_RESULTS_PER_FRAME - 256:
+            self._flush(results)
+
     def _run_batch(self, recs, results, budget):
-        batch, size = self.stage.batch, self.stage.batch_size
-        add_one = results.add_one
+        batch, bsize = self.stage.batch, self.stage.batch_size
         now = time.monotonic
+        small = codec._SMALL
+        pv = codec.put_uvarint
+        limit = min(FLUSH_BYTES, budget // 2)
         first = self._first if results.n else now()
-        for lo in range(0, len(recs), size):
+        for lo in range(0, len(recs), bsize):
             if self.stopping:
                 break
-            chunk = recs[lo:lo + size] if len(recs) > size else recs
+            chunk = recs[lo:lo + bsize] if len(recs) > bsize else recs
             if results.n == 0:
                 first = now()
             try:
@@ -361,21 +414,44 @@ class _Server(stage_pb2_grpc.StageServicer):
                 for _ in chunk:
                     self._fail(results, msg, budget)
             else:
+                run = []
+                ext = run.extend
+                size = base = results.size
                 for rec, o in zip(chunk, outs):
-                    if type(o) is list and len(o) == 1 and add_one(rec, o[0], budget):
-                        continue
+                    if type(o) is list and len(o) == 1 and o[0] is rec:
+                        pre = rec._pre
+                        p = rec.payload
+                        if pre is not None and type(p) is bytes and not rec._meta:
+                            n = len(p)
+                            m = len(pre) + n + 4
+                            if m < limit:
+                                if not run:
+                                    base = size = results.size
+                                ext((pre, small[n] if n < 0x80 else pv(n), p, b"\x00"))
+                                size += m
+                                if size >= limit or len(run) >= 1024:
+                                    self._add_run(results, run, size - base)
+                                    run = []
+                                    ext = run.extend
+                                    if results.size >= limit:
+                                        self._flush(results)
+                                continue
+                    if run:
+                        self._add_run(results, run, size - base)
+                        run = []
+                        ext = run.extend
                     if isinstance(o, BaseException):
                         self._fail(results, _describe(o), budget)
-                        continue
-                    try:
-                        o = _outputs(rec, o)
-                    except Exception as e:
-                        self._fail(results, _describe(e), budget)
-                        continue
-                    self._add(results, rec, o, budget)
-                    if results.size >= FLUSH_BYTES or results.n >= MAX_RESULTS_PER_FRAME:
+                    else:
+                        try:
+                            self._add(results, rec, _outputs(rec, o), budget)
+                        except Exception as e:
+                            self._fail(results, _describe(e), budget)
+                    if results.size >= limit or results.n >= MAX_RESULTS_PER_FRAME - 256:
                         self._flush(results)
-            if results.size >= FLUSH_BYTES or results.n >= MAX_RESULTS_PER_FRAME or now() - first >= FLUSH_DELAY:
+                if run:
+                    self._add_run(results, run, size - base)
+            if results.size >= limit or results.n >= MAX_RESULTS_PER_FRAME - 256 or now() - first >= FLUSH_DELAY:
                 self._flush(results)
         self._first = first
 
