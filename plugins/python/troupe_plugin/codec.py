@@ -42,11 +42,14 @@ class Record:
     # A decoded record keeps the bytes an output with its key starts with (_pre: seq, sub,
     # weight, attempt 0, flag 0, key) and decodes its key and identity from them when asked: the
     # decoder sets five slots, and an input returned with its key unchanged is encoded by
-    # concatenation. _key is the key (None: not decoded yet); _id is (seq, sub, weight, attempt,
-    # flag), None when it is _pre's with attempt and flag 0. Setting the key drops _pre.
+    # concatenation. _key is the key, or while it is not decoded yet its offset in _pre (an int);
+    # _id is (seq, sub, weight, attempt, flag), None when it is _pre's with attempt and flag 0.
+    # Setting the key drops _pre.
     __slots__ = ("_pre", "payload", "_meta", "_key", "_id")
 
     def __init__(self, key="", payload=b"", meta=None, attempt=0, seq=0, sub=0, weight=0, flag=0):
+        if type(key) is int:
+            raise TypeError("a record's key is a str, not %r" % (key,))
         self._pre = None
         self._key = key
         self.payload = payload
@@ -57,14 +60,16 @@ class Record:
     def key(self):
         """The record's key (str; bytes that are not UTF-8 decode with surrogateescape)."""
         k = self._key
-        if k is None:
-            k = self._key = _split_pre(self._pre)[1].decode("utf-8", "surrogateescape")
+        if type(k) is int:
+            k = self._key = self._pre[k:].decode("utf-8", "surrogateescape")
         return k
 
     @key.setter
     def key(self, value):
         if self._id is None:
             self._id = self._ident()
+        if type(value) is int:
+            raise TypeError("a record's key is a str, not %r" % (value,))
         self._pre = None
         self._key = value
 
@@ -96,9 +101,9 @@ class Record:
                    doc="The host's number for the record (an output gets its input's).")
     sub = property(lambda self: self._ident()[1], lambda self, v: self._set(1, v))
     weight = property(lambda self: self._ident()[2], lambda self, v: self._set(2, v))
-    attempt = property(lambda self: self._ident()[3], lambda self, v: self._set(3, v),
+    attempt = property(lambda self: 0 if self._id is None else self._id[3], lambda self, v: self._set(3, v),
                        doc="The number of failed attempts at the record before this one.")
-    flag = property(lambda self: self._ident()[4], lambda self, v: self._set(4, v))
+    flag = property(lambda self: 0 if self._id is None else self._id[4], lambda self, v: self._set(4, v))
 
     def __repr__(self):
         return "Record(key=%r, payload=%r, meta=%r, attempt=%d, seq=%d)" % (
@@ -210,15 +215,16 @@ def decode_records(b, i, end, n):
             i += 4
             c = b[i]
             if c < 0x80:
+                r._key = i + 1 - start
                 i += 1 + c
             else:
                 j, i = _string(b, i, end, "key")
+                r._key = i - start
                 i = j
             r._pre = b[start:i]
             r._id = None
         else:
             i = _decode_ident(r, b, start, end)
-        r._key = None
         # payload
         c = b[i]
         if c < 0x80:
@@ -250,7 +256,9 @@ def _decode_ident(r, b, start, end):
     k = i
     j, i = _string(b, i, end, "key")
     pv = put_uvarint
-    r._pre = pv(seq) + pv(sub) + pv(weight) + b"\x00\x00" + b[k:j]
+    head = pv(seq) + pv(sub) + pv(weight) + b"\x00\x00"
+    r._pre = head + b[k:j]
+    r._key = len(head) + i - k
     r._id = (seq, sub, weight, attempt, flag)
     return j
 
