@@ -107,7 +107,7 @@ def make_inputs(n, seed):
 
 
 class TestRecordHandling(unittest.TestCase):
-    def run_stage(self, mode, ins, batch_size=256, max_frame=codec.DEFAULT_MAX_FRAME):
+    def run_stage(self, mode, ins, batch_size=256, max_frame=codec.DEFAULT_MAX_FRAME, check=True):
         if mode == "each":
             stage = _serve._Stage(behaviour, None, None, None, batch_size)
         else:
@@ -138,7 +138,7 @@ class TestRecordHandling(unittest.TestCase):
                 srv._run_batch(recs[lo:lo + 333], results, budget)
         srv._flush(results)
         got = []
-        for f in decode_all(srv.sock.data, max_frame):
+        for f in decode_all(srv.sock.data, max_frame):  # refuses a frame over max_frame
             if f.type == codec.CREDIT:
                 continue
             self.assertEqual(f.type, codec.RESULTS)
@@ -155,6 +155,8 @@ class TestRecordHandling(unittest.TestCase):
                 else:
                     got.append(("ok", [(o.key, o.payload, o.meta) for o in outs]))
         self.assertEqual(len(got), len(ins))
+        if not check:
+            return got
         for i, (inp, g) in enumerate(zip(ins, got)):
             want = expected(inp.key, inp.payload, inp.meta, inp.attempt)
             if want[0] == "err":
@@ -181,11 +183,21 @@ class TestRecordHandling(unittest.TestCase):
                 self.run_stage(mode, ins, batch_size=100000)
 
     def test_small_max_frame(self):
-        # Frames stay within a small max_frame: results are flushed before they would pass it.
+        # Frames stay within a small max_frame: results are flushed before they would pass it;
+        # an output that cannot fit in a frame fails its record, and only it.
         ins = [Record("k%d" % i, b"." + b"p" * 3000, seq=i + 1) for i in range(300)]
+        big = {7, 150, 299}
+        for i in big:
+            ins[i].payload = b"." + b"p" * (100 << 10)
         for mode in ("each", "batch"):
             with self.subTest(mode=mode):
-                self.run_stage(mode, ins, max_frame=64 << 10)
+                got = self.run_stage(mode, ins, max_frame=64 << 10, check=False)
+                for i, g in enumerate(got):
+                    if i in big:
+                        self.assertEqual(g[0], "err")
+                        self.assertIn("over the max frame", g[1])
+                    else:
+                        self.assertEqual(g, ("ok", [("k%d" % i, ins[i].payload.upper(), {})]))
 
     def test_frame_counts_bounded(self):
         # No Results frame reports more than MAX_RESULTS_PER_FRAME records.

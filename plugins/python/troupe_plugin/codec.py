@@ -437,10 +437,10 @@ class ResultsBuilder:
         self.size += size + 2
         return True
 
-    def add_run(self, parts, k, size):
-        """Adds k inputs with one output each, parts being the outputs' encodings (size bytes in
-        all, counts not included)."""
-        self.outputs.extend(parts)
+    def add_run(self, blob, k, size):
+        """Adds k inputs with one output each, blob (bytes of size bytes) being the outputs'
+        encodings one after the other."""
+        self.outputs.append(blob)
         self.counts += _ONES[:k] if k <= len(_ONES) else b"\x01" * k
         self.m += k
         self.n += k
