@@ -137,6 +137,25 @@ class TestRoundTrip(unittest.TestCase):
         self.assertEqual(o[2].payload, b"p" * 70000)
         self.assertEqual(rb.n, 0)
 
+    def test_decoded_fields(self):
+        # Every field of a decoded record reads as sent, whichever way it was decoded (fast:
+        # sub, weight, attempt and flag 0; general: any of them set), and keeps reading so after
+        # the key is read or set.
+        recs = self.records() + [Record("k" * 200, b"v", seq=2**21 + 5), Record("a", b"", seq=2**35, attempt=1)]
+        got = codec.FrameReader(Chunks(codec.encode_batch(1, recs))).next().records
+        for want, r in zip(recs, got):
+            with self.subTest(key=want.key[:10]):
+                self.assertEqual((r.key, r.payload, r.meta, r.seq, r.sub, r.weight, r.attempt, r.flag),
+                                 (want.key, want.payload, want.meta, want.seq, want.sub, want.weight,
+                                  want.attempt, want.flag))
+                r.key = r.key + "!"
+                self.assertEqual((r.key, r.seq, r.sub, r.weight, r.attempt), (want.key + "!", want.seq, want.sub,
+                                                                             want.weight, want.attempt))
+                r.attempt = 9
+                self.assertEqual((r.seq, r.attempt), (want.seq, 9))
+        with self.assertRaises(TypeError):
+            Record(5, b"")
+
     def test_unknown_type_skipped(self):
         data = codec.frame(99, b"whatever") + README_CREDIT
         r = codec.FrameReader(Chunks(data))

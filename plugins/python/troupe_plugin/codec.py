@@ -39,33 +39,39 @@ class Record:
     input carries the input's, whatever record object it is.
     """
 
-    __slots__ = ("_key", "_kb", "payload", "_meta", "attempt", "seq", "sub", "weight", "flag", "_head", "_pre")
+    # A decoded record keeps the bytes an output with its key starts with (_pre: seq, sub,
+    # weight, attempt 0, flag 0, key) and decodes its key and identity from them when asked: the
+    # decoder sets five slots, and an input returned with its key unchanged is encoded by
+    # concatenation. _key is the key, or while it is not decoded yet its offset in _pre (an int);
+    # _id is (seq, sub, weight, attempt, flag), None when it is _pre's with attempt and flag 0.
+    # Setting the key drops _pre.
+    __slots__ = ("_pre", "payload", "_meta", "_key", "_id")
 
     def __init__(self, key="", payload=b"", meta=None, attempt=0, seq=0, sub=0, weight=0, flag=0):
-        self._head = None  # a decoded record's encoded seq, sub, weight, attempt 0 and flag 0
-        self._pre = None  # a decoded record's _head, key length and key, as they came
-        self._key = key  # None while the key is only in _kb
-        self._kb = None  # a decoded record's key as it came (bytes), until key is assigned
+        if type(key) is int:
+            raise TypeError("a record's key is a str, not %r" % (key,))
+        self._pre = None
+        self._key = key
         self.payload = payload
         self._meta = meta  # None: no metadata yet (the meta property makes a dict)
-        self.attempt = attempt
-        self.seq = seq
-        self.sub = sub
-        self.weight = weight
-        self.flag = flag
+        self._id = (seq, sub, weight, attempt, flag)
 
     @property
     def key(self):
         """The record's key (str; bytes that are not UTF-8 decode with surrogateescape)."""
         k = self._key
-        if k is None:
-            k = self._key = self._kb.decode("utf-8", "surrogateescape")
+        if type(k) is int:
+            k = self._key = self._pre[k:].decode("utf-8", "surrogateescape")
         return k
 
     @key.setter
     def key(self, value):
+        if self._id is None:
+            self._id = self._ident()
+        if type(value) is int:
+            raise TypeError("a record's key is a str, not %r" % (value,))
+        self._pre = None
         self._key = value
-        self._kb = None
 
     @property
     def meta(self):
@@ -79,6 +85,26 @@ class Record:
     def meta(self, value):
         self._meta = value
 
+    def _ident(self):
+        i = self._id
+        if i is None:
+            seq, sub, weight = _split_pre(self._pre)[2]
+            i = (seq, sub, weight, 0, 0)
+        return i
+
+    def _set(self, k, v):
+        i = list(self._ident())
+        i[k] = v
+        self._id = tuple(i)
+
+    seq = property(lambda self: self._ident()[0], lambda self, v: self._set(0, v),
+                   doc="The host's number for the record (an output gets its input's).")
+    sub = property(lambda self: self._ident()[1], lambda self, v: self._set(1, v))
+    weight = property(lambda self: self._ident()[2], lambda self, v: self._set(2, v))
+    attempt = property(lambda self: 0 if self._id is None else self._id[3], lambda self, v: self._set(3, v),
+                       doc="The number of failed attempts at the record before this one.")
+    flag = property(lambda self: 0 if self._id is None else self._id[4], lambda self, v: self._set(4, v))
+
     def __repr__(self):
         return "Record(key=%r, payload=%r, meta=%r, attempt=%d, seq=%d)" % (
             self.key, self.payload, self.meta, self.attempt, self.seq)
@@ -86,8 +112,20 @@ class Record:
     def __eq__(self, other):
         if not isinstance(other, Record):
             return NotImplemented
-        return (self.key, self.payload, self.meta, self.attempt, self.seq, self.sub, self.weight, self.flag) == (
-            other.key, other.payload, other.meta, other.attempt, other.seq, other.sub, other.weight, other.flag)
+        return (self.key, self.payload, self.meta, self._ident()) == (
+            other.key, other.payload, other.meta, other._ident())
+
+
+def _split_pre(pre):
+    """A decoded record's _pre as (head, key bytes, (seq, sub, weight)): head is the encoded seq,
+    sub, weight, attempt 0 and flag 0 of its outputs."""
+    seq, i = uvarint(pre, 0)
+    sub, i = uvarint(pre, i)
+    weight, i = uvarint(pre, i)
+    i += 2  # attempt 0, flag 0
+    head = pre[:i]
+    n, i = uvarint(pre, i)
+    return head, pre[i:i + n], (seq, sub, weight)
 
 
 def put_uvarint(x):
@@ -145,70 +183,48 @@ def _decode_str(b):
 
 
 def decode_records(b, i, end, n):
-    """Decodes n records from b[i:end] (bytes); returns (list of Record, next index)."""
+    """Decodes n records from b[i:end] (bytes that end at end); returns (list of Record, next
+    index). A field running past end raises IndexError (decode_body makes it a FrameError): every
+    field is followed by one read with an index, which fails when a slice before it came short."""
     if n > (end - i) // _MIN_RECORD:
         raise FrameError("record count %d does not fit in the remaining %d bytes" % (n, end - i))
+    if len(b) != end:
+        raise ValueError("decode_records: b must end at end")
     out = []
     append = out.append
     new = Record.__new__
     R = Record
+    Z4 = b"\x00\x00\x00\x00"
     for _ in range(n):
-        r = new(R)
         start = i
-        # seq, inlined up to three bytes (the host numbers records 1, 2, ...).
-        c = b[i]
-        if c < 0x80:
-            seq = c
+        # seq: skipped here (the seq property decodes it from _pre), inlined up to four bytes.
+        if b[i] < 0x80:
             i += 1
-        else:
-            c2 = b[i + 1]
-            if c2 < 0x80:
-                seq = (c & 0x7F) | (c2 << 7)
-                i += 2
-            else:
-                c3 = b[i + 2]
-                if c3 < 0x80:
-                    seq = (c & 0x7F) | ((c2 & 0x7F) << 7) | (c3 << 14)
-                    i += 3
-                else:
-                    seq, i = uvarint(b, i, end)
-        # sub, weight, attempt, flag: one byte each, zero but for attempt, from this host.
-        if b[i] == 0 and b[i + 1] == 0 and b[i + 3] == 0 and b[i + 2] < 0x80:
-            r.sub = r.weight = r.flag = 0
-            attempt = r.attempt = b[i + 2]
+        elif b[i + 1] < 0x80:
+            i += 2
+        elif b[i + 2] < 0x80:
+            i += 3
+        elif b[i + 3] < 0x80:
             i += 4
-            # An output's header: the input's seq, sub 0, weight 0, attempt 0, flag 0.
-            r._head = b[start:i] if attempt == 0 else b[start:i - 2] + b"\x00\x00"
         else:
-            r.sub, i = uvarint(b, i, end)
-            r.weight, i = uvarint(b, i, end)
-            attempt, i = uvarint(b, i, end)
-            flag, i = uvarint(b, i, end)
-            if attempt > 0xFFFFFFFF or flag > 0x7FFFFFFF:
-                raise FrameError("attempt %d or flag %d out of range" % (attempt, flag))
-            r.attempt = attempt
-            r.flag = flag
-            r._head = None
-            attempt = 1  # no _pre
-        r.seq = seq
-        # key
-        c = b[i]
-        if c < 0x80:
-            i += 1
-            j = i + c
+            _, i = uvarint(b, i, end)
+        r = new(R)
+        if b[i:i + 4] == Z4:
+            # sub, weight, attempt and flag 0, one byte each: what this host sends a record's
+            # first attempt. The output prefix is the bytes as they came.
+            i += 4
+            c = b[i]
+            if c < 0x80:
+                r._key = i + 1 - start
+                i += 1 + c
+            else:
+                j, i = _string(b, i, end, "key")
+                r._key = i - start
+                i = j
+            r._pre = b[start:i]
+            r._id = None
         else:
-            j, i = _string(b, i, end, "key")
-        if j > end:
-            raise FrameError("key length %d exceeds the remaining %d bytes" % (j - i, end - i))
-        if j == i:
-            r._key = ""
-            r._kb = b""
-        else:
-            r._key = None  # decoded when asked for
-            r._kb = b[i:j]
-        # The output of a record returned as is (or with a new payload) starts with these bytes.
-        r._pre = b[start:j] if attempt == 0 else None
-        i = j
+            i = _decode_ident(r, b, start, end)
         # payload
         c = b[i]
         if c < 0x80:
@@ -216,29 +232,51 @@ def decode_records(b, i, end, n):
             j = i + c
         else:
             j, i = _string(b, i, end, "payload")
-        if j > end:
-            raise FrameError("payload length %d exceeds the remaining %d bytes" % (j - i, end - i))
         r.payload = b[i:j]
-        i = j
         # meta
-        if b[i] == 0:
+        if b[j] == 0:
             r._meta = None
-            i += 1
+            i = j + 1
         else:
-            nmeta, i = uvarint(b, i, end)
-            if nmeta > (end - i) // 2:
-                raise FrameError("meta count %d does not fit in the remaining %d bytes" % (nmeta, end - i))
-            meta = {}
-            for _ in range(nmeta):
-                j, i = _string(b, i, end, "meta key")
-                k = b[i:j].decode("utf-8", "surrogateescape")
-                i = j
-                j, i = _string(b, i, end, "meta value")
-                meta[k] = b[i:j].decode("utf-8", "surrogateescape")
-                i = j
-            r._meta = meta
+            r._meta, i = _decode_meta(b, j, end)
         append(r)
     return out, i
+
+
+def _decode_ident(r, b, start, end):
+    """Decodes the identity and key of a record at start the general way, into r; returns the
+    index of its payload."""
+    seq, i = uvarint(b, start, end)
+    sub, i = uvarint(b, i, end)
+    weight, i = uvarint(b, i, end)
+    attempt, i = uvarint(b, i, end)
+    flag, i = uvarint(b, i, end)
+    if attempt > 0xFFFFFFFF or flag > 0x7FFFFFFF:
+        raise FrameError("attempt %d or flag %d out of range" % (attempt, flag))
+    k = i
+    j, i = _string(b, i, end, "key")
+    pv = put_uvarint
+    head = pv(seq) + pv(sub) + pv(weight) + b"\x00\x00"
+    r._pre = head + b[k:j]
+    r._key = len(head) + i - k
+    r._id = (seq, sub, weight, attempt, flag)
+    return j
+
+
+def _decode_meta(b, i, end):
+    """Decodes a record's metadata at i; returns (dict, next index)."""
+    nmeta, i = uvarint(b, i, end)
+    if nmeta > (end - i) // 2:
+        raise FrameError("meta count %d does not fit in the remaining %d bytes" % (nmeta, end - i))
+    meta = {}
+    for _ in range(nmeta):
+        j, i = _string(b, i, end, "meta key")
+        k = b[i:j].decode("utf-8", "surrogateescape")
+        i = j
+        j, i = _string(b, i, end, "meta value")
+        meta[k] = b[i:j].decode("utf-8", "surrogateescape")
+        i = j
+    return meta, i
 
 
 def encode_record(r, seq=None, sub=None, weight=None, attempt=None, flag=None):
@@ -299,23 +337,38 @@ def encode_credit(n):
     return put_uvarint(len(body) + 1) + b"\x03" + body
 
 
+def _head(inp):
+    """The encoded seq, sub, weight, attempt 0 and flag 0 of inp's outputs."""
+    if inp._pre is not None:
+        return _split_pre(inp._pre)[0]
+    seq, sub, weight = inp._ident()[:3]
+    return put_uvarint(seq) + put_uvarint(sub) + put_uvarint(weight) + b"\x00\x00"
+
+
+def _key_bytes(o):
+    """o's key as it goes on the wire."""
+    if o._pre is not None:
+        return _split_pre(o._pre)[1]
+    key = o._key
+    return key.encode("utf-8", "surrogateescape") if type(key) is str else bytes(key)
+
+
 class ResultsBuilder:
     """Accumulates the outcomes of consecutive input records into one Results frame.
 
     add(input, outputs) records outputs (a list of Record) for input; fail(message) records an
-    error. Every output is encoded with the input's seq, sub and weight, attempt 0 and flag 0 (the
-    host checks seq, sub and flag). size is the encoded size so far; frame() returns the frame
-    and resets the builder.
+    error; add_run adds inputs answered each by itself, encoded by the caller. Every output is
+    encoded with the input's seq, sub and weight, attempt 0 and flag 0 (the host checks seq, sub
+    and flag). size is the encoded size so far; frame() returns the frame and resets the builder.
     """
 
     __slots__ = ("counts", "outputs", "errors", "size", "n", "m")
-
 
     def __init__(self):
         self.reset()
 
     def reset(self):
-        self.counts = []
+        self.counts = bytearray()  # the encoded counts
         self.outputs = []
         self.errors = []
         self.size = 0
@@ -326,22 +379,17 @@ class ResultsBuilder:
         """The encoding of outs (a list of Record) as inp's outputs: a list of bytes, three per
         output. It changes nothing; commit adds it."""
         enc = []
-        head = inp._head
-        if head is None:
-            pv = put_uvarint
-            head = pv(inp.seq) + pv(inp.sub) + pv(inp.weight) + b"\x00\x00"
+        head = _head(inp)
         for o in outs:
-            key = o._kb
-            if key is None:
-                key = o._key
-                key = key.encode("utf-8", "surrogateescape") if type(key) is str else bytes(key)
+            if o is inp and o._pre is not None:
+                h = o._pre
+            else:
+                key = _key_bytes(o)
+                h = head + put_uvarint(len(key)) + key
             payload = o.payload
             if type(payload) is not bytes:
                 payload = payload.encode("utf-8") if type(payload) is str else bytes(payload)
-            if len(key) < 0x80 and len(payload) < 0x80:
-                h = head + _SMALL[len(key)] + key + _SMALL[len(payload)]
-            else:
-                h = head + put_uvarint(len(key)) + key + put_uvarint(len(payload))
+            h += put_uvarint(len(payload))
             meta = o._meta
             if meta:
                 mp = [put_uvarint(len(meta))]
@@ -361,36 +409,22 @@ class ResultsBuilder:
     def add_one(self, inp, o, budget):
         """The fast path of add for one output record: adds it and returns True, or returns False
         (changing nothing) when it does not fit in budget bytes or is not a plain Record."""
-        if type(o) is not Record:
+        if type(o) is not Record or o._meta:
             return False
-        if o is inp and o._kb is not None and o._meta is None:
-            pre = o._pre
-            payload = o.payload
-            if pre is not None and type(payload) is bytes and len(payload) < 0x80:
-                size = len(pre) + len(payload) + 2
-                if self.size + size + 2 > budget:
-                    return False
-                out = self.outputs
-                out.append(pre + _SMALL[len(payload)])
-                out.append(payload)
-                out.append(b"\x00")
-                self.counts.append(1)
-                self.m += 1
-                self.n += 1
-                self.size += size + 2
-                return True
-        head = inp._head
-        key = o._kb
-        if key is None:
+        payload = o.payload
+        if type(payload) is not bytes:
+            return False
+        if o is inp and o._pre is not None:
+            h = o._pre
+        else:
             key = o._key
-            if type(key) is not str:
+            if o._pre is not None or type(key) is not str:
                 return False
             key = key.encode("utf-8", "surrogateescape")
-        payload = o.payload
-        if head is None or type(payload) is not bytes or o._meta or len(key) >= 0x80 or len(payload) >= 0x80:
-            return False
-        h = head + _SMALL[len(key)] + key + _SMALL[len(payload)]
-        size = len(h) + len(payload) + 1
+            h = _head(inp) + put_uvarint(len(key)) + key
+        n = len(payload)
+        h += _SMALL[n] if n < 0x80 else put_uvarint(n)
+        size = len(h) + n + 1
         if self.size + size + 2 > budget:
             return False
         out = self.outputs
@@ -403,6 +437,15 @@ class ResultsBuilder:
         self.size += size + 2
         return True
 
+    def add_run(self, blob, k, size):
+        """Adds k inputs with one output each, blob (bytes of size bytes) being the outputs'
+        encodings one after the other."""
+        self.outputs.append(blob)
+        self.counts += _ONES[:k] if k <= len(_ONES) else b"\x01" * k
+        self.m += k
+        self.n += k
+        self.size += size + k
+
     @staticmethod
     def encoded_size(enc):
         """The number of bytes of an encoding returned by encode."""
@@ -412,7 +455,7 @@ class ResultsBuilder:
         """Adds an encoding returned by encode, of size bytes, as the next input's outputs."""
         k = len(enc) // 3
         self.outputs.extend(enc)
-        self.counts.append(k)
+        self.counts += _SMALL[k] if k < 0x80 else put_uvarint(k)
         self.m += k
         self.n += 1
         self.size += size + 2
@@ -435,18 +478,16 @@ class ResultsBuilder:
 
     def frame(self):
         """The Results frame of everything added since the last reset, and resets."""
-        counts = self.counts
-        if max(counts, default=0) < 0x80:
-            cbytes = bytes(counts)
-        else:
-            cbytes = b"".join(put_uvarint(c) for c in counts)
-        parts = [put_uvarint(self.n), cbytes, put_uvarint(self.m)]
+        parts = [put_uvarint(self.n), bytes(self.counts), put_uvarint(self.m)]
         parts.extend(self.outputs)
         parts.append(put_uvarint(len(self.errors)))
         parts.extend(self.errors)
         body = b"".join(parts)
         self.reset()
         return put_uvarint(len(body) + 1) + b"\x02" + body
+
+
+_ONES = b"\x01" * 1024
 
 
 def encode_results(counts, outputs, errors, max_frame=DEFAULT_MAX_FRAME):
