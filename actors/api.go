@@ -60,6 +60,7 @@ func start(ctx context.Context, p *troupe.Pipeline, parent *Parent) (*Job, error
 	}
 	if err := r.startTree(); err != nil {
 		r.cancel()
+		r.closePrestarted()
 		r.src.reader.close()
 		r.shutdownSystem()
 		r.disp.close()

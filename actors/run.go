@@ -102,6 +102,7 @@ type stageRun struct {
 	spareOutputs chan []troupe.Record
 
 	startFailures atomic.Int32
+	pre           prestarts // the first incarnations of its backend workers (see prestart.go)
 }
 
 func newRun(p *troupe.Pipeline, parent *Parent) (*run, error) {
@@ -298,6 +299,7 @@ func workerName(i int) string { return fmt.Sprintf("worker-%d", i+1) }
 // supervisor as it starts (OnStart); as a receiver starts before its senders, a sender's start
 // function finds its receiver's PID set.
 func (r *run) startTree() error {
+	r.prestartBackends()
 	flags := r.p.Supervision
 	if flags == (supervisor.Flags{}) {
 		flags = supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: 10, Period: time.Minute}
@@ -411,9 +413,7 @@ func (r *run) workerChild(st *stageRun, i int) supervisor.ChildSpec {
 		}}
 	}
 	return supervisor.ChildSpec{Name: workerName(i), FreshPIDs: true, Shutdown: supervisor.Shutdown(backendWorkerShutdown), StartIncarnation: func(incarnation int) (*actor.Props, error) {
-		out := &outcomes{system: r.system}
-		info := troupe.WorkerInfo{Stage: st.cfg.Name, Index: i, Incarnation: incarnation, Options: st.cfg.Options}
-		b, err := st.cfg.Backend(r.ctx, info, out)
+		b, out, err := r.startBackend(st, i, incarnation)
 		r.workerStarting(st, i, b)
 		if err != nil {
 			if troupe.IsPermanent(err) {
@@ -556,6 +556,7 @@ func (r *run) shutdown() {
 		r.log.Error("the supervision tree did not stop in time; shutting the actor system down", "timeout", treeStopTimeout)
 	}
 	r.cancel()
+	r.closePrestarted()
 	r.unsub()
 	r.shutdownSystem()
 	r.disp.close()
