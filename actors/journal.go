@@ -41,7 +41,9 @@ const (
 	maxFrame = 1 << 30
 )
 
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
+// crcTable is made on first use: every troupe process (a plugin, the guardian) would
+// otherwise build it at start, journal or not.
+var crcTable = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // ErrJournalMismatch is wrapped by the error of a run whose journal was written for another
 // source (another folder, file or count).
@@ -212,7 +214,7 @@ func readFrame(data []byte, off int) (payload []byte, next int, ok bool) {
 		return nil, 0, false
 	}
 	payload = data[off+8 : off+8+int(n)]
-	if crc32.Checksum(payload, crcTable) != sum {
+	if crc32.Checksum(payload, crcTable()) != sum {
 		return nil, 0, false
 	}
 	return payload, off + 8 + int(n), true
@@ -220,7 +222,7 @@ func readFrame(data []byte, off int) (payload []byte, next int, ok bool) {
 
 func appendFrame(buf, payload []byte) []byte {
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(payload)))
-	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(payload, crcTable))
+	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(payload, crcTable()))
 	return append(buf, payload...)
 }
 

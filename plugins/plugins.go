@@ -28,8 +28,9 @@
 // exits, for whatever reason, the cgroup is killed (cgroup.kill) and removed before the backend
 // counts the process as reaped. A guardian process (the host's own binary re-executed; it shows
 // as "troupe-guardian"), running while the host has plugin processes, kills the host's troupe
-// cgroup when the host dies, however it dies; the host stops and reaps it when its last plugin
-// cgroup is removed, so no troupe process outlives the plugins. Setting
+// cgroup when the host dies, however it dies; the host stops and reaps it 2 s after its last
+// plugin cgroup is removed (a plugin restarted meanwhile reuses it rather than wait for a new
+// one), or at once in WaitClosed, so no troupe process outlives the plugins. Setting
 // TROUPE_PLUGIN_CGROUP=off in the host's environment turns cgroups off.
 //
 // Without cgroups (not mounted, not writable, an older kernel, clone3 refused by a seccomp
@@ -105,8 +106,9 @@ type Config host.Options
 type Limits = host.Limits
 
 // WaitClosed waits until the dead plugin processes whose backends were closed have been reaped
-// in the background (each within a few seconds), or ctx ends. Pool.Close calls it; a program
-// using Config.Factory may call it after its pipeline's run (actors.Run) returns, before it exits.
+// in the background (each within a few seconds), or ctx ends, and then stops the guardian if no
+// plugin is left. Pool.Close calls it; a program using Config.Factory may call it after its
+// pipeline's run (actors.Run) returns, before it exits.
 func WaitClosed(ctx context.Context) error { return host.WaitClosed(ctx) }
 
 // options is c as the host takes it: the same type, no copy field by field.

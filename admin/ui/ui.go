@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -24,7 +25,10 @@ var (
 // comments that name them. One document means one request, so a page opened as
 // "/?token=…" (an address a browser cannot add a header to) needs no other authorised request
 // but the JSON it fetches itself with the header.
-var page, csp = assemble()
+//
+// It is assembled on first use (Handler), not when the program starts: every troupe process
+// links this package, and most never serve the page.
+var assembled = sync.OnceValues(assemble)
 
 func assemble() ([]byte, string) {
 	doc := indexHTML
@@ -54,6 +58,7 @@ func assemble() ([]byte, string) {
 // the root of the admin server, whose /api/tree, /api/stats and /api/events it reads (with
 // paths relative to the page).
 func Handler() http.Handler {
+	page, csp := assembled()
 	start := time.Now()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/troupe-dev/troupe/plugins"
 )
 
 func TestMain(m *testing.M) {
@@ -23,6 +25,12 @@ func TestMain(m *testing.M) {
 		return []string{exe}, err
 	}
 	code := m.Run()
+	// Reaps what the failover figures closed dead, and retires the plugin guardian, which
+	// lingers a moment after the last plugin for a restart.
+	if err := plugins.WaitClosed(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, "goroutines left behind:", err)

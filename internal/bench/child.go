@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"time"
@@ -93,6 +94,7 @@ func runChild(role string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		fmt.Fprintf(stdout, "%s %d\n", peakRSSLine, hwm)
+		fmt.Fprintln(stdout, rssDetails())
 		return 0
 	}
 	fmt.Fprintf(stderr, "bench: unknown child role %s=%q\n", ChildEnv, role)
@@ -247,6 +249,50 @@ func slowSinkRun(ctx context.Context, n, size int) error {
 
 // peakRSSLine prefixes the rss child's report of its own peak RSS on stdout.
 const peakRSSLine = "peak-rss-bytes"
+
+// rssStats is what the rss child reports besides its peak RSS, to tell where the peak is: the
+// pages of its executable mapped (file-backed RSS, which a larger binary or the kernel's large
+// page-cache folios make larger, whatever the run does), and how hard its garbage collector
+// worked.
+type rssStats struct {
+	File     int64   // file-backed RSS at the end (the executable's pages, mapped once touched)
+	GCCycles uint64  // garbage collections during the run
+	GCShare  float64 // the collector's share of the CPU time the process used
+}
+
+// rssDetailsLine prefixes the rss child's rssStats line.
+const rssDetailsLine = "rss-details"
+
+// rssDetails is the rss child's rssStats line.
+func rssDetails() string {
+	var st rssStats
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		st.File = statusKB(string(b), "RssFile:") << 10
+	}
+	ms := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/cpu/classes/gc/total:cpu-seconds"},
+		{Name: "/cpu/classes/total:cpu-seconds"}, {Name: "/cpu/classes/idle:cpu-seconds"}}
+	metrics.Read(ms)
+	if ms[0].Value.Kind() == metrics.KindUint64 {
+		st.GCCycles = ms[0].Value.Uint64()
+	}
+	if ms[1].Value.Kind() == metrics.KindFloat64 {
+		if used := ms[2].Value.Float64() - ms[3].Value.Float64(); used > 0 {
+			st.GCShare = ms[1].Value.Float64() / used
+		}
+	}
+	return fmt.Sprintf("%s %d %d %.3f", rssDetailsLine, st.File, st.GCCycles, st.GCShare)
+}
+
+// statusKB reads a "Field:   123 kB" line of /proc/self/status; 0 if it is not there.
+func statusKB(status, field string) int64 {
+	for _, line := range strings.Split(status, "\n") {
+		if rest, ok := strings.CutPrefix(line, field); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb
+		}
+	}
+	return 0
+}
 
 // peakRSS is this process's peak resident set size (VmHWM). The parent cannot use the child's
 // rusage for it: ru_maxrss survives execve, and Go forks with CLONE_VM, so a child's figure

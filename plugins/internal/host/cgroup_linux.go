@@ -41,12 +41,17 @@ import (
 // exited, however it died, or closed it) kills troupe-<host pid>-<k>, waits for it to empty,
 // removes it and exits.
 //
-// A guardian exists exactly while plugin cgroups do: the host counts its live plugin cgroups,
-// starts a guardian with the first and retires it when the last one is removed (it closes the
-// pipe, and waits, bounded, for the guardian to exit and reaps it). So a program that embeds
-// troupe (a server, a test binary) has no troupe process left once its plugins are closed. The
-// next plugin start makes troupe-<host pid>-<k> again and starts a new guardian; a start that
-// comes while a guardian retires waits for it to be gone.
+// A guardian exists while plugin cgroups do: the host counts its live plugin cgroups, starts a
+// guardian with the first and retires it guardianLinger after the last one is removed, unless a
+// plugin starts meanwhile (it closes the pipe, and waits, bounded, for the guardian to exit and
+// reaps it). The linger is for the plugin restarted after a crash: without it, the dead
+// plugin's cgroup was the last, and its replacement waited for the guardian to retire and for a
+// new one to start (a fork and exec of the host's binary), which was a third of a cold restart.
+// WaitClosed retires an idle guardian at once, so a program that embeds troupe (a server, a
+// test binary) and calls it has no troupe process left once its plugins are closed; one that
+// exits has none either (its guardian sees the pipe's end). The next plugin start makes
+// troupe-<host pid>-<k> again and starts a new guardian; a start that comes while a guardian
+// retires waits for it to be gone.
 //
 // Where cgroup v2 cannot be used (not mounted, not writable, a kernel before 5.14 without
 // cgroup.kill, clone3 refused by a seccomp filter), plugins run without it, as before: in their
@@ -108,9 +113,10 @@ var cgroups struct {
 	seq  atomic.Uint64
 	warn sync.Once // the fallback is logged once per process
 
-	mu       sync.Mutex // serializes guardian starts and retirements, and guards what follows
-	live     int        // plugin cgroups made and not yet removed
-	guard    *os.File   // the write end of the guardian's pipe, never written; nil: no guardian
+	mu       sync.Mutex  // serializes guardian starts and retirements, and guards what follows
+	live     int         // plugin cgroups made and not yet removed
+	linger   *time.Timer // retires an idle guardian (see guardianLinger); nil before the first
+	guard    *os.File    // the write end of the guardian's pipe, never written; nil: no guardian
 	guardPid int
 }
 
@@ -153,6 +159,29 @@ func releaseCgroups() {
 	cgroups.mu.Lock()
 	defer cgroups.mu.Unlock()
 	cgroups.live--
+	if cgroups.live == 0 && cgroups.guard != nil {
+		if cgroups.linger == nil {
+			cgroups.linger = time.AfterFunc(guardianLinger, retireIdleGuardian)
+		} else {
+			cgroups.linger.Reset(guardianLinger)
+		}
+	}
+}
+
+// guardianLinger is how long an idle guardian (no plugin cgroup left) waits for a plugin to
+// start before it retires: longer than a restarted worker's backoff (troupe.Restart's Max is
+// a second by default), short enough that a program that closed its plugins and does not call
+// WaitClosed keeps no troupe process for long.
+const guardianLinger = 2 * time.Second
+
+// retireIdleGuardian retires the guardian if no plugin cgroup is left; a plugin that started
+// since it became idle keeps it.
+func retireIdleGuardian() {
+	cgroups.mu.Lock()
+	defer cgroups.mu.Unlock()
+	if cgroups.linger != nil {
+		cgroups.linger.Stop()
+	}
 	if cgroups.live == 0 && cgroups.guard != nil {
 		retireGuardian()
 	}

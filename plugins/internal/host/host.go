@@ -620,12 +620,15 @@ func (b *Backend) Close(ctx context.Context) error {
 var closing sync.WaitGroup
 
 // WaitClosed waits until the background teardowns of dead backends started by Close have
-// finished (each is bounded by a few seconds), or ctx ends. A program that must not exit with a
-// plugin process unreaped, or a test checking for leaks, calls it after closing its backends.
+// finished (each is bounded by a few seconds), or ctx ends, and then retires the plugin guardian
+// if no plugin is left (rather than let it linger for a restart; see cgroup_linux.go). A program
+// that must not exit with a plugin process unreaped, or a test checking for leaks, calls it
+// after closing its backends.
 func WaitClosed(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		closing.Wait()
+		retireIdleGuardian()
 		close(done)
 	}()
 	select {
