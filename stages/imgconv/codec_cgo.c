@@ -27,10 +27,12 @@
 #define TC_STR_(x) #x
 #define TC_STR(x) TC_STR_(x)
 
+int tc_have_libdeflate(void);
+
 const char *tc_versions(void) {
-	static char v[96];
-	snprintf(v, sizeof v, "libjpeg-turbo %s / libpng %s / zlib %s", TC_STR(LIBJPEG_TURBO_VERSION),
-	         png_get_libpng_ver(NULL), zlibVersion());
+	static char v[128];
+	snprintf(v, sizeof v, "libjpeg-turbo %s / libpng %s / zlib %s%s", TC_STR(LIBJPEG_TURBO_VERSION),
+	         png_get_libpng_ver(NULL), zlibVersion(), tc_have_libdeflate() ? " / libdeflate" : "");
 	return v;
 }
 
@@ -780,44 +782,74 @@ static inline uint8_t tc_paeth(int a, int b, int c) {
 	return (uint8_t)(pb <= pc ? b : c);
 }
 
-/* Undoes a row's filter in place; prev is the previous row, unfiltered (NULL for the first). The
- * body is instantiated for each bytes-per-pixel so that the compiler sees it constant. */
+/* Undoes a row's filter in place; prev is the previous row, unfiltered (NULL for the first), n a
+ * multiple of the bytes per pixel. The body is instantiated for each bytes-per-pixel so that the
+ * compiler sees it constant, and carries the left pixel (and for Paeth the upper-left one) in
+ * locals: a loop reading back the byte it stored one pixel earlier waits on the store each time. */
 #define TC_UNFILTER(BPP)                                                                                             \
 	static int tc_unfilter##BPP(int ft, uint8_t *cur, const uint8_t *prev, size_t n) {                           \
-		const size_t bpp = BPP;                                                                              \
+		unsigned a[BPP], c[BPP];                                                                             \
+		if (n < BPP) {                                                                                       \
+			return ft <= 4;                                                                              \
+		}                                                                                                    \
+		if (prev == NULL) {                                                                                  \
+			if (ft == 2) {                                                                               \
+				return 1; /* Up with an upper row of zeros */                                        \
+			} else if (ft == 4) {                                                                        \
+				ft = 1; /* Paeth with b = c = 0 is a: Sub */                                         \
+			}                                                                                            \
+		}                                                                                                    \
 		switch (ft) {                                                                                        \
 		case 0:                                                                                              \
 			return 1;                                                                                    \
 		case 1:                                                                                              \
-			for (size_t i = bpp; i < n; i++)                                                             \
-				cur[i] = (uint8_t)(cur[i] + cur[i - bpp]);                                           \
+			_Pragma("GCC unroll 4") for (int k = 0; k < BPP; k++) a[k] = cur[k];                         \
+			for (size_t i = BPP; i < n; i += BPP) {                                                      \
+				_Pragma("GCC unroll 4") for (int k = 0; k < BPP; k++) {                              \
+					a[k] = (uint8_t)(cur[i + k] + a[k]);                                         \
+					cur[i + k] = (uint8_t)a[k];                                                  \
+				}                                                                                    \
+			}                                                                                            \
 			return 1;                                                                                    \
 		case 2:                                                                                              \
-			if (prev != NULL)                                                                            \
-				for (size_t i = 0; i < n; i++)                                                       \
-					cur[i] = (uint8_t)(cur[i] + prev[i]);                                        \
+			for (size_t i = 0; i < n; i++)                                                               \
+				cur[i] = (uint8_t)(cur[i] + prev[i]);                                                \
 			return 1;                                                                                    \
 		case 3:                                                                                              \
+			_Pragma("GCC unroll 4") for (int k = 0; k < BPP; k++) {                                      \
+				a[k] = (uint8_t)(cur[k] + (prev != NULL ? prev[k] >> 1 : 0));                        \
+				cur[k] = (uint8_t)a[k];                                                              \
+			}                                                                                            \
 			if (prev == NULL) {                                                                          \
-				for (size_t i = bpp; i < n; i++)                                                     \
-					cur[i] = (uint8_t)(cur[i] + (cur[i - bpp] >> 1));                            \
+				for (size_t i = BPP; i < n; i += BPP) {                                              \
+					_Pragma("GCC unroll 4") for (int k = 0; k < BPP; k++) {                      \
+						a[k] = (uint8_t)(cur[i + k] + (a[k] >> 1));                          \
+						cur[i + k] = (uint8_t)a[k];                                          \
+					}                                                                            \
+				}                                                                                    \
 				return 1;                                                                            \
 			}                                                                                            \
-			for (size_t i = 0; i < bpp && i < n; i++)                                                    \
-				cur[i] = (uint8_t)(cur[i] + (prev[i] >> 1));                                         \
-			for (size_t i = bpp; i < n; i++)                                                             \
-				cur[i] = (uint8_t)(cur[i] + ((cur[i - bpp] + prev[i]) >> 1));                        \
+			for (size_t i = BPP; i < n; i += BPP) {                                                      \
+				_Pragma("GCC unroll 4") for (int k = 0; k < BPP; k++) {                              \
+					a[k] = (uint8_t)(cur[i + k] + ((a[k] + prev[i + k]) >> 1));                  \
+					cur[i + k] = (uint8_t)a[k];                                                  \
+				}                                                                                    \
+			}                                                                                            \
 			return 1;                                                                                    \
 		case 4:                                                                                              \
-			if (prev == NULL) { /* Paeth with b = c = 0 is a: Sub */                                     \
-				for (size_t i = bpp; i < n; i++)                                                     \
-					cur[i] = (uint8_t)(cur[i] + cur[i - bpp]);                                   \
-				return 1;                                                                            \
+			_Pragma("GCC unroll 4") for (int k = 0; k < BPP; k++) {                                      \
+				c[k] = prev[k];                                                                      \
+				a[k] = (uint8_t)(cur[k] + c[k]);                                                     \
+				cur[k] = (uint8_t)a[k];                                                              \
 			}                                                                                            \
-			for (size_t i = 0; i < bpp && i < n; i++)                                                    \
-				cur[i] = (uint8_t)(cur[i] + prev[i]);                                                \
-			for (size_t i = bpp; i < n; i++)                                                             \
-				cur[i] = (uint8_t)(cur[i] + tc_paeth(cur[i - bpp], prev[i], prev[i - bpp]));         \
+			for (size_t i = BPP; i < n; i += BPP) {                                                      \
+				_Pragma("GCC unroll 4") for (int k = 0; k < BPP; k++) {                              \
+					unsigned b = prev[i + k];                                                    \
+					a[k] = (uint8_t)(cur[i + k] + tc_paeth((int)a[k], (int)b, (int)c[k]));       \
+					cur[i + k] = (uint8_t)a[k];                                                  \
+					c[k] = b;                                                                    \
+				}                                                                                    \
+			}                                                                                            \
 			return 1;                                                                                    \
 		}                                                                                                    \
 		return 0;                                                                                            \

@@ -12,8 +12,11 @@ package imgconv
 //   - A 4:2:0 YCbCr JPEG (nearly every photo) is decoded to its planes as stored (libjpeg's raw
 //     data output: no upsampling, no colour conversion) into an *image.YCbCr, which the encoder
 //     takes as raw data again. The only pixel work is the inverse and forward DCT.
-//   - PNG rows are expanded by libpng straight into RGBA and composited onto white while in
-//     cache; the encoder reads them in place (JCS_EXT_RGBX: the fourth byte is skipped).
+//   - An 8-bit, non-interlaced PNG has its image data inflated in one piece (by libdeflate
+//     where the system has it, zlib otherwise) and unfiltered in place; its pixels become RGB
+//     (or grey) in the same buffer where they fit, composited onto white, and the encoder reads
+//     them in place (JCS_EXT_RGB). Other PNGs are expanded by libpng into RGBA, which the
+//     encoder reads in place too (JCS_EXT_RGBX: the fourth byte is skipped).
 //   - Pixel buffers come from a pool and go back to it once the image is encoded (recycle), so
 //     a worker converting a folder of same-sized photos allocates them once.
 //

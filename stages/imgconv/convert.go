@@ -193,6 +193,7 @@ func Convert(data []byte, o Options) ([]byte, Info, error) {
 
 // Codec names the PNG and JPEG codecs this build of the package uses: "libjpeg-turbo 2.1.5 /
 // libpng 1.6.39 / zlib 1.2.13" when built with cgo (the default where a C compiler is found),
+// followed by " / libdeflate" where the system's libdeflate inflates PNG data, and
 // "pure Go (image/jpeg, image/png)" when built with CGO_ENABLED=0.
 func Codec() string { return codecName }
 
