@@ -265,6 +265,13 @@ func TestPNG8Errors(t *testing.T) {
 			})
 		}
 	}
+	// A palette image without its palette: libpng's checks before the image data still apply.
+	noPLTE := pngSpec{w: 30, h: 20, ct: pngPalette, filtered: rows(30, 20, 1, 0)}
+	_, _, fe, re := decodeBoth(t, buildPNG(t, noPLTE), false)
+	if fe == nil || re == nil || !strings.Contains(fe.Error(), "PLTE") {
+		t.Errorf("no PLTE: fast path: %v; libpng: %v; want errors naming PLTE", fe, re)
+	}
+
 	// More image data than the image holds: ignored, as libpng does; chunks after the image
 	// data (another IDAT, an ancillary chunk) are skipped.
 	s := good
