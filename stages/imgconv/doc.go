@@ -55,9 +55,11 @@
 // zlib (on Debian: libjpeg62-turbo-dev, libpng-dev and zlib1g-dev, which the build links from
 // the system). Where the system has libdeflate (libdeflate.so.0, Debian's libdeflate0, loaded at
 // run time: the build does not need it), it inflates PNG image data instead of zlib, about 1.6
-// times as fast; the pixels are the same. GIF, BMP, TIFF and WebP are pure Go always (the standard library and
-// golang.org/x/image). Codec names what a build uses; `troupe version` and the summary of a run
-// of the imgconv builtin print it.
+// times as fast; the pixels are the same. GIF, BMP, TIFF and WebP are pure Go always: BMP, TIFF
+// and WebP through golang.org/x/image, GIF through the package's own decoder of the first frame
+// (gif.go), which gives image/gif's frame and errors from the file in memory, copying each LZW
+// code from the frame's earlier output. Codec names what a build uses; `troupe version` and the
+// summary of a run of the imgconv builtin print it.
 //
 // Built with CGO_ENABLED=0 (or where there is no C compiler), the package uses the pure-Go
 // codecs of the standard library instead, with the same options and error kinds, and output of
