@@ -12,8 +12,11 @@ package imgconv
 //   - A 4:2:0 YCbCr JPEG (nearly every photo) is decoded to its planes as stored (libjpeg's raw
 //     data output: no upsampling, no colour conversion) into an *image.YCbCr, which the encoder
 //     takes as raw data again. The only pixel work is the inverse and forward DCT.
-//   - PNG rows are expanded by libpng straight into RGBA and composited onto white while in
-//     cache; the encoder reads them in place (JCS_EXT_RGBX: the fourth byte is skipped).
+//   - An 8-bit, non-interlaced PNG has its image data inflated in one piece (by libdeflate
+//     where the system has it, zlib otherwise) and unfiltered in place; its pixels become RGB
+//     (or grey) in the same buffer where they fit, composited onto white, and the encoder reads
+//     them in place (JCS_EXT_RGB). Other PNGs are expanded by libpng into RGBA, which the
+//     encoder reads in place too (JCS_EXT_RGBX: the fourth byte is skipped).
 //   - Pixel buffers come from a pool and go back to it once the image is encoded (recycle), so
 //     a worker converting a folder of same-sized photos allocates them once.
 //
@@ -24,7 +27,7 @@ package imgconv
 // with invented pixels).
 
 /*
-#cgo LDFLAGS: -ljpeg -lpng -lz
+#cgo LDFLAGS: -ljpeg -lpng -lz -ldl
 #include <stdlib.h>
 #include "codec_cgo.h"
 */
@@ -102,7 +105,14 @@ func recycle(img image.Image) {
 		pix = m.Pix
 	case *opaqueRGBA:
 		pix = m.Pix
+	case *rgbImage:
+		pix = m.Pix
 	}
+	putPix(pix)
+}
+
+// putPix gives a buffer that nothing references any more to the decoders' pool.
+func putPix(pix []byte) {
 	if cap(pix) == 0 {
 		return
 	}
@@ -260,9 +270,13 @@ type opaqueRGBA struct{ image.RGBA }
 
 func (*opaqueRGBA) knownOpaque() {}
 
-// pngDecode decodes to *image.Gray (grey without transparency) or an opaque RGBA image, 8 bits a
-// sample: any transparency (an alpha channel or a tRNS chunk) is composited onto white, row by
-// row as libpng delivers them, exactly as Convert composites a non-premultiplied image.
+// pngDecode decodes to *image.Gray (grey without transparency) or an opaque RGB or RGBA image, 8
+// bits a sample: any transparency (an alpha channel or a tRNS chunk) is composited onto white,
+// row by row as the rows are decoded, exactly as Convert composites a non-premultiplied image.
+//
+// 8-bit, non-interlaced images (nearly all) take tc_png_decode8's path: the image data inflated
+// in one piece (with libdeflate where the system has it) and unfiltered in place, the result
+// viewed in place where its layout allows. Others go through libpng's transforms.
 func pngDecode(data []byte) (image.Image, error) {
 	info, err := pngHeader(data)
 	if err != nil {
@@ -271,6 +285,12 @@ func pngDecode(data []byte) (image.Image, error) {
 	w, h := int(info.width), int(info.height)
 	if w <= 0 || h <= 0 {
 		return nil, fmt.Errorf("invalid dimensions %dx%d", w, h)
+	}
+	if info.bit_depth == 8 && info.interlace == 0 && !pngForceLibpng {
+		switch info.color_type {
+		case pngGray, pngRGB, pngPalette, pngGrayAlpha, pngRGBA:
+			return pngDecode8(data, &info)
+		}
 	}
 	gray := info.color_type == pngGray && info.trns == 0
 	ch := 4
@@ -292,6 +312,75 @@ func pngDecode(data []byte) (image.Image, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// For tests comparing the paths: pngForceLibpng sends every PNG through libpng's transforms,
+// pngZlibOnly makes the 8-bit path inflate with zlib where libdeflate was found.
+var pngForceLibpng, pngZlibOnly bool
+
+// haveLibdeflate reports whether libdeflate.so.0 was found (and is used for PNG data).
+func haveLibdeflate() bool { return C.tc_have_libdeflate() != 0 }
+
+// pngDecode8 is pngDecode for 8-bit, non-interlaced images, with the layout tc_png_decode8 states.
+func pngDecode8(data []byte, info *C.tc_png_info) (image.Image, error) {
+	w, h := int(info.width), int(info.height)
+	ct, trns := int(info.color_type), info.trns != 0
+	ch := 1 // grey, palette
+	switch ct {
+	case pngGrayAlpha:
+		ch = 2
+	case pngRGB:
+		ch = 3
+	case pngRGBA:
+		ch = 4
+	}
+	stride := w*ch + 1
+	filt := getPix(stride * h)
+	var out []byte
+	toOut := ct == pngPalette || ct == pngGrayAlpha || (ct == pngGray && trns)
+	if toOut {
+		out = getPix(3 * w * h)
+	}
+	p, n := cbytes(data)
+	var msg [C.TC_MSG]C.char
+	outp, outn := cbytes(out)
+	rc := C.tc_png_decode8(p, n, info.width, info.height, (*C.uint8_t)(unsafe.Pointer(&filt[0])), C.size_t(len(filt)),
+		outp, outn, boolInt(pngZlibOnly), &msg[0])
+	if err := nativeError(rc, &msg); err != nil {
+		return nil, err // the buffers are left to the collector: errors are rare
+	}
+	r := image.Rect(0, 0, w, h)
+	switch {
+	case toOut:
+		putPix(filt)
+		return &rgbImage{Pix: out, Stride: 3 * w, Rect: r}, nil
+	case ct == pngGray:
+		// The rows as unfiltered, after their filter byte. Pix keeps the rest of the buffer
+		// in its capacity, for recycle.
+		return &image.Gray{Pix: filt[1:], Stride: stride, Rect: r}, nil
+	}
+	return &rgbImage{Pix: filt[1:], Stride: stride, Rect: r}, nil
+}
+
+// rgbImage is an opaque image of 8-bit RGB samples, three bytes a pixel: what the PNG decoder
+// gives for colour, which libjpeg takes in place (JCS_EXT_RGB), with no fourth byte to write.
+type rgbImage struct {
+	Pix    []byte
+	Stride int
+	Rect   image.Rectangle
+}
+
+func (m *rgbImage) ColorModel() color.Model { return color.RGBAModel }
+func (m *rgbImage) Bounds() image.Rectangle { return m.Rect }
+func (m *rgbImage) Opaque() bool            { return true }
+func (*rgbImage) knownOpaque()              {}
+
+func (m *rgbImage) At(x, y int) color.Color {
+	if !image.Pt(x, y).In(m.Rect) {
+		return color.RGBA{}
+	}
+	i := (y-m.Rect.Min.Y)*m.Stride + 3*(x-m.Rect.Min.X)
+	return color.RGBA{m.Pix[i], m.Pix[i+1], m.Pix[i+2], 0xff}
 }
 
 // jpegEncode hands *image.YCbCr, *image.Gray and *image.RGBA (opaque) to libjpeg in place;
@@ -345,6 +434,12 @@ func jpegEncode(img image.Image, quality int) ([]byte, error) {
 		}
 		im.kind = C.TC_RGBX
 		im.p0, im.s0 = ptr(rgba.Pix, rgba.PixOffset(b.Min.X, b.Min.Y)), C.int(rgba.Stride)
+	case *rgbImage:
+		if !planeOK(m.Pix, (b.Min.Y-m.Rect.Min.Y)*m.Stride+3*(b.Min.X-m.Rect.Min.X), m.Stride, 3*w, h) {
+			return jpegEncode(toRGBA(img), quality)
+		}
+		im.kind = C.TC_RGB
+		im.p0, im.s0 = ptr(m.Pix, (b.Min.Y-m.Rect.Min.Y)*m.Stride+3*(b.Min.X-m.Rect.Min.X)), C.int(m.Stride)
 	default:
 		return jpegEncode(toRGBA(img), quality)
 	}

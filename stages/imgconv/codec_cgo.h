@@ -21,7 +21,7 @@ typedef struct {
 	int ystride, cstride, yrows, crows;
 } tc_planes;
 
-enum { TC_YCBCR = 1, TC_GRAY = 2, TC_RGBX = 3 };
+enum { TC_YCBCR = 1, TC_GRAY = 2, TC_RGBX = 3, TC_RGB = 4 };
 
 typedef struct {
 	int kind, width, height;
@@ -31,9 +31,10 @@ typedef struct {
 } tc_image;
 
 typedef struct {
-	int width, height, color_type, bit_depth, trns;
+	int width, height, color_type, bit_depth, trns, interlace;
 	char msg[TC_MSG];
 } tc_png_info;
+
 
 const char *tc_versions(void);
 int tc_jpeg_header(const uint8_t *data, size_t len, tc_jpeg_info *info);
@@ -44,5 +45,8 @@ int tc_jpeg_encode(const tc_image *im, int quality, uint8_t **out, size_t *outle
 int tc_png_header(const uint8_t *data, size_t len, tc_png_info *info);
 int tc_png_decode(const uint8_t *data, size_t len, int width, int height, int channels, uint8_t *pix, int stride,
                   char *msg);
+int tc_png_decode8(const uint8_t *data, size_t len, int width, int height, uint8_t *filt, size_t filtlen,
+                   uint8_t *out, size_t outlen, int zlib_only, char *msg);
+int tc_have_libdeflate(void);
 
 #endif

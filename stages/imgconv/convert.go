@@ -81,8 +81,8 @@ var codecs = []codec{
 		func(b []byte) bool { return !bytes.HasSuffix(b, []byte("\x00\x00\x00\x00IEND\xaeB`\x82")) }},
 	{"jpeg", "JPEG", []string{"\xff\xd8"}, jpegConfig, jpegDecode,
 		func(b []byte) bool { return !bytes.HasSuffix(b, []byte{0xff, 0xd9}) }}, // EOI
-	// gif.Decode decodes the first frame only.
-	{"gif", "GIF", []string{"GIF87a", "GIF89a"}, fromReader(gif.DecodeConfig), fromReader(gif.Decode),
+	// gifDecode decodes the first frame only, as gif.Decode does.
+	{"gif", "GIF", []string{"GIF87a", "GIF89a"}, fromReader(gif.DecodeConfig), gifDecode,
 		func(b []byte) bool { return !bytes.HasSuffix(b, []byte{0x3b}) }}, // trailer
 	{"bmp", "BMP", []string{"BM????\x00\x00\x00\x00"}, fromReader(bmp.DecodeConfig), fromReader(bmp.Decode),
 		func(b []byte) bool { return uint64(len(b)) < uint64(binary.LittleEndian.Uint32(b[2:6])) }}, // file size
@@ -193,6 +193,7 @@ func Convert(data []byte, o Options) ([]byte, Info, error) {
 
 // Codec names the PNG and JPEG codecs this build of the package uses: "libjpeg-turbo 2.1.5 /
 // libpng 1.6.39 / zlib 1.2.13" when built with cgo (the default where a C compiler is found),
+// followed by " / libdeflate" where the system's libdeflate inflates PNG data, and
 // "pure Go (image/jpeg, image/png)" when built with CGO_ENABLED=0.
 func Codec() string { return codecName }
 
@@ -358,9 +359,9 @@ func nrgbaOverWhite(pix []byte, stride int, r image.Rectangle) {
 // composited onto white. Indices beyond the palette (possible in a hand-built image; decoders
 // reject or pad them) are opaque black, as image/png pads short palettes, rather than a panic.
 func palettedOverWhite(m *image.Paletted) *image.RGBA {
-	var lut [256][4]byte
+	var lut [256]uint32 // the RGBA bytes of an entry, little-endian: one store a pixel
 	for i := range lut {
-		lut[i] = [4]byte{0, 0, 0, 0xff}
+		lut[i] = 0xff << 24
 	}
 	for i, c := range m.Palette {
 		if i >= len(lut) {
@@ -368,7 +369,7 @@ func palettedOverWhite(m *image.Paletted) *image.RGBA {
 		}
 		r, g, b, a := c.RGBA() // premultiplied, 16-bit
 		t := 0xffff - a
-		lut[i] = [4]byte{uint8((r + t) >> 8), uint8((g + t) >> 8), uint8((b + t) >> 8), 0xff}
+		lut[i] = (r+t)>>8 | (g+t)>>8<<8 | (b+t)>>8<<16 | 0xff<<24
 	}
 	dst := image.NewRGBA(m.Rect)
 	w := m.Rect.Dx()
@@ -376,7 +377,7 @@ func palettedOverWhite(m *image.Paletted) *image.RGBA {
 		src := m.Pix[y*m.Stride : y*m.Stride+w]
 		row := dst.Pix[y*dst.Stride : y*dst.Stride+4*w]
 		for x, idx := range src {
-			copy(row[4*x:4*x+4], lut[idx][:])
+			binary.LittleEndian.PutUint32(row[4*x:4*x+4], lut[idx])
 		}
 	}
 	return dst
