@@ -85,6 +85,9 @@ func (a *collector) Receive(ctx actor.Context) {
 		a.run.resync(ctx)
 		return
 	case *batch:
+		if a.acks == nil {
+			a.acks = make([]uint64, 0, len(m.Records))
+		}
 		for _, r := range m.Records {
 			a.take(r, nil)
 		}

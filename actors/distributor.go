@@ -45,6 +45,13 @@ type distributor struct {
 
 	fwd     []*envelope // outputs for the next stage, sent once per message handled
 	dropped []*envelope // DROPPED markers for the collector
+	// outs counts the outputs emitted while handling a message: the stage's Out counter is
+	// updated once per message (flush), not once per record.
+	outs int64
+	// latN records whose latency was latD wait to be added to the stage's histogram: the
+	// records of a batch share their latency, and are added at once (see latency).
+	latD time.Duration
+	latN int64
 
 	// faulted holds the distinct records charged with the death of a worker since the stage's
 	// last success (see brokenAfter); lastFault is the last such death's reason.
@@ -129,14 +136,16 @@ func (d *distributor) Receive(ctx actor.Context) {
 }
 
 func (d *distributor) receive(b *batch) {
+	n := 0
 	for _, r := range b.Records {
 		if r.Flag == flagEnd {
 			d.end = r
 			continue
 		}
-		d.st.counters.in.Add(1)
+		n++
 		d.pending.pushBack(entry{rec: r})
 	}
+	d.st.counters.in.Add(int64(n))
 }
 
 // results takes a worker's outcomes for the oldest records it holds.
@@ -206,13 +215,24 @@ func (st *stageRun) takeSpare(n int) []troupe.Record {
 func (d *distributor) outcome(s *slot, i int, errs *[]recordError, now time.Duration) (entry, bool) {
 	e := s.held.popFront()
 	s.bytes -= recordBytes(e.rec)
-	d.st.counters.latency.record(now - e.sent)
+	d.latency(now - e.sent)
 	if len(*errs) > 0 && int((*errs)[0].Index) == i {
 		d.failed(e, (*errs)[0].Message)
 		*errs = (*errs)[1:]
 		return e, false
 	}
 	return e, true
+}
+
+// latency records the latency of a finished record: runs of equal latencies (a batch handed out
+// together and reported together) go to the histogram in one addition.
+func (d *distributor) latency(l time.Duration) {
+	if d.latN > 0 && l != d.latD {
+		d.st.counters.latency.recordN(d.latD, d.latN)
+		d.latN = 0
+	}
+	d.latD = l
+	d.latN++
 }
 
 // emit queues a finished record's outputs, in envelopes of slab (one per output) that it fills
@@ -242,7 +262,7 @@ func (d *distributor) emit(e entry, outs []troupe.Record, slab []envelope) bool 
 		}
 		d.fwd = append(d.fwd, o)
 	}
-	d.st.counters.out.Add(int64(m))
+	d.outs += int64(m)
 	return true
 }
 
@@ -495,6 +515,14 @@ func (d *distributor) flush(ctx actor.Context) {
 	if d.end != nil && d.empty() {
 		d.fwd = append(d.fwd, d.end)
 		d.end = nil
+	}
+	if d.latN > 0 {
+		d.st.counters.latency.recordN(d.latD, d.latN)
+		d.latN = 0
+	}
+	if d.outs > 0 {
+		d.st.counters.out.Add(d.outs)
+		d.outs = 0
 	}
 	if len(d.fwd) > 0 {
 		ctx.Send(d.next, &batch{Records: d.fwd})

@@ -393,6 +393,7 @@ func recordBytes(r *envelope) int { return len(r.Key) + len(r.Payload) }
 
 func (a *sourceActor) ack(m *acks) {
 	st := a.st
+	done := 0
 	for _, seq := range m.Seqs {
 		r := st.inflight.get(seq)
 		if r == nil {
@@ -404,9 +405,10 @@ func (a *sourceActor) ack(m *acks) {
 		}
 		st.flightBytes -= recordBytes(r)
 		if r.Flag != flagEnd {
-			a.run.stats.inflight.Add(-1)
+			done++
 		}
 	}
+	a.run.stats.inflight.Add(int64(-done))
 	if len(m.Journal) > 0 && a.run.journal != nil {
 		entries := make([]journalEntry, 0, len(m.Journal))
 		for i, seq := range m.Journal {
