@@ -19,6 +19,10 @@ type entry struct {
 	// (a plugin process crashing). Suspects are retried alone, on an idle worker, so that if
 	// one kills its worker again, it is known for certain to be the culprit.
 	suspect bool
+	// shared marks a record taken back from a worker that died: a goroutine of that worker may
+	// still read its envelope (a Func past its timeout goes on running), so its envelope is never
+	// written again (see emit).
+	shared bool
 }
 
 // slot is the distributor's view of one worker.
@@ -164,8 +168,9 @@ func (d *distributor) results(s *slot, res *results) {
 	if d.fwd == nil {
 		d.fwd = make([]*envelope, 0, len(res.Outputs))
 	}
-	// The outputs' envelopes, in one allocation per message.
-	slab := make([]envelope, len(res.Outputs))
+	// The outputs' envelopes that cannot be the inputs' own (see emit), in one allocation per
+	// message, made when first needed.
+	var slab []envelope
 	off := 0
 	for i, n := range res.Counts {
 		e, ok := d.outcome(s, i, &errs, now)
@@ -176,7 +181,7 @@ func (d *distributor) results(s *slot, res *results) {
 			d.run.fail(fmt.Errorf("stage %s: worker %s reported more outputs than it sent", d.st.cfg.Name, s.name))
 			return
 		}
-		ok = d.emit(e, res.Outputs[off:off+int(n)], slab[off:off+int(n)])
+		ok = d.emit(e, res.Outputs[off:off+int(n)], &slab, len(res.Outputs)-off)
 		off += int(n)
 		if ok && (len(d.faulted) > 0 || len(d.parked) > 0) {
 			d.works()
@@ -235,25 +240,41 @@ func (d *distributor) latency(l time.Duration) {
 	d.latN++
 }
 
-// emit queues a finished record's outputs, in envelopes of slab (one per output) that it fills
-// with their identity and weight: the runtime's books owe nothing to what the stage returned
-// but the records' Key, Payload and Meta. It reports whether the outputs were taken (else the
-// record was charged a failed attempt).
-func (d *distributor) emit(e entry, outs []troupe.Record, slab []envelope) bool {
+// emit queues a finished record's outputs, in envelopes that it fills with their identity and
+// weight: the runtime's books owe nothing to what the stage returned but the records' Key,
+// Payload and Meta. It reports whether the outputs were taken (else the record was charged a
+// failed attempt).
+//
+// A record's single output goes in the record's own envelope when this stage may write it: the
+// envelope is owned (a distributor made it for this stage; the source's stay as they are, in its
+// window), and no worker but the one that reported it ever held it (shared). Nothing else then
+// refers to it: the worker is done with it, and this distributor has let go of its entry.
+// Other outputs go in envelopes taken from *slab, which is allocated, when empty, with room for
+// the outputs left of the message (left).
+func (d *distributor) emit(e entry, outs []troupe.Record, slab *[]envelope, left int) bool {
 	in := e.rec
 	m := uint64(len(outs))
 	if m == 0 {
 		d.drop(in)
 		return true
 	}
+	if m == 1 && in.owned && !e.shared {
+		in.Record, in.Attempt = outs[0], 0
+		d.fwd = append(d.fwd, in)
+		d.outs++
+		return true
+	}
 	if m > 1 && in.Weight < m && in.Weight != 0 {
 		d.failed(e, fmt.Sprintf("stage %s: fan-out of %d outputs is more than the record's remaining weight allows (%d)", d.st.cfg.Name, m, in.Weight))
 		return false
 	}
+	if len(*slab) < len(outs) {
+		*slab = make([]envelope, max(left, len(outs)))
+	}
 	w := in.Weight / m
 	for j := range outs {
-		o := &slab[j]
-		*o = envelope{Record: outs[j], Seq: in.Seq, Sub: in.Sub, Weight: in.Weight}
+		o := &(*slab)[j]
+		*o = envelope{Record: outs[j], Seq: in.Seq, Sub: in.Sub, Weight: in.Weight, owned: true}
 		if m > 1 {
 			o.Sub, o.Weight = subOf(in.Sub, d.st.index, j), w
 			if j == 0 {
@@ -262,6 +283,7 @@ func (d *distributor) emit(e entry, outs []troupe.Record, slab []envelope) bool 
 		}
 		d.fwd = append(d.fwd, o)
 	}
+	*slab = (*slab)[len(outs):]
 	d.outs += int64(m)
 	return true
 }
@@ -346,6 +368,9 @@ func (d *distributor) requeue(s *slot, charge bool, culprit *recordID, reason er
 	}
 	held := s.held.drain()
 	s.bytes = 0
+	for i := range held {
+		held[i].shared = true
+	}
 	if charge && culprit == nil && len(held) > 1 {
 		// Which one killed it is unknown: isolate them all rather than blame an innocent.
 		charged = -1
@@ -495,6 +520,7 @@ func (d *distributor) send(ctx actor.Context, s *slot, n int, q *deque[entry]) {
 			// Records are immutable once sent; a retry travels as a copy that says so.
 			e.rec = cloneRecord(e.rec)
 			e.rec.Attempt = e.attempt
+			e.shared = false // a fresh copy, which no worker has seen
 		}
 		e.sent = now
 		s.held.pushBack(e)
@@ -548,6 +574,7 @@ func (d *distributor) busy() int {
 // cloneRecord is a shallow copy: payload and metadata are shared (they are never modified).
 func cloneRecord(r *envelope) *envelope {
 	c := *r
+	c.owned = true // the stage's own
 	return &c
 }
 

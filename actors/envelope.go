@@ -8,7 +8,9 @@ import "github.com/troupe-dev/troupe"
 // Func, Source, Sink or Backend can change the numbers the books are kept by.
 //
 // An envelope is immutable once sent to another actor (the source keeps it for a resync, a
-// distributor for a redelivery): a change travels as a copy.
+// distributor for a redelivery): a change travels as a copy. The one exception is an owned
+// envelope at the stage it was sent to, once its record's outcome is in and no worker that
+// may still read it is left (see distributor.emit).
 type envelope struct {
 	troupe.Record
 	// Seq numbers the source record this one comes from, in read order.
@@ -22,6 +24,11 @@ type envelope struct {
 	// Attempt counts the failed attempts at this record in the stage it is sent to.
 	Attempt uint32
 	Flag    flag
+	// owned says that a stage's distributor made this envelope for the next stage, which alone
+	// keeps it (the source keeps its own envelopes in its window; those are not owned): once a
+	// worker has reported a record's outcome, that stage may write the record's single output
+	// into its envelope rather than into a new one (see distributor.emit).
+	owned bool
 }
 
 // flag says what an envelope is: a record, or one of the runtime's markers.

@@ -69,6 +69,13 @@ func (w *funcWorker) process(ctx actor.Context, recs []*envelope) {
 	w.lastFlush = time.Now()
 	for i, r := range recs {
 		outs, err := w.call(r)
+		if w.wd.hasFired() {
+			// The watchdog gave this worker up while the Func ran past its timeout: the
+			// distributor has taken its records back. It reads none of them again and reports
+			// nothing (it would be stale); the supervisor has abandoned it.
+			w.res = nil
+			return
+		}
 		if p, ok := err.(*supervisor.PanicError); ok {
 			// The worker dies; the records it held are redelivered and this one is charged.
 			w.report(ctx, 0)
@@ -119,7 +126,10 @@ func (w *funcWorker) newResults(n int) *results {
 // call runs the stage on one record, under the record's timeout; a panic comes back as a
 // *supervisor.PanicError.
 func (w *funcWorker) call(r *envelope) (outs []troupe.Record, err error) {
+	// What the call needs of the envelope is read before the watchdog is armed: once it may
+	// fire, the envelope may go back to the distributor (see watchdog).
 	w.info.Attempt = int(r.Attempt) + 1
+	rec := userCopy(r)
 	rctx := w.cctx
 	if t := w.st.cfg.Timeout; t > 0 {
 		var cancel context.CancelFunc
@@ -133,7 +143,7 @@ func (w *funcWorker) call(r *envelope) (outs []troupe.Record, err error) {
 			outs, err = nil, &supervisor.PanicError{Value: v, Stack: debug.Stack()}
 		}
 	}()
-	outs, err = w.st.cfg.Func(rctx, userCopy(r))
+	outs, err = w.st.cfg.Func(rctx, rec)
 	if err != nil && errors.Is(err, context.DeadlineExceeded) && rctx.Err() != nil {
 		err = fmt.Errorf("timeout: record took longer than %s: %w", w.st.cfg.Timeout, err)
 	}
@@ -172,15 +182,26 @@ func ptr[T any](v T) *T { return &v }
 
 // watchdog notices a Func that ignores its context and runs past the record's timeout. It cannot
 // stop the goroutine (nothing in Go can); it charges the record, has the worker killed and
-// replaced, and the late result, if one ever comes, is ignored as stale.
+// replaced, and the worker, when the Func returns at last, stops there: it reads no other
+// record of its batch (the distributor has taken them back, see distributor.emit) and reports
+// nothing.
+//
+// armed settles the race between a Func that returns and the watchdog that gives up on it: the
+// worker arms it with the time the record started, and disarms it (back to 0) when the Func
+// returns, if it is still armed with that time; the watchdog fires only by turning that time
+// into wdFired. Exactly one of them wins: a worker that disarmed in time goes on, and one that
+// did not sees wdFired. The time names the record: the watchdog cannot blame a record for the
+// time its predecessor took.
 type watchdog struct {
 	w       *funcWorker
 	timeout time.Duration
-	since   atomic.Int64 // UnixNano when the current record started, 0 when idle
+	armed   atomic.Int64 // UnixNano when the current record started; 0 when idle; wdFired
+	since   int64        // what the worker armed it with (the worker's goroutine only)
 	current atomic.Pointer[envelope]
 	done    chan struct{}
-	fired   atomic.Bool
 }
+
+const wdFired = -1
 
 func startWatchdog(w *funcWorker, timeout time.Duration) *watchdog {
 	wd := &watchdog{w: w, timeout: timeout, done: make(chan struct{})}
@@ -195,12 +216,12 @@ func startWatchdog(w *funcWorker, timeout time.Duration) *watchdog {
 				return
 			case <-t.C:
 			}
-			since := wd.since.Load()
-			if since == 0 || time.Since(time.Unix(0, since)) < timeout+grace {
+			since := wd.armed.Load()
+			if since <= 0 || time.Since(time.Unix(0, since)) < timeout+grace {
 				continue
 			}
-			r := wd.current.Load()
-			if r == nil || wd.fired.Swap(true) {
+			r := wd.current.Load() // stored before armed was
+			if !wd.armed.CompareAndSwap(since, wdFired) {
 				continue
 			}
 			wd.fire(r)
@@ -222,10 +243,16 @@ func (wd *watchdog) fire(r *envelope) {
 
 func (wd *watchdog) arm(r *envelope) {
 	wd.current.Store(r)
-	wd.since.Store(time.Now().UnixNano())
+	wd.since = max(time.Now().UnixNano(), 1)
+	wd.armed.CompareAndSwap(0, wd.since) // never out of wdFired
 }
 
-func (wd *watchdog) disarm() { wd.since.Store(0) }
+func (wd *watchdog) disarm() {
+	wd.armed.CompareAndSwap(wd.since, 0) // fails when the watchdog fired first
+}
+
+// hasFired reports whether the watchdog gave the worker up (nil: no watchdog, never).
+func (wd *watchdog) hasFired() bool { return wd != nil && wd.armed.Load() == wdFired }
 
 func (wd *watchdog) stop() {
 	if wd == nil {
