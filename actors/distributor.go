@@ -10,20 +10,29 @@ import (
 	"github.com/troupe-dev/troupe/supervisor"
 )
 
-// entry is a record in a distributor's custody, with the attempts it has failed so far.
+// entry is a record in a distributor's custody, with the attempts it has failed so far. It has
+// four fields at most, so that the compiler copies it field by field (a larger struct is copied
+// with a bulk write barrier while the GC marks, which cost more than the rest of the deques).
 type entry struct {
 	rec     *envelope
-	attempt uint32
 	sent    time.Duration // when it was handed to a worker (since the run started)
-	// suspect marks a record held by a worker that died without saying which record killed it
-	// (a plugin process crashing). Suspects are retried alone, on an idle worker, so that if
-	// one kills its worker again, it is known for certain to be the culprit.
-	suspect bool
-	// shared marks a record taken back from a worker that died: a goroutine of that worker may
-	// still read its envelope (a Func past its timeout goes on running), so its envelope is never
-	// written again (see emit).
-	shared bool
+	attempt uint32
+	marks   uint8 // markSuspect, markShared
 }
+
+const (
+	// markSuspect marks a record held by a worker that died without saying which record killed
+	// it (a plugin process crashing). Suspects are retried alone, on an idle worker, so that if
+	// one kills its worker again, it is known for certain to be the culprit.
+	markSuspect uint8 = 1 << iota
+	// markShared marks a record taken back from a worker that died: a goroutine of that worker
+	// may still read its envelope (a Func past its timeout goes on running), so its envelope is
+	// never written again (see emit).
+	markShared
+)
+
+func (e *entry) suspect() bool { return e.marks&markSuspect != 0 }
+func (e *entry) shared() bool  { return e.marks&markShared != 0 }
 
 // slot is the distributor's view of one worker.
 type slot struct {
@@ -196,7 +205,9 @@ func (st *stageRun) putSpare(outs []troupe.Record) {
 	if st.spareOutputs == nil || cap(outs) == 0 {
 		return
 	}
-	clear(outs) // let go of the records' keys, payloads and metadata
+	for i := range outs { // let go of the records' keys, payloads and metadata (see setRecord)
+		setRecord(&outs[i], &troupe.Record{})
+	}
 	select {
 	case st.spareOutputs <- outs[:0]:
 	default:
@@ -258,8 +269,9 @@ func (d *distributor) emit(e entry, outs []troupe.Record, slab *[]envelope, left
 		d.drop(in)
 		return true
 	}
-	if m == 1 && in.owned && !e.shared {
-		in.Record, in.Attempt = outs[0], 0
+	if m == 1 && in.owned && !e.shared() {
+		setRecord(&in.Record, &outs[0])
+		in.Attempt = 0
 		d.fwd = append(d.fwd, in)
 		d.outs++
 		return true
@@ -273,8 +285,9 @@ func (d *distributor) emit(e entry, outs []troupe.Record, slab *[]envelope, left
 	}
 	w := in.Weight / m
 	for j := range outs {
-		o := &(*slab)[j]
-		*o = envelope{Record: outs[j], Seq: in.Seq, Sub: in.Sub, Weight: in.Weight, owned: true}
+		o := &(*slab)[j] // zero: fresh from make
+		setRecord(&o.Record, &outs[j])
+		o.Seq, o.Sub, o.Weight, o.owned = in.Seq, in.Sub, in.Weight, true
 		if m > 1 {
 			o.Sub, o.Weight = subOf(in.Sub, d.st.index, j), w
 			if j == 0 {
@@ -369,13 +382,13 @@ func (d *distributor) requeue(s *slot, charge bool, culprit *recordID, reason er
 	held := s.held.drain()
 	s.bytes = 0
 	for i := range held {
-		held[i].shared = true
+		held[i].marks |= markShared
 	}
 	if charge && culprit == nil && len(held) > 1 {
 		// Which one killed it is unknown: isolate them all rather than blame an innocent.
 		charged = -1
 		for i := range held {
-			held[i].suspect = true
+			held[i].marks |= markSuspect
 		}
 		d.run.log.Debug("worker died holding several records; retrying them one by one", "stage", d.st.cfg.Name, "worker", d.slotIndex(s), "records", len(held), "reason", msg)
 	}
@@ -388,7 +401,7 @@ func (d *distributor) requeue(s *slot, charge bool, culprit *recordID, reason er
 		switch {
 		case i == charged:
 			d.charge(held[i], msg, true)
-		case held[i].suspect:
+		case held[i].suspect():
 			d.suspects.pushFront(held[i])
 		default:
 			d.pending.pushFront(held[i])
@@ -500,7 +513,7 @@ func (d *distributor) leastLoaded(skip *slot) *slot {
 	var best *slot
 	for i := range d.slots {
 		s := &d.slots[i]
-		if !s.up || s == skip || (s.held.len() > 0 && s.held.at(0).suspect) {
+		if !s.up || s == skip || (s.held.len() > 0 && s.held.front().suspect()) {
 			continue
 		}
 		if best == nil || s.held.len() < best.held.len() {
@@ -520,7 +533,7 @@ func (d *distributor) send(ctx actor.Context, s *slot, n int, q *deque[entry]) {
 			// Records are immutable once sent; a retry travels as a copy that says so.
 			e.rec = cloneRecord(e.rec)
 			e.rec.Attempt = e.attempt
-			e.shared = false // a fresh copy, which no worker has seen
+			e.marks &^= markShared // a fresh copy, which no worker has seen
 		}
 		e.sent = now
 		s.held.pushBack(e)

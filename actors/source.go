@@ -143,7 +143,7 @@ func (r *reader) read(n int) (recs []*envelope, keys []string, err error) {
 	envs := make([]envelope, len(read))
 	recs = make([]*envelope, len(read))
 	for i := range read {
-		envs[i].Record = read[i]
+		setRecord(&envs[i].Record, &read[i])
 		recs[i] = &envs[i]
 	}
 	if u, ok := r.src.(unreadableSource); ok {

@@ -88,7 +88,7 @@ func (w *funcWorker) process(ctx actor.Context, recs []*envelope) {
 			w.res.Counts = append(w.res.Counts, 0)
 		} else {
 			w.res.Counts = append(w.res.Counts, uint32(len(outs)))
-			w.res.Outputs = append(w.res.Outputs, outs...)
+			w.res.Outputs = appendRecords(w.res.Outputs, outs)
 		}
 		// Reading the clock costs as much as a cheap stage: look every few records.
 		if i%clockEvery == clockEvery-1 && time.Since(w.lastFlush) >= flushEvery {
