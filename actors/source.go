@@ -35,7 +35,7 @@ type sourceState struct {
 
 	reader   *reader
 	inflight windowRing        // by Seq: what has been sent and not yet acked (copies)
-	unread   map[uint64]string  // by Seq: records in flight the source could not read, why
+	unread   map[uint64]string // by Seq: records in flight the source could not read, why
 	nextSeq  uint64
 	// keys holds, with a journal, the resume keys of the records read and not yet journalled.
 	keys     map[uint64]string
