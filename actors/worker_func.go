@@ -67,6 +67,8 @@ func (w *funcWorker) Receive(ctx actor.Context) {
 func (w *funcWorker) process(ctx actor.Context, recs []*envelope) {
 	w.res = w.newResults(len(recs))
 	w.lastFlush = time.Now()
+	look := clockEvery - 1 // the record after which the worker next looks at the clock
+	since := 0             // the first record since the last report
 	for i, r := range recs {
 		outs, err := w.call(r)
 		if w.wd.hasFired() {
@@ -90,16 +92,34 @@ func (w *funcWorker) process(ctx actor.Context, recs []*envelope) {
 			w.res.Counts = append(w.res.Counts, uint32(len(outs)))
 			w.res.Outputs = appendRecords(w.res.Outputs, outs)
 		}
-		// Reading the clock costs as much as a cheap stage: look every few records.
-		if i%clockEvery == clockEvery-1 && time.Since(w.lastFlush) >= flushEvery {
-			w.report(ctx, len(recs)-i-1)
+		// Reading the clock costs as much as a cheap stage: look after a few records, and then
+		// as often as the time they took says is needed.
+		if i == look {
+			el := time.Since(w.lastFlush)
+			if el >= flushEvery {
+				w.report(ctx, len(recs)-i-1)
+				since, look = i+1, i+clockEvery
+			} else {
+				look = i + nextLook(el, i+1-since)
+			}
 		}
 	}
 	w.report(ctx, 0)
 }
 
-// clockEvery is how many records a worker runs between looks at the clock for flushEvery.
-const clockEvery = 8
+// clockEvery is how many records a worker runs before it first looks at the clock for
+// flushEvery, and after each report; maxLook bounds how many it runs between two looks.
+const (
+	clockEvery = 8
+	maxLook    = 256
+)
+
+// nextLook is how many records to run before the next look at the clock, when done records took
+// el since the last report: half the records that would, at that pace, reach flushEvery.
+func nextLook(el time.Duration, done int) int {
+	perRecord := max(el/time.Duration(done), 1)
+	return int(max(1, min(maxLook, (flushEvery-el)/perRecord/2)))
+}
 
 // maxOutputsRoom bounds the outputs a worker makes room for ahead of a batch (see fanout).
 const maxOutputsRoom = 1 << 14
@@ -174,7 +194,9 @@ func (w *funcWorker) report(ctx actor.Context, left int) {
 // them stays the stage's fault (see troupe.Record). A nil Meta costs nothing.
 func userCopy(r *envelope) troupe.Record {
 	rec := r.Record
-	rec.Meta = maps.Clone(rec.Meta)
+	if rec.Meta != nil {
+		rec.Meta = maps.Clone(rec.Meta)
+	}
 	return rec
 }
 
