@@ -91,6 +91,7 @@ func (a *collector) Receive(ctx actor.Context) {
 		for _, r := range m.Records {
 			a.take(r, nil)
 		}
+		a.run.putBatchSlice(m.Records)
 	case *failure:
 		a.take(m.Record, m)
 	case journalTick:

@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -58,6 +59,10 @@ type distributor struct {
 
 	fwd     []*envelope // outputs for the next stage, sent once per message handled
 	dropped []*envelope // DROPPED markers for the collector
+	// spareRecs are work slices the workers have handed back (see results.recs), cleared, for
+	// the next ones (maxSpareRecs a worker), so that a batch's slice is not garbage made per
+	// batch.
+	spareRecs [][]*envelope
 	// outs counts the outputs emitted while handling a message: the stage's Out counter is
 	// updated once per message (flush), not once per record.
 	outs int64
@@ -130,6 +135,7 @@ func (d *distributor) Receive(ctx actor.Context) {
 			return // from an incarnation that is gone: its records were requeued
 		}
 		d.results(s, m.res)
+		d.recycle(m.res)
 	case workerDown:
 		s := &d.slots[m.index]
 		if !s.up || s.token != m.token {
@@ -159,6 +165,7 @@ func (d *distributor) receive(b *batch) {
 		d.pending.pushBack(entry{rec: r})
 	}
 	d.st.counters.in.Add(int64(n))
+	d.run.putBatchSlice(b.Records)
 }
 
 // results takes a worker's outcomes for the oldest records it holds.
@@ -175,7 +182,7 @@ func (d *distributor) results(s *slot, res *results) {
 	errs := res.Errors
 	now := d.run.now()
 	if d.fwd == nil {
-		d.fwd = make([]*envelope, 0, len(res.Outputs))
+		d.fwd = d.run.batchSlice(len(res.Outputs))
 	}
 	// The outputs' envelopes that cannot be the inputs' own (see emit), in one allocation per
 	// message, made when first needed.
@@ -197,6 +204,79 @@ func (d *distributor) results(s *slot, res *results) {
 		}
 	}
 	d.st.putSpare(res.Outputs)
+}
+
+// recycle keeps what a worker's results hand back for later batches: the work slice, and
+// the outcomes' counts (for the stage's workers, see takeCounts).
+func (d *distributor) recycle(res *results) {
+	if recs := res.recs; recs != nil && len(d.spareRecs) < maxSpareRecs*len(d.slots) {
+		clear(recs) // let go of the envelopes
+		d.spareRecs = append(d.spareRecs, recs[:0])
+	}
+	if res.Counts != nil && d.st.spareCounts != nil {
+		select {
+		case d.st.spareCounts <- res.Counts[:0]:
+		default:
+		}
+	}
+}
+
+// batchSlice returns an empty slice with room for n records, for a batch: a spare one (see
+// putBatchSlice) if one is large enough.
+func (r *run) batchSlice(n int) []*envelope {
+	select {
+	case b := <-r.spareBatches:
+		if cap(b) >= n {
+			return b
+		}
+	default:
+	}
+	return make([]*envelope, 0, 1<<bits.Len(uint(max(n, 16)-1)))
+}
+
+// putBatchSlice takes back the records' slice of a batch that its receiver has taken the records
+// out of (nothing refers to it any more), for a later batch.
+func (r *run) putBatchSlice(b []*envelope) {
+	if cap(b) < 16 {
+		return
+	}
+	clear(b) // let go of the envelopes
+	select {
+	case r.spareBatches <- b[:0]:
+	default:
+	}
+}
+
+// maxSpareRecs bounds the spare work slices a distributor keeps, per worker: about as many as a
+// worker may have in its mailbox (cleared slices of pointers: a few KiB each).
+const maxSpareRecs = 16
+
+// workSlice returns a slice of n records for a worker's work, a spare one if one is large
+// enough.
+func (d *distributor) workSlice(n int) []*envelope {
+	for i := len(d.spareRecs) - 1; i >= 0; i-- {
+		if recs := d.spareRecs[i]; cap(recs) >= n {
+			d.spareRecs[i] = d.spareRecs[len(d.spareRecs)-1]
+			d.spareRecs[len(d.spareRecs)-1] = nil
+			d.spareRecs = d.spareRecs[:len(d.spareRecs)-1]
+			return recs[:n]
+		}
+	}
+	// Rounded up, so that a spare fits the next batches, whose sizes vary.
+	return make([]*envelope, n, 1<<bits.Len(uint(n-1)))
+}
+
+// takeCounts returns a counts' slice with room for n outcomes: a spare one if one is large
+// enough.
+func (st *stageRun) takeCounts(n int) []uint32 {
+	select {
+	case c := <-st.spareCounts: // nil channel: no spares
+		if cap(c) >= n {
+			return c
+		}
+	default:
+	}
+	return make([]uint32, 0, n)
 }
 
 // putSpare hands back an outputs' slice whose records have been copied out (into envelopes),
@@ -526,7 +606,7 @@ func (d *distributor) leastLoaded(skip *slot) *slot {
 // send hands the first n records of q to worker s.
 func (d *distributor) send(ctx actor.Context, s *slot, n int, q *deque[entry]) {
 	now := d.run.now()
-	recs := make([]*envelope, n)
+	recs := d.workSlice(n)
 	for i := range recs {
 		e := q.popFront()
 		if e.rec.Attempt != e.attempt {

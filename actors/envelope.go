@@ -88,6 +88,9 @@ type (
 		Partials []troupe.Record
 		Folded   []uint32 // how many outputs each partial folds
 		Combined bool
+		// recs is the work these outcomes finish, handed back once the worker is done with it,
+		// for the distributor's next one (see distributor.spareRecs); nil if not.
+		recs []*envelope
 	}
 
 	recordError struct {

@@ -104,6 +104,9 @@ func (w *funcWorker) process(ctx actor.Context, recs []*envelope) {
 			}
 		}
 	}
+	if w.res != nil { // nil when the last record was just reported
+		w.res.recs = recs // read no more: the distributor may use it for its next work
+	}
 	w.report(ctx, 0)
 }
 
@@ -131,7 +134,7 @@ func (w *funcWorker) newResults(n int) *results {
 	if w.fanout > 1 {
 		room = max(n, min(n*w.fanout, maxOutputsRoom))
 	}
-	res := &results{Counts: make([]uint32, 0, n)}
+	res := &results{Counts: w.st.takeCounts(n)}
 	switch {
 	case cap(w.scratch.spare) >= room:
 		res.Outputs, w.scratch.spare = w.scratch.spare, nil
