@@ -67,23 +67,44 @@ func (w *funcWorker) Receive(ctx actor.Context) {
 func (w *funcWorker) process(ctx actor.Context, recs []*envelope) {
 	w.res = w.newResults(len(recs))
 	w.lastFlush = time.Now()
-	look := clockEvery - 1 // the record after which the worker next looks at the clock
-	since := 0             // the first record since the last report
-	for i, r := range recs {
-		outs, err := w.call(r)
-		if w.wd.hasFired() {
-			// The watchdog gave this worker up while the Func ran past its timeout: the
-			// distributor has taken its records back. It reads none of them again and reports
-			// nothing (it would be stale); the supervisor has abandoned it.
-			w.res = nil
-			return
+	b := batchRun{look: clockEvery - 1}
+	p := w.runBatch(ctx, recs, &b)
+	if w.wd.hasFired() {
+		// The watchdog gave this worker up while the Func ran past its timeout: the
+		// distributor has taken its records back. It reads none of them again and reports
+		// nothing (it would be stale); the supervisor has abandoned it.
+		w.res = nil
+		return
+	}
+	if p != nil {
+		// The worker dies; the records it held are redelivered and this one is charged.
+		w.report(ctx, 0)
+		ctx.Send(w.st.distPID, workerDown{index: w.index, token: w.token, reason: p, charge: true, culprit: ptr(idOf(recs[b.i]))})
+		supervisor.Exit(ctx, p)
+		return
+	}
+	if w.res != nil { // nil when the last record was just reported
+		w.res.recs = recs // read no more: the distributor may use it for its next work
+	}
+	w.report(ctx, 0)
+}
+
+// batchRun is where a worker stands in a batch: the record it runs (i), the record after which
+// it next looks at the clock, the first record since its last report.
+type batchRun struct{ i, look, since int }
+
+// runBatch runs the records of recs from b.i on, under one recover: it returns the panic of
+// record b.i, if one panicked, or nil once every record ran or the watchdog fired.
+func (w *funcWorker) runBatch(ctx actor.Context, recs []*envelope, b *batchRun) (p *supervisor.PanicError) {
+	defer func() {
+		if v := recover(); v != nil {
+			p = &supervisor.PanicError{Value: v, Stack: debug.Stack()}
 		}
-		if p, ok := err.(*supervisor.PanicError); ok {
-			// The worker dies; the records it held are redelivered and this one is charged.
-			w.report(ctx, 0)
-			ctx.Send(w.st.distPID, workerDown{index: w.index, token: w.token, reason: p, charge: true, culprit: ptr(idOf(r))})
-			supervisor.Exit(ctx, p)
-			return
+	}()
+	for ; b.i < len(recs); b.i++ {
+		outs, err := w.call(recs[b.i])
+		if w.wd.hasFired() {
+			return nil
 		}
 		if err != nil {
 			w.res.Errors = append(w.res.Errors, recordError{Index: uint32(len(w.res.Counts)), Message: err.Error()})
@@ -94,20 +115,17 @@ func (w *funcWorker) process(ctx actor.Context, recs []*envelope) {
 		}
 		// Reading the clock costs as much as a cheap stage: look after a few records, and then
 		// as often as the time they took says is needed.
-		if i == look {
+		if i := b.i; i == b.look {
 			el := time.Since(w.lastFlush)
 			if el >= flushEvery {
 				w.report(ctx, len(recs)-i-1)
-				since, look = i+1, i+clockEvery
+				b.since, b.look = i+1, i+clockEvery
 			} else {
-				look = i + nextLook(el, i+1-since)
+				b.look = i + nextLook(el, i+1-b.since)
 			}
 		}
 	}
-	if w.res != nil { // nil when the last record was just reported
-		w.res.recs = recs // read no more: the distributor may use it for its next work
-	}
-	w.report(ctx, 0)
+	return nil
 }
 
 // clockEvery is how many records a worker runs before it first looks at the clock for
@@ -146,8 +164,9 @@ func (w *funcWorker) newResults(n int) *results {
 	return res
 }
 
-// call runs the stage on one record, under the record's timeout; a panic comes back as a
-// *supervisor.PanicError.
+// call runs the stage on one record, under the record's timeout. A panic goes on up to
+// runBatch, which recovers it for the whole batch (a recover per record cost more than a
+// cheap stage's record).
 func (w *funcWorker) call(r *envelope) (outs []troupe.Record, err error) {
 	// What the call needs of the envelope is read before the watchdog is armed: once it may
 	// fire, the envelope may go back to the distributor (see watchdog).
@@ -161,11 +180,6 @@ func (w *funcWorker) call(r *envelope) (outs []troupe.Record, err error) {
 		w.wd.arm(r)
 		defer w.wd.disarm()
 	}
-	defer func() {
-		if v := recover(); v != nil {
-			outs, err = nil, &supervisor.PanicError{Value: v, Stack: debug.Stack()}
-		}
-	}()
 	outs, err = w.st.cfg.Func(rctx, rec)
 	if err != nil && errors.Is(err, context.DeadlineExceeded) && rctx.Err() != nil {
 		err = fmt.Errorf("timeout: record took longer than %s: %w", w.st.cfg.Timeout, err)
