@@ -85,9 +85,13 @@ func (a *collector) Receive(ctx actor.Context) {
 		a.run.resync(ctx)
 		return
 	case *batch:
+		if a.acks == nil {
+			a.acks = make([]uint64, 0, len(m.Records))
+		}
 		for _, r := range m.Records {
 			a.take(r, nil)
 		}
+		a.run.putBatchSlice(m.Records)
 	case *failure:
 		a.take(m.Record, m)
 	case journalTick:

@@ -49,6 +49,9 @@ func (q *deque[T]) popFront() T {
 	return v
 }
 
+// front returns a pointer to the element at the front (the deque must not be empty).
+func (q *deque[T]) front() *T { return &q.buf[q.head] }
+
 // at returns the i-th element from the front.
 func (q *deque[T]) at(i int) T { return q.buf[(q.head+i)&(len(q.buf)-1)] }
 

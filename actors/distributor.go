@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -10,16 +11,29 @@ import (
 	"github.com/troupe-dev/troupe/supervisor"
 )
 
-// entry is a record in a distributor's custody, with the attempts it has failed so far.
+// entry is a record in a distributor's custody, with the attempts it has failed so far. It has
+// four fields at most, so that the compiler copies it field by field (a larger struct is copied
+// with a bulk write barrier while the GC marks, which cost more than the rest of the deques).
 type entry struct {
 	rec     *envelope
-	attempt uint32
 	sent    time.Duration // when it was handed to a worker (since the run started)
-	// suspect marks a record held by a worker that died without saying which record killed it
-	// (a plugin process crashing). Suspects are retried alone, on an idle worker, so that if
-	// one kills its worker again, it is known for certain to be the culprit.
-	suspect bool
+	attempt uint32
+	marks   uint8 // markSuspect, markShared
 }
+
+const (
+	// markSuspect marks a record held by a worker that died without saying which record killed
+	// it (a plugin process crashing). Suspects are retried alone, on an idle worker, so that if
+	// one kills its worker again, it is known for certain to be the culprit.
+	markSuspect uint8 = 1 << iota
+	// markShared marks a record taken back from a worker that died: a goroutine of that worker
+	// may still read its envelope (a Func past its timeout goes on running), so its envelope is
+	// never written again (see emit).
+	markShared
+)
+
+func (e *entry) suspect() bool { return e.marks&markSuspect != 0 }
+func (e *entry) shared() bool  { return e.marks&markShared != 0 }
 
 // slot is the distributor's view of one worker.
 type slot struct {
@@ -45,6 +59,17 @@ type distributor struct {
 
 	fwd     []*envelope // outputs for the next stage, sent once per message handled
 	dropped []*envelope // DROPPED markers for the collector
+	// spareRecs are work slices the workers have handed back (see results.recs), cleared, for
+	// the next ones (maxSpareRecs a worker), so that a batch's slice is not garbage made per
+	// batch.
+	spareRecs [][]*envelope
+	// outs counts the outputs emitted while handling a message: the stage's Out counter is
+	// updated once per message (flush), not once per record.
+	outs int64
+	// latN records whose latency was latD wait to be added to the stage's histogram: the
+	// records of a batch share their latency, and are added at once (see latency).
+	latD time.Duration
+	latN int64
 
 	// faulted holds the distinct records charged with the death of a worker since the stage's
 	// last success (see brokenAfter); lastFault is the last such death's reason.
@@ -110,6 +135,7 @@ func (d *distributor) Receive(ctx actor.Context) {
 			return // from an incarnation that is gone: its records were requeued
 		}
 		d.results(s, m.res)
+		d.recycle(m.res)
 	case workerDown:
 		s := &d.slots[m.index]
 		if !s.up || s.token != m.token {
@@ -129,14 +155,17 @@ func (d *distributor) Receive(ctx actor.Context) {
 }
 
 func (d *distributor) receive(b *batch) {
+	n := 0
 	for _, r := range b.Records {
 		if r.Flag == flagEnd {
 			d.end = r
 			continue
 		}
-		d.st.counters.in.Add(1)
+		n++
 		d.pending.pushBack(entry{rec: r})
 	}
+	d.st.counters.in.Add(int64(n))
+	d.run.putBatchSlice(b.Records)
 }
 
 // results takes a worker's outcomes for the oldest records it holds.
@@ -153,10 +182,11 @@ func (d *distributor) results(s *slot, res *results) {
 	errs := res.Errors
 	now := d.run.now()
 	if d.fwd == nil {
-		d.fwd = make([]*envelope, 0, len(res.Outputs))
+		d.fwd = d.run.batchSlice(len(res.Outputs))
 	}
-	// The outputs' envelopes, in one allocation per message.
-	slab := make([]envelope, len(res.Outputs))
+	// The outputs' envelopes that cannot be the inputs' own (see emit), in one allocation per
+	// message, made when first needed.
+	var slab []envelope
 	off := 0
 	for i, n := range res.Counts {
 		e, ok := d.outcome(s, i, &errs, now)
@@ -167,7 +197,7 @@ func (d *distributor) results(s *slot, res *results) {
 			d.run.fail(fmt.Errorf("stage %s: worker %s reported more outputs than it sent", d.st.cfg.Name, s.name))
 			return
 		}
-		ok = d.emit(e, res.Outputs[off:off+int(n)], slab[off:off+int(n)])
+		ok = d.emit(e, res.Outputs[off:off+int(n)], &slab, len(res.Outputs)-off)
 		off += int(n)
 		if ok && (len(d.faulted) > 0 || len(d.parked) > 0) {
 			d.works()
@@ -176,13 +206,88 @@ func (d *distributor) results(s *slot, res *results) {
 	d.st.putSpare(res.Outputs)
 }
 
+// recycle keeps what a worker's results hand back for later batches: the work slice, and
+// the outcomes' counts (for the stage's workers, see takeCounts).
+func (d *distributor) recycle(res *results) {
+	if recs := res.recs; recs != nil && len(d.spareRecs) < maxSpareRecs*len(d.slots) {
+		clear(recs) // let go of the envelopes
+		d.spareRecs = append(d.spareRecs, recs[:0])
+	}
+	if res.Counts != nil && d.st.spareCounts != nil {
+		select {
+		case d.st.spareCounts <- res.Counts[:0]:
+		default:
+		}
+	}
+}
+
+// batchSlice returns an empty slice with room for n records, for a batch: a spare one (see
+// putBatchSlice) if one is large enough.
+func (r *run) batchSlice(n int) []*envelope {
+	select {
+	case b := <-r.spareBatches:
+		if cap(b) >= n {
+			return b
+		}
+	default:
+	}
+	return make([]*envelope, 0, 1<<bits.Len(uint(max(n, 16)-1)))
+}
+
+// putBatchSlice takes back the records' slice of a batch that its receiver has taken the records
+// out of (nothing refers to it any more), for a later batch.
+func (r *run) putBatchSlice(b []*envelope) {
+	if cap(b) < 16 {
+		return
+	}
+	clear(b) // let go of the envelopes
+	select {
+	case r.spareBatches <- b[:0]:
+	default:
+	}
+}
+
+// maxSpareRecs bounds the spare work slices a distributor keeps, per worker: about as many as a
+// worker may have in its mailbox (cleared slices of pointers: a few KiB each).
+const maxSpareRecs = 16
+
+// workSlice returns a slice of n records for a worker's work, a spare one if one is large
+// enough.
+func (d *distributor) workSlice(n int) []*envelope {
+	for i := len(d.spareRecs) - 1; i >= 0; i-- {
+		if recs := d.spareRecs[i]; cap(recs) >= n {
+			d.spareRecs[i] = d.spareRecs[len(d.spareRecs)-1]
+			d.spareRecs[len(d.spareRecs)-1] = nil
+			d.spareRecs = d.spareRecs[:len(d.spareRecs)-1]
+			return recs[:n]
+		}
+	}
+	// Rounded up, so that a spare fits the next batches, whose sizes vary.
+	return make([]*envelope, n, 1<<bits.Len(uint(n-1)))
+}
+
+// takeCounts returns a counts' slice with room for n outcomes: a spare one if one is large
+// enough.
+func (st *stageRun) takeCounts(n int) []uint32 {
+	select {
+	case c := <-st.spareCounts: // nil channel: no spares
+		if cap(c) >= n {
+			return c
+		}
+	default:
+	}
+	return make([]uint32, 0, n)
+}
+
 // putSpare hands back an outputs' slice whose records have been copied out (into envelopes),
 // for a worker's next results, if the stage keeps spares and has room for one more.
 func (st *stageRun) putSpare(outs []troupe.Record) {
 	if st.spareOutputs == nil || cap(outs) == 0 {
 		return
 	}
-	clear(outs) // let go of the records' keys, payloads and metadata
+	for i := range outs { // let go of the records' keys, payloads and metadata (see setRecord)
+		setRecord(&outs[i], &troupe.Record{})
+	}
 	select {
 	case st.spareOutputs <- outs[:0]:
 	default:
@@ -206,7 +311,7 @@ func (st *stageRun) takeSpare(n int) []troupe.Record {
 func (d *distributor) outcome(s *slot, i int, errs *[]recordError, now time.Duration) (entry, bool) {
 	e := s.held.popFront()
 	s.bytes -= recordBytes(e.rec)
-	d.st.counters.latency.record(now - e.sent)
+	d.latency(now - e.sent)
 	if len(*errs) > 0 && int((*errs)[0].Index) == i {
 		d.failed(e, (*errs)[0].Message)
 		*errs = (*errs)[1:]
@@ -215,25 +320,54 @@ func (d *distributor) outcome(s *slot, i int, errs *[]recordError, now time.Dura
 	return e, true
 }
 
-// emit queues a finished record's outputs, in envelopes of slab (one per output) that it fills
-// with their identity and weight: the runtime's books owe nothing to what the stage returned
-// but the records' Key, Payload and Meta. It reports whether the outputs were taken (else the
-// record was charged a failed attempt).
-func (d *distributor) emit(e entry, outs []troupe.Record, slab []envelope) bool {
+// latency records the latency of a finished record: runs of equal latencies (a batch handed out
+// together and reported together) go to the histogram in one addition.
+func (d *distributor) latency(l time.Duration) {
+	if d.latN > 0 && l != d.latD {
+		d.st.counters.latency.recordN(d.latD, d.latN)
+		d.latN = 0
+	}
+	d.latD = l
+	d.latN++
+}
+
+// emit queues a finished record's outputs, in envelopes that it fills with their identity and
+// weight: the runtime's books owe nothing to what the stage returned but the records' Key,
+// Payload and Meta. It reports whether the outputs were taken (else the record was charged a
+// failed attempt).
+//
+// A record's single output goes in the record's own envelope when this stage may write it: the
+// envelope is owned (a distributor made it for this stage; the source's stay as they are, in its
+// window), and no worker but the one that reported it ever held it (shared). Nothing else then
+// refers to it: the worker is done with it, and this distributor has let go of its entry.
+// Other outputs go in envelopes taken from *slab, which is allocated, when empty, with room for
+// the outputs left of the message (left).
+func (d *distributor) emit(e entry, outs []troupe.Record, slab *[]envelope, left int) bool {
 	in := e.rec
 	m := uint64(len(outs))
 	if m == 0 {
 		d.drop(in)
 		return true
 	}
+	if m == 1 && in.owned && !e.shared() {
+		setRecord(&in.Record, &outs[0])
+		in.Attempt = 0
+		d.fwd = append(d.fwd, in)
+		d.outs++
+		return true
+	}
 	if m > 1 && in.Weight < m && in.Weight != 0 {
 		d.failed(e, fmt.Sprintf("stage %s: fan-out of %d outputs is more than the record's remaining weight allows (%d)", d.st.cfg.Name, m, in.Weight))
 		return false
 	}
+	if len(*slab) < len(outs) {
+		*slab = make([]envelope, max(left, len(outs)))
+	}
 	w := in.Weight / m
 	for j := range outs {
-		o := &slab[j]
-		*o = envelope{Record: outs[j], Seq: in.Seq, Sub: in.Sub, Weight: in.Weight}
+		o := &(*slab)[j] // zero: fresh from make
+		setRecord(&o.Record, &outs[j])
+		o.Seq, o.Sub, o.Weight, o.owned = in.Seq, in.Sub, in.Weight, true
 		if m > 1 {
 			o.Sub, o.Weight = subOf(in.Sub, d.st.index, j), w
 			if j == 0 {
@@ -242,7 +376,8 @@ func (d *distributor) emit(e entry, outs []troupe.Record, slab []envelope) bool 
 		}
 		d.fwd = append(d.fwd, o)
 	}
-	d.st.counters.out.Add(int64(m))
+	*slab = (*slab)[len(outs):]
+	d.outs += int64(m)
 	return true
 }
 
@@ -326,11 +461,14 @@ func (d *distributor) requeue(s *slot, charge bool, culprit *recordID, reason er
 	}
 	held := s.held.drain()
 	s.bytes = 0
+	for i := range held {
+		held[i].marks |= markShared
+	}
 	if charge && culprit == nil && len(held) > 1 {
 		// Which one killed it is unknown: isolate them all rather than blame an innocent.
 		charged = -1
 		for i := range held {
-			held[i].suspect = true
+			held[i].marks |= markSuspect
 		}
 		d.run.log.Debug("worker died holding several records; retrying them one by one", "stage", d.st.cfg.Name, "worker", d.slotIndex(s), "records", len(held), "reason", msg)
 	}
@@ -343,7 +481,7 @@ func (d *distributor) requeue(s *slot, charge bool, culprit *recordID, reason er
 		switch {
 		case i == charged:
 			d.charge(held[i], msg, true)
-		case held[i].suspect:
+		case held[i].suspect():
 			d.suspects.pushFront(held[i])
 		default:
 			d.pending.pushFront(held[i])
@@ -455,7 +593,7 @@ func (d *distributor) leastLoaded(skip *slot) *slot {
 	var best *slot
 	for i := range d.slots {
 		s := &d.slots[i]
-		if !s.up || s == skip || (s.held.len() > 0 && s.held.at(0).suspect) {
+		if !s.up || s == skip || (s.held.len() > 0 && s.held.front().suspect()) {
 			continue
 		}
 		if best == nil || s.held.len() < best.held.len() {
@@ -468,13 +606,14 @@ func (d *distributor) leastLoaded(skip *slot) *slot {
 // send hands the first n records of q to worker s.
 func (d *distributor) send(ctx actor.Context, s *slot, n int, q *deque[entry]) {
 	now := d.run.now()
-	recs := make([]*envelope, n)
+	recs := d.workSlice(n)
 	for i := range recs {
 		e := q.popFront()
 		if e.rec.Attempt != e.attempt {
 			// Records are immutable once sent; a retry travels as a copy that says so.
 			e.rec = cloneRecord(e.rec)
 			e.rec.Attempt = e.attempt
+			e.marks &^= markShared // a fresh copy, which no worker has seen
 		}
 		e.sent = now
 		s.held.pushBack(e)
@@ -495,6 +634,14 @@ func (d *distributor) flush(ctx actor.Context) {
 	if d.end != nil && d.empty() {
 		d.fwd = append(d.fwd, d.end)
 		d.end = nil
+	}
+	if d.latN > 0 {
+		d.st.counters.latency.recordN(d.latD, d.latN)
+		d.latN = 0
+	}
+	if d.outs > 0 {
+		d.st.counters.out.Add(d.outs)
+		d.outs = 0
 	}
 	if len(d.fwd) > 0 {
 		ctx.Send(d.next, &batch{Records: d.fwd})
@@ -520,6 +667,7 @@ func (d *distributor) busy() int {
 // cloneRecord is a shallow copy: payload and metadata are shared (they are never modified).
 func cloneRecord(r *envelope) *envelope {
 	c := *r
+	c.owned = true // the stage's own
 	return &c
 }
 

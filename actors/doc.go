@@ -16,7 +16,8 @@
 // identity among the outputs of a split (sub), its completion weight, the attempts it has
 // failed, and a flag for the runtime's markers (END, DROPPED). Only the runtime makes envelopes:
 // from what a Source returned (copied on read), and from what a stage returned (each output gets
-// its input's identity here, whatever the stage did). A Func is handed a copy of the record with
+// its input's identity here, whatever the stage did; a single output goes in its input's envelope
+// when no one else can still read it, see envelope.owned). A Func is handed a copy of the record with
 // its own Meta map; nothing it does to it, or to what it returns, reaches the books. The facts a
 // call may want (which attempt, which stage) come through its context: troupe.Attempt and
 // troupe.StageName.
@@ -28,7 +29,7 @@
 //		  └──────────────────────────────────────── acks ─────────────────────────────────────────┘
 //
 //	 1. The source reads input only while its window has room, numbers each record (its envelope's seq)
-//	    and keeps it in the window until the collector acknowledges it. The window is the sum of
+//	    and keeps a copy in the window until the collector acknowledges it. The window is the sum of
 //	    the stages' credits, in records and in bytes (keys and payloads), so the records in
 //	    flight, and the memory they use, stay bounded whatever the relative speeds of the parts
 //	    and the size of the records. It asks its reader for one record first, then for batches

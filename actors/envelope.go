@@ -8,7 +8,9 @@ import "github.com/troupe-dev/troupe"
 // Func, Source, Sink or Backend can change the numbers the books are kept by.
 //
 // An envelope is immutable once sent to another actor (the source keeps it for a resync, a
-// distributor for a redelivery): a change travels as a copy.
+// distributor for a redelivery): a change travels as a copy. The one exception is an owned
+// envelope at the stage it was sent to, once its record's outcome is in and no worker that
+// may still read it is left (see distributor.emit).
 type envelope struct {
 	troupe.Record
 	// Seq numbers the source record this one comes from, in read order.
@@ -22,6 +24,11 @@ type envelope struct {
 	// Attempt counts the failed attempts at this record in the stage it is sent to.
 	Attempt uint32
 	Flag    flag
+	// owned says that a stage's distributor made this envelope for the next stage, which alone
+	// keeps it (the source keeps its own envelopes in its window; those are not owned): once a
+	// worker has reported a record's outcome, that stage may write the record's single output
+	// into its envelope rather than into a new one (see distributor.emit).
+	owned bool
 }
 
 // flag says what an envelope is: a record, or one of the runtime's markers.
@@ -81,6 +88,9 @@ type (
 		Partials []troupe.Record
 		Folded   []uint32 // how many outputs each partial folds
 		Combined bool
+		// recs is the work these outcomes finish, handed back once the worker is done with it,
+		// for the distributor's next one (see distributor.spareRecs); nil if not.
+		recs []*envelope
 	}
 
 	recordError struct {
@@ -88,3 +98,36 @@ type (
 		Message string
 	}
 )
+
+// setRecord copies src into dst field by field. A troupe.Record is too large for the compiler
+// to copy it field by field, and its copies go through a bulk write barrier while the GC marks;
+// on the path every record takes, at every stage, that cost more than the copies themselves.
+func setRecord(dst, src *troupe.Record) {
+	dst.Key = src.Key
+	dst.Payload = src.Payload
+	dst.Meta = src.Meta
+}
+
+// appendRecords is append(dst, src...), copying with setRecord.
+func appendRecords(dst, src []troupe.Record) []troupe.Record {
+	n := len(dst)
+	if n+len(src) > cap(dst) {
+		dst = append(dst, src...)
+		return dst
+	}
+	dst = dst[:n+len(src)]
+	for i := range src {
+		setRecord(&dst[n+i], &src[i])
+	}
+	return dst
+}
+
+// recordFields are troupe.Record's fields: the conversion below stops the build when Record
+// gains one that setRecord does not copy.
+type recordFields struct {
+	Key     string
+	Payload []byte
+	Meta    map[string]string
+}
+
+var _ = recordFields(troupe.Record{})

@@ -62,6 +62,9 @@ type run struct {
 	parent *Parent
 	// stopping is set when the run stops its own tree (shutdown): its end is then expected.
 	stopping atomic.Bool
+	// spareBatches holds records' slices of batches taken apart, for the distributors' next
+	// batches (see batchSlice).
+	spareBatches chan []*envelope
 
 	mu sync.Mutex
 
@@ -100,6 +103,8 @@ type stageRun struct {
 	// distributor, once it has taken the outputs into envelopes, to its workers (see
 	// funcWorker.newResults): the slices are not garbage made per batch.
 	spareOutputs chan []troupe.Record
+	// spareCounts does the same for the results' counts (see takeCounts).
+	spareCounts chan []uint32
 
 	startFailures atomic.Int32
 	pre           prestarts // the first incarnations of its backend workers (see prestart.go)
@@ -134,6 +139,7 @@ func newRun(p *troupe.Pipeline, parent *Parent) (*run, error) {
 		total:   -1,
 		parent:  parent,
 	}
+	r.spareBatches = make(chan []*envelope, 4*len(p.Stages)+4)
 	if s, ok := p.Source.(troupe.Sized); ok {
 		if n, known := s.Total(); known {
 			r.total = n
@@ -154,6 +160,7 @@ func newRun(p *troupe.Pipeline, parent *Parent) (*run, error) {
 		st := &stageRun{cfg: s, index: i, path: name + "/" + s.Name}
 		if s.Func != nil {
 			st.spareOutputs = make(chan []troupe.Record, 2*s.Workers+2)
+			st.spareCounts = make(chan []uint32, 2*s.Workers+2)
 		}
 		if s.Reduce != nil {
 			st.reduce = &reduceState{acc: map[string][]byte{}}

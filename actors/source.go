@@ -34,8 +34,8 @@ type sourceState struct {
 	hint        int // the source's size hint, if any (see sizeHinter)
 
 	reader   *reader
-	inflight seqRing[*envelope] // by Seq: what has been sent and not yet acked
-	unread   map[uint64]string  // by Seq: records in flight the source could not read, why
+	inflight windowRing        // by Seq: what has been sent and not yet acked (copies)
+	unread   map[uint64]string // by Seq: records in flight the source could not read, why
 	nextSeq  uint64
 	// keys holds, with a journal, the resume keys of the records read and not yet journalled.
 	keys     map[uint64]string
@@ -143,7 +143,7 @@ func (r *reader) read(n int) (recs []*envelope, keys []string, err error) {
 	envs := make([]envelope, len(read))
 	recs = make([]*envelope, len(read))
 	for i := range read {
-		envs[i].Record = read[i]
+		setRecord(&envs[i].Record, &read[i])
 		recs[i] = &envs[i]
 	}
 	if u, ok := r.src.(unreadableSource); ok {
@@ -289,7 +289,9 @@ func (a *sourceActor) accept(ctx actor.Context, m sourceRead) {
 			r.Seq = st.nextSeq
 			st.nextSeq++
 			r.Sub, r.Weight, r.Attempt, r.Flag = 0, fullWeight, 0, flagData
-			st.inflight.put(r.Seq, r)
+			// The window keeps its own copy: the envelope is the stages' (see envelope.owned).
+			r.owned = true
+			st.inflight.put(r.Seq, &r.Record, false)
 			st.flightBytes += recordBytes(r)
 			st.readBytes += int64(recordBytes(r))
 			if st.keys != nil {
@@ -393,20 +395,22 @@ func recordBytes(r *envelope) int { return len(r.Key) + len(r.Payload) }
 
 func (a *sourceActor) ack(m *acks) {
 	st := a.st
+	done := 0
 	for _, seq := range m.Seqs {
-		r := st.inflight.get(seq)
-		if r == nil {
+		w := st.inflight.get(seq)
+		if w == nil {
 			continue // acked twice (after a resend)
+		}
+		st.flightBytes -= len(w.rec.Key) + len(w.rec.Payload)
+		if !w.end {
+			done++
 		}
 		st.inflight.del(seq)
 		if len(st.unread) > 0 {
 			delete(st.unread, seq)
 		}
-		st.flightBytes -= recordBytes(r)
-		if r.Flag != flagEnd {
-			a.run.stats.inflight.Add(-1)
-		}
 	}
+	a.run.stats.inflight.Add(int64(-done))
 	if len(m.Journal) > 0 && a.run.journal != nil {
 		entries := make([]journalEntry, 0, len(m.Journal))
 		for i, seq := range m.Journal {
@@ -434,7 +438,7 @@ func (a *sourceActor) sendEnd(ctx actor.Context) {
 	}
 	st.endSent = true
 	end := &envelope{Seq: st.nextSeq, Weight: fullWeight, Flag: flagEnd}
-	st.inflight.put(end.Seq, end)
+	st.inflight.put(end.Seq, nil, true)
 	ctx.Send(a.next, &batch{Records: []*envelope{end}})
 }
 
@@ -446,14 +450,21 @@ func (a *sourceActor) checkFinished() {
 	}
 }
 
-// replay resends the window in sequence order, END last.
+// replay resends the window in sequence order, END last, in new envelopes.
 func (a *sourceActor) replay(ctx actor.Context) {
 	st := a.st
 	if st.inflight.len() == 0 {
 		return
 	}
 	b := &batch{}
-	st.inflight.each(func(s uint64, r *envelope) {
+	envs := make([]envelope, st.inflight.len())
+	st.inflight.each(func(s uint64, w *windowSlot) {
+		r := &envs[0]
+		envs = envs[1:]
+		r.Record, r.Seq, r.Weight, r.owned = w.rec, s, fullWeight, true
+		if w.end {
+			r.Flag = flagEnd
+		}
 		if _, ok := st.unread[s]; ok {
 			a.sendUnread(ctx, r)
 			return

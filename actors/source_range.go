@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"unsafe"
 
 	"github.com/troupe-dev/troupe"
 )
@@ -87,19 +88,24 @@ func (s *syntheticSource) Read(ctx context.Context, max int) ([]troupe.Record, e
 	first := s.next
 	recs := make([]troupe.Record, n)
 	payloads := make([]byte, n*s.size)
-	// All keys of the batch live in one string; each key is a substring of it.
+	// All keys of the batch live in one string; each key is a substring of it. The digits are
+	// written once and never again, so the string is made on them without a copy.
 	digits := make([]byte, 0, n*(len(strconv.FormatInt(first+int64(n)-1, 10))))
-	ends := make([]int, n)
 	for i := range n {
 		digits = strconv.AppendInt(digits, first+int64(i), 10)
-		ends[i] = len(digits)
 	}
-	keys := string(digits)
-	start := 0
+	keys := unsafe.String(unsafe.SliceData(digits), len(digits))
+	start, width, next := 0, len(strconv.FormatInt(first, 10)), int64(1)
+	for range width {
+		next *= 10 // the first number with one digit more
+	}
 	for i := range recs {
+		if first+int64(i) == next {
+			width, next = width+1, next*10
+		}
 		r := &recs[i]
-		r.Key = keys[start:ends[i]]
-		start = ends[i]
+		r.Key = keys[start : start+width]
+		start += width
 		p := payloads[i*s.size : (i+1)*s.size : (i+1)*s.size]
 		rangePayload(p, first+int64(i))
 		r.Payload = p

@@ -51,6 +51,9 @@ func lowerBound(b int) int64 {
 
 func (h *histogram) record(d time.Duration) { h.buckets[bucketOf(int64(d))].Add(1) }
 
+// recordN records n values d.
+func (h *histogram) recordN(d time.Duration, n int64) { h.buckets[bucketOf(int64(d))].Add(n) }
+
 // quantile returns the q-quantile (0 < q ≤ 1) of what was recorded, 0 if nothing was.
 func (h *histogram) quantile(q float64) time.Duration {
 	var total int64

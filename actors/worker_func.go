@@ -67,32 +67,80 @@ func (w *funcWorker) Receive(ctx actor.Context) {
 func (w *funcWorker) process(ctx actor.Context, recs []*envelope) {
 	w.res = w.newResults(len(recs))
 	w.lastFlush = time.Now()
-	for i, r := range recs {
-		outs, err := w.call(r)
-		if p, ok := err.(*supervisor.PanicError); ok {
-			// The worker dies; the records it held are redelivered and this one is charged.
-			w.report(ctx, 0)
-			ctx.Send(w.st.distPID, workerDown{index: w.index, token: w.token, reason: p, charge: true, culprit: ptr(idOf(r))})
-			supervisor.Exit(ctx, p)
-			return
+	b := batchRun{look: clockEvery - 1}
+	p := w.runBatch(ctx, recs, &b)
+	if w.wd.hasFired() {
+		// The watchdog gave this worker up while the Func ran past its timeout: the
+		// distributor has taken its records back. It reads none of them again and reports
+		// nothing (it would be stale); the supervisor has abandoned it.
+		w.res = nil
+		return
+	}
+	if p != nil {
+		// The worker dies; the records it held are redelivered and this one is charged.
+		w.report(ctx, 0)
+		ctx.Send(w.st.distPID, workerDown{index: w.index, token: w.token, reason: p, charge: true, culprit: ptr(idOf(recs[b.i]))})
+		supervisor.Exit(ctx, p)
+		return
+	}
+	if w.res != nil { // nil when the last record was just reported
+		w.res.recs = recs // read no more: the distributor may use it for its next work
+	}
+	w.report(ctx, 0)
+}
+
+// batchRun is where a worker stands in a batch: the record it runs (i), the record after which
+// it next looks at the clock, the first record since its last report.
+type batchRun struct{ i, look, since int }
+
+// runBatch runs the records of recs from b.i on, under one recover: it returns the panic of
+// record b.i, if one panicked, or nil once every record ran or the watchdog fired.
+func (w *funcWorker) runBatch(ctx actor.Context, recs []*envelope, b *batchRun) (p *supervisor.PanicError) {
+	defer func() {
+		if v := recover(); v != nil {
+			p = &supervisor.PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	for ; b.i < len(recs); b.i++ {
+		outs, err := w.call(recs[b.i])
+		if w.wd.hasFired() {
+			return nil
 		}
 		if err != nil {
 			w.res.Errors = append(w.res.Errors, recordError{Index: uint32(len(w.res.Counts)), Message: err.Error()})
 			w.res.Counts = append(w.res.Counts, 0)
 		} else {
 			w.res.Counts = append(w.res.Counts, uint32(len(outs)))
-			w.res.Outputs = append(w.res.Outputs, outs...)
+			w.res.Outputs = appendRecords(w.res.Outputs, outs)
 		}
-		// Reading the clock costs as much as a cheap stage: look every few records.
-		if i%clockEvery == clockEvery-1 && time.Since(w.lastFlush) >= flushEvery {
-			w.report(ctx, len(recs)-i-1)
+		// Reading the clock costs as much as a cheap stage: look after a few records, and then
+		// as often as the time they took says is needed.
+		if i := b.i; i == b.look {
+			el := time.Since(w.lastFlush)
+			if el >= flushEvery {
+				w.report(ctx, len(recs)-i-1)
+				b.since, b.look = i+1, i+clockEvery
+			} else {
+				b.look = i + nextLook(el, i+1-b.since)
+			}
 		}
 	}
-	w.report(ctx, 0)
+	return nil
 }
 
-// clockEvery is how many records a worker runs between looks at the clock for flushEvery.
-const clockEvery = 8
+// clockEvery is how many records a worker runs before it first looks at the clock for
+// flushEvery, and after each report; maxLook bounds how many it runs between two looks.
+const (
+	clockEvery = 8
+	maxLook    = 256
+)
+
+// nextLook is how many records to run before the next look at the clock, when done records took
+// el since the last report: half the records that would, at that pace, reach flushEvery.
+func nextLook(el time.Duration, done int) int {
+	perRecord := max(el/time.Duration(done), 1)
+	return int(max(1, min(maxLook, (flushEvery-el)/perRecord/2)))
+}
 
 // maxOutputsRoom bounds the outputs a worker makes room for ahead of a batch (see fanout).
 const maxOutputsRoom = 1 << 14
@@ -104,7 +152,7 @@ func (w *funcWorker) newResults(n int) *results {
 	if w.fanout > 1 {
 		room = max(n, min(n*w.fanout, maxOutputsRoom))
 	}
-	res := &results{Counts: make([]uint32, 0, n)}
+	res := &results{Counts: w.st.takeCounts(n)}
 	switch {
 	case cap(w.scratch.spare) >= room:
 		res.Outputs, w.scratch.spare = w.scratch.spare, nil
@@ -116,10 +164,14 @@ func (w *funcWorker) newResults(n int) *results {
 	return res
 }
 
-// call runs the stage on one record, under the record's timeout; a panic comes back as a
-// *supervisor.PanicError.
+// call runs the stage on one record, under the record's timeout. A panic goes on up to
+// runBatch, which recovers it for the whole batch (a recover per record cost more than a
+// cheap stage's record).
 func (w *funcWorker) call(r *envelope) (outs []troupe.Record, err error) {
+	// What the call needs of the envelope is read before the watchdog is armed: once it may
+	// fire, the envelope may go back to the distributor (see watchdog).
 	w.info.Attempt = int(r.Attempt) + 1
+	rec := userCopy(r)
 	rctx := w.cctx
 	if t := w.st.cfg.Timeout; t > 0 {
 		var cancel context.CancelFunc
@@ -128,12 +180,7 @@ func (w *funcWorker) call(r *envelope) (outs []troupe.Record, err error) {
 		w.wd.arm(r)
 		defer w.wd.disarm()
 	}
-	defer func() {
-		if v := recover(); v != nil {
-			outs, err = nil, &supervisor.PanicError{Value: v, Stack: debug.Stack()}
-		}
-	}()
-	outs, err = w.st.cfg.Func(rctx, userCopy(r))
+	outs, err = w.st.cfg.Func(rctx, rec)
 	if err != nil && errors.Is(err, context.DeadlineExceeded) && rctx.Err() != nil {
 		err = fmt.Errorf("timeout: record took longer than %s: %w", w.st.cfg.Timeout, err)
 	}
@@ -164,7 +211,9 @@ func (w *funcWorker) report(ctx actor.Context, left int) {
 // them stays the stage's fault (see troupe.Record). A nil Meta costs nothing.
 func userCopy(r *envelope) troupe.Record {
 	rec := r.Record
-	rec.Meta = maps.Clone(rec.Meta)
+	if rec.Meta != nil {
+		rec.Meta = maps.Clone(rec.Meta)
+	}
 	return rec
 }
 
@@ -172,15 +221,26 @@ func ptr[T any](v T) *T { return &v }
 
 // watchdog notices a Func that ignores its context and runs past the record's timeout. It cannot
 // stop the goroutine (nothing in Go can); it charges the record, has the worker killed and
-// replaced, and the late result, if one ever comes, is ignored as stale.
+// replaced, and the worker, when the Func returns at last, stops there: it reads no other
+// record of its batch (the distributor has taken them back, see distributor.emit) and reports
+// nothing.
+//
+// armed settles the race between a Func that returns and the watchdog that gives up on it: the
+// worker arms it with the time the record started, and disarms it (back to 0) when the Func
+// returns, if it is still armed with that time; the watchdog fires only by turning that time
+// into wdFired. Exactly one of them wins: a worker that disarmed in time goes on, and one that
+// did not sees wdFired. The time names the record: the watchdog cannot blame a record for the
+// time its predecessor took.
 type watchdog struct {
 	w       *funcWorker
 	timeout time.Duration
-	since   atomic.Int64 // UnixNano when the current record started, 0 when idle
+	armed   atomic.Int64 // UnixNano when the current record started; 0 when idle; wdFired
+	since   int64        // what the worker armed it with (the worker's goroutine only)
 	current atomic.Pointer[envelope]
 	done    chan struct{}
-	fired   atomic.Bool
 }
+
+const wdFired = -1
 
 func startWatchdog(w *funcWorker, timeout time.Duration) *watchdog {
 	wd := &watchdog{w: w, timeout: timeout, done: make(chan struct{})}
@@ -195,12 +255,12 @@ func startWatchdog(w *funcWorker, timeout time.Duration) *watchdog {
 				return
 			case <-t.C:
 			}
-			since := wd.since.Load()
-			if since == 0 || time.Since(time.Unix(0, since)) < timeout+grace {
+			since := wd.armed.Load()
+			if since <= 0 || time.Since(time.Unix(0, since)) < timeout+grace {
 				continue
 			}
-			r := wd.current.Load()
-			if r == nil || wd.fired.Swap(true) {
+			r := wd.current.Load() // stored before armed was
+			if !wd.armed.CompareAndSwap(since, wdFired) {
 				continue
 			}
 			wd.fire(r)
@@ -222,10 +282,16 @@ func (wd *watchdog) fire(r *envelope) {
 
 func (wd *watchdog) arm(r *envelope) {
 	wd.current.Store(r)
-	wd.since.Store(time.Now().UnixNano())
+	wd.since = max(time.Now().UnixNano(), 1)
+	wd.armed.CompareAndSwap(0, wd.since) // never out of wdFired
 }
 
-func (wd *watchdog) disarm() { wd.since.Store(0) }
+func (wd *watchdog) disarm() {
+	wd.armed.CompareAndSwap(wd.since, 0) // fails when the watchdog fired first
+}
+
+// hasFired reports whether the watchdog gave the worker up (nil: no watchdog, never).
+func (wd *watchdog) hasFired() bool { return wd != nil && wd.armed.Load() == wdFired }
 
 func (wd *watchdog) stop() {
 	if wd == nil {
