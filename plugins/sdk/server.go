@@ -389,9 +389,10 @@ func (s *server) wrap(rec *ipc.Record, recs []troupe.Record, err error) ([]*ipc.
 	s.outs = s.outs[:0]
 	if len(recs) == 1 {
 		// The common 1:1 case costs no allocation: the input's wire record, which the SDK owns
-		// and no longer needs, carries the output.
+		// and no longer needs, carries the output (and s.outs keeps its capacity).
 		rec.Record, rec.Attempt = recs[0], 0
-		return append(s.outs, rec), nil
+		s.outs = append(s.outs, rec)
+		return s.outs, nil
 	}
 	slab := make([]ipc.Record, len(recs))
 	for i, o := range recs {
