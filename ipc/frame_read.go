@@ -165,6 +165,16 @@ func (d *decoder) fail(format string, args ...any) {
 }
 
 func (d *decoder) uvarint(what string) uint64 {
+	// Fast path, inlined: a one-byte varint (the common case for every counter a record has).
+	if d.pos < len(d.b) && d.b[d.pos] < 0x80 && d.err == nil {
+		v := uint64(d.b[d.pos])
+		d.pos++
+		return v
+	}
+	return d.uvarintSlow(what)
+}
+
+func (d *decoder) uvarintSlow(what string) uint64 {
 	if d.err != nil {
 		return 0
 	}
@@ -201,6 +211,18 @@ func (d *decoder) count(what string, min int) int {
 }
 
 func (d *decoder) bytes(what string) []byte {
+	// Fast path: a one-byte length that fits in what remains.
+	if p := d.pos; p < len(d.b) && d.b[p] < 0x80 && d.err == nil {
+		end := p + 1 + int(d.b[p])
+		if end <= len(d.b) {
+			d.pos = end
+			return d.b[p+1 : end : end]
+		}
+	}
+	return d.bytesSlow(what)
+}
+
+func (d *decoder) bytesSlow(what string) []byte {
 	if d.err != nil {
 		return nil
 	}
@@ -232,7 +254,79 @@ func (d *decoder) str(what string) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
+// uv decodes the varint at b[p:], returning it and the position after it, or p < 0 when it
+// does not decode.
+func uv(b []byte, p int) (uint64, int) {
+	if uint(p) < uint(len(b)) {
+		if c := b[p]; c < 0x80 {
+			return uint64(c), p + 1
+		}
+	}
+	return uvSlow(b, p)
+}
+
+func uvSlow(b []byte, p int) (uint64, int) {
+	if p >= len(b) {
+		return 0, -1
+	}
+	v, n := binary.Uvarint(b[p:])
+	if n <= 0 {
+		return 0, -1
+	}
+	return v, p + n
+}
+
+// recordFast decodes a well-formed record without meta in one pass over local variables. It
+// changes nothing and returns false for anything else (a malformed record, meta), which
+// record then decodes, or refuses with the precise reason, field by field.
+func (d *decoder) recordFast(r *Record) bool {
+	b, p := d.b, d.pos
+	var seq, sub, weight, attempt, flag, kl, pl, nmeta uint64
+	if seq, p = uv(b, p); p < 0 {
+		return false
+	}
+	if sub, p = uv(b, p); p < 0 {
+		return false
+	}
+	if weight, p = uv(b, p); p < 0 {
+		return false
+	}
+	if attempt, p = uv(b, p); p < 0 || attempt > math.MaxUint32 {
+		return false
+	}
+	if flag, p = uv(b, p); p < 0 || flag > math.MaxInt32 {
+		return false
+	}
+	if kl, p = uv(b, p); p < 0 || kl > uint64(len(b)-p) {
+		return false
+	}
+	ks := p
+	p += int(kl)
+	if pl, p = uv(b, p); p < 0 || pl > uint64(len(b)-p) {
+		return false
+	}
+	ps := p
+	p += int(pl)
+	if nmeta, p = uv(b, p); p < 0 || nmeta != 0 {
+		return false
+	}
+	r.Seq, r.Sub, r.Weight, r.Attempt, r.Flag = seq, sub, weight, uint32(attempt), Flag(flag)
+	r.Key, r.Payload, r.Meta = "", nil, nil
+	if kl > 0 {
+		r.Key = unsafe.String(&b[ks], int(kl))
+	}
+	if pl > 0 {
+		e := ps + int(pl)
+		r.Payload = b[ps:e:e]
+	}
+	d.pos = p
+	return true
+}
+
 func (d *decoder) record(r *Record) {
+	if d.err == nil && d.recordFast(r) {
+		return
+	}
 	r.Seq = d.uvarint("seq")
 	r.Sub = d.uvarint("sub")
 	r.Weight = d.uvarint("weight")
@@ -243,6 +337,7 @@ func (d *decoder) record(r *Record) {
 	}
 	r.Flag = Flag(flag)
 	r.Key = d.str("key")
+	r.Payload, r.Meta = nil, nil
 	if p := d.bytes("payload"); len(p) > 0 {
 		r.Payload = p
 	}
@@ -453,9 +548,8 @@ func (r *FrameReader) NextBatch(rb *RecordBuffers) (Frame, error) {
 		rb.Slab = slices.Grow(rb.Slab[:0], n)[:n]
 		rb.Ptrs = slices.Grow(rb.Ptrs[:0], n)[:n]
 		for i := range rb.Slab {
-			rb.Slab[i] = Record{}
 			rb.Ptrs[i] = &rb.Slab[i]
-			d.record(rb.Ptrs[i])
+			d.record(rb.Ptrs[i]) // sets every field
 			if d.err != nil {
 				break
 			}
