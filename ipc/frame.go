@@ -301,8 +301,10 @@ func TaskRecordSize(t *troupe.Task, seq uint64) int {
 	r := &t.Record
 	n := uvarintSize(seq) + 3 + uvarintSize(taskAttempt(t)) +
 		bytesSize(len(r.Key)) + bytesSize(len(r.Payload)) + uvarintSize(uint64(len(r.Meta)))
-	for k, v := range r.Meta {
-		n += bytesSize(len(k)) + bytesSize(len(v))
+	if len(r.Meta) > 0 { // ranging over even an empty map costs an iterator
+		for k, v := range r.Meta {
+			n += bytesSize(len(k)) + bytesSize(len(v))
+		}
 	}
 	return n
 }
@@ -312,10 +314,17 @@ func TaskRecordSize(t *troupe.Task, seq uint64) int {
 // records, without building them. It fails with ErrFrameTooLarge, leaving dst unchanged, if
 // the frame would exceed maxFrame (0 means DefaultMaxFrame).
 func AppendTaskBatch(dst []byte, maxFrame int, id, firstSeq uint64, tasks []troupe.Task) ([]byte, error) {
-	body := uvarintSize(id) + uvarintSize(uint64(len(tasks)))
+	size := 0
 	for i := range tasks {
-		body += TaskRecordSize(&tasks[i], firstSeq+uint64(i))
+		size += TaskRecordSize(&tasks[i], firstSeq+uint64(i))
 	}
+	return AppendTaskBatchSized(dst, maxFrame, id, firstSeq, tasks, size)
+}
+
+// AppendTaskBatchSized is AppendTaskBatch for a caller that has already summed the tasks'
+// TaskRecordSize into recordsSize (a wrong sum makes a malformed frame).
+func AppendTaskBatchSized(dst []byte, maxFrame int, id, firstSeq uint64, tasks []troupe.Task, recordsSize int) ([]byte, error) {
+	body := uvarintSize(id) + uvarintSize(uint64(len(tasks))) + recordsSize
 	out, err := frameHeader(dst, FrameBatch, body, maxFrame)
 	if err != nil {
 		return dst, err
@@ -331,9 +340,11 @@ func AppendTaskBatch(dst []byte, maxFrame int, id, firstSeq uint64, tasks []trou
 		out = appendString(out, t.Record.Key)
 		out = appendBytes(out, t.Record.Payload)
 		out = binary.AppendUvarint(out, uint64(len(t.Record.Meta)))
-		for k, v := range t.Record.Meta {
-			out = appendString(out, k)
-			out = appendString(out, v)
+		if len(t.Record.Meta) > 0 {
+			for k, v := range t.Record.Meta {
+				out = appendString(out, k)
+				out = appendString(out, v)
+			}
 		}
 	}
 	return out, nil

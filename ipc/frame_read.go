@@ -490,7 +490,6 @@ func (r *FrameReader) NextView(rv *ResultsView) (Frame, error) {
 			d.record(&w)
 			rv.Outputs[i] = w.Record
 			rv.Ident[i] = Identity{Seq: w.Seq, Sub: w.Sub, Weight: w.Weight, Flag: w.Flag}
-			w = Record{}
 		}
 	}
 	if n := d.count("error count", minErrorSize); n > 0 {
