@@ -212,6 +212,62 @@ func AppendResults(dst []byte, maxFrame int, res *Results) ([]byte, error) {
 	return out, nil
 }
 
+// AppendOutput appends rec to dst as an output record of a Results frame: with its input's
+// identity (seq, sub, weight, flag) and attempt 0. A plugin encodes each output as soon as it
+// has it, and AppendResultsEncoded frames them.
+func AppendOutput(dst []byte, rec *troupe.Record, seq, sub, weight uint64, flag Flag) []byte {
+	dst = binary.AppendUvarint(dst, seq)
+	dst = binary.AppendUvarint(dst, sub)
+	dst = binary.AppendUvarint(dst, weight)
+	dst = append(dst, 0) // attempt
+	dst = binary.AppendUvarint(dst, uint64(flag))
+	dst = appendString(dst, rec.Key)
+	dst = appendBytes(dst, rec.Payload)
+	dst = binary.AppendUvarint(dst, uint64(len(rec.Meta)))
+	if len(rec.Meta) > 0 {
+		for k, v := range rec.Meta {
+			dst = appendString(dst, k)
+			dst = appendString(dst, v)
+		}
+	}
+	return dst
+}
+
+// AppendResultsEncoded appends to dst a results frame for len(counts) records whose m outputs
+// are already encoded back to back in outputs (AppendOutput): the bytes AppendResults writes
+// for the same outcomes. It fails with ErrFrameTooLarge, leaving dst unchanged, if the frame
+// would exceed maxFrame (0 means DefaultMaxFrame).
+func AppendResultsEncoded(dst []byte, maxFrame int, counts []uint32, m int, outputs []byte, errs []RecordError) ([]byte, error) {
+	body := uvarintSize(uint64(len(counts)))
+	for _, c := range counts {
+		body += uvarintSize(uint64(c))
+	}
+	body += uvarintSize(uint64(m)) + len(outputs) + uvarintSize(uint64(len(errs)))
+	for i := range errs {
+		body += uvarintSize(uint64(errs[i].Index)) + bytesSize(len(errs[i].Message))
+	}
+	out, err := frameHeader(dst, FrameResults, body, maxFrame)
+	if err != nil {
+		return dst, err
+	}
+	out = binary.AppendUvarint(out, uint64(len(counts)))
+	for _, c := range counts {
+		if c < 0x80 {
+			out = append(out, byte(c))
+		} else {
+			out = binary.AppendUvarint(out, uint64(c))
+		}
+	}
+	out = binary.AppendUvarint(out, uint64(m))
+	out = append(out, outputs...)
+	out = binary.AppendUvarint(out, uint64(len(errs)))
+	for i := range errs {
+		out = binary.AppendUvarint(out, uint64(errs[i].Index))
+		out = appendString(out, errs[i].Message)
+	}
+	return out, nil
+}
+
 // AppendCredit appends a credit frame granting n records to dst.
 func AppendCredit(dst []byte, n uint32) []byte {
 	body := uvarintSize(uint64(n))
@@ -261,6 +317,15 @@ func (w *FrameWriter) WriteBatch(id uint64, recs []*Record) error {
 func (w *FrameWriter) WriteResults(res *Results) error {
 	var err error
 	if w.buf, err = AppendResults(w.buf, w.max, res); err != nil {
+		return err
+	}
+	return w.maybeFlush()
+}
+
+// WriteResultsEncoded buffers a results frame of outputs already encoded (AppendResultsEncoded).
+func (w *FrameWriter) WriteResultsEncoded(counts []uint32, m int, outputs []byte, errs []RecordError) error {
+	var err error
+	if w.buf, err = AppendResultsEncoded(w.buf, w.max, counts, m, outputs, errs); err != nil {
 		return err
 	}
 	return w.maybeFlush()
