@@ -519,13 +519,24 @@ func (r *FrameReader) NextView(rv *ResultsView) (Frame, error) {
 type RecordBuffers struct {
 	Slab []Record
 	Ptrs []*Record
+	// used is how many records of Slab (from the start) may reference a frame body: those of
+	// the last frame decoded into it. bodyLen is that body's length.
+	used, bodyLen int
 }
 
-// Reset drops the references the buffers hold (to frame bodies, payloads, meta), so that they
-// can be reused without keeping a frame alive.
+// keepBodyBytes is the largest frame body a reset RecordBuffers may keep referenced: clearing
+// the records of a small frame costs more (a store with a write barrier per field while the GC
+// marks) than keeping its body alive until the buffers are reused.
+const keepBodyBytes = 64 << 10
+
+// Reset makes the buffers ready for reuse. The records of a large frame are cleared, so that
+// pooled buffers do not keep its body alive; those of a small one stay until NextBatch
+// overwrites or clears them.
 func (rb *RecordBuffers) Reset() {
-	clear(rb.Slab)
-	clear(rb.Ptrs)
+	if rb.bodyLen > keepBodyBytes {
+		clear(rb.Slab[:rb.used])
+		rb.used, rb.bodyLen = 0, 0
+	}
 	rb.Slab, rb.Ptrs = rb.Slab[:0], rb.Ptrs[:0]
 }
 
@@ -544,11 +555,27 @@ func (r *FrameReader) NextBatch(rb *RecordBuffers) (Frame, error) {
 	f.BatchID = d.uvarint("batch id")
 	n := d.count("record count", minRecordSize)
 	if n > 0 {
-		rb.Slab = slices.Grow(rb.Slab[:0], n)[:n]
-		rb.Ptrs = slices.Grow(rb.Ptrs[:0], n)[:n]
+		if cap(rb.Slab) < n || cap(rb.Ptrs) < n {
+			// Fresh storage: every pointer is set once here, not per frame.
+			rb.Slab = make([]Record, n, max(n, 2*cap(rb.Slab)))
+			all := rb.Slab[:cap(rb.Slab)]
+			rb.Ptrs = make([]*Record, len(all))
+			for i := range all {
+				rb.Ptrs[i] = &all[i]
+			}
+			rb.used = 0
+		}
+		rb.Slab, rb.Ptrs = rb.Slab[:n], rb.Ptrs[:n]
+		if rb.used > n {
+			clear(rb.Slab[n:rb.used]) // records of an older frame: do not keep its body alive
+		}
+		rb.used, rb.bodyLen = n, len(body)
 		for i := range rb.Slab {
-			rb.Ptrs[i] = &rb.Slab[i]
-			d.record(rb.Ptrs[i]) // sets every field
+			r := &rb.Slab[i]
+			if rb.Ptrs[i] != r { // only if a caller changed it: a store costs a write barrier
+				rb.Ptrs[i] = r
+			}
+			d.record(r) // sets every field
 			if d.err != nil {
 				break
 			}

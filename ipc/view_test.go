@@ -194,3 +194,40 @@ func TestAppendResultsEncodedMatchesAppendResults(t *testing.T) {
 		t.Fatalf("a results frame over max frame: %v, want ErrFrameTooLarge", err)
 	}
 }
+
+// TestNextBatchReusesBuffers decodes frames of different sizes into the same buffers: each
+// frame's records are right, and no record of an older frame stays referenced.
+func TestNextBatchReusesBuffers(t *testing.T) {
+	var data []byte
+	sizes := []int{3, 300, 2, 1, 600, 5}
+	for f, n := range sizes {
+		recs := make([]*Record, n)
+		for i := range recs {
+			recs[i] = &Record{Record: troupe.Record{Key: "k", Payload: []byte{byte(f), byte(i)}}, Seq: uint64(i + 1)}
+		}
+		data, _ = AppendBatch(data, 0, uint64(f+1), recs)
+	}
+	r := NewFrameReader(bytes.NewReader(data), 0)
+	var rb RecordBuffers
+	for f, n := range sizes {
+		fr, err := r.NextBatch(&rb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fr.Records) != n {
+			t.Fatalf("frame %d: %d records, want %d", f, len(fr.Records), n)
+		}
+		for i, rec := range fr.Records {
+			if rec != &rb.Slab[i] || rec.Seq != uint64(i+1) || !bytes.Equal(rec.Payload, []byte{byte(f), byte(i)}) {
+				t.Fatalf("frame %d record %d: %+v", f, i, rec)
+			}
+		}
+		for i, rec := range rb.Slab[n:cap(rb.Slab)] {
+			if rec.Payload != nil || rec.Key != "" {
+				t.Fatalf("frame %d: record %d past the frame still references a body", f, n+i)
+			}
+		}
+		fr.Records[0] = nil // a caller may overwrite its records' pointers
+		rb.Reset()
+	}
+}
