@@ -280,6 +280,11 @@ func uvSlow(b []byte, p int) (uint64, int) {
 // changes nothing and returns false for anything else (a malformed record, meta), which
 // record then decodes, or refuses with the precise reason, field by field.
 func (d *decoder) recordFast(r *Record) bool {
+	return d.recordFastTo(&r.Record, &r.Seq, &r.Sub, &r.Weight, &r.Attempt, &r.Flag)
+}
+
+// recordFastTo is recordFast writing the fields where the caller keeps them.
+func (d *decoder) recordFastTo(rec *troupe.Record, seqTo, subTo, weightTo *uint64, attemptTo *uint32, flagTo *Flag) bool {
 	b, p := d.b, d.pos
 	var seq, sub, weight, attempt, flag, kl, pl, nmeta uint64
 	if seq, p = uv(b, p); p < 0 {
@@ -310,15 +315,17 @@ func (d *decoder) recordFast(r *Record) bool {
 	if nmeta, p = uv(b, p); p < 0 || nmeta != 0 {
 		return false
 	}
-	r.Seq, r.Sub, r.Weight, r.Attempt, r.Flag = seq, sub, weight, uint32(attempt), Flag(flag)
-	r.Key, r.Payload, r.Meta = "", nil, nil
+	*seqTo, *subTo, *weightTo, *attemptTo, *flagTo = seq, sub, weight, uint32(attempt), Flag(flag)
+	var key string
+	var payload []byte
 	if kl > 0 {
-		r.Key = unsafe.String(&b[ks], int(kl))
+		key = unsafe.String(&b[ks], int(kl))
 	}
 	if pl > 0 {
 		e := ps + int(pl)
-		r.Payload = b[ps:e:e]
+		payload = b[ps:e:e]
 	}
+	*rec = troupe.Record{Key: key, Payload: payload}
 	d.pos = p
 	return true
 }
@@ -486,10 +493,15 @@ func (r *FrameReader) NextView(rv *ResultsView) (Frame, error) {
 		rv.Outputs = make([]troupe.Record, n)
 		rv.Ident = slices.Grow(rv.Ident, n)[:n]
 		var w Record
+		var attempt uint32
 		for i := 0; i < n && d.err == nil; i++ {
+			id := &rv.Ident[i]
+			if d.err == nil && d.recordFastTo(&rv.Outputs[i], &id.Seq, &id.Sub, &id.Weight, &attempt, &id.Flag) {
+				continue // decoded in place: no copy of the record
+			}
 			d.record(&w)
 			rv.Outputs[i] = w.Record
-			rv.Ident[i] = Identity{Seq: w.Seq, Sub: w.Sub, Weight: w.Weight, Flag: w.Flag}
+			*id = Identity{Seq: w.Seq, Sub: w.Sub, Weight: w.Weight, Flag: w.Flag}
 		}
 	}
 	if n := d.count("error count", minErrorSize); n > 0 {
