@@ -11,32 +11,58 @@ import (
 	"github.com/troupe-dev/troupe"
 )
 
-// FrameReader decodes frames from a stream. Decoded records alias one buffer per frame (their
-// payloads are capacity-limited sub-slices of it), so a frame costs one body allocation plus the
-// records themselves. It is not safe for concurrent use.
+// FrameReader decodes frames from a stream. It reads into chunks of chunkSize bytes, and the
+// body of a frame that fits in a chunk is a sub-slice of it: decoded records alias the chunk
+// (their payloads are capacity-limited sub-slices), which is never written again once a frame
+// in it has been handed out; the reader moves on to a new chunk instead. So reading costs no
+// copy and one allocation per chunk, not per frame (a frame over half a chunk gets a body of
+// its own). It is not safe for concurrent use.
 type FrameReader struct {
 	r     io.Reader
 	max   int
-	buf   []byte // read buffer
+	buf   []byte // the current chunk
 	start int    // unread data is buf[start:end]
 	end   int
-	small [16]byte
+	// shared is set when a body handed out aliases buf: its bytes before end are not to be
+	// overwritten (the reader moves to a new chunk instead of compacting).
+	shared bool
 }
+
+const (
+	// chunkSize is the size of the reader's chunks.
+	chunkSize = 256 << 10
+	// minRead is the least room the reader leaves for a read.
+	minRead = 16 << 10
+)
 
 // NewFrameReader returns a FrameReader refusing frames over maxFrame bytes (0: DefaultMaxFrame).
 func NewFrameReader(r io.Reader, maxFrame int) *FrameReader {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
 	}
-	return &FrameReader{r: r, max: maxFrame, buf: make([]byte, 64<<10)}
+	return &FrameReader{r: r, max: maxFrame, buf: make([]byte, chunkSize)}
 }
 
-// fill reads more data into the buffer, compacting it first. It returns io.EOF only when no
-// data at all is buffered.
+// room makes buf hold at least n bytes from start: it moves the unread data to the front of
+// buf, or to a new chunk when buf is too small or shared.
+func (r *FrameReader) room(n int) {
+	if len(r.buf)-r.start >= n {
+		return
+	}
+	if !r.shared && len(r.buf) >= n {
+		r.end = copy(r.buf, r.buf[r.start:r.end])
+		r.start = 0
+		return
+	}
+	nb := make([]byte, max(chunkSize, n))
+	r.end = copy(nb, r.buf[r.start:r.end])
+	r.start, r.buf, r.shared = 0, nb, false
+}
+
+// fill reads more data into the buffer (at least one byte, or the read's error).
 func (r *FrameReader) fill() error {
-	if r.start > 0 {
-		n := copy(r.buf, r.buf[r.start:r.end])
-		r.start, r.end = 0, n
+	if len(r.buf)-r.end < minRead {
+		r.room(r.end - r.start + minRead)
 	}
 	for {
 		n, err := r.r.Read(r.buf[r.end:])
@@ -109,18 +135,29 @@ func (r *FrameReader) body() ([]byte, error) {
 	if l > uint64(r.max) {
 		return nil, fmt.Errorf("%w: %d bytes > max %d", ErrFrameTooLarge, l, r.max)
 	}
-	var body []byte
-	if l <= uint64(len(r.small)) {
-		body = r.small[:l]
-	} else {
-		body = make([]byte, l)
+	n := int(l)
+	if n > chunkSize/2 {
+		// A large frame gets a body of its own, read straight into it.
+		body := make([]byte, n)
+		if err := r.readFull(body); err != nil {
+			return nil, err
+		}
+		return body, nil
 	}
-	if err := r.readFull(body); err != nil {
-		return nil, err
+	r.room(n)
+	for r.end-r.start < n {
+		if err := r.fill(); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
 	}
-	if len(body) <= len(r.small) && FrameType(body[0]) != FrameCredit {
-		// Decoded records alias their body, so only credit frames may use the scratch buffer.
-		body = append([]byte(nil), body...)
+	body := r.buf[r.start : r.start+n : r.start+n]
+	r.start += n
+	switch FrameType(body[0]) {
+	case FrameBatch, FrameResults:
+		r.shared = true // decoded records alias the body
 	}
 	return body, nil
 }
