@@ -238,18 +238,36 @@ func AppendOutput(dst []byte, rec *troupe.Record, seq, sub, weight uint64, flag 
 // for the same outcomes. It fails with ErrFrameTooLarge, leaving dst unchanged, if the frame
 // would exceed maxFrame (0 means DefaultMaxFrame).
 func AppendResultsEncoded(dst []byte, maxFrame int, counts []uint32, m int, outputs []byte, errs []RecordError) ([]byte, error) {
-	body := uvarintSize(uint64(len(counts)))
-	for _, c := range counts {
-		body += uvarintSize(uint64(c))
-	}
-	body += uvarintSize(uint64(m)) + len(outputs) + uvarintSize(uint64(len(errs)))
-	for i := range errs {
-		body += uvarintSize(uint64(errs[i].Index)) + bytesSize(len(errs[i].Message))
-	}
-	out, err := frameHeader(dst, FrameResults, body, maxFrame)
+	out, err := AppendResultsHead(dst, maxFrame, counts, m, len(outputs), errs)
 	if err != nil {
 		return dst, err
 	}
+	out = append(out, outputs...)
+	return AppendResultsTail(out, errs), nil
+}
+
+// AppendResultsHead appends to dst the part of a results frame before its outputs, for
+// len(counts) records whose m outputs take outputsLen bytes (AppendOutput): a writer sends the
+// head, the outputs and AppendResultsTail (errs) as they are, without copying the outputs into
+// one buffer. It fails with ErrFrameTooLarge, leaving dst unchanged, if the frame would exceed
+// maxFrame (0 means DefaultMaxFrame).
+func AppendResultsHead(dst []byte, maxFrame int, counts []uint32, m, outputsLen int, errs []RecordError) ([]byte, error) {
+	body := 1 + uvarintSize(uint64(len(counts)))
+	for _, c := range counts {
+		body += uvarintSize(uint64(c))
+	}
+	body += uvarintSize(uint64(m)) + outputsLen + uvarintSize(uint64(len(errs)))
+	for i := range errs {
+		body += uvarintSize(uint64(errs[i].Index)) + bytesSize(len(errs[i].Message))
+	}
+	if maxFrame <= 0 {
+		maxFrame = DefaultMaxFrame
+	}
+	if body > maxFrame {
+		return dst, fmt.Errorf("%w: %s frame of %d bytes > max %d", ErrFrameTooLarge, FrameResults, body, maxFrame)
+	}
+	out := binary.AppendUvarint(dst, uint64(body))
+	out = append(out, byte(FrameResults))
 	out = binary.AppendUvarint(out, uint64(len(counts)))
 	for _, c := range counts {
 		if c < 0x80 {
@@ -258,14 +276,17 @@ func AppendResultsEncoded(dst []byte, maxFrame int, counts []uint32, m int, outp
 			out = binary.AppendUvarint(out, uint64(c))
 		}
 	}
-	out = binary.AppendUvarint(out, uint64(m))
-	out = append(out, outputs...)
-	out = binary.AppendUvarint(out, uint64(len(errs)))
+	return binary.AppendUvarint(out, uint64(m)), nil
+}
+
+// AppendResultsTail appends to dst the part of a results frame after its outputs: the errors.
+func AppendResultsTail(dst []byte, errs []RecordError) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(errs)))
 	for i := range errs {
-		out = binary.AppendUvarint(out, uint64(errs[i].Index))
-		out = appendString(out, errs[i].Message)
+		dst = binary.AppendUvarint(dst, uint64(errs[i].Index))
+		dst = appendString(dst, errs[i].Message)
 	}
-	return out, nil
+	return dst
 }
 
 // AppendCredit appends a credit frame granting n records to dst.
@@ -317,15 +338,6 @@ func (w *FrameWriter) WriteBatch(id uint64, recs []*Record) error {
 func (w *FrameWriter) WriteResults(res *Results) error {
 	var err error
 	if w.buf, err = AppendResults(w.buf, w.max, res); err != nil {
-		return err
-	}
-	return w.maybeFlush()
-}
-
-// WriteResultsEncoded buffers a results frame of outputs already encoded (AppendResultsEncoded).
-func (w *FrameWriter) WriteResultsEncoded(counts []uint32, m int, outputs []byte, errs []RecordError) error {
-	var err error
-	if w.buf, err = AppendResultsEncoded(w.buf, w.max, counts, m, outputs, errs); err != nil {
 		return err
 	}
 	return w.maybeFlush()

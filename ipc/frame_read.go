@@ -15,8 +15,9 @@ import (
 // body of a frame that fits in a chunk is a sub-slice of it: decoded records alias the chunk
 // (their payloads are capacity-limited sub-slices), which is never written again once a frame
 // in it has been handed out; the reader moves on to a new chunk instead. So reading costs no
-// copy and one allocation per chunk, not per frame (a frame over half a chunk gets a body of
-// its own). It is not safe for concurrent use.
+// copy and one allocation per chunk, not per frame (a frame over maxInPlace bytes gets a body of
+// its own: the end of a chunk too short for the next frame is wasted, so in-place frames are
+// kept small against the chunk). It is not safe for concurrent use.
 type FrameReader struct {
 	r     io.Reader
 	max   int
@@ -33,6 +34,8 @@ const (
 	chunkSize = 256 << 10
 	// minRead is the least room the reader leaves for a read.
 	minRead = 16 << 10
+	// maxInPlace is the largest frame handed out in place.
+	maxInPlace = chunkSize / 8
 )
 
 // NewFrameReader returns a FrameReader refusing frames over maxFrame bytes (0: DefaultMaxFrame).
@@ -136,7 +139,7 @@ func (r *FrameReader) body() ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d bytes > max %d", ErrFrameTooLarge, l, r.max)
 	}
 	n := int(l)
-	if n > chunkSize/2 {
+	if n > maxInPlace {
 		// A large frame gets a body of its own, read straight into it.
 		body := make([]byte, n)
 		if err := r.readFull(body); err != nil {

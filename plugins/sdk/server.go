@@ -241,8 +241,9 @@ func (p *pending) reset() {
 // a timer raising a flag, not by reading the clock per record.
 func (s *server) processLoop(conn net.Conn, maxFrame int, queue <-chan *ipc.RecordBuffers) {
 	defer close(s.loopDone)
-	w := ipc.NewFrameWriter(conn, maxFrame)
-	w.HighWater = 2 * flushBytes
+	// A results frame goes out as its head, its outputs (as encoded) and its tail with the
+	// credit frame, in one writev: the outputs are not copied again.
+	var head, tail []byte
 	var p pending
 	budget := maxFrame - 64 // room for the frame's own counters
 	var due atomic.Bool     // the oldest pending outcome is flushDelay old
@@ -259,12 +260,16 @@ func (s *server) processLoop(conn net.Conn, maxFrame int, queue <-chan *ipc.Reco
 		// Account for the records before the host can see the credit and send more.
 		s.inFlight.Add(-int64(n))
 		s.processed.Add(uint64(n))
-		err := w.WriteResultsEncoded(p.counts, p.nOuts, p.outs, p.errs)
+		var err error
+		head, err = ipc.AppendResultsHead(head[:0], maxFrame, p.counts, p.nOuts, len(p.outs), p.errs)
 		if err == nil {
-			err = w.WriteCredit(uint32(n))
+			tail = ipc.AppendResultsTail(tail[:0], p.errs)
+			tail = ipc.AppendCredit(tail, uint32(n))
+			bufs := net.Buffers{head, p.outs, tail}
+			_, err = bufs.WriteTo(conn)
 		}
-		if err == nil {
-			err = w.Flush()
+		if cap(tail) > 64<<10 { // error messages: do not keep a large buffer
+			tail = nil
 		}
 		if err != nil && !s.stopping.Load() {
 			s.fatal("sending results: %v; exiting", err)
