@@ -337,12 +337,20 @@ func (s *server) processLoop(conn net.Conn, maxFrame int, queue <-chan *ipc.Reco
 		}
 		recs := rb.Ptrs
 		if batched {
-			outs, errs := s.processBatch(recs)
+			outs, errs := s.processBatch(recs) // either may be nil
 			if s.ctx.Err() != nil {
 				return
 			}
 			for i, rec := range recs {
-				add(rec, outs[i], errs[i])
+				var o []troupe.Record
+				var err error
+				if outs != nil {
+					o = outs[i]
+				}
+				if errs != nil {
+					err = errs[i]
+				}
+				add(rec, o, err)
 				if full() {
 					flush()
 				}
@@ -387,12 +395,10 @@ func (s *server) call(ctx context.Context, rec *ipc.Record) (outs []troupe.Recor
 
 // processBatch runs the stage on a whole batch: ProcessBatch on it (split into Concurrency
 // parts run at once), or Process on each record from Concurrency goroutines. It returns each
-// record's outputs and error, by index.
+// record's outputs and error, by index; either slice may be nil (no outputs, no errors).
 func (s *server) processBatch(recs []*ipc.Record) ([][]troupe.Record, []error) {
 	n := len(recs)
 	workers := min(max(s.stage.Concurrency, 1), n)
-	outs := make([][]troupe.Record, n)
-	errs := make([]error, n)
 	if s.stage.ProcessBatch != nil {
 		// The records passed are a scratch slice, reused for the next batch (ProcessBatch's
 		// doc says so): the outcomes are consumed before that.
@@ -405,6 +411,7 @@ func (s *server) processBatch(recs []*ipc.Record) ([][]troupe.Record, []error) {
 		if workers <= 1 {
 			return s.callBatch(in, recs)
 		}
+		outs, errs := make([][]troupe.Record, n), make([]error, n)
 		run := func(lo, hi int) {
 			o, e := s.callBatch(in[lo:hi], recs[lo:hi])
 			copy(outs[lo:hi], o)
@@ -423,6 +430,7 @@ func (s *server) processBatch(recs []*ipc.Record) ([][]troupe.Record, []error) {
 		return outs, errs
 	}
 	// Process from several goroutines, each taking the next record not yet claimed.
+	outs, errs := make([][]troupe.Record, n), make([]error, n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
@@ -466,13 +474,7 @@ func (s *server) callBatch(in []troupe.Record, wire []*ipc.Record) (outs [][]tro
 			errs[i] = err
 		}
 	}
-	if outs == nil {
-		outs = make([][]troupe.Record, len(in))
-	}
-	if errs == nil {
-		errs = make([]error, len(in))
-	}
-	return outs, errs
+	return outs, errs // either may be nil: no outputs, no errors
 }
 
 func callSafely(f func() error) (err error) {
