@@ -212,6 +212,83 @@ func AppendResults(dst []byte, maxFrame int, res *Results) ([]byte, error) {
 	return out, nil
 }
 
+// AppendOutput appends rec to dst as an output record of a Results frame: with its input's
+// identity (seq, sub, weight, flag) and attempt 0. A plugin encodes each output as soon as it
+// has it, and AppendResultsEncoded frames them.
+func AppendOutput(dst []byte, rec *troupe.Record, seq, sub, weight uint64, flag Flag) []byte {
+	dst = binary.AppendUvarint(dst, seq)
+	dst = binary.AppendUvarint(dst, sub)
+	dst = binary.AppendUvarint(dst, weight)
+	dst = append(dst, 0) // attempt
+	dst = binary.AppendUvarint(dst, uint64(flag))
+	dst = appendString(dst, rec.Key)
+	dst = appendBytes(dst, rec.Payload)
+	dst = binary.AppendUvarint(dst, uint64(len(rec.Meta)))
+	if len(rec.Meta) > 0 {
+		for k, v := range rec.Meta {
+			dst = appendString(dst, k)
+			dst = appendString(dst, v)
+		}
+	}
+	return dst
+}
+
+// AppendResultsEncoded appends to dst a results frame for len(counts) records whose m outputs
+// are already encoded back to back in outputs (AppendOutput): the bytes AppendResults writes
+// for the same outcomes. It fails with ErrFrameTooLarge, leaving dst unchanged, if the frame
+// would exceed maxFrame (0 means DefaultMaxFrame).
+func AppendResultsEncoded(dst []byte, maxFrame int, counts []uint32, m int, outputs []byte, errs []RecordError) ([]byte, error) {
+	out, err := AppendResultsHead(dst, maxFrame, counts, m, len(outputs), errs)
+	if err != nil {
+		return dst, err
+	}
+	out = append(out, outputs...)
+	return AppendResultsTail(out, errs), nil
+}
+
+// AppendResultsHead appends to dst the part of a results frame before its outputs, for
+// len(counts) records whose m outputs take outputsLen bytes (AppendOutput): a writer sends the
+// head, the outputs and AppendResultsTail (errs) as they are, without copying the outputs into
+// one buffer. It fails with ErrFrameTooLarge, leaving dst unchanged, if the frame would exceed
+// maxFrame (0 means DefaultMaxFrame).
+func AppendResultsHead(dst []byte, maxFrame int, counts []uint32, m, outputsLen int, errs []RecordError) ([]byte, error) {
+	body := 1 + uvarintSize(uint64(len(counts)))
+	for _, c := range counts {
+		body += uvarintSize(uint64(c))
+	}
+	body += uvarintSize(uint64(m)) + outputsLen + uvarintSize(uint64(len(errs)))
+	for i := range errs {
+		body += uvarintSize(uint64(errs[i].Index)) + bytesSize(len(errs[i].Message))
+	}
+	if maxFrame <= 0 {
+		maxFrame = DefaultMaxFrame
+	}
+	if body > maxFrame {
+		return dst, fmt.Errorf("%w: %s frame of %d bytes > max %d", ErrFrameTooLarge, FrameResults, body, maxFrame)
+	}
+	out := binary.AppendUvarint(dst, uint64(body))
+	out = append(out, byte(FrameResults))
+	out = binary.AppendUvarint(out, uint64(len(counts)))
+	for _, c := range counts {
+		if c < 0x80 {
+			out = append(out, byte(c))
+		} else {
+			out = binary.AppendUvarint(out, uint64(c))
+		}
+	}
+	return binary.AppendUvarint(out, uint64(m)), nil
+}
+
+// AppendResultsTail appends to dst the part of a results frame after its outputs: the errors.
+func AppendResultsTail(dst []byte, errs []RecordError) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(errs)))
+	for i := range errs {
+		dst = binary.AppendUvarint(dst, uint64(errs[i].Index))
+		dst = appendString(dst, errs[i].Message)
+	}
+	return dst
+}
+
 // AppendCredit appends a credit frame granting n records to dst.
 func AppendCredit(dst []byte, n uint32) []byte {
 	body := uvarintSize(uint64(n))
@@ -301,8 +378,10 @@ func TaskRecordSize(t *troupe.Task, seq uint64) int {
 	r := &t.Record
 	n := uvarintSize(seq) + 3 + uvarintSize(taskAttempt(t)) +
 		bytesSize(len(r.Key)) + bytesSize(len(r.Payload)) + uvarintSize(uint64(len(r.Meta)))
-	for k, v := range r.Meta {
-		n += bytesSize(len(k)) + bytesSize(len(v))
+	if len(r.Meta) > 0 { // ranging over even an empty map costs an iterator
+		for k, v := range r.Meta {
+			n += bytesSize(len(k)) + bytesSize(len(v))
+		}
 	}
 	return n
 }
@@ -312,10 +391,17 @@ func TaskRecordSize(t *troupe.Task, seq uint64) int {
 // records, without building them. It fails with ErrFrameTooLarge, leaving dst unchanged, if
 // the frame would exceed maxFrame (0 means DefaultMaxFrame).
 func AppendTaskBatch(dst []byte, maxFrame int, id, firstSeq uint64, tasks []troupe.Task) ([]byte, error) {
-	body := uvarintSize(id) + uvarintSize(uint64(len(tasks)))
+	size := 0
 	for i := range tasks {
-		body += TaskRecordSize(&tasks[i], firstSeq+uint64(i))
+		size += TaskRecordSize(&tasks[i], firstSeq+uint64(i))
 	}
+	return AppendTaskBatchSized(dst, maxFrame, id, firstSeq, tasks, size)
+}
+
+// AppendTaskBatchSized is AppendTaskBatch for a caller that has already summed the tasks'
+// TaskRecordSize into recordsSize (a wrong sum makes a malformed frame).
+func AppendTaskBatchSized(dst []byte, maxFrame int, id, firstSeq uint64, tasks []troupe.Task, recordsSize int) ([]byte, error) {
+	body := uvarintSize(id) + uvarintSize(uint64(len(tasks))) + recordsSize
 	out, err := frameHeader(dst, FrameBatch, body, maxFrame)
 	if err != nil {
 		return dst, err
@@ -331,9 +417,11 @@ func AppendTaskBatch(dst []byte, maxFrame int, id, firstSeq uint64, tasks []trou
 		out = appendString(out, t.Record.Key)
 		out = appendBytes(out, t.Record.Payload)
 		out = binary.AppendUvarint(out, uint64(len(t.Record.Meta)))
-		for k, v := range t.Record.Meta {
-			out = appendString(out, k)
-			out = appendString(out, v)
+		if len(t.Record.Meta) > 0 {
+			for k, v := range t.Record.Meta {
+				out = appendString(out, k)
+				out = appendString(out, v)
+			}
 		}
 	}
 	return out, nil

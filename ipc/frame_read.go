@@ -11,32 +11,61 @@ import (
 	"github.com/troupe-dev/troupe"
 )
 
-// FrameReader decodes frames from a stream. Decoded records alias one buffer per frame (their
-// payloads are capacity-limited sub-slices of it), so a frame costs one body allocation plus the
-// records themselves. It is not safe for concurrent use.
+// FrameReader decodes frames from a stream. It reads into chunks of chunkSize bytes, and the
+// body of a frame that fits in a chunk is a sub-slice of it: decoded records alias the chunk
+// (their payloads are capacity-limited sub-slices), which is never written again once a frame
+// in it has been handed out; the reader moves on to a new chunk instead. So reading costs no
+// copy and one allocation per chunk, not per frame (a frame over maxInPlace bytes gets a body of
+// its own: the end of a chunk too short for the next frame is wasted, so in-place frames are
+// kept small against the chunk). It is not safe for concurrent use.
 type FrameReader struct {
 	r     io.Reader
 	max   int
-	buf   []byte // read buffer
+	buf   []byte // the current chunk
 	start int    // unread data is buf[start:end]
 	end   int
-	small [16]byte
+	// shared is set when a body handed out aliases buf: its bytes before end are not to be
+	// overwritten (the reader moves to a new chunk instead of compacting).
+	shared bool
 }
+
+const (
+	// chunkSize is the size of the reader's chunks.
+	chunkSize = 256 << 10
+	// minRead is the least room the reader leaves for a read.
+	minRead = 16 << 10
+	// maxInPlace is the largest frame handed out in place.
+	maxInPlace = chunkSize / 8
+)
 
 // NewFrameReader returns a FrameReader refusing frames over maxFrame bytes (0: DefaultMaxFrame).
 func NewFrameReader(r io.Reader, maxFrame int) *FrameReader {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
 	}
-	return &FrameReader{r: r, max: maxFrame, buf: make([]byte, 64<<10)}
+	return &FrameReader{r: r, max: maxFrame, buf: make([]byte, chunkSize)}
 }
 
-// fill reads more data into the buffer, compacting it first. It returns io.EOF only when no
-// data at all is buffered.
+// room makes buf hold at least n bytes from start: it moves the unread data to the front of
+// buf, or to a new chunk when buf is too small or shared.
+func (r *FrameReader) room(n int) {
+	if len(r.buf)-r.start >= n {
+		return
+	}
+	if !r.shared && len(r.buf) >= n {
+		r.end = copy(r.buf, r.buf[r.start:r.end])
+		r.start = 0
+		return
+	}
+	nb := make([]byte, max(chunkSize, n))
+	r.end = copy(nb, r.buf[r.start:r.end])
+	r.start, r.buf, r.shared = 0, nb, false
+}
+
+// fill reads more data into the buffer (at least one byte, or the read's error).
 func (r *FrameReader) fill() error {
-	if r.start > 0 {
-		n := copy(r.buf, r.buf[r.start:r.end])
-		r.start, r.end = 0, n
+	if len(r.buf)-r.end < minRead {
+		r.room(r.end - r.start + minRead)
 	}
 	for {
 		n, err := r.r.Read(r.buf[r.end:])
@@ -109,18 +138,29 @@ func (r *FrameReader) body() ([]byte, error) {
 	if l > uint64(r.max) {
 		return nil, fmt.Errorf("%w: %d bytes > max %d", ErrFrameTooLarge, l, r.max)
 	}
-	var body []byte
-	if l <= uint64(len(r.small)) {
-		body = r.small[:l]
-	} else {
-		body = make([]byte, l)
+	n := int(l)
+	if n > maxInPlace {
+		// A large frame gets a body of its own, read straight into it.
+		body := make([]byte, n)
+		if err := r.readFull(body); err != nil {
+			return nil, err
+		}
+		return body, nil
 	}
-	if err := r.readFull(body); err != nil {
-		return nil, err
+	r.room(n)
+	for r.end-r.start < n {
+		if err := r.fill(); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
 	}
-	if len(body) <= len(r.small) && FrameType(body[0]) != FrameCredit {
-		// Decoded records alias their body, so only credit frames may use the scratch buffer.
-		body = append([]byte(nil), body...)
+	body := r.buf[r.start : r.start+n : r.start+n]
+	r.start += n
+	switch FrameType(body[0]) {
+	case FrameBatch, FrameResults:
+		r.shared = true // decoded records alias the body
 	}
 	return body, nil
 }
@@ -165,6 +205,16 @@ func (d *decoder) fail(format string, args ...any) {
 }
 
 func (d *decoder) uvarint(what string) uint64 {
+	// Fast path, inlined: a one-byte varint (the common case for every counter a record has).
+	if d.pos < len(d.b) && d.b[d.pos] < 0x80 && d.err == nil {
+		v := uint64(d.b[d.pos])
+		d.pos++
+		return v
+	}
+	return d.uvarintSlow(what)
+}
+
+func (d *decoder) uvarintSlow(what string) uint64 {
 	if d.err != nil {
 		return 0
 	}
@@ -201,6 +251,18 @@ func (d *decoder) count(what string, min int) int {
 }
 
 func (d *decoder) bytes(what string) []byte {
+	// Fast path: a one-byte length that fits in what remains.
+	if p := d.pos; p < len(d.b) && d.b[p] < 0x80 && d.err == nil {
+		end := p + 1 + int(d.b[p])
+		if end <= len(d.b) {
+			d.pos = end
+			return d.b[p+1 : end : end]
+		}
+	}
+	return d.bytesSlow(what)
+}
+
+func (d *decoder) bytesSlow(what string) []byte {
 	if d.err != nil {
 		return nil
 	}
@@ -232,7 +294,86 @@ func (d *decoder) str(what string) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
+// uv decodes the varint at b[p:], returning it and the position after it, or p < 0 when it
+// does not decode.
+func uv(b []byte, p int) (uint64, int) {
+	if uint(p) < uint(len(b)) {
+		if c := b[p]; c < 0x80 {
+			return uint64(c), p + 1
+		}
+	}
+	return uvSlow(b, p)
+}
+
+func uvSlow(b []byte, p int) (uint64, int) {
+	if p >= len(b) {
+		return 0, -1
+	}
+	v, n := binary.Uvarint(b[p:])
+	if n <= 0 {
+		return 0, -1
+	}
+	return v, p + n
+}
+
+// recordFast decodes a well-formed record without meta in one pass over local variables. It
+// changes nothing and returns false for anything else (a malformed record, meta), which
+// record then decodes, or refuses with the precise reason, field by field.
+func (d *decoder) recordFast(r *Record) bool {
+	return d.recordFastTo(&r.Record, &r.Seq, &r.Sub, &r.Weight, &r.Attempt, &r.Flag)
+}
+
+// recordFastTo is recordFast writing the fields where the caller keeps them.
+func (d *decoder) recordFastTo(rec *troupe.Record, seqTo, subTo, weightTo *uint64, attemptTo *uint32, flagTo *Flag) bool {
+	b, p := d.b, d.pos
+	var seq, sub, weight, attempt, flag, kl, pl, nmeta uint64
+	if seq, p = uv(b, p); p < 0 {
+		return false
+	}
+	if sub, p = uv(b, p); p < 0 {
+		return false
+	}
+	if weight, p = uv(b, p); p < 0 {
+		return false
+	}
+	if attempt, p = uv(b, p); p < 0 || attempt > math.MaxUint32 {
+		return false
+	}
+	if flag, p = uv(b, p); p < 0 || flag > math.MaxInt32 {
+		return false
+	}
+	if kl, p = uv(b, p); p < 0 || kl > uint64(len(b)-p) {
+		return false
+	}
+	ks := p
+	p += int(kl)
+	if pl, p = uv(b, p); p < 0 || pl > uint64(len(b)-p) {
+		return false
+	}
+	ps := p
+	p += int(pl)
+	if nmeta, p = uv(b, p); p < 0 || nmeta != 0 {
+		return false
+	}
+	*seqTo, *subTo, *weightTo, *attemptTo, *flagTo = seq, sub, weight, uint32(attempt), Flag(flag)
+	var key string
+	var payload []byte
+	if kl > 0 {
+		key = unsafe.String(&b[ks], int(kl))
+	}
+	if pl > 0 {
+		e := ps + int(pl)
+		payload = b[ps:e:e]
+	}
+	*rec = troupe.Record{Key: key, Payload: payload}
+	d.pos = p
+	return true
+}
+
 func (d *decoder) record(r *Record) {
+	if d.err == nil && d.recordFast(r) {
+		return
+	}
 	r.Seq = d.uvarint("seq")
 	r.Sub = d.uvarint("sub")
 	r.Weight = d.uvarint("weight")
@@ -243,6 +384,7 @@ func (d *decoder) record(r *Record) {
 	}
 	r.Flag = Flag(flag)
 	r.Key = d.str("key")
+	r.Payload, r.Meta = nil, nil
 	if p := d.bytes("payload"); len(p) > 0 {
 		r.Payload = p
 	}
@@ -391,11 +533,15 @@ func (r *FrameReader) NextView(rv *ResultsView) (Frame, error) {
 		rv.Outputs = make([]troupe.Record, n)
 		rv.Ident = slices.Grow(rv.Ident, n)[:n]
 		var w Record
+		var attempt uint32
 		for i := 0; i < n && d.err == nil; i++ {
+			id := &rv.Ident[i]
+			if d.err == nil && d.recordFastTo(&rv.Outputs[i], &id.Seq, &id.Sub, &id.Weight, &attempt, &id.Flag) {
+				continue // decoded in place: no copy of the record
+			}
 			d.record(&w)
 			rv.Outputs[i] = w.Record
-			rv.Ident[i] = Identity{Seq: w.Seq, Sub: w.Sub, Weight: w.Weight, Flag: w.Flag}
-			w = Record{}
+			*id = Identity{Seq: w.Seq, Sub: w.Sub, Weight: w.Weight, Flag: w.Flag}
 		}
 	}
 	if n := d.count("error count", minErrorSize); n > 0 {
@@ -425,13 +571,24 @@ func (r *FrameReader) NextView(rv *ResultsView) (Frame, error) {
 type RecordBuffers struct {
 	Slab []Record
 	Ptrs []*Record
+	// used is how many records of Slab (from the start) may reference a frame body: those of
+	// the last frame decoded into it. bodyLen is that body's length.
+	used, bodyLen int
 }
 
-// Reset drops the references the buffers hold (to frame bodies, payloads, meta), so that they
-// can be reused without keeping a frame alive.
+// keepBodyBytes is the largest frame body a reset RecordBuffers may keep referenced: clearing
+// the records of a small frame costs more (a store with a write barrier per field while the GC
+// marks) than keeping its body alive until the buffers are reused.
+const keepBodyBytes = 64 << 10
+
+// Reset makes the buffers ready for reuse. The records of a large frame are cleared, so that
+// pooled buffers do not keep its body alive; those of a small one stay until NextBatch
+// overwrites or clears them.
 func (rb *RecordBuffers) Reset() {
-	clear(rb.Slab)
-	clear(rb.Ptrs)
+	if rb.bodyLen > keepBodyBytes {
+		clear(rb.Slab[:rb.used])
+		rb.used, rb.bodyLen = 0, 0
+	}
 	rb.Slab, rb.Ptrs = rb.Slab[:0], rb.Ptrs[:0]
 }
 
@@ -450,12 +607,27 @@ func (r *FrameReader) NextBatch(rb *RecordBuffers) (Frame, error) {
 	f.BatchID = d.uvarint("batch id")
 	n := d.count("record count", minRecordSize)
 	if n > 0 {
-		rb.Slab = slices.Grow(rb.Slab[:0], n)[:n]
-		rb.Ptrs = slices.Grow(rb.Ptrs[:0], n)[:n]
+		if cap(rb.Slab) < n || cap(rb.Ptrs) < n {
+			// Fresh storage: every pointer is set once here, not per frame.
+			rb.Slab = make([]Record, n, max(n, 2*cap(rb.Slab)))
+			all := rb.Slab[:cap(rb.Slab)]
+			rb.Ptrs = make([]*Record, len(all))
+			for i := range all {
+				rb.Ptrs[i] = &all[i]
+			}
+			rb.used = 0
+		}
+		rb.Slab, rb.Ptrs = rb.Slab[:n], rb.Ptrs[:n]
+		if rb.used > n {
+			clear(rb.Slab[n:rb.used]) // records of an older frame: do not keep its body alive
+		}
+		rb.used, rb.bodyLen = n, len(body)
 		for i := range rb.Slab {
-			rb.Slab[i] = Record{}
-			rb.Ptrs[i] = &rb.Slab[i]
-			d.record(rb.Ptrs[i])
+			r := &rb.Slab[i]
+			if rb.Ptrs[i] != r { // only if a caller changed it: a store costs a write barrier
+				rb.Ptrs[i] = r
+			}
+			d.record(r) // sets every field
 			if d.err != nil {
 				break
 			}

@@ -151,3 +151,83 @@ func TestNextBatchMatchesNext(t *testing.T) {
 		t.Fatalf("a record count the body cannot hold: %v, want ErrMalformedFrame", err)
 	}
 }
+
+// TestAppendResultsEncodedMatchesAppendResults checks that a plugin's encoder (outputs encoded
+// one by one, then framed) writes the bytes AppendResults writes for the same outcomes.
+func TestAppendResultsEncodedMatchesAppendResults(t *testing.T) {
+	type input struct {
+		seq, sub, weight uint64
+		outs             []troupe.Record
+	}
+	inputs := []input{
+		{seq: 5, outs: []troupe.Record{{Key: "a", Payload: []byte("HI")}}},
+		{seq: 6},
+		{seq: 300, sub: 9, weight: 2, outs: []troupe.Record{
+			{Key: "k", Payload: make([]byte, 200), Meta: map[string]string{"m": "v"}},
+			{Key: "", Payload: nil},
+		}},
+		{seq: 301},
+	}
+	counts := make([]uint32, 200) // enough counts for a multi-byte count varint
+	counts[0], counts[2] = 1, 2
+	var outs []*Record
+	var enc []byte
+	for _, in := range inputs {
+		for k := range in.outs {
+			outs = append(outs, &Record{Record: in.outs[k], Seq: in.seq, Sub: in.sub, Weight: in.weight})
+			enc = AppendOutput(enc, &in.outs[k], in.seq, in.sub, in.weight, FlagData)
+		}
+	}
+	errs := []RecordError{{Index: 1, Message: "bad"}, {Index: 150, Message: ""}}
+	want, err := AppendResults([]byte("x"), 0, &Results{Counts: counts, Outputs: outs, Errors: []*RecordError{&errs[0], &errs[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := AppendResultsEncoded([]byte("x"), 0, counts, len(outs), enc, errs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("AppendResultsEncoded:\n%x\nAppendResults:\n%x", got, want)
+	}
+	if _, err := AppendResultsEncoded(nil, 100, counts, len(outs), enc, errs); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("a results frame over max frame: %v, want ErrFrameTooLarge", err)
+	}
+}
+
+// TestNextBatchReusesBuffers decodes frames of different sizes into the same buffers: each
+// frame's records are right, and no record of an older frame stays referenced.
+func TestNextBatchReusesBuffers(t *testing.T) {
+	var data []byte
+	sizes := []int{3, 300, 2, 1, 600, 5}
+	for f, n := range sizes {
+		recs := make([]*Record, n)
+		for i := range recs {
+			recs[i] = &Record{Record: troupe.Record{Key: "k", Payload: []byte{byte(f), byte(i)}}, Seq: uint64(i + 1)}
+		}
+		data, _ = AppendBatch(data, 0, uint64(f+1), recs)
+	}
+	r := NewFrameReader(bytes.NewReader(data), 0)
+	var rb RecordBuffers
+	for f, n := range sizes {
+		fr, err := r.NextBatch(&rb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fr.Records) != n {
+			t.Fatalf("frame %d: %d records, want %d", f, len(fr.Records), n)
+		}
+		for i, rec := range fr.Records {
+			if rec != &rb.Slab[i] || rec.Seq != uint64(i+1) || !bytes.Equal(rec.Payload, []byte{byte(f), byte(i)}) {
+				t.Fatalf("frame %d record %d: %+v", f, i, rec)
+			}
+		}
+		for i, rec := range rb.Slab[n:cap(rb.Slab)] {
+			if rec.Payload != nil || rec.Key != "" {
+				t.Fatalf("frame %d: record %d past the frame still references a body", f, n+i)
+			}
+		}
+		fr.Records[0] = nil // a caller may overwrite its records' pointers
+		rb.Reset()
+	}
+}

@@ -81,7 +81,7 @@ import (
 //   - Dir: the working directory; "" = inherit.
 //   - Limits: enforced by the watchdog (see Limits).
 //   - MaxFrame: max data frame bytes; 0 = 64 MiB.
-//   - Credits: records the host asks to have in flight per process; 0 = 1024 (the stage's
+//   - Credits: records the host asks to have in flight per process; 0 = 8192 (the stage's
 //     Credits bound it too).
 //   - Logger: plugin output goes here line by line (level info) with attrs stage, worker, pid,
 //     stream; the host's own lines about a process carry stage, worker and pid (worker "spare"

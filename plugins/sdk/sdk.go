@@ -34,6 +34,18 @@
 // the host redelivers every record the process held, counts a failed attempt against the oldest
 // with the exit reason and the last stderr lines, and starts a new process.
 //
+// # Throughput
+//
+// Records arrive a batch frame at a time, as many as the host's credits allow. A batch's records
+// are decoded as views of the frame (their keys and payloads alias it, or the 256 KiB read
+// buffer it arrived in: no allocation per record; keep a copy, not the slice, of anything you
+// hold on to for long), each record's outputs are encoded as soon as Process returns them, and
+// the outcomes go back in one results frame, with the credit they return, when no further batch
+// is waiting (or every 2 ms, or every 256 KiB). For small records the per-call cost matters:
+// Stage.ProcessBatch takes a whole batch per call (its outputs may be sub-slices of recs, with no
+// allocation per record), and Stage.Concurrency spreads a batch over several goroutines for
+// CPU-bound work.
+//
 // # Logging
 //
 // Write logs with package log or log/slog's default logger (both write to the process's real

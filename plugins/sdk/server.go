@@ -50,7 +50,6 @@ type server struct {
 	// cctx; the processing loop updates it before each call.
 	info callctx.Info
 	cctx context.Context
-	outs []*ipc.Record   // process's scratch: the outputs of the record last processed
 	in   []troupe.Record // processBatch's scratch: the records passed to ProcessBatch
 
 	stopping atomic.Bool
@@ -212,18 +211,26 @@ func (s *server) readLoop(conn net.Conn, maxFrame, credits int, queue chan<- *ip
 // recordBuffers recycles the storage of the records of batch frames (ipc.RecordBuffers).
 var recordBuffers = sync.Pool{New: func() any { return new(ipc.RecordBuffers) }}
 
-// pending accumulates outcomes until they are flushed as one results frame.
+// pending accumulates outcomes until they are flushed as one results frame. Outputs are encoded
+// as soon as a record is processed (ipc.AppendOutput), so the frame keeps no reference to the
+// records or to the batch they came in, and nothing is encoded twice.
 type pending struct {
-	res   ipc.Results
-	errs  []ipc.RecordError
+	counts []uint32
+	outs   []byte // the outputs, encoded back to back
+	nOuts  int
+	errs   []ipc.RecordError
+	// size bounds the frame's body: the outputs, the messages and 5 bytes per count and error.
 	size  int
-	first time.Time
+	carry []byte // scratch: a record's outputs moved to the next frame
 }
 
 func (p *pending) reset() {
-	clear(p.res.Outputs) // drop references to records already sent
-	p.res.Counts, p.res.Outputs, p.res.Errors, p.errs = p.res.Counts[:0], p.res.Outputs[:0], p.res.Errors[:0], p.errs[:0]
-	p.size = 0
+	clear(p.errs) // drop the messages
+	p.counts, p.outs, p.errs = p.counts[:0], p.outs[:0], p.errs[:0]
+	p.nOuts, p.size = 0, 0
+	if cap(p.outs) > 4*flushBytes { // do not pin a huge buffer after one big frame
+		p.outs = nil
+	}
 }
 
 // processLoop runs the stage on each queued batch and streams the outcomes back. A results
@@ -234,85 +241,92 @@ func (p *pending) reset() {
 // a timer raising a flag, not by reading the clock per record.
 func (s *server) processLoop(conn net.Conn, maxFrame int, queue <-chan *ipc.RecordBuffers) {
 	defer close(s.loopDone)
-	w := ipc.NewFrameWriter(conn, maxFrame)
-	w.HighWater = 2 * flushBytes
+	// A results frame goes out as its head, its outputs (as encoded) and its tail with the
+	// credit frame, in one writev: the outputs are not copied again.
+	var head, tail []byte
 	var p pending
 	budget := maxFrame - 64 // room for the frame's own counters
 	var due atomic.Bool     // the oldest pending outcome is flushDelay old
-	// done holds the buffers of the batches processed since the last flush: their wire records
-	// carry outputs (the 1:1 case) until the results frame is written.
-	var done []*ipc.RecordBuffers
 	timer := time.AfterFunc(time.Hour, func() { due.Store(true) })
 	timer.Stop()
 	defer timer.Stop()
 	flush := func() {
-		n := len(p.res.Counts)
+		n := len(p.counts)
 		if n == 0 {
 			return
 		}
 		timer.Stop()
 		due.Store(false)
-		for i := range p.errs {
-			p.res.Errors = append(p.res.Errors, &p.errs[i])
-		}
 		// Account for the records before the host can see the credit and send more.
 		s.inFlight.Add(-int64(n))
 		s.processed.Add(uint64(n))
-		err := w.WriteResults(&p.res)
+		var err error
+		head, err = ipc.AppendResultsHead(head[:0], maxFrame, p.counts, p.nOuts, len(p.outs), p.errs)
 		if err == nil {
-			err = w.WriteCredit(uint32(n))
+			tail = ipc.AppendResultsTail(tail[:0], p.errs)
+			tail = ipc.AppendCredit(tail, uint32(n))
+			bufs := net.Buffers{head, p.outs, tail}
+			_, err = bufs.WriteTo(conn)
 		}
-		if err == nil {
-			err = w.Flush()
+		if cap(tail) > 64<<10 { // error messages: do not keep a large buffer
+			tail = nil
 		}
 		if err != nil && !s.stopping.Load() {
 			s.fatal("sending results: %v; exiting", err)
 		}
 		p.reset()
-		// The batches fully reported are no longer referenced: their buffers are reused.
-		for _, rb := range done {
-			rb.Reset()
-			recordBuffers.Put(rb)
-		}
-		clear(done)
-		done = done[:0]
 	}
 	defer flush()
-	// add appends one record's outcome to the pending frame.
-	add := func(outs []*ipc.Record, err error) {
-		size := 0
-		for _, o := range outs {
-			size += ipc.RecordFrameSize(o) + 1
-		}
-		if err == nil && size > budget {
-			err = fmt.Errorf("the record's %d outputs take %d bytes, over the max frame of %d bytes", len(outs), size, maxFrame)
-		}
-		if err == nil && p.size+size > budget {
-			flush()
-		}
-		if err != nil {
-			msg := err.Error()
-			if p.size+len(msg) > budget {
-				flush()
-			}
-			if len(msg) > budget/2 {
-				msg = msg[:budget/2]
-			}
-			if len(p.res.Counts) == 0 {
-				timer.Reset(flushDelay)
-			}
-			p.errs = append(p.errs, ipc.RecordError{Index: uint32(len(p.res.Counts)), Message: msg})
-			p.res.Counts = append(p.res.Counts, 0)
-			p.size += len(msg) + 8
-			return
-		}
-		if len(p.res.Counts) == 0 {
+	// add appends the outcome of rec to the pending frame: its outputs (with rec's identity on
+	// the wire) or its error.
+	add := func(rec *ipc.Record, outs []troupe.Record, err error) {
+		if len(p.counts) == 0 {
 			timer.Reset(flushDelay)
 		}
-		p.res.Counts = append(p.res.Counts, uint32(len(outs)))
-		p.res.Outputs = append(p.res.Outputs, outs...)
-		p.size += size + 2
+		if err == nil && len(outs) > 0 {
+			mark := len(p.outs)
+			for k := range outs {
+				p.outs = ipc.AppendOutput(p.outs, &outs[k], rec.Seq, rec.Sub, rec.Weight, rec.Flag)
+			}
+			size := len(p.outs) - mark + 5*len(outs) + 5
+			switch {
+			case size > budget:
+				p.outs = p.outs[:mark]
+				err = fmt.Errorf("the record's %d outputs take %d bytes, over the max frame of %d bytes", len(outs), size, maxFrame)
+			case p.size+size > budget:
+				// The frame would be too large: send the records before this one, and start the
+				// next frame with this one's outputs.
+				p.carry = append(p.carry[:0], p.outs[mark:]...)
+				p.outs = p.outs[:mark]
+				flush()
+				timer.Reset(flushDelay)
+				p.outs = append(p.outs, p.carry...)
+				fallthrough
+			default:
+				p.counts = append(p.counts, uint32(len(outs)))
+				p.nOuts += len(outs)
+				p.size += size
+				return
+			}
+		}
+		if err == nil { // filtered out
+			p.counts = append(p.counts, 0)
+			p.size += 5
+			return
+		}
+		msg := err.Error()
+		if len(msg) > budget/2 {
+			msg = msg[:budget/2]
+		}
+		if p.size+len(msg)+10 > budget {
+			flush()
+			timer.Reset(flushDelay)
+		}
+		p.errs = append(p.errs, ipc.RecordError{Index: uint32(len(p.counts)), Message: msg})
+		p.counts = append(p.counts, 0)
+		p.size += len(msg) + 15
 	}
+	full := func() bool { return p.size >= flushBytes || len(p.counts) == math.MaxUint16 }
 	batched := s.stage.ProcessBatch != nil || s.stage.Concurrency > 1
 	for {
 		var rb *ipc.RecordBuffers
@@ -323,50 +337,49 @@ func (s *server) processLoop(conn net.Conn, maxFrame int, queue <-chan *ipc.Reco
 		}
 		recs := rb.Ptrs
 		if batched {
-			outs, errs := s.processBatch(recs)
+			outs, errs := s.processBatch(recs) // either may be nil
 			if s.ctx.Err() != nil {
 				return
 			}
 			for i, rec := range recs {
-				o, err := s.wrap(rec, outs[i], errs[i])
-				add(o, err)
-				recs[i] = nil
-				if p.size >= flushBytes || len(p.res.Counts) == math.MaxUint16 {
+				var o []troupe.Record
+				var err error
+				if outs != nil {
+					o = outs[i]
+				}
+				if errs != nil {
+					err = errs[i]
+				}
+				add(rec, o, err)
+				if full() {
 					flush()
 				}
 			}
-			done = append(done, rb)
-			if len(queue) == 0 || due.Load() {
-				flush()
+		} else {
+			for _, rec := range recs {
+				if s.ctx.Err() != nil {
+					return
+				}
+				outs, err := s.process(rec)
+				add(rec, outs, err)
+				if full() || due.Load() {
+					flush()
+				}
 			}
-			continue
 		}
-		for i, rec := range recs {
-			if s.ctx.Err() != nil {
-				return
-			}
-			o, err := s.process(rec)
-			recs[i] = nil // the frame's records are not needed once processed
-			add(o, err)
-			last := i == len(recs)-1
-			if last {
-				done = append(done, rb)
-			}
-			if (last && len(queue) == 0) || p.size >= flushBytes || len(p.res.Counts) == math.MaxUint16 ||
-				due.Load() {
-				flush()
-			}
+		// Every outcome of the batch is encoded: its records are no longer referenced.
+		rb.Reset()
+		recordBuffers.Put(rb)
+		if len(queue) == 0 || due.Load() {
+			flush()
 		}
 	}
 }
 
-// process runs Process on one record, turning a panic into that record's error. The outputs go
-// on the wire with their input's identity (seq, sub, weight, flag), set here: Process sees and
-// returns plain records.
-func (s *server) process(rec *ipc.Record) (outs []*ipc.Record, err error) {
+// process runs Process on one record, turning a panic into that record's error.
+func (s *server) process(rec *ipc.Record) ([]troupe.Record, error) {
 	s.info.Attempt = int(rec.Attempt) + 1
-	recs, err := s.call(s.cctx, rec)
-	return s.wrap(rec, recs, err)
+	return s.call(s.cctx, rec)
 }
 
 // call runs Process on rec with ctx, turning a panic into the record's error.
@@ -380,35 +393,12 @@ func (s *server) call(ctx context.Context, rec *ipc.Record) (outs []troupe.Recor
 	return s.stage.Process(ctx, rec.Record)
 }
 
-// wrap gives the outputs of rec their input's identity on the wire. The result is valid until
-// the next call: the caller copies the pointers into its frame.
-func (s *server) wrap(rec *ipc.Record, recs []troupe.Record, err error) ([]*ipc.Record, error) {
-	if err != nil || len(recs) == 0 {
-		return nil, err
-	}
-	s.outs = s.outs[:0]
-	if len(recs) == 1 {
-		// The common 1:1 case costs no allocation: the input's wire record, which the SDK owns
-		// and no longer needs, carries the output.
-		rec.Record, rec.Attempt = recs[0], 0
-		return append(s.outs, rec), nil
-	}
-	slab := make([]ipc.Record, len(recs))
-	for i, o := range recs {
-		slab[i] = ipc.Record{Record: o, Seq: rec.Seq, Sub: rec.Sub, Weight: rec.Weight, Flag: rec.Flag}
-		s.outs = append(s.outs, &slab[i])
-	}
-	return s.outs, nil
-}
-
 // processBatch runs the stage on a whole batch: ProcessBatch on it (split into Concurrency
 // parts run at once), or Process on each record from Concurrency goroutines. It returns each
-// record's outputs and error, by index.
+// record's outputs and error, by index; either slice may be nil (no outputs, no errors).
 func (s *server) processBatch(recs []*ipc.Record) ([][]troupe.Record, []error) {
 	n := len(recs)
 	workers := min(max(s.stage.Concurrency, 1), n)
-	outs := make([][]troupe.Record, n)
-	errs := make([]error, n)
 	if s.stage.ProcessBatch != nil {
 		// The records passed are a scratch slice, reused for the next batch (ProcessBatch's
 		// doc says so): the outcomes are consumed before that.
@@ -421,6 +411,7 @@ func (s *server) processBatch(recs []*ipc.Record) ([][]troupe.Record, []error) {
 		if workers <= 1 {
 			return s.callBatch(in, recs)
 		}
+		outs, errs := make([][]troupe.Record, n), make([]error, n)
 		run := func(lo, hi int) {
 			o, e := s.callBatch(in[lo:hi], recs[lo:hi])
 			copy(outs[lo:hi], o)
@@ -439,6 +430,7 @@ func (s *server) processBatch(recs []*ipc.Record) ([][]troupe.Record, []error) {
 		return outs, errs
 	}
 	// Process from several goroutines, each taking the next record not yet claimed.
+	outs, errs := make([][]troupe.Record, n), make([]error, n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
@@ -482,13 +474,7 @@ func (s *server) callBatch(in []troupe.Record, wire []*ipc.Record) (outs [][]tro
 			errs[i] = err
 		}
 	}
-	if outs == nil {
-		outs = make([][]troupe.Record, len(in))
-	}
-	if errs == nil {
-		errs = make([]error, len(in))
-	}
-	return outs, errs
+	return outs, errs // either may be nil: no outputs, no errors
 }
 
 func callSafely(f func() error) (err error) {

@@ -46,7 +46,7 @@ func (b *Backend) Submit(tasks []troupe.Task) error {
 		}
 		b.batchID++
 		var err error
-		if b.wbuf, err = ipc.AppendTaskBatch(b.wbuf, b.maxFrame, b.batchID, b.nextSeq+1, tasks[start:end]); err != nil {
+		if b.wbuf, err = ipc.AppendTaskBatchSized(b.wbuf, b.maxFrame, b.batchID, b.nextSeq+1, tasks[start:end], size-(end-start)); err != nil {
 			return err
 		}
 		b.smu.Lock()

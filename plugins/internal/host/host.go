@@ -35,9 +35,11 @@ import (
 // Defaults for the zero values of Options and Limits, applied by Options.Resolved.
 const (
 	// DefaultCredits is what the host asks a plugin to grant. It only bounds what the runtime
-	// may have in flight (the stage's own credits bound it too), so it is generous: a small grant
-	// makes the data plane wait for round trips.
-	DefaultCredits        = 1024
+	// may have in flight (the stage's own credits, in records and bytes, bound it too), so it is
+	// generous: a small grant makes the data plane wait for round trips (1024 records of 64 B
+	// are ~0.5 ms at the data plane's rate, less than a round trip through two schedulers on a
+	// busy machine).
+	DefaultCredits        = 8192
 	DefaultStartup        = 10 * time.Second
 	DefaultGrace          = 5 * time.Second
 	DefaultCPUWindow      = 3 * time.Second
