@@ -1,9 +1,6 @@
 package actors
 
 import (
-	"fmt"
-	"runtime/debug"
-
 	"github.com/troupe-dev/troupe"
 )
 
@@ -41,32 +38,19 @@ func (st *stageRun) combine(res *results, sc *combineScratch) {
 	if st.combineFold == nil || res.Combined || len(res.Outputs) == 0 {
 		return
 	}
-	var index map[string]int
+	var index map[string]int32
 	if sc != nil && sc.index != nil {
 		index = sc.index
 		clear(index)
 	} else {
-		index = make(map[string]int, len(res.Outputs)/2)
+		index = make(map[string]int32, len(res.Outputs)/4)
 		if sc != nil {
 			sc.index = index
 		}
 	}
-	parts := make([]troupe.Record, 0, len(res.Outputs)/2)
-	folded := make([]uint32, 0, len(res.Outputs)/2)
-	for _, o := range res.Outputs {
-		i, ok := index[o.Key]
-		if !ok {
-			i = len(parts)
-			index[o.Key] = i
-			parts = append(parts, troupe.Record{Key: o.Key})
-			folded = append(folded, 0)
-		}
-		folded[i]++
-		acc, err := foldSafely(st.combineFold, o.Key, parts[i].Payload, o)
-		if err != nil {
-			return
-		}
-		parts[i].Payload = acc
+	parts, folded, ok := foldAll(st.combineFold, res.Outputs, index)
+	if !ok {
+		return
 	}
 	if sc != nil {
 		clear(res.Outputs) // what it points to is folded: let it go
@@ -75,20 +59,39 @@ func (st *stageRun) combine(res *results, sc *combineScratch) {
 	res.Partials, res.Folded, res.Outputs, res.Combined = parts, folded, nil, true
 }
 
-// combineScratch is what a worker keeps from one combine to the next (see combine).
-type combineScratch struct {
-	index map[string]int
-	spare []troupe.Record
-}
-
-// foldSafely calls a reduce function, turning a panic into an error.
-func foldSafely(f troupe.ReduceFunc, key string, acc []byte, rec troupe.Record) (out []byte, err error) {
+// foldAll folds outs per key with f, into one partial per key in the order the keys first
+// appear, with how many outputs each folds; index is an empty map to keep the keys' places in.
+// It reports false if f failed (returned an error or panicked) on any of them.
+func foldAll(f troupe.ReduceFunc, outs []troupe.Record, index map[string]int32) (parts []troupe.Record, folded []uint32, ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
+			ok = false
 		}
 	}()
-	return f(key, acc, rec)
+	parts = make([]troupe.Record, 0, len(outs)/4)
+	folded = make([]uint32, 0, len(outs)/4)
+	for _, o := range outs {
+		i, seen := index[o.Key]
+		if !seen {
+			i = int32(len(parts))
+			index[o.Key] = i
+			parts = append(parts, troupe.Record{Key: o.Key})
+			folded = append(folded, 0)
+		}
+		folded[i]++
+		acc, err := f(o.Key, parts[i].Payload, o)
+		if err != nil {
+			return nil, nil, false
+		}
+		parts[i].Payload = acc
+	}
+	return parts, folded, true
+}
+
+// combineScratch is what a worker keeps from one combine to the next (see combine).
+type combineScratch struct {
+	index map[string]int32
+	spare []troupe.Record
 }
 
 // combined takes a worker's combined results: like results, but the outputs are partials.

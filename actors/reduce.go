@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
+	"strings"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/troupe-dev/troupe"
@@ -12,8 +13,35 @@ import (
 // reduceState holds a reduce stage's aggregates, by key. It lives in the run, so a restart of
 // the reduce actor keeps them.
 type reduceState struct {
-	acc    map[string][]byte
+	index  map[string]int // where a key's aggregate is in keys and vals
+	keys   []string
+	vals   [][]byte
 	broken bool // a merge failed (see merge): the run is aborting
+}
+
+func newReduceState() *reduceState {
+	return &reduceState{index: map[string]int{}}
+}
+
+// get returns key's aggregate (nil if it has none) and its place, or -1.
+func (rs *reduceState) get(key string) ([]byte, int) {
+	if i, ok := rs.index[key]; ok {
+		return rs.vals[i], i
+	}
+	return nil, -1
+}
+
+// set sets the aggregate at place i (from get), or, for -1, adds key's. A new key is copied:
+// it may be a substring of something much larger (split's keys share their line).
+func (rs *reduceState) set(i int, key string, acc []byte) {
+	if i >= 0 {
+		rs.vals[i] = acc
+		return
+	}
+	key = strings.Clone(key)
+	rs.index[key] = len(rs.keys)
+	rs.keys = append(rs.keys, key)
+	rs.vals = append(rs.vals, acc)
 }
 
 // reducer folds each record into its key's aggregate and, when END arrives (after every record),
@@ -58,12 +86,13 @@ func (a *reducer) Receive(ctx actor.Context) {
 
 func (a *reducer) fold(r *envelope) {
 	a.st.counters.in.Add(1)
-	acc := a.st.reduce.acc
+	rs := a.st.reduce
+	acc, at := rs.get(r.Key)
 	var err error
 	for attempt := 0; attempt < a.st.cfg.Attempts; attempt++ {
 		var next []byte
-		if next, err = a.call(r.Key, acc[r.Key], r); err == nil {
-			acc[r.Key] = next
+		if next, err = a.call(r.Key, acc, r); err == nil {
+			rs.set(at, r.Key, next)
 			a.done = append(a.done, &envelope{Record: troupe.Record{Key: r.Key}, Seq: r.Seq, Sub: r.Sub, Weight: r.Weight, Flag: flagDropped})
 			return
 		}
@@ -83,15 +112,16 @@ func (a *reducer) merge(r *envelope) {
 	if a.st.reduce.broken {
 		return
 	}
-	acc := a.st.reduce.acc
-	next, err := a.combineSafely(r.Key, acc[r.Key], r.Payload)
+	rs := a.st.reduce
+	acc, at := rs.get(r.Key)
+	next, err := a.combineSafely(r.Key, acc, r.Payload)
 	if err != nil {
 		a.st.reduce.broken = true
 		a.st.counters.failed.Add(1)
 		a.run.fail(fmt.Errorf("stage %s: merging partial aggregates of key %q: %w", a.st.cfg.Name, r.Key, err))
 		return
 	}
-	acc[r.Key] = next
+	rs.set(at, r.Key, next)
 }
 
 func (a *reducer) combineSafely(key string, acc, partial []byte) (out []byte, err error) {
@@ -115,18 +145,21 @@ func (a *reducer) call(key string, acc []byte, r *envelope) (out []byte, err err
 }
 
 func (a *reducer) end(end *envelope) {
-	acc := a.st.reduce.acc
-	keys := make([]string, 0, len(acc))
-	for k := range acc {
-		keys = append(keys, k)
+	rs := a.st.reduce
+	order := make([]int, len(rs.keys))
+	for i := range order {
+		order[i] = i
 	}
-	slices.Sort(keys)
-	for j, k := range keys {
+	slices.SortFunc(order, func(i, j int) int { return strings.Compare(rs.keys[i], rs.keys[j]) })
+	// The aggregates' envelopes, in one allocation.
+	slab := make([]envelope, len(order))
+	for j, i := range order {
 		// Aggregates carry no weight: END, which follows them through every later stage as a
 		// barrier, keeps the whole weight of the last source number and completes it at the
 		// collector after all of them have arrived.
-		a.fwd = append(a.fwd, &envelope{Record: troupe.Record{Key: k, Payload: acc[k]}, Seq: end.Seq, Sub: subOf(end.Sub, a.st.index, j)})
+		slab[j] = envelope{Record: troupe.Record{Key: rs.keys[i], Payload: rs.vals[i]}, Seq: end.Seq, Sub: subOf(end.Sub, a.st.index, j)}
+		a.fwd = append(a.fwd, &slab[j])
 	}
-	a.st.counters.out.Add(int64(len(keys)))
+	a.st.counters.out.Add(int64(len(order)))
 	a.fwd = append(a.fwd, end)
 }
