@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"slices"
+
 	"github.com/troupe-dev/troupe"
 )
 
@@ -98,7 +100,12 @@ type combineScratch struct {
 func (d *distributor) combined(s *slot, res *results) {
 	errs := res.Errors
 	now := d.run.now()
-	covered := make([]envelope, 0, len(res.Counts))
+	// The partials' envelopes and the markers, in one allocation.
+	slab := make([]envelope, len(res.Partials), len(res.Partials)+len(res.Counts))
+	for i, p := range res.Partials {
+		slab[i] = envelope{Record: p, Weight: uint64(res.Folded[i]), Flag: flagPartial}
+	}
+	var out int64
 	for i, n := range res.Counts {
 		e, ok := d.outcome(s, i, &errs, now)
 		if !ok {
@@ -108,19 +115,16 @@ func (d *distributor) combined(s *slot, res *results) {
 		if n == 0 {
 			d.drop(in)
 		} else {
-			d.st.counters.out.Add(int64(n))
-			covered = append(covered, envelope{Record: troupe.Record{Key: in.Key}, Seq: in.Seq, Sub: in.Sub, Weight: in.Weight, Flag: flagDropped})
+			out += int64(n)
+			slab = append(slab, envelope{Record: troupe.Record{Key: in.Key}, Seq: in.Seq, Sub: in.Sub, Weight: in.Weight, Flag: flagDropped})
 		}
 		if len(d.faulted) > 0 || len(d.parked) > 0 {
 			d.works()
 		}
 	}
-	parts := make([]envelope, len(res.Partials))
-	for i, p := range res.Partials {
-		parts[i] = envelope{Record: p, Weight: uint64(res.Folded[i]), Flag: flagPartial}
-		d.fwd = append(d.fwd, &parts[i])
-	}
-	for i := range covered {
-		d.fwd = append(d.fwd, &covered[i])
+	d.st.counters.out.Add(out)
+	d.fwd = slices.Grow(d.fwd, len(slab))
+	for i := range slab {
+		d.fwd = append(d.fwd, &slab[i])
 	}
 }

@@ -59,6 +59,9 @@ func (a *reducer) Receive(ctx actor.Context) {
 	case *actor.Started:
 		a.run.resync(ctx)
 	case *batch:
+		if a.done == nil {
+			a.done = make([]*envelope, 0, len(m.Records))
+		}
 		for _, r := range m.Records {
 			switch r.Flag {
 			case flagEnd:

@@ -163,37 +163,41 @@ func splitField(rec troupe.Record, keys string, start, end int, byField bool) tr
 // words are counted first, so that the outputs take one allocation.
 func splitLetters(rec troupe.Record, byField bool) []troupe.Record {
 	p := rec.Payload
-	n, in := 0, false
+	n, prev := 0, uint8(0)
 	for _, c := range p {
-		l := isASCIILetter(c)
-		if l && !in {
-			n++
-		}
-		in = l
+		l := asciiLetter[c]
+		n += int(l &^ prev)
+		prev = l
 	}
 	if n == 0 {
 		return nil
 	}
-	outs := make([]troupe.Record, 0, n)
+	outs := make([]troupe.Record, n)
 	keys := fieldKeys(rec, byField)
-	start := -1
-	for i, c := range p {
-		if isASCIILetter(c) {
-			if start < 0 {
-				start = i
-			}
-		} else if start >= 0 {
-			outs = append(outs, splitField(rec, keys, start, i, byField))
-			start = -1
+	j := 0
+	for i := 0; i < len(p); {
+		for i < len(p) && asciiLetter[p[i]] == 0 {
+			i++
 		}
-	}
-	if start >= 0 {
-		outs = append(outs, splitField(rec, keys, start, len(p), byField))
+		start := i
+		for i < len(p) && asciiLetter[p[i]] != 0 {
+			i++
+		}
+		if i > start {
+			outs[j] = splitField(rec, keys, start, i, byField)
+			j++
+		}
 	}
 	return outs
 }
 
-func isASCIILetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+// asciiLetter is 1 for the ASCII letters, A-Z and a-z.
+var asciiLetter = func() (t [256]uint8) {
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c], t[c+'a'-'A'] = 1, 1
+	}
+	return t
+}()
 
 // GrepOptions are grep's options.
 type GrepOptions struct {
