@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"slices"
@@ -34,11 +36,18 @@ func (rs *reduceState) get(key string) ([]byte, int) {
 // set sets the aggregate at place i (from get), or, for -1, adds key's. A new key is copied:
 // it may be a substring of something much larger (split's keys share their line).
 func (rs *reduceState) set(i int, key string, acc []byte) {
+	if i < 0 {
+		key = strings.Clone(key)
+	}
+	rs.put(i, key, acc)
+}
+
+// put is set for a key that is the reducer's own.
+func (rs *reduceState) put(i int, key string, acc []byte) {
 	if i >= 0 {
 		rs.vals[i] = acc
 		return
 	}
-	key = strings.Clone(key)
 	rs.index[key] = len(rs.keys)
 	rs.keys = append(rs.keys, key)
 	rs.vals = append(rs.vals, acc)
@@ -107,33 +116,58 @@ func (a *reducer) fold(r *envelope) {
 	a.run.send(a.run.collector, &failure{Record: r, Stage: a.st.cfg.Name, Attempts: uint32(a.st.cfg.Attempts), Error: err.Error()})
 }
 
-// merge merges a partial aggregate from a map-side combine into its key's aggregate. Combine
-// failing on aggregates its own stage made is a broken stage: the run aborts, rather than carry
-// on with a count it knows to be wrong.
+// merge merges the partial aggregates of a map-side combine (packed, see packPartials) into
+// their keys' aggregates. Combine failing on aggregates its own stage made is a broken stage:
+// the run aborts, rather than carry on with a count it knows to be wrong.
 func (a *reducer) merge(r *envelope) {
-	a.st.counters.in.Add(int64(r.Weight)) // the records it folds: the stage's In is as without combine
-	if a.st.reduce.broken {
-		return
-	}
+	a.st.counters.in.Add(int64(r.Weight)) // the records they fold: the stage's In is as without combine
 	rs := a.st.reduce
-	acc, at := rs.get(r.Key)
-	next, err := a.combineSafely(r.Key, acc, r.Payload)
-	if err != nil {
-		a.st.reduce.broken = true
-		a.st.counters.failed.Add(1)
-		a.run.fail(fmt.Errorf("stage %s: merging partial aggregates of key %q: %w", a.st.cfg.Name, r.Key, err))
+	if rs.broken {
 		return
 	}
-	rs.set(at, r.Key, next)
+	var key string
+	err := func() (err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
+			}
+		}()
+		for p := r.Payload; len(p) > 0; {
+			k, partial, rest, ok := nextPartial(p)
+			if !ok {
+				key = ""
+				return errors.New("corrupt packed partials")
+			}
+			p = rest
+			acc, at := rs.get(string(k)) // no allocation: a map lookup
+			if at >= 0 {
+				key = rs.keys[at]
+			} else {
+				key = string(k)
+			}
+			next, err := a.st.cfg.Combine(key, acc, partial)
+			if err != nil {
+				return err
+			}
+			if aliases(next, partial) {
+				// The aggregate must not hold on to the message the partial came in.
+				next = bytes.Clone(next)
+			}
+			rs.put(at, key, next)
+		}
+		return nil
+	}()
+	if err != nil {
+		rs.broken = true
+		a.st.counters.failed.Add(1)
+		a.run.fail(fmt.Errorf("stage %s: merging partial aggregates of key %q: %w", a.st.cfg.Name, key, err))
+	}
 }
 
-func (a *reducer) combineSafely(key string, acc, partial []byte) (out []byte, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
-		}
-	}()
-	return a.st.cfg.Combine(key, acc, partial)
+// aliases says whether a and b share their backing array's end: whether a is b or was resliced
+// from it.
+func aliases(a, b []byte) bool {
+	return cap(a) > 0 && cap(b) > 0 && &a[:cap(a)][cap(a)-1] == &b[:cap(b)][cap(b)-1]
 }
 
 // call runs the reduce function, turning a panic into an error: the aggregate of the key is left

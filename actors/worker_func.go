@@ -81,7 +81,7 @@ func (w *funcWorker) process(ctx actor.Context, recs []*envelope) {
 			w.res.Counts = append(w.res.Counts, 0)
 		} else {
 			w.res.Counts = append(w.res.Counts, uint32(len(outs)))
-			w.res.Outputs = append(w.res.Outputs, outs...)
+			w.st.collect(w.res, outs, &w.scratch)
 		}
 		// Reading the clock costs as much as a cheap stage: look every few records.
 		if i%clockEvery == clockEvery-1 && time.Since(w.lastFlush) >= flushEvery {
@@ -97,21 +97,19 @@ const clockEvery = 8
 // maxOutputsRoom bounds the outputs a worker makes room for ahead of a batch (see fanout).
 const maxOutputsRoom = 1 << 14
 
-// newResults makes results with room for n inputs and their outputs at the last fan-out, in
-// the outputs' slice the last combine handed back if it is large enough.
+// newResults makes results with room for n inputs and their outputs at the last fan-out (none
+// when the stage combines: its outputs are folded as they come, see collect).
 func (w *funcWorker) newResults(n int) *results {
 	room := n
 	if w.fanout > 1 {
 		room = max(n, min(n*w.fanout, maxOutputsRoom))
 	}
 	res := &results{Counts: make([]uint32, 0, n)}
-	switch {
-	case cap(w.scratch.spare) >= room:
-		res.Outputs, w.scratch.spare = w.scratch.spare, nil
-	default:
-		if res.Outputs = w.st.takeSpare(room); res.Outputs == nil {
-			res.Outputs = make([]troupe.Record, 0, room)
-		}
+	if w.st.combineFold != nil {
+		return res
+	}
+	if res.Outputs = w.st.takeSpare(room); res.Outputs == nil {
+		res.Outputs = make([]troupe.Record, 0, room)
 	}
 	return res
 }
