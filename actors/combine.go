@@ -77,9 +77,9 @@ func (st *stageRun) collect(res *results, outs []troupe.Record, sc *combineScrat
 // combineScratch is a worker's fold in progress (see collect), and what it reuses from one
 // results to the next.
 type combineScratch struct {
-	active bool // a fold for the current results is under way
-	failed bool // it failed: the outputs go on as they are
-	index  map[string]int32
+	active bool              // a fold for the current results is under way
+	failed bool              // it failed: the outputs go on as they are
+	index  *strIndex         // the partials' keys, numbered as in parts
 	parts  []troupe.Record   // the partial aggregates, by key, in the order keys first came
 	kept   [][]troupe.Record // the outputs folded, for the fallback
 	n      int               // how many outputs were folded
@@ -88,9 +88,9 @@ type combineScratch struct {
 
 func (sc *combineScratch) start() {
 	if sc.index == nil {
-		sc.index = make(map[string]int32, 256)
+		sc.index = newStrIndex(256)
 	} else {
-		clear(sc.index)
+		sc.index.reset()
 	}
 	sc.active, sc.failed, sc.n, sc.size = true, false, 0, 0
 	sc.parts, sc.kept = sc.parts[:0], sc.kept[:0]
@@ -114,10 +114,9 @@ func (sc *combineScratch) fold(f troupe.ReduceFunc, outs []troupe.Record) {
 		}
 	}()
 	for _, o := range outs {
-		i, seen := sc.index[o.Key]
-		if !seen {
-			i = int32(len(sc.parts))
-			sc.index[o.Key] = i
+		i, h := sc.index.find(o.Key)
+		if i < 0 {
+			i = sc.index.add(o.Key, h)
 			sc.parts = append(sc.parts, troupe.Record{Key: o.Key})
 		}
 		acc, err := f(o.Key, sc.parts[i].Payload, o)

@@ -15,41 +15,50 @@ import (
 // reduceState holds a reduce stage's aggregates, by key. It lives in the run, so a restart of
 // the reduce actor keeps them.
 type reduceState struct {
-	index  map[string]int // where a key's aggregate is in keys and vals
-	keys   []string
+	index  *strIndex // the keys, numbered as their aggregates in vals
 	vals   [][]byte
 	broken bool // a merge failed (see merge): the run is aborting
 }
 
 func newReduceState() *reduceState {
-	return &reduceState{index: map[string]int{}}
+	return &reduceState{index: newStrIndex(1024)}
 }
 
-// get returns key's aggregate (nil if it has none) and its place, or -1.
-func (rs *reduceState) get(key string) ([]byte, int) {
-	if i, ok := rs.index[key]; ok {
-		return rs.vals[i], i
+// get returns key's aggregate (nil if it has none) and its place, or -1 and its hash (for set).
+func (rs *reduceState) get(key string) ([]byte, int, uint64) {
+	i, h := rs.index.find(key)
+	if i >= 0 {
+		return rs.vals[i], i, h
 	}
-	return nil, -1
+	return nil, -1, h
 }
 
-// set sets the aggregate at place i (from get), or, for -1, adds key's. A new key is copied:
-// it may be a substring of something much larger (split's keys share their line).
-func (rs *reduceState) set(i int, key string, acc []byte) {
+// getBytes is get for a key given as bytes.
+func (rs *reduceState) getBytes(key []byte) ([]byte, int, uint64) {
+	i, h := rs.index.findBytes(key)
+	if i >= 0 {
+		return rs.vals[i], i, h
+	}
+	return nil, -1, h
+}
+
+// set sets the aggregate at place i (from get), or, for -1, adds key's (h is its hash, from
+// get). A new key is copied: it may be a substring of something much larger (split's keys
+// share their line).
+func (rs *reduceState) set(i int, h uint64, key string, acc []byte) {
 	if i < 0 {
 		key = strings.Clone(key)
 	}
-	rs.put(i, key, acc)
+	rs.put(i, h, key, acc)
 }
 
 // put is set for a key that is the reducer's own.
-func (rs *reduceState) put(i int, key string, acc []byte) {
+func (rs *reduceState) put(i int, h uint64, key string, acc []byte) {
 	if i >= 0 {
 		rs.vals[i] = acc
 		return
 	}
-	rs.index[key] = len(rs.keys)
-	rs.keys = append(rs.keys, key)
+	rs.index.add(key, h)
 	rs.vals = append(rs.vals, acc)
 }
 
@@ -99,12 +108,12 @@ func (a *reducer) Receive(ctx actor.Context) {
 func (a *reducer) fold(r *envelope) {
 	a.st.counters.in.Add(1)
 	rs := a.st.reduce
-	acc, at := rs.get(r.Key)
+	acc, at, h := rs.get(r.Key)
 	var err error
 	for attempt := 0; attempt < a.st.cfg.Attempts; attempt++ {
 		var next []byte
 		if next, err = a.call(r.Key, acc, r); err == nil {
-			rs.set(at, r.Key, next)
+			rs.set(at, h, r.Key, next)
 			a.done = append(a.done, &envelope{Record: troupe.Record{Key: r.Key}, Seq: r.Seq, Sub: r.Sub, Weight: r.Weight, Flag: flagDropped})
 			return
 		}
@@ -139,9 +148,9 @@ func (a *reducer) merge(r *envelope) {
 				return errors.New("corrupt packed partials")
 			}
 			p = rest
-			acc, at := rs.get(string(k)) // no allocation: a map lookup
+			acc, at, h := rs.getBytes(k)
 			if at >= 0 {
-				key = rs.keys[at]
+				key = rs.index.key(at)
 			} else {
 				key = string(k)
 			}
@@ -153,7 +162,7 @@ func (a *reducer) merge(r *envelope) {
 				// The aggregate must not hold on to the message the partial came in.
 				next = bytes.Clone(next)
 			}
-			rs.put(at, key, next)
+			rs.put(at, h, key, next)
 		}
 		return nil
 	}()
@@ -183,18 +192,18 @@ func (a *reducer) call(key string, acc []byte, r *envelope) (out []byte, err err
 
 func (a *reducer) end(end *envelope) {
 	rs := a.st.reduce
-	order := make([]int, len(rs.keys))
+	order := make([]int, rs.index.len())
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortFunc(order, func(i, j int) int { return strings.Compare(rs.keys[i], rs.keys[j]) })
+	slices.SortFunc(order, func(i, j int) int { return strings.Compare(rs.index.key(i), rs.index.key(j)) })
 	// The aggregates' envelopes, in one allocation.
 	slab := make([]envelope, len(order))
 	for j, i := range order {
 		// Aggregates carry no weight: END, which follows them through every later stage as a
 		// barrier, keeps the whole weight of the last source number and completes it at the
 		// collector after all of them have arrived.
-		slab[j] = envelope{Record: troupe.Record{Key: rs.keys[i], Payload: rs.vals[i]}, Seq: end.Seq, Sub: subOf(end.Sub, a.st.index, j)}
+		slab[j] = envelope{Record: troupe.Record{Key: rs.index.key(i), Payload: rs.vals[i]}, Seq: end.Seq, Sub: subOf(end.Sub, a.st.index, j)}
 		a.fwd = append(a.fwd, &slab[j])
 	}
 	a.st.counters.out.Add(int64(len(order)))
