@@ -1,10 +1,13 @@
 package actors
 
 import (
+	"context"
 	"encoding/binary"
+	"fmt"
 	"slices"
 
 	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/internal/callctx"
 )
 
 // A map-side combine: when a reduce stage has a Combine function, the workers of the stage
@@ -53,11 +56,12 @@ func (st *stageRun) combine(res *results, sc *combineScratch) {
 	tmp.finish(res)
 }
 
-// collect adds the outputs of one record to res, as a worker gathers them: when the stage
+// collect adds the outputs of record in to res, as a worker gathers them: when the stage
 // combines, it folds them at once into sc's partials (they are in the cache now, and never
-// copied into res), keeping the slice for the fallback if a later fold fails; combine then
-// hands the partials over.
-func (st *stageRun) collect(res *results, outs []troupe.Record, sc *combineScratch) {
+// copied into res), keeping the slice for the fallback if a later fold fails (or, if they are
+// in the slice lent for them, see lend, the record, to run again then); combine then hands the
+// partials over.
+func (st *stageRun) collect(res *results, in *envelope, outs []troupe.Record, sc *combineScratch) {
 	if st.combineFold == nil || res.Combined {
 		res.Outputs = append(res.Outputs, outs...)
 		return
@@ -70,8 +74,32 @@ func (st *stageRun) collect(res *results, outs []troupe.Record, sc *combineScrat
 			res.Outputs = nil
 		}
 	}
-	sc.keep(outs)
+	if lentEnd := cap(sc.lentPtr); len(outs) > 0 && lentEnd > 0 && &outs[:cap(outs)][cap(outs)-1] == &sc.lentPtr[:lentEnd][lentEnd-1] {
+		// The lent slice (as the call left it, grown perhaps): the next call writes over it.
+		// Keep the record instead.
+		sc.lent = sc.lentPtr[:0]
+		sc.again = append(sc.again, rerun{in: in, at: len(sc.kept)})
+	} else {
+		sc.keep(outs)
+	}
 	sc.fold(st.combineFold, outs)
+}
+
+// lend offers the next call of the stage's Func a slice to build its outputs in (see
+// callctx.Info.Outs), when it combines them at once: builtins then make no slice per record.
+// A Func's outputs there are folded before its next call (see collect); if the fold fails,
+// the records whose outputs were there are run again, without it, for the fallback: only the
+// runtime's own builtins, which always give the same outputs for a record, use it.
+func (st *stageRun) lend(sc *combineScratch, info *callctx.Info, ctx context.Context) {
+	if st.combineFold == nil || sc.noLend {
+		info.Outs = nil
+		return
+	}
+	if sc.lent == nil {
+		sc.lent = make([]troupe.Record, 0, 64)
+	}
+	sc.lentPtr, sc.info, sc.ctx, sc.fn = sc.lent[:0], info, ctx, st.cfg.Func
+	info.Outs = &sc.lentPtr
 }
 
 // combineScratch is a worker's fold in progress (see collect), and what it reuses from one
@@ -83,7 +111,21 @@ type combineScratch struct {
 	parts  []troupe.Record   // the partial aggregates, by key, in the order keys first came
 	kept   [][]troupe.Record // the outputs folded, for the fallback
 	n      int               // how many outputs were folded
-	size   int               // the bytes of the partials' keys and aggregates (see packPartials)
+	// The records whose outputs were in the lent slice (see lend), with where their outputs
+	// go among kept's for the fallback.
+	again []rerun
+
+	lent    []troupe.Record // the slice lent to calls, grown to what they needed
+	lentPtr []troupe.Record // what the call is given (see callctx.Info.Outs)
+	info    *callctx.Info
+	ctx     context.Context
+	fn      troupe.Func
+	noLend  bool // a fallback ran the records again: lend no more (a fold that failed once may again)
+}
+
+type rerun struct {
+	in *envelope
+	at int // how many of kept's slices come before its outputs
 }
 
 func (sc *combineScratch) start() {
@@ -92,8 +134,8 @@ func (sc *combineScratch) start() {
 	} else {
 		sc.index.reset()
 	}
-	sc.active, sc.failed, sc.n, sc.size = true, false, 0, 0
-	sc.parts, sc.kept = sc.parts[:0], sc.kept[:0]
+	sc.active, sc.failed, sc.n = true, false, 0
+	sc.parts, sc.kept, sc.again = sc.parts[:0], sc.kept[:0], sc.again[:0]
 }
 
 func (sc *combineScratch) keep(outs []troupe.Record) {
@@ -134,15 +176,41 @@ func (sc *combineScratch) finish(res *results) {
 	switch {
 	case sc.failed:
 		res.Outputs = make([]troupe.Record, 0, sc.n)
-		for _, outs := range sc.kept {
+		again := sc.again
+		for i, outs := range sc.kept {
+			for len(again) > 0 && again[0].at == i {
+				res.Outputs = append(res.Outputs, sc.runAgain(again[0].in)...)
+				again = again[1:]
+			}
 			res.Outputs = append(res.Outputs, outs...)
+		}
+		for _, r := range again {
+			res.Outputs = append(res.Outputs, sc.runAgain(r.in)...)
+		}
+		if len(res.Outputs) != sc.n {
+			// A builtin that gave other outputs the second time: the counts would not match.
+			panic(fmt.Sprintf("stage %s: a record run again for the fallback of a failed combine gave other outputs", sc.info.Stage))
 		}
 	case sc.n > 0:
 		res.Partials, res.Folded, res.Outputs, res.Combined = packPartials(sc.parts), uint64(sc.n), nil, true
 	}
 	clear(sc.kept) // let go of the outputs
 	clear(sc.parts)
-	sc.active, sc.kept, sc.parts = false, sc.kept[:0], sc.parts[:0]
+	clear(sc.again)
+	sc.active, sc.kept, sc.parts, sc.again = false, sc.kept[:0], sc.parts[:0], sc.again[:0]
+}
+
+// runAgain runs the stage's Func on in again, without a lent slice, for the fallback of a fold
+// that failed (see lend).
+func (sc *combineScratch) runAgain(in *envelope) []troupe.Record {
+	sc.noLend = true
+	sc.info.Outs = nil
+	sc.info.Attempt = int(in.Attempt) + 1
+	outs, err := sc.fn(sc.ctx, userCopy(in))
+	if err != nil {
+		panic(fmt.Sprintf("stage %s: a record run again for the fallback of a failed combine failed: %v", sc.info.Stage, err))
+	}
+	return outs
 }
 
 // packPartials lays partial aggregates out in one buffer, which holds no pointers and takes one

@@ -68,6 +68,7 @@ func (w *funcWorker) process(ctx actor.Context, recs []*envelope) {
 	w.res = w.newResults(len(recs))
 	w.lastFlush = time.Now()
 	for i, r := range recs {
+		w.st.lend(&w.scratch, &w.info, w.cctx)
 		outs, err := w.call(r)
 		if p, ok := err.(*supervisor.PanicError); ok {
 			// The worker dies; the records it held are redelivered and this one is charged.
@@ -81,7 +82,7 @@ func (w *funcWorker) process(ctx actor.Context, recs []*envelope) {
 			w.res.Counts = append(w.res.Counts, 0)
 		} else {
 			w.res.Counts = append(w.res.Counts, uint32(len(outs)))
-			w.st.collect(w.res, outs, &w.scratch)
+			w.st.collect(w.res, r, outs, &w.scratch)
 		}
 		// Reading the clock costs as much as a cheap stage: look every few records.
 		if i%clockEvery == clockEvery-1 && time.Since(w.lastFlush) >= flushEvery {

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/internal/callctx"
 	"github.com/troupe-dev/troupe/internal/schema"
 )
 
@@ -73,21 +75,33 @@ func (o *SplitOptions) Check() error {
 func newSplit(o *SplitOptions) (troupe.Func, error) {
 	sep, byField := []byte(o.Sep), o.KeyFrom == "field"
 	return func(ctx context.Context, rec troupe.Record) ([]troupe.Record, error) {
+		// The runtime may lend a slice to build the outputs in (see callctx.Info.Outs).
+		var lent *[]troupe.Record
+		if info := callctx.From(ctx); info != nil {
+			lent, _ = info.Outs.(*[]troupe.Record)
+		}
+		var outs []troupe.Record
+		if lent != nil {
+			outs = (*lent)[:0]
+		}
 		switch {
 		case o.Letters:
-			return splitLetters(rec, byField), nil
+			outs = splitLetters(outs, rec, byField)
 		case len(sep) == 0:
-			return splitSpace(rec, byField), nil
+			outs = splitSpace(outs, rec, byField)
 		default:
-			return splitSep(rec, sep, byField), nil
+			outs = splitSep(outs, rec, sep, byField)
 		}
+		if lent != nil {
+			*lent = outs // grown, perhaps: the next call starts from it
+		}
+		return outs, nil
 	}, nil
 }
 
 // splitSpace is split at runs of white space (unicode.IsSpace), as bytes.Fields splits.
-func splitSpace(rec troupe.Record, byField bool) []troupe.Record {
+func splitSpace(outs []troupe.Record, rec troupe.Record, byField bool) []troupe.Record {
 	p := rec.Payload
-	var outs []troupe.Record
 	keys := fieldKeys(rec, byField)
 	start := -1
 	for i := 0; i < len(p); {
@@ -116,9 +130,8 @@ func splitSpace(rec troupe.Record, byField bool) []troupe.Record {
 var asciiSpace = [utf8.RuneSelf]bool{'\t': true, '\n': true, '\v': true, '\f': true, '\r': true, ' ': true}
 
 // splitSep is split at each sep, empty fields left out.
-func splitSep(rec troupe.Record, sep []byte, byField bool) []troupe.Record {
+func splitSep(outs []troupe.Record, rec troupe.Record, sep []byte, byField bool) []troupe.Record {
 	p := rec.Payload
-	var outs []troupe.Record
 	keys := fieldKeys(rec, byField)
 	for start := 0; start <= len(p); {
 		end := len(p)
@@ -159,9 +172,10 @@ func splitField(rec troupe.Record, keys string, start, end int, byField bool) tr
 }
 
 // splitLetters is split with letters: one output per run of ASCII letters in the payload, every
-// other byte separating them (bytes of multi-byte UTF-8 characters included, as for tr). The
-// words are counted first, so that the outputs take one allocation.
-func splitLetters(rec troupe.Record, byField bool) []troupe.Record {
+// other byte separating them (bytes of multi-byte UTF-8 characters included, as for tr),
+// appended to outs. The words are counted first, so that the outputs take one allocation at
+// most.
+func splitLetters(outs []troupe.Record, rec troupe.Record, byField bool) []troupe.Record {
 	p := rec.Payload
 	n, prev := 0, uint8(0)
 	for _, c := range p {
@@ -170,11 +184,10 @@ func splitLetters(rec troupe.Record, byField bool) []troupe.Record {
 		prev = l
 	}
 	if n == 0 {
-		return nil
+		return outs
 	}
-	outs := make([]troupe.Record, n)
+	outs = slices.Grow(outs, n)
 	keys := fieldKeys(rec, byField)
-	j := 0
 	for i := 0; i < len(p); {
 		for i < len(p) && asciiLetter[p[i]] == 0 {
 			i++
@@ -184,8 +197,7 @@ func splitLetters(rec troupe.Record, byField bool) []troupe.Record {
 			i++
 		}
 		if i > start {
-			outs[j] = splitField(rec, keys, start, i, byField)
-			j++
+			outs = append(outs, splitField(rec, keys, start, i, byField))
 		}
 	}
 	return outs
