@@ -224,7 +224,9 @@ func lendingSplit(ctx context.Context, r troupe.Record, lent *atomic.Int64) ([]t
 func TestCombineWithALentSlice(t *testing.T) {
 	const n = 5_000
 	var lent atomic.Int64
-	split := func(ctx context.Context, r troupe.Record) ([]troupe.Record, error) { return lendingSplit(ctx, r, &lent) }
+	split := func(ctx context.Context, r troupe.Record) ([]troupe.Record, error) {
+		return lendingSplit(ctx, r, &lent)
+	}
 	sink := &memSink{}
 	p := &troupe.Pipeline{Source: newWordsSource(n), Sink: sink,
 		Stages: []troupe.Stage{{Name: "split", Func: split, Workers: 2}, {Name: "count", Reduce: countFold, Combine: addCounts}}}
