@@ -8,7 +8,6 @@ import (
 	"maps"
 	"math"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -177,17 +176,20 @@ func splitField(rec troupe.Record, keys string, start, end int, byField bool) tr
 // most.
 func splitLetters(outs []troupe.Record, rec troupe.Record, byField bool) []troupe.Record {
 	p := rec.Payload
-	n, prev := 0, uint8(0)
-	for _, c := range p {
-		l := asciiLetter[c]
-		n += int(l &^ prev)
-		prev = l
+	if outs == nil {
+		// A slice of its own: exactly the size it needs. (A lent one grows as it must, once.)
+		n, prev := 0, uint8(0)
+		for _, c := range p {
+			l := asciiLetter[c]
+			n += int(l &^ prev)
+			prev = l
+		}
+		if n == 0 {
+			return nil
+		}
+		outs = make([]troupe.Record, 0, n)
 	}
-	if n == 0 {
-		return outs
-	}
-	outs = slices.Grow(outs, n)
-	keys := fieldKeys(rec, byField)
+	var keys string // made at the first word (see fieldKeys)
 	for i := 0; i < len(p); {
 		for i < len(p) && asciiLetter[p[i]] == 0 {
 			i++
@@ -196,7 +198,15 @@ func splitLetters(outs []troupe.Record, rec troupe.Record, byField bool) []troup
 		for i < len(p) && asciiLetter[p[i]] != 0 {
 			i++
 		}
-		if i > start {
+		if i == start {
+			break
+		}
+		if keys == "" {
+			keys = fieldKeys(rec, byField)
+		}
+		if rec.Meta == nil && byField {
+			outs = append(outs, troupe.Record{Key: keys[start:i], Payload: p[start:i:i]})
+		} else {
 			outs = append(outs, splitField(rec, keys, start, i, byField))
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/internal/callctx"
 )
 
 // apply runs the builtin name with opts on one record.
@@ -332,5 +333,35 @@ func TestCountCarries(t *testing.T) {
 	}
 	if got, err := combine("k", []byte("9999999999999999999"), []byte("8446744073709551616")); err != nil || string(got) != "18446744073709551615" {
 		t.Errorf("combine = %q, %v", got, err)
+	}
+}
+
+// Given a slice to build its outputs in (callctx.Info.Outs), split builds them there, from its
+// start, growing it as needed and leaving it grown for the next call; the outputs are the same.
+func TestSplitUsesALentSlice(t *testing.T) {
+	for _, opts := range []map[string]any{nil, {"letters": true}, {"sep": ","}, {"letters": true, "key_from": "input"}} {
+		f, _, err := build("split", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lent := make([]troupe.Record, 0, 2)
+		ctx := callctx.With(context.Background(), &callctx.Info{Outs: &lent})
+		for _, payload := range []string{"a,b c", "x,y,z w,v u,t,s", "", "q"} {
+			rec := troupe.Record{Key: "k", Payload: []byte(payload)}
+			want, err := f(context.Background(), rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := f(ctx, rec)
+			if err != nil || render(got) != render(want) {
+				t.Fatalf("split %v of %q with a lent slice: %s, %v; want %s", opts, payload, render(got), err, render(want))
+			}
+			if len(got) > 0 && &got[0] != &lent[:1][0] {
+				t.Fatalf("split %v of %q: outputs not in the lent slice", opts, payload)
+			}
+		}
+		if cap(lent) < 4 {
+			t.Fatalf("split %v: the lent slice was not left grown (cap %d)", opts, cap(lent))
+		}
 	}
 }
