@@ -66,6 +66,10 @@ func (st *stageRun) collect(res *results, in *envelope, outs []troupe.Record, sc
 		res.Outputs = append(res.Outputs, outs...)
 		return
 	}
+	st.collectFolding(res, in, outs, sc)
+}
+
+func (st *stageRun) collectFolding(res *results, in *envelope, outs []troupe.Record, sc *combineScratch) {
 	if !sc.active {
 		sc.start()
 		if len(res.Outputs) > 0 { // outputs gathered before: fold them first
@@ -91,7 +95,13 @@ func (st *stageRun) collect(res *results, in *envelope, outs []troupe.Record, sc
 // the records whose outputs were there are run again, without it, for the fallback: only the
 // runtime's own builtins, which always give the same outputs for a record, use it.
 func (st *stageRun) lend(sc *combineScratch, info *callctx.Info, ctx context.Context) {
-	if st.combineFold == nil || sc.noLend {
+	if st.combineFold != nil { // else nothing is ever lent
+		st.lendTo(sc, info, ctx)
+	}
+}
+
+func (st *stageRun) lendTo(sc *combineScratch, info *callctx.Info, ctx context.Context) {
+	if sc.noLend {
 		info.Outs = nil
 		return
 	}
