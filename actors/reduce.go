@@ -33,15 +33,6 @@ func (rs *reduceState) get(key string) ([]byte, int, uint64) {
 	return nil, -1, h
 }
 
-// getBytes is get for a key given as bytes.
-func (rs *reduceState) getBytes(key []byte) ([]byte, int, uint64) {
-	i, h := rs.index.findBytes(key)
-	if i >= 0 {
-		return rs.vals[i], i, h
-	}
-	return nil, -1, h
-}
-
 // set sets the aggregate at place i (from get), or, for -1, adds key's (h is its hash, from
 // get). A new key is copied: it may be a substring of something much larger (split's keys
 // share their line).
@@ -141,28 +132,39 @@ func (a *reducer) merge(r *envelope) {
 				err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
 			}
 		}()
+		// The partials go a group at a time: their keys' places in the index are read for the
+		// whole group first, so that the cache misses of a large index overlap.
+		var ks, ps [mergeGroup][]byte
+		var hs [mergeGroup]uint64
 		for p := r.Payload; len(p) > 0; {
-			k, partial, rest, ok := nextPartial(p)
-			if !ok {
-				key = ""
-				return errors.New("corrupt packed partials")
+			g := 0
+			for ; g < mergeGroup && len(p) > 0; g++ {
+				var ok bool
+				if ks[g], ps[g], p, ok = nextPartial(p); !ok {
+					key = ""
+					return errors.New("corrupt packed partials")
+				}
+				hs[g] = rs.index.hashBytes(ks[g])
 			}
-			p = rest
-			acc, at, h := rs.getBytes(k)
-			if at >= 0 {
-				key = rs.index.key(at)
-			} else {
-				key = string(k)
+			rs.touch(hs[:g])
+			for j := range g {
+				at := rs.index.findHashed(ks[j], hs[j])
+				var acc []byte
+				if at >= 0 {
+					key, acc = rs.index.key(at), rs.vals[at]
+				} else {
+					key = string(ks[j])
+				}
+				next, err := a.st.cfg.Combine(key, acc, ps[j])
+				if err != nil {
+					return err
+				}
+				if aliases(next, ps[j]) {
+					// The aggregate must not hold on to the message the partial came in.
+					next = bytes.Clone(next)
+				}
+				rs.put(at, hs[j], key, next)
 			}
-			next, err := a.st.cfg.Combine(key, acc, partial)
-			if err != nil {
-				return err
-			}
-			if aliases(next, partial) {
-				// The aggregate must not hold on to the message the partial came in.
-				next = bytes.Clone(next)
-			}
-			rs.put(at, h, key, next)
 		}
 		return nil
 	}()
@@ -171,6 +173,32 @@ func (a *reducer) merge(r *envelope) {
 		a.st.counters.failed.Add(1)
 		a.run.fail(fmt.Errorf("stage %s: merging partial aggregates of key %q: %w", a.st.cfg.Name, key, err))
 	}
+}
+
+// mergeGroup is how many partials merge reads the index for at a time.
+const mergeGroup = 16
+
+// touch reads, for keys with hashes hs, their first slots in the index and what those point at
+// (the key, its data, the aggregate), so that the lookups that follow find them in the cache:
+// loads that do not depend on one another overlap. It returns nothing of use.
+//
+//go:noinline
+func (rs *reduceState) touch(hs []uint64) int {
+	t := rs.index
+	mask := uint64(len(t.slots) - 1)
+	sum := 0
+	for _, h := range hs {
+		if s := t.slots[h&mask]; s != 0 {
+			n := int(uint32(s)) - 1
+			if k := t.keys[n]; len(k) > 0 {
+				sum += int(k[0])
+			}
+			if v := rs.vals[n]; len(v) > 0 {
+				sum += int(v[0])
+			}
+		}
+	}
+	return sum
 }
 
 // aliases says whether a and b share their backing array's end: whether a is b or was resliced

@@ -53,20 +53,8 @@ func (t *strIndex) find(key string) (int, uint64) {
 
 // findBytes is find for a key given as bytes, without making it a string.
 func (t *strIndex) findBytes(key []byte) (int, uint64) {
-	h := maphash.Bytes(t.seed, key)
-	tag := uint32(h >> 32)
-	mask := uint64(len(t.slots) - 1)
-	for i := h & mask; ; i = (i + 1) & mask {
-		s := t.slots[i]
-		if s == 0 {
-			return -1, h
-		}
-		if uint32(s>>32) == tag {
-			if n := int(uint32(s)) - 1; t.keys[n] == string(key) {
-				return n, h
-			}
-		}
-	}
+	h := t.hashBytes(key)
+	return t.findHashed(key, h), h
 }
 
 // add numbers key, which find said is absent (returning its hash h), and returns its number.
@@ -99,5 +87,25 @@ func (t *strIndex) grow(n int) {
 	t.slots = make([]uint64, size)
 	for i, k := range t.keys {
 		t.place(maphash.String(t.seed, k), i)
+	}
+}
+
+// hashBytes is the hash find and findBytes use.
+func (t *strIndex) hashBytes(key []byte) uint64 { return maphash.Bytes(t.seed, key) }
+
+// findHashed is findBytes for a key whose hash h is known.
+func (t *strIndex) findHashed(key []byte, h uint64) int {
+	tag := uint32(h >> 32)
+	mask := uint64(len(t.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		s := t.slots[i]
+		if s == 0 {
+			return -1
+		}
+		if uint32(s>>32) == tag {
+			if n := int(uint32(s)) - 1; t.keys[n] == string(key) {
+				return n
+			}
+		}
 	}
 }
