@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/internal/callctx"
 )
 
 // wordsSource hands out n lines of words: line i holds the words w(i%7), w(i%5) and w(i%3), so
@@ -140,37 +141,106 @@ func TestCombineIsExactWhenWorkersDie(t *testing.T) {
 }
 
 // A fold that fails on the worker leaves that batch's records uncombined: the reduce stage folds
-// them itself, with its retries and dead letters, and the other counts are exact.
+// them itself, with its retries and dead letters, and the other counts are exact. So too when
+// the stage builds its outputs in the slice the runtime lends (as builtins do): the records
+// whose outputs were there are run again for the fallback.
 func TestCombineFallsBackWhenTheFoldFails(t *testing.T) {
-	const n = 3_000
-	var calls atomic.Int64
-	fold := func(key string, acc []byte, rec troupe.Record) ([]byte, error) {
-		calls.Add(1)
-		if key == "w6" {
-			return nil, errors.New("w6 is refused")
-		}
-		return countFold(key, acc, rec)
+	for _, lending := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lending=%v", lending), func(t *testing.T) {
+			const n = 3_000
+			var calls, splits, lent atomic.Int64
+			fold := func(key string, acc []byte, rec troupe.Record) ([]byte, error) {
+				calls.Add(1)
+				if key == "w6" {
+					return nil, errors.New("w6 is refused")
+				}
+				return countFold(key, acc, rec)
+			}
+			split := splitWords
+			if lending {
+				split = func(ctx context.Context, r troupe.Record) ([]troupe.Record, error) {
+					splits.Add(1)
+					return lendingSplit(ctx, r, &lent)
+				}
+			}
+			sink, dead := &memSink{}, &memDead{}
+			p := &troupe.Pipeline{Source: newWordsSource(n), Sink: sink, DeadLetters: dead,
+				Stages: []troupe.Stage{{Name: "split", Func: split, Workers: 2}, {Name: "count", Reduce: fold, Combine: addCounts}}}
+			sum, err := Run(context.Background(), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := wantWordCounts(n)
+			w6, _ := strconv.Atoi(want["w6"])
+			delete(want, "w6")
+			if lending {
+				w0, _ := strconv.Atoi(want["w0"])
+				want["w0"] = strconv.Itoa(w0 + 100*(n/10))
+			}
+			if got := sinkCounts(sink); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("counts %v, want %v", got, want)
+			}
+			if int(sum.DeadLetters) != w6 || len(dead.ds) != w6 {
+				t.Fatalf("%d dead letters, want the %d records of w6", sum.DeadLetters, w6)
+			}
+			for _, d := range dead.ds {
+				if d.Key != "w6" || d.Stage != "count" || !strings.Contains(d.Error, "w6 is refused") {
+					t.Fatalf("dead letter %+v, want a w6 of stage count", d)
+				}
+			}
+			if lending && (lent.Load() == 0 || splits.Load() <= n) {
+				t.Fatalf("%d calls of %d records, %d in a lent slice: the lent slice was not used, or no record ran again", splits.Load(), n, lent.Load())
+			}
+		})
 	}
-	sink, dead := &memSink{}, &memDead{}
-	p := &troupe.Pipeline{Source: newWordsSource(n), Sink: sink, DeadLetters: dead,
-		Stages: []troupe.Stage{{Name: "split", Func: splitWords, Workers: 2}, {Name: "count", Reduce: fold, Combine: addCounts}}}
-	sum, err := Run(context.Background(), p)
-	if err != nil {
+}
+
+// lendingSplit is splitWords building its outputs in the slice the runtime lends, if any, as
+// the builtins do (see callctx.Info.Outs); every 10th record has 100 more words, which grow it.
+func lendingSplit(ctx context.Context, r troupe.Record, lent *atomic.Int64) ([]troupe.Record, error) {
+	var out []troupe.Record
+	buf, _ := callctx.From(ctx).Outs.(*[]troupe.Record)
+	if buf != nil {
+		out = (*buf)[:0]
+		lent.Add(1)
+	}
+	words := strings.Fields(string(r.Payload))
+	if k, _ := strconv.Atoi(r.Key); k%10 == 0 {
+		for range 100 {
+			words = append(words, "w0")
+		}
+	}
+	for _, w := range words {
+		out = append(out, troupe.Record{Key: w, Payload: []byte(w)})
+	}
+	if buf != nil {
+		*buf = out
+	}
+	return out, nil
+}
+
+// With a lent slice (see lendingSplit), the counts are exact: outputs folded at once are not
+// overwritten by the next call's.
+func TestCombineWithALentSlice(t *testing.T) {
+	const n = 5_000
+	var lent atomic.Int64
+	split := func(ctx context.Context, r troupe.Record) ([]troupe.Record, error) {
+		return lendingSplit(ctx, r, &lent)
+	}
+	sink := &memSink{}
+	p := &troupe.Pipeline{Source: newWordsSource(n), Sink: sink,
+		Stages: []troupe.Stage{{Name: "split", Func: split, Workers: 2}, {Name: "count", Reduce: countFold, Combine: addCounts}}}
+	if _, err := Run(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
 	want := wantWordCounts(n)
-	w6, _ := strconv.Atoi(want["w6"])
-	delete(want, "w6")
+	w0, _ := strconv.Atoi(want["w0"])
+	want["w0"] = strconv.Itoa(w0 + 100*(n/10))
 	if got := sinkCounts(sink); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("counts %v, want %v", got, want)
 	}
-	if int(sum.DeadLetters) != w6 || len(dead.ds) != w6 {
-		t.Fatalf("%d dead letters, want the %d records of w6", sum.DeadLetters, w6)
-	}
-	for _, d := range dead.ds {
-		if d.Key != "w6" || d.Stage != "count" || !strings.Contains(d.Error, "w6 is refused") {
-			t.Fatalf("dead letter %+v, want a w6 of stage count", d)
-		}
+	if lent.Load() != n {
+		t.Fatalf("%d of %d calls had a lent slice", lent.Load(), n)
 	}
 }
 

@@ -116,6 +116,18 @@
 // context.Canceled), aborted (the tree gave up, a stage was broken, an I/O error, a stop that
 // could not drain; Run's error says why).
 //
+// # Reduce and its map-side combine
+//
+// A reduce stage is one actor; with a Combine, the workers of the stage before it fold each
+// record's outputs per key as soon as the call returns (builtins such as split build them in a
+// slice the worker lends, see callctx.Info.Outs), and report, with the results, the partial
+// aggregates packed in one pointer-free buffer that travels as one envelope, followed by one
+// marker per record carrying its completion weight. The reducer merges the partials (keys are
+// looked up in a flat open-addressing index, without an allocation) before the markers reach
+// the collector, so a record is complete only once what it produced is in the aggregate. A fold
+// that fails sends that results' outputs on one by one (records whose outputs were in the lent
+// slice run again), and the reduce stage retries or dead-letters them by its rules.
+//
 // # Failure of the runtime's own actors
 //
 // The source's window, the collector's books and a reduce stage's aggregates live in the run,

@@ -38,7 +38,7 @@ const (
 	flagData    flag = iota
 	flagEnd          // the end of input: no record follows it (Seq is the number of records read)
 	flagDropped      // a record filtered out by a stage, or consumed by a reduce stage
-	flagPartial      // a partial aggregate of a map-side combine, for a reduce stage: its Weight is how many records it folds (their completion weight travels in DROPPED markers)
+	flagPartial      // the partial aggregates of a map-side combine, for a reduce stage, packed in its Payload (see packPartials): its Weight is how many records they fold (their completion weight travels in DROPPED markers)
 )
 
 // Messages between the runtime's actors. Records travel as *envelope; the types below carry them.
@@ -80,13 +80,14 @@ type (
 	// index, increasing, each with count 0) whose attempt failed.
 	//
 	// Combined results (see combine) carry, instead of Outputs, Partials: the outputs folded per
-	// key for the reduce stage that follows; Counts still say how many outputs each record had.
+	// key for the reduce stage that follows, packed (see packPartials); Counts still say how many
+	// outputs each record had.
 	results struct {
 		Counts   []uint32
 		Outputs  []troupe.Record
 		Errors   []recordError
-		Partials []troupe.Record
-		Folded   []uint32 // how many outputs each partial folds
+		Partials []byte
+		Folded   uint64 // how many outputs the partials fold
 		Combined bool
 		// recs is the work these outcomes finish, handed back once the worker is done with it,
 		// for the distributor's next one (see distributor.spareRecs); nil if not.

@@ -163,7 +163,7 @@ func newRun(p *troupe.Pipeline, parent *Parent) (*run, error) {
 			st.spareCounts = make(chan []uint32, 2*s.Workers+2)
 		}
 		if s.Reduce != nil {
-			st.reduce = &reduceState{acc: map[string][]byte{}}
+			st.reduce = newReduceState()
 		}
 		r.stages = append(r.stages, st)
 		window += s.Workers * s.Credits

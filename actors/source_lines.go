@@ -57,6 +57,40 @@ type linesSource struct {
 	consumed int64
 	raw      int64
 	offsets  map[string]int64
+
+	keys lineKeys
+	recs []troupe.Record // the last Read's slice, for the next
+}
+
+// lineKeys makes the lines' keys, their numbers in decimal, a block of consecutive numbers at a
+// time: one string holds the block's keys, so that a line's key is not an allocation of its own.
+type lineKeys struct {
+	first int64    // the block's first number
+	text  string   // its numbers, one after the other
+	ends  []uint32 // where each ends in text
+	buf   []byte
+}
+
+const lineKeysBlock = 512
+
+// of returns the key of line n; lines are asked for in increasing order.
+func (k *lineKeys) of(n int64) string {
+	i := n - k.first
+	if k.text == "" || i < 0 || i >= int64(len(k.ends)) {
+		k.first, i = n, 0
+		k.ends = k.ends[:0]
+		b := k.buf[:0]
+		for m := n; m < n+lineKeysBlock; m++ {
+			b = strconv.AppendInt(b, m, 10)
+			k.ends = append(k.ends, uint32(len(b)))
+		}
+		k.text, k.buf = string(b), b
+	}
+	start := uint32(0)
+	if i > 0 {
+		start = k.ends[i-1]
+	}
+	return k.text[start:k.ends[i]]
 }
 
 func newLinesSource(name string, file *os.File, r io.Reader) *linesSource {
@@ -343,12 +377,19 @@ func (s *linesSource) Read(ctx context.Context, max int) ([]troupe.Record, error
 		}
 		if ok {
 			if out == nil {
-				// Sized for what max allows but capped, since max is a permission and the input
-				// may be nearly done.
-				out = make([]troupe.Record, 0, min(max, 1024))
+				// The last Read's slice, which the runtime does not keep (see troupe.Source), or
+				// one sized for what max allows but capped, since max is a permission and the
+				// input may be nearly done.
+				if room := min(max, 1024); cap(s.recs) >= room {
+					clear(s.recs[:cap(s.recs)]) // let go of the last Read's payloads
+					out = s.recs[:0]
+				} else {
+					out = make([]troupe.Record, 0, room)
+					s.recs = out
+				}
 			}
 			s.line++
-			out = append(out, troupe.Record{Key: strconv.FormatInt(s.line, 10), Payload: payload})
+			out = append(out, troupe.Record{Key: s.keys.of(s.line), Payload: payload})
 			if len(out) == 1 {
 				s.in.deadline = time.Now().Add(linesLinger)
 			}

@@ -102,6 +102,7 @@ func (w *funcWorker) runBatch(ctx actor.Context, recs []*envelope, b *batchRun) 
 		}
 	}()
 	for ; b.i < len(recs); b.i++ {
+		w.st.lend(&w.scratch, &w.info, w.cctx)
 		outs, err := w.call(recs[b.i])
 		if w.wd.hasFired() {
 			return nil
@@ -111,7 +112,7 @@ func (w *funcWorker) runBatch(ctx actor.Context, recs []*envelope, b *batchRun) 
 			w.res.Counts = append(w.res.Counts, 0)
 		} else {
 			w.res.Counts = append(w.res.Counts, uint32(len(outs)))
-			w.res.Outputs = appendRecords(w.res.Outputs, outs)
+			w.st.collect(w.res, recs[b.i], outs, &w.scratch)
 		}
 		// Reading the clock costs as much as a cheap stage: look after a few records, and then
 		// as often as the time they took says is needed.
@@ -145,21 +146,19 @@ func nextLook(el time.Duration, done int) int {
 // maxOutputsRoom bounds the outputs a worker makes room for ahead of a batch (see fanout).
 const maxOutputsRoom = 1 << 14
 
-// newResults makes results with room for n inputs and their outputs at the last fan-out, in
-// the outputs' slice the last combine handed back if it is large enough.
+// newResults makes results with room for n inputs and their outputs at the last fan-out (none
+// when the stage combines: its outputs are folded as they come, see collect).
 func (w *funcWorker) newResults(n int) *results {
 	room := n
 	if w.fanout > 1 {
 		room = max(n, min(n*w.fanout, maxOutputsRoom))
 	}
 	res := &results{Counts: w.st.takeCounts(n)}
-	switch {
-	case cap(w.scratch.spare) >= room:
-		res.Outputs, w.scratch.spare = w.scratch.spare, nil
-	default:
-		if res.Outputs = w.st.takeSpare(room); res.Outputs == nil {
-			res.Outputs = make([]troupe.Record, 0, room)
-		}
+	if w.st.combineFold != nil {
+		return res
+	}
+	if res.Outputs = w.st.takeSpare(room); res.Outputs == nil {
+		res.Outputs = make([]troupe.Record, 0, room)
 	}
 	return res
 }

@@ -3,6 +3,7 @@ package stages
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -10,8 +11,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/internal/callctx"
 	"github.com/troupe-dev/troupe/internal/schema"
 )
 
@@ -70,75 +74,152 @@ func (o *SplitOptions) Check() error {
 func newSplit(o *SplitOptions) (troupe.Func, error) {
 	sep, byField := []byte(o.Sep), o.KeyFrom == "field"
 	return func(ctx context.Context, rec troupe.Record) ([]troupe.Record, error) {
-		if o.Letters {
-			return splitLetters(rec, byField), nil
+		// The runtime may lend a slice to build the outputs in (see callctx.Info.Outs).
+		var lent *[]troupe.Record
+		if info := callctx.From(ctx); info != nil {
+			lent, _ = info.Outs.(*[]troupe.Record)
 		}
-		var fields [][]byte
-		if len(sep) == 0 {
-			fields = bytes.Fields(rec.Payload)
-		} else {
-			fields = bytes.Split(rec.Payload, sep)
+		var outs []troupe.Record
+		if lent != nil {
+			outs = (*lent)[:0]
 		}
-		outs := make([]troupe.Record, 0, len(fields))
-		for _, f := range fields {
-			if len(f) == 0 {
-				continue
-			}
-			outs = append(outs, splitField(rec, f, byField))
+		switch {
+		case o.Letters:
+			outs = splitLetters(outs, rec, byField)
+		case len(sep) == 0:
+			outs = splitSpace(outs, rec, byField)
+		default:
+			outs = splitSep(outs, rec, sep, byField)
+		}
+		if lent != nil {
+			*lent = outs // grown, perhaps: the next call starts from it
 		}
 		return outs, nil
 	}, nil
 }
 
-// splitField is the output of split for field f of rec. Its payload is f itself, a sub-slice of
-// rec's: payloads are never written in place (see troupe.Record), so sharing is safe and saves
-// a copy per field. Each output gets its own copy of a Meta (none is made when rec has none).
-func splitField(rec troupe.Record, f []byte, byField bool) troupe.Record {
-	out := troupe.Record{Key: rec.Key, Payload: f[:len(f):len(f)], Meta: rec.Meta}
+// splitSpace is split at runs of white space (unicode.IsSpace), as bytes.Fields splits.
+func splitSpace(outs []troupe.Record, rec troupe.Record, byField bool) []troupe.Record {
+	p := rec.Payload
+	keys := fieldKeys(rec, byField)
+	start := -1
+	for i := 0; i < len(p); {
+		size, space := 1, false
+		if c := p[i]; c < utf8.RuneSelf {
+			space = asciiSpace[c]
+		} else {
+			var r rune
+			r, size = utf8.DecodeRune(p[i:])
+			space = unicode.IsSpace(r)
+		}
+		if !space && start < 0 {
+			start = i
+		} else if space && start >= 0 {
+			outs = append(outs, splitField(rec, keys, start, i, byField))
+			start = -1
+		}
+		i += size
+	}
+	if start >= 0 {
+		outs = append(outs, splitField(rec, keys, start, len(p), byField))
+	}
+	return outs
+}
+
+var asciiSpace = [utf8.RuneSelf]bool{'\t': true, '\n': true, '\v': true, '\f': true, '\r': true, ' ': true}
+
+// splitSep is split at each sep, empty fields left out.
+func splitSep(outs []troupe.Record, rec troupe.Record, sep []byte, byField bool) []troupe.Record {
+	p := rec.Payload
+	keys := fieldKeys(rec, byField)
+	for start := 0; start <= len(p); {
+		end := len(p)
+		if i := bytes.Index(p[start:], sep); i >= 0 {
+			end = start + i
+		}
+		if end > start {
+			outs = append(outs, splitField(rec, keys, start, end, byField))
+		}
+		start = end + len(sep)
+	}
+	return outs
+}
+
+// fieldKeys is, when the outputs are keyed by field, the payload as one string whose substrings
+// are the fields' keys: one allocation per record rather than one per field. (A reduce stage
+// that keeps such a key copies it, so as not to hold on to the whole payload.)
+func fieldKeys(rec troupe.Record, byField bool) string {
+	if !byField {
+		return ""
+	}
+	return string(rec.Payload)
+}
+
+// splitField is the output of split for the field rec.Payload[start:end], keyed by the same
+// bytes of keys (see fieldKeys). Its payload is the field itself, a sub-slice of rec's: payloads
+// are never written in place (see troupe.Record), so sharing is safe and saves a copy per field.
+// Each output gets its own copy of a Meta (none is made when rec has none).
+func splitField(rec troupe.Record, keys string, start, end int, byField bool) troupe.Record {
+	out := troupe.Record{Key: rec.Key, Payload: rec.Payload[start:end:end], Meta: rec.Meta}
 	if rec.Meta != nil {
 		out.Meta = maps.Clone(rec.Meta)
 	}
 	if byField {
-		out.Key = string(f)
+		out.Key = keys[start:end]
 	}
 	return out
 }
 
 // splitLetters is split with letters: one output per run of ASCII letters in the payload, every
-// other byte separating them (bytes of multi-byte UTF-8 characters included, as for tr). The
-// words are counted first, so that the outputs take one allocation.
-func splitLetters(rec troupe.Record, byField bool) []troupe.Record {
+// other byte separating them (bytes of multi-byte UTF-8 characters included, as for tr),
+// appended to outs. The words are counted first, so that the outputs take one allocation at
+// most.
+func splitLetters(outs []troupe.Record, rec troupe.Record, byField bool) []troupe.Record {
 	p := rec.Payload
-	n, in := 0, false
-	for _, c := range p {
-		l := isASCIILetter(c)
-		if l && !in {
-			n++
+	if outs == nil {
+		// A slice of its own: exactly the size it needs. (A lent one grows as it must, once.)
+		n, prev := 0, uint8(0)
+		for _, c := range p {
+			l := asciiLetter[c]
+			n += int(l &^ prev)
+			prev = l
 		}
-		in = l
-	}
-	if n == 0 {
-		return nil
-	}
-	outs := make([]troupe.Record, 0, n)
-	start := -1
-	for i, c := range p {
-		if isASCIILetter(c) {
-			if start < 0 {
-				start = i
-			}
-		} else if start >= 0 {
-			outs = append(outs, splitField(rec, p[start:i], byField))
-			start = -1
+		if n == 0 {
+			return nil
 		}
+		outs = make([]troupe.Record, 0, n)
 	}
-	if start >= 0 {
-		outs = append(outs, splitField(rec, p[start:], byField))
+	var keys string // made at the first word (see fieldKeys)
+	for i := 0; i < len(p); {
+		for i < len(p) && asciiLetter[p[i]] == 0 {
+			i++
+		}
+		start := i
+		for i < len(p) && asciiLetter[p[i]] != 0 {
+			i++
+		}
+		if i == start {
+			break
+		}
+		if keys == "" {
+			keys = fieldKeys(rec, byField)
+		}
+		if rec.Meta == nil && byField {
+			outs = append(outs, troupe.Record{Key: keys[start:i], Payload: p[start:i:i]})
+		} else {
+			outs = append(outs, splitField(rec, keys, start, i, byField))
+		}
 	}
 	return outs
 }
 
-func isASCIILetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+// asciiLetter is 1 for the ASCII letters, A-Z and a-z.
+var asciiLetter = func() (t [256]uint8) {
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c], t[c+'a'-'A'] = 1, 1
+	}
+	return t
+}()
 
 // GrepOptions are grep's options.
 type GrepOptions struct {
@@ -275,30 +356,74 @@ func newSleep(o *SleepOptions) (troupe.Func, error) {
 	}, nil
 }
 
-// reduceCount counts records per key.
+// reduceCount counts records per key. The count is a decimal, incremented in place (acc is the
+// fold's own, see troupe.ReduceFunc) while it has fewer than 19 digits, which cannot overflow.
 func reduceCount(key string, acc []byte, rec troupe.Record) ([]byte, error) {
-	var n uint64
-	if acc != nil {
-		var err error
-		if n, err = strconv.ParseUint(string(acc), 10, 64); err != nil {
-			return nil, fmt.Errorf("count: corrupt aggregate %q", acc)
+	if acc == nil {
+		return append(make([]byte, 0, 8), '1'), nil
+	}
+	if len(acc) >= 19 || !isDigits(acc) {
+		n, err := strconv.ParseUint(string(acc), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("count: corrupt aggregate %q", truncate(string(acc), 40))
+		}
+		if n == math.MaxUint64 {
+			return nil, errors.New("count: more than 2^64-1 records")
+		}
+		return strconv.AppendUint(acc[:0], n+1, 10), nil
+	}
+	for i := len(acc) - 1; i >= 0; i-- {
+		if acc[i] != '9' {
+			acc[i]++
+			return acc, nil
+		}
+		acc[i] = '0'
+	}
+	// All nines: one digit more.
+	acc = append(acc, '0')
+	acc[0] = '1'
+	return acc, nil
+}
+
+func isDigits(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
 		}
 	}
-	// acc is the fold's own (see troupe.ReduceFunc): the new count goes in its place.
-	return strconv.AppendUint(acc[:0], n+1, 10), nil
+	return true
+}
+
+// parseCount reads a count: a decimal that fits in 64 bits.
+func parseCount(b []byte) (uint64, bool) {
+	if len(b) >= 19 || !isDigits(b) {
+		n, err := strconv.ParseUint(string(b), 10, 64)
+		return n, err == nil
+	}
+	var n uint64
+	for _, c := range b {
+		n = n*10 + uint64(c-'0')
+	}
+	return n, true
 }
 
 // combineCount adds two counts.
 func combineCount(key string, acc, partial []byte) ([]byte, error) {
-	p, err := strconv.ParseUint(string(partial), 10, 64)
-	if err != nil {
+	p, ok := parseCount(partial)
+	if !ok {
 		return nil, fmt.Errorf("count: corrupt partial count %q", truncate(string(partial), 40))
 	}
 	var n uint64
 	if acc != nil {
-		if n, err = strconv.ParseUint(string(acc), 10, 64); err != nil {
+		if n, ok = parseCount(acc); !ok {
 			return nil, fmt.Errorf("count: corrupt aggregate %q", truncate(string(acc), 40))
 		}
+	}
+	if n+p < n {
+		return nil, errors.New("count: more than 2^64-1 records")
 	}
 	// acc is the stage's own aggregate (what Combine or Reduce returned last for the key).
 	return strconv.AppendUint(acc[:0], n+p, 10), nil

@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/internal/callctx"
 )
 
 // apply runs the builtin name with opts on one record.
@@ -260,5 +262,106 @@ func TestRegister(t *testing.T) {
 	want := "count format grep identity lower sleep split sum upper"
 	if got := strings.Join(Names(), " "); !strings.Contains(got, "count format grep identity lower") || !strings.Contains(got, "sleep split sum upper") {
 		t.Errorf("Names() = %s, want %s among them", got, want)
+	}
+}
+
+// split's fields and keys are exactly those of bytes.Fields / bytes.Split (empty ones left
+// out), whatever the white space or the bytes (invalid UTF-8 is not white space).
+func TestSplitMatchesBytesFieldsAndSplit(t *testing.T) {
+	inputs := []string{
+		"", " ", "a", " a ", "a  b\t\tc\n", "\u00a0x\u2003y\u3000", "é è\u0085ê", "\xff \xfe\x80 a\xc2",
+		"x,,y,", ",", ",,a,,", "a,b", "ab::cd::", "::", "a:::b",
+	}
+	for _, sep := range []string{"", ",", "::"} {
+		opts := map[string]any{}
+		if sep != "" {
+			opts["sep"] = sep
+		}
+		f, _, err := build("split", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range inputs {
+			var want [][]byte
+			if sep == "" {
+				want = bytes.Fields([]byte(in))
+			} else {
+				for _, w := range bytes.Split([]byte(in), []byte(sep)) {
+					if len(w) > 0 {
+						want = append(want, w)
+					}
+				}
+			}
+			outs, err := f(context.Background(), troupe.Record{Key: "k", Payload: []byte(in)})
+			if err != nil || len(outs) != len(want) {
+				t.Fatalf("split %q at %q: %d outputs, %v; want %d", in, sep, len(outs), err, len(want))
+			}
+			for i, o := range outs {
+				if string(o.Payload) != string(want[i]) || o.Key != string(want[i]) {
+					t.Errorf("split %q at %q: output %d is %q=%q, want %q", in, sep, i, o.Key, o.Payload, want[i])
+				}
+			}
+		}
+	}
+}
+
+// count's fold carries across digits, and past what fits in the in-place fast path.
+func TestCountCarries(t *testing.T) {
+	_, f, err := build("count", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ acc, want string }{
+		{"0", "1"}, {"9", "10"}, {"19", "20"}, {"99", "100"}, {"1099", "1100"},
+		{"999999999999999999", "1000000000000000000"},
+		{"9999999999999999999", "10000000000000000000"},
+		{"18446744073709551614", "18446744073709551615"},
+	} {
+		got, err := f("k", []byte(c.acc), troupe.Record{Key: "k"})
+		if err != nil || string(got) != c.want {
+			t.Errorf("count after %s = %q, %v; want %s", c.acc, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"", "x", "1x", "-1", "18446744073709551615", "18446744073709551616"} {
+		if got, err := f("k", []byte(bad), troupe.Record{Key: "k"}); err == nil {
+			t.Errorf("count after %q = %q, want an error", bad, got)
+		}
+	}
+	combine := registry["count"].Combine
+	if got, err := combine("k", []byte("18446744073709551615"), []byte("1")); err == nil {
+		t.Errorf("combine overflowed to %q", got)
+	}
+	if got, err := combine("k", []byte("9999999999999999999"), []byte("8446744073709551616")); err != nil || string(got) != "18446744073709551615" {
+		t.Errorf("combine = %q, %v", got, err)
+	}
+}
+
+// Given a slice to build its outputs in (callctx.Info.Outs), split builds them there, from its
+// start, growing it as needed and leaving it grown for the next call; the outputs are the same.
+func TestSplitUsesALentSlice(t *testing.T) {
+	for _, opts := range []map[string]any{nil, {"letters": true}, {"sep": ","}, {"letters": true, "key_from": "input"}} {
+		f, _, err := build("split", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lent := make([]troupe.Record, 0, 2)
+		ctx := callctx.With(context.Background(), &callctx.Info{Outs: &lent})
+		for _, payload := range []string{"a,b c", "x,y,z w,v u,t,s", "", "q"} {
+			rec := troupe.Record{Key: "k", Payload: []byte(payload)}
+			want, err := f(context.Background(), rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := f(ctx, rec)
+			if err != nil || render(got) != render(want) {
+				t.Fatalf("split %v of %q with a lent slice: %s, %v; want %s", opts, payload, render(got), err, render(want))
+			}
+			if len(got) > 0 && &got[0] != &lent[:1][0] {
+				t.Fatalf("split %v of %q: outputs not in the lent slice", opts, payload)
+			}
+		}
+		if cap(lent) < 4 {
+			t.Fatalf("split %v: the lent slice was not left grown (cap %d)", opts, cap(lent))
+		}
 	}
 }

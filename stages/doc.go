@@ -12,5 +12,8 @@
 // format` counts words. The CLI registers imgconv (package stages/imgconv) on top.
 //
 // A builtin never modifies the record it is given (the runtime may deliver it again after a
-// failure): it returns the record as it is, or new records.
+// failure): it returns the record as it is, or new records. Its outputs depend on the record
+// alone, so the runtime may run it again: split builds its outputs in the slice the runtime
+// lends when it folds them at once (a map-side combine, see callctx.Info.Outs), and keys them
+// with substrings of one string of the payload rather than a string per field.
 package stages

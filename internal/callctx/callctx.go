@@ -10,6 +10,11 @@ import "context"
 type Info struct {
 	Stage   string
 	Attempt int // 1 for the first attempt at a record
+	// Outs, when not nil, is a *[]troupe.Record that a Func of the runtime's own (a builtin)
+	// may build its outputs in, from its start, and return: the runtime is done with them
+	// before its next call. The runtime lends it where it folds outputs at once (a map-side
+	// combine); user code never sees it.
+	Outs any
 }
 
 type key struct{}
