@@ -220,6 +220,11 @@ func (a *reducer) call(key string, acc []byte, r *envelope) (out []byte, err err
 
 func (a *reducer) end(end *envelope) {
 	rs := a.st.reduce
+	if rs.broken {
+		// A merge failed: the run is aborting, and aggregates missing what that merge held
+		// must not reach the sink.
+		return
+	}
 	order := make([]int, rs.index.len())
 	for i := range order {
 		order[i] = i
