@@ -74,10 +74,10 @@ func goroutineImages(paths []string) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-// imageRounds is how many times each side of an image figure runs, alternating (troupe, then
-// its baselines, then troupe again ...); each keeps its best time. On a shared machine a burst
-// of load then hits one round of one side, not the figure.
-const imageRounds = 3
+// figureRounds is how many times each side of a throughput figure runs, alternating (troupe,
+// then its baselines, then troupe again ...); each keeps its best time. On a shared machine a
+// burst of load then hits one round of one side, not the figure.
+const figureRounds = 3
 
 // timing is the best of a side's rounds: wall-clock time, and CPU time (user and system, of this
 // process and of the child processes it waited for), which load on the machine hardly changes.
@@ -141,14 +141,14 @@ func (h *harness) images(ctx context.Context) []Figure {
 	if python != "" {
 		runs = append(runs, h.pillowRun(ctx, python, paths))
 	}
-	best, err := alternate(imageRounds, runs...)
+	best, err := alternate(figureRounds, runs...)
 	if err != nil {
 		return failAll(err, names...)
 	}
 	// Overhead <= 5% is troupe's rate at least 1/1.05 of the baseline's.
 	f1 := higher(names[0], "img/s", rate(n, best[0].wall), rate(n, best[1].wall), 0.952,
 		fmt.Sprintf("%d generated images (JPEG, PNG, GIF; 64 px to 1600x1200) to JPEG q90, %d workers; ratio >= 0.952 is overhead <= 5%%; codec: %s; best of %d alternating rounds each; %s",
-			n, workers(), imgconv.Codec(), imageRounds, cpuNote(n, best[0], best[1], "goroutines")))
+			n, workers(), imgconv.Codec(), figureRounds, cpuNote(n, best[0], best[1], "goroutines")))
 	f1.BaselineName = "goroutines"
 	if python == "" {
 		return []Figure{f1, skipped(names[1], "ratio >= 1.5", why+" (Debian: apt-get install python3-pil)")}
@@ -167,7 +167,7 @@ func (h *harness) pillowRun(ctx context.Context, python string, paths []string) 
 func pillowFigure(name string, n int, troupe, pillow timing, what, python, version string) Figure {
 	f := higher(name, "img/s", rate(n, troupe.wall), rate(n, pillow.wall), 1.5,
 		fmt.Sprintf("%s to JPEG q90, troupe in-process (codec: %s) vs %s %s Pillow in multiprocessing.Pool(%d); best of %d alternating rounds each; %s",
-			what, imgconv.Codec(), python, version, workers(), imageRounds, cpuNote(n, troupe, pillow, "Pillow")))
+			what, imgconv.Codec(), python, version, workers(), figureRounds, cpuNote(n, troupe, pillow, "Pillow")))
 	f.BaselineName = "Python Pillow"
 	return f
 }
@@ -232,7 +232,7 @@ func (h *harness) photos(ctx context.Context) []Figure {
 		return []Figure{skipped(name, target, why+" (Debian: apt-get install python3-pil)")}
 	}
 	n := len(found)
-	best, err := alternate(imageRounds,
+	best, err := alternate(figureRounds,
 		func() (time.Duration, error) { return troupeImages(ctx, dir, n) },
 		h.pillowRun(ctx, python, found))
 	if err != nil {

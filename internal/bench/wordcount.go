@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/troupe-dev/troupe"
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/spec"
 )
@@ -57,31 +58,37 @@ func (h *harness) wordcount(ctx context.Context) []Figure {
 	if err != nil {
 		return []Figure{failed(name, err)}
 	}
-	p, err := s.Pipeline(spec.BuildOptions{})
-	if err != nil {
-		return []Figure{failed(name, err)}
-	}
-	start := time.Now()
-	sum, err := actors.Run(ctx, p)
-	dT := time.Since(start)
-	if err != nil {
-		return []Figure{failed(name, err)}
-	}
-
+	var sum troupe.Summary
 	outS := filepath.Join(h.tmp, "words.shell.txt")
-	sh := exec.CommandContext(ctx, "sh", "-c", `tr -cs 'A-Za-z' '\n' < "$1" | sort | uniq -c > "$2"`, "sh", in, outS)
-	sh.Env = append(os.Environ(), "LC_ALL=C")
-	start = time.Now()
-	if out, err := sh.CombinedOutput(); err != nil {
-		return []Figure{failed(name, fmt.Errorf("shell pipeline: %v: %s", err, out))}
+	best, err := alternate(figureRounds,
+		func() (time.Duration, error) {
+			p, err := s.Pipeline(spec.BuildOptions{})
+			if err != nil {
+				return 0, err
+			}
+			start := time.Now()
+			sum, err = actors.Run(ctx, p)
+			return time.Since(start), err
+		},
+		func() (time.Duration, error) {
+			sh := exec.CommandContext(ctx, "sh", "-c", `tr -cs 'A-Za-z' '\n' < "$1" | sort | uniq -c > "$2"`, "sh", in, outS)
+			sh.Env = append(os.Environ(), "LC_ALL=C")
+			start := time.Now()
+			if out, err := sh.CombinedOutput(); err != nil {
+				return 0, fmt.Errorf("shell pipeline: %v: %s", err, out)
+			}
+			return time.Since(start), nil
+		})
+	if err != nil {
+		return []Figure{failed(name, err)}
 	}
-	dS := time.Since(start)
+	dT, dS := best[0].wall, best[1].wall
 
 	if err := sameCounts(outT, outS); err != nil {
 		return []Figure{failed(name, err)}
 	}
-	note := fmt.Sprintf("%.0f MB of Go source, %d lines, %d distinct words, %d cores; baseline: LC_ALL=C tr -cs 'A-Za-z' '\\n' | sort | uniq -c; identical counts checked",
-		mb, sum.RecordsIn, sum.RecordsOut, runtime.NumCPU())
+	note := fmt.Sprintf("%.0f MB of Go source, %d lines, %d distinct words, %d cores; baseline: LC_ALL=C tr -cs 'A-Za-z' '\\n' | sort | uniq -c; identical counts checked; best of %d alternating rounds each",
+		mb, sum.RecordsIn, sum.RecordsOut, runtime.NumCPU(), figureRounds)
 	return []Figure{higher(name, "MB/s", mb/dT.Seconds(), mb/dS.Seconds(), 1, note)}
 }
 
