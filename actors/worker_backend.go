@@ -35,6 +35,7 @@ type (
 // when the actor attaches.
 type outcomes struct {
 	system *actor.ActorSystem
+	st     *stageRun
 	mu     sync.Mutex
 	pid    *actor.PID
 	early  []any
@@ -61,7 +62,7 @@ func (o *outcomes) attach(pid *actor.PID) {
 	o.early = nil
 }
 
-func (o *outcomes) Results(rs []troupe.Result) { o.send(backendResults{toResults(rs)}) }
+func (o *outcomes) Results(rs []troupe.Result) { o.send(backendResults{o.st.toResults(rs)}) }
 func (o *outcomes) Grant(n int)                { o.send(backendGrant{n}) }
 func (o *outcomes) Fail(err error) {
 	o.mu.Lock()
@@ -73,22 +74,32 @@ func (o *outcomes) Fail(err error) {
 	}
 }
 
-// toResults lays a Backend's outcomes out as a worker reports them to its distributor.
-func toResults(rs []troupe.Result) *results {
+// toResults lays a Backend's outcomes out as a worker reports them to its distributor, in
+// slices the distributor handed back from earlier results when it has some (see takeCounts,
+// takeSpare).
+func (st *stageRun) toResults(rs []troupe.Result) *results {
 	n := 0
-	for _, r := range rs {
-		if r.Err == nil {
-			n += len(r.Outputs)
+	for i := range rs {
+		if rs[i].Err == nil {
+			n += len(rs[i].Outputs)
 		}
 	}
-	res := &results{Counts: make([]uint32, len(rs)), Outputs: make([]troupe.Record, 0, n)}
-	for i, r := range rs {
+	res := &results{Counts: st.takeCounts(len(rs))}
+	if st.combineFold == nil {
+		res.Outputs = st.takeSpare(n)
+	}
+	if res.Outputs == nil {
+		res.Outputs = make([]troupe.Record, 0, n)
+	}
+	for i := range rs {
+		r := &rs[i]
 		if r.Err != nil {
 			res.Errors = append(res.Errors, recordError{Index: uint32(i), Message: r.Err.Error()})
+			res.Counts = append(res.Counts, 0)
 			continue
 		}
-		res.Counts[i] = uint32(len(r.Outputs))
-		res.Outputs = append(res.Outputs, r.Outputs...)
+		res.Counts = append(res.Counts, uint32(len(r.Outputs)))
+		res.Outputs = appendRecords(res.Outputs, r.Outputs)
 	}
 	return res
 }
