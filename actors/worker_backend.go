@@ -118,6 +118,9 @@ type backendWorker struct {
 	queue  deque[[]*envelope]
 	qoff   int
 	queued int
+	// spent is a work slice whose records are all submitted (the backend has copies of them):
+	// it goes back to the distributor with the next results, for its next work (results.recs).
+	spent []*envelope
 	// submitted holds the submissions whose records are not all reported yet, oldest first
 	// (the front one less the records reported of it): a record's submission time is its
 	// batch's, so the books cost nothing per record. unreported counts their records.
@@ -178,6 +181,9 @@ func (w *backendWorker) Receive(ctx actor.Context) {
 		w.lastResults = w.run.now()
 		w.lastProgress = w.lastResults
 		w.st.combine(m.res, nil)
+		if m.res.recs == nil && w.spent != nil {
+			m.res.recs, w.spent = w.spent, nil
+		}
 		ctx.Send(w.st.distPID, workerResults{index: w.index, token: w.token, res: m.res})
 	case backendFail:
 		w.die(ctx, m.err, !troupe.IsBackendFault(m.err))
@@ -208,6 +214,7 @@ func (w *backendWorker) submit(ctx actor.Context) {
 		if w.qoff += len(recs); w.qoff == len(front) {
 			w.queue.popFront()
 			w.qoff = 0
+			w.spent = front
 		}
 	}
 	w.queued -= n
