@@ -39,7 +39,7 @@ func (r *run) prestartBackends() {
 		}
 		st.pre.first = make([]*prestarted, st.cfg.Workers)
 		for i := range st.pre.first {
-			p := &prestarted{done: make(chan struct{}), out: &outcomes{system: r.system}}
+			p := &prestarted{done: make(chan struct{}), out: &outcomes{system: r.system, st: st}}
 			st.pre.first[i] = p
 			go func() {
 				defer close(p.done)
@@ -88,7 +88,7 @@ func (r *run) startBackend(st *stageRun, i, incarnation int) (troupe.Backend, *o
 			return p.b, p.out, p.err
 		}
 	}
-	out := &outcomes{system: r.system}
+	out := &outcomes{system: r.system, st: st}
 	b, err := st.cfg.Backend(r.ctx, r.workerInfo(st, i, incarnation), out)
 	return b, out, err
 }

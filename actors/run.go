@@ -99,9 +99,9 @@ type stageRun struct {
 	// combineFold is the next stage's fold when it is a reduce stage with a Combine: this
 	// stage's workers fold their outputs with it (see combine).
 	combineFold troupe.ReduceFunc
-	// spareOutputs hands the outputs' slices of a Func stage's results back from its
-	// distributor, once it has taken the outputs into envelopes, to its workers (see
-	// funcWorker.newResults): the slices are not garbage made per batch.
+	// spareOutputs hands the outputs' slices of a Func or Backend stage's results back from
+	// its distributor, once it has taken the outputs into envelopes, to its workers (see
+	// funcWorker.newResults, stageRun.toResults): the slices are not garbage made per batch.
 	spareOutputs chan []troupe.Record
 	// spareCounts does the same for the results' counts (see takeCounts).
 	spareCounts chan []uint32
@@ -158,7 +158,7 @@ func newRun(p *troupe.Pipeline, parent *Parent) (*run, error) {
 		}
 		seen[s.Name] = true
 		st := &stageRun{cfg: s, index: i, path: name + "/" + s.Name}
-		if s.Func != nil {
+		if s.Func != nil || s.Backend != nil {
 			st.spareOutputs = make(chan []troupe.Record, 2*s.Workers+2)
 			st.spareCounts = make(chan []uint32, 2*s.Workers+2)
 		}

@@ -35,6 +35,7 @@ type (
 // when the actor attaches.
 type outcomes struct {
 	system *actor.ActorSystem
+	st     *stageRun
 	mu     sync.Mutex
 	pid    *actor.PID
 	early  []any
@@ -61,7 +62,7 @@ func (o *outcomes) attach(pid *actor.PID) {
 	o.early = nil
 }
 
-func (o *outcomes) Results(rs []troupe.Result) { o.send(backendResults{toResults(rs)}) }
+func (o *outcomes) Results(rs []troupe.Result) { o.send(backendResults{o.st.toResults(rs)}) }
 func (o *outcomes) Grant(n int)                { o.send(backendGrant{n}) }
 func (o *outcomes) Fail(err error) {
 	o.mu.Lock()
@@ -73,22 +74,32 @@ func (o *outcomes) Fail(err error) {
 	}
 }
 
-// toResults lays a Backend's outcomes out as a worker reports them to its distributor.
-func toResults(rs []troupe.Result) *results {
+// toResults lays a Backend's outcomes out as a worker reports them to its distributor, in
+// slices the distributor handed back from earlier results when it has some (see takeCounts,
+// takeSpare).
+func (st *stageRun) toResults(rs []troupe.Result) *results {
 	n := 0
-	for _, r := range rs {
-		if r.Err == nil {
-			n += len(r.Outputs)
+	for i := range rs {
+		if rs[i].Err == nil {
+			n += len(rs[i].Outputs)
 		}
 	}
-	res := &results{Counts: make([]uint32, len(rs)), Outputs: make([]troupe.Record, 0, n)}
-	for i, r := range rs {
+	res := &results{Counts: st.takeCounts(len(rs))}
+	if st.combineFold == nil {
+		res.Outputs = st.takeSpare(n)
+	}
+	if res.Outputs == nil {
+		res.Outputs = make([]troupe.Record, 0, n)
+	}
+	for i := range rs {
+		r := &rs[i]
 		if r.Err != nil {
 			res.Errors = append(res.Errors, recordError{Index: uint32(i), Message: r.Err.Error()})
+			res.Counts = append(res.Counts, 0)
 			continue
 		}
-		res.Counts[i] = uint32(len(r.Outputs))
-		res.Outputs = append(res.Outputs, r.Outputs...)
+		res.Counts = append(res.Counts, uint32(len(r.Outputs)))
+		res.Outputs = appendRecords(res.Outputs, r.Outputs)
 	}
 	return res
 }
@@ -102,22 +113,41 @@ type backendWorker struct {
 	backend troupe.Backend
 	out     *outcomes
 
-	queue       deque[*envelope] // received, not yet submitted
-	submitted   deque[time.Time] // when each unreported record was submitted
-	grants      int
-	lastResults time.Time
+	// queue holds the work received and not yet submitted, as the distributor sent it: qoff
+	// records of the front slice are submitted already; queued counts the rest.
+	queue  deque[[]*envelope]
+	qoff   int
+	queued int
+	// spent is a work slice whose records are all submitted (the backend has copies of them):
+	// it goes back to the distributor with the next results, for its next work (results.recs).
+	spent []*envelope
+	// submitted holds the submissions whose records are not all reported yet, oldest first
+	// (the front one less the records reported of it): a record's submission time is its
+	// batch's, so the books cost nothing per record. unreported counts their records.
+	submitted  deque[submission]
+	unreported int
+	grants     int
+	// lastResults is when the backend last reported results (since the run started).
+	lastResults time.Duration
 	// lastProgress is when the backend last reported results or granted credit, or when work
 	// came to an idle worker: what a hung backend is measured from (checkTimeout).
-	lastProgress time.Time
+	lastProgress time.Duration
 	ticker       *tick.Ticker
 	closed       bool
+}
+
+// submission is a batch of records handed to the backend together: when (since the run
+// started), and how many of them are still unreported.
+type submission struct {
+	at time.Duration
+	n  int
 }
 
 func (w *backendWorker) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		w.token = tokens.Add(1)
-		w.lastResults = time.Now()
+		w.lastResults = w.run.now()
 		w.lastProgress = w.lastResults
 		ctx.Send(w.st.distPID, workerUp{index: w.index, token: w.token, pid: ctx.Self()})
 		w.out.attach(ctx.Self())
@@ -128,29 +158,32 @@ func (w *backendWorker) Receive(ctx actor.Context) {
 		if m.token != w.token {
 			return // meant for a previous incarnation (see work): the distributor requeues it
 		}
-		if w.queue.len() == 0 && w.submitted.len() == 0 {
-			w.lastProgress = time.Now() // the wait for the backend starts now
+		if len(m.recs) == 0 {
+			return
 		}
-		for _, r := range m.recs {
-			w.queue.pushBack(r)
+		if w.queued == 0 && w.unreported == 0 {
+			w.lastProgress = w.run.now() // the wait for the backend starts now
 		}
+		w.queue.pushBack(m.recs)
+		w.queued += len(m.recs)
 		w.submit(ctx)
 	case backendGrant:
 		w.grants += m.n
-		w.lastProgress = time.Now()
+		w.lastProgress = w.run.now()
 		w.submit(ctx)
 	case backendResults:
 		n := len(m.res.Counts)
-		if n > w.submitted.len() {
-			w.die(ctx, fmt.Errorf("backend reported %d outcomes for %d records", n, w.submitted.len()), false)
+		if n > w.unreported {
+			w.die(ctx, fmt.Errorf("backend reported %d outcomes for %d records", n, w.unreported), false)
 			return
 		}
-		for range n {
-			w.submitted.popFront()
-		}
-		w.lastResults = time.Now()
+		w.reported(n)
+		w.lastResults = w.run.now()
 		w.lastProgress = w.lastResults
 		w.st.combine(m.res, nil)
+		if m.res.recs == nil && w.spent != nil {
+			m.res.recs, w.spent = w.spent, nil
+		}
 		ctx.Send(w.st.distPID, workerResults{index: w.index, token: w.token, res: m.res})
 	case backendFail:
 		w.die(ctx, m.err, !troupe.IsBackendFault(m.err))
@@ -164,20 +197,46 @@ func (w *backendWorker) Receive(ctx actor.Context) {
 }
 
 func (w *backendWorker) submit(ctx actor.Context) {
-	n := min(w.grants, w.queue.len())
+	n := min(w.grants, w.queued)
 	if n == 0 {
 		return
 	}
 	tasks := make([]troupe.Task, n)
-	now := time.Now()
-	for i := range tasks {
-		r := w.queue.popFront()
-		tasks[i] = troupe.Task{Record: r.Record, Attempt: int(r.Attempt) + 1}
-		w.submitted.pushBack(now)
+	for i := 0; i < n; {
+		front := *w.queue.front()
+		recs := front[w.qoff:min(len(front), w.qoff+n-i)]
+		for j, r := range recs {
+			t := &tasks[i+j]
+			setRecord(&t.Record, &r.Record) // field by field: see setRecord
+			t.Attempt = int(r.Attempt) + 1
+		}
+		i += len(recs)
+		if w.qoff += len(recs); w.qoff == len(front) {
+			w.queue.popFront()
+			w.qoff = 0
+			w.spent = front
+		}
 	}
+	w.queued -= n
 	w.grants -= n
+	w.submitted.pushBack(submission{at: w.run.now(), n: n})
+	w.unreported += n
 	if err := w.backend.Submit(tasks); err != nil {
 		w.die(ctx, fmt.Errorf("submit: %w", err), !troupe.IsBackendFault(err))
+	}
+}
+
+// reported takes n reported records (no more than are unreported) off the submissions.
+func (w *backendWorker) reported(n int) {
+	w.unreported -= n
+	for n > 0 {
+		b := w.submitted.front()
+		if b.n > n {
+			b.n -= n
+			return
+		}
+		n -= b.n
+		w.submitted.popFront()
 	}
 }
 
@@ -188,17 +247,15 @@ func (w *backendWorker) submit(ctx actor.Context) {
 // grant, is hung by its own fault: its records go back uncharged.
 func (w *backendWorker) checkTimeout(ctx actor.Context) {
 	t := w.st.cfg.Timeout
-	if w.submitted.len() == 0 {
-		if w.queue.len() > 0 && w.grants == 0 && time.Since(w.lastProgress) > t {
-			w.die(ctx, fmt.Errorf("hung: no results and no credit for %s while %d records waited for credit; worker killed", t, w.queue.len()), false)
+	now := w.run.now()
+	if w.unreported == 0 {
+		if w.queued > 0 && w.grants == 0 && now-w.lastProgress > t {
+			w.die(ctx, fmt.Errorf("hung: no results and no credit for %s while %d records waited for credit; worker killed", t, w.queued), false)
 		}
 		return
 	}
-	start := w.submitted.at(0)
-	if w.lastResults.After(start) {
-		start = w.lastResults
-	}
-	if time.Since(start) > t {
+	start := max(w.submitted.front().at, w.lastResults)
+	if now-start > t {
 		w.die(ctx, fmt.Errorf("timeout: record ran past %s; worker killed", t), true)
 	}
 }
