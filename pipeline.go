@@ -25,8 +25,10 @@ type Stage struct {
 	// Credits bounds the records in flight per worker, and CreditBytes their bytes (key and
 	// payload): a worker is handed records while it holds fewer than Credits and their bytes fit
 	// in CreditBytes, and one record whatever its size when it holds nothing. The defaults
-	// (actors.DefaultCredits, actors.DefaultCreditBytes) let small records travel in large
-	// batches and large ones a few at a time, so memory stays bounded without tuning.
+	// (actors.DefaultCredits, or actors.DefaultBackendCredits for a Backend stage, whose round
+	// trips to another process need a deeper pipeline; actors.DefaultCreditBytes) let small
+	// records travel in large batches and large ones a few at a time, so memory stays bounded
+	// without tuning.
 	Credits     int
 	CreditBytes int
 	Attempts    int           // failed attempts before a record is dead-lettered; default 3

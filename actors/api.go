@@ -11,10 +11,14 @@ import (
 
 // Defaults of a Stage and a Pipeline.
 const (
-	DefaultCredits      = 1024    // Stage.Credits: records in flight per worker
-	DefaultCreditBytes  = 1 << 20 // Stage.CreditBytes: their bytes (keys and payloads)
-	DefaultAttempts     = 3
-	DefaultDrainTimeout = 30 * time.Second
+	DefaultCredits     = 1024    // Stage.Credits: records in flight per worker
+	DefaultCreditBytes = 1 << 20 // Stage.CreditBytes: their bytes (keys and payloads)
+	// DefaultBackendCredits is Stage.Credits for a Backend stage (a plugin): a round trip to
+	// another process takes longer than a call, and small records need a deeper pipeline to
+	// hide it; CreditBytes still bounds large records.
+	DefaultBackendCredits = 8192
+	DefaultAttempts       = 3
+	DefaultDrainTimeout   = 30 * time.Second
 )
 
 // ErrDrainTimeout is wrapped by a run's error when a stop could not drain the records in flight

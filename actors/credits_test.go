@@ -172,7 +172,7 @@ func TestWorkerCreditIsBoundedInBytes(t *testing.T) {
 		n, size, budget int
 		wantMaxBytes    int64 // at most, when holding more than one record
 	}{
-		{"small records fill the record credit", 5000, 64, 1 << 20, 1024 * (64 + 4)},
+		{"small records fill the record credit", 5000, 64, 1 << 20, DefaultBackendCredits * (64 + 4)},
 		{"large records by bytes", 300, 64 << 10, 256 << 10, 256 << 10},
 		{"records larger than the budget one at a time", 100, 300 << 10, 256 << 10, 0},
 	} {
@@ -246,5 +246,24 @@ func TestLargeRecordKeepsOtherWorkersBusy(t *testing.T) {
 	}
 	if sum.RecordsOut != 21 || sum.DeadLetters != 0 {
 		t.Fatalf("%d records out, %d dead letters (want 21, 0): %v", sum.RecordsOut, sum.DeadLetters, sum)
+	}
+}
+
+// A stage's default record credits depend on its kind: a Backend's round trip to another
+// process needs a deeper pipeline than a call (CreditBytes bounds both alike).
+func TestDefaultCreditsByStageKind(t *testing.T) {
+	backend := troupe.Stage{Name: "plugin", Backend: func(context.Context, troupe.WorkerInfo, troupe.Outcomes) (troupe.Backend, error) { return nil, nil }}
+	fn := troupe.Stage{Name: "func", Func: func(_ context.Context, r troupe.Record) ([]troupe.Record, error) { return nil, nil }}
+	set := troupe.Stage{Name: "set", Backend: backend.Backend, Credits: 7}
+	for _, c := range []struct {
+		s    troupe.Stage
+		want int
+	}{{backend, DefaultBackendCredits}, {fn, DefaultCredits}, {set, 7}} {
+		if err := checkStage(&c.s); err != nil {
+			t.Fatal(err)
+		}
+		if c.s.Credits != c.want || c.s.CreditBytes != DefaultCreditBytes {
+			t.Errorf("stage %s: credits %d, credit bytes %d; want %d, %d", c.s.Name, c.s.Credits, c.s.CreditBytes, c.want, DefaultCreditBytes)
+		}
 	}
 }

@@ -275,6 +275,9 @@ func checkStage(s *troupe.Stage) error {
 	}
 	if s.Credits == 0 {
 		s.Credits = DefaultCredits
+		if s.Backend != nil && s.Func == nil {
+			s.Credits = DefaultBackendCredits
+		}
 	}
 	if s.CreditBytes == 0 {
 		s.CreditBytes = DefaultCreditBytes

@@ -162,7 +162,7 @@ type StageSpec struct {
 	Builtin     string           `yaml:"builtin" oneof:"kind" nonempty:"true" doc:"An in-process stage registered by name (see the builtins below)."`
 	Plugin      *PluginSpec      `yaml:"plugin" oneof:"kind" doc:"An external program speaking troupe's stage protocol, one process per worker."`
 	Workers     int              `yaml:"workers" min:"1" max:"2147483647" doc:"Worker actors (and plugin processes); the number of CPUs when absent, and 1 for a reduce builtin."`
-	Credits     int              `yaml:"credits" default:"1024" min:"1" max:"2147483647" doc:"Records in flight per worker at most; credit_bytes bounds their bytes too, so large records travel a few at a time. An override: the defaults suit small and large records alike."`
+	Credits     int              `yaml:"credits" min:"1" max:"2147483647" doc:"Records in flight per worker at most; credit_bytes bounds their bytes too, so large records travel a few at a time. When absent, 1024 for an in-process stage and 8192 for a plugin or cluster stage (a round trip to another process needs a deeper pipeline to hide it): an override, the defaults suit small and large records alike."`
 	CreditBytes units.Size       `yaml:"credit_bytes" default:"1MiB" min:"1" max:"1GiB" doc:"Bytes (keys and payloads) in flight per worker at most; a worker holding nothing still takes one record larger than this."`
 	Attempts    int              `yaml:"attempts" default:"3" min:"1" max:"2147483647" doc:"Attempts per record before it goes to dead letters."`
 	Timeout     time.Duration    `yaml:"timeout" min:"0s" doc:"Deadline per record and attempt; none when absent or 0."`

@@ -54,11 +54,10 @@ func TestLoadSpecFull(t *testing.T) {
 	}
 	conv := s.Stages[1]
 	wantPlugin := plugins.Config{
-		Cmd:     []string{filepath.Join(testdata, "bin", "imgconv-plugin"), "--fast"},
-		SHA256:  "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-		Env:     map[string]string{"MODE": "fast", "LEVEL": "3"},
-		Limits:  plugins.Limits{RSS: 512 << 20, CPU: 150, Startup: 10 * time.Second},
-		Credits: 1024,
+		Cmd:    []string{filepath.Join(testdata, "bin", "imgconv-plugin"), "--fast"},
+		SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+		Env:    map[string]string{"MODE": "fast", "LEVEL": "3"},
+		Limits: plugins.Limits{RSS: 512 << 20, CPU: 150, Startup: 10 * time.Second},
 	}
 	if got := conv.PluginConfig(); !reflect.DeepEqual(got, wantPlugin) {
 		t.Errorf("plugin =\n%+v\nwant\n%+v", got, wantPlugin)
@@ -105,9 +104,11 @@ func TestDefaultsAreTheRuntimes(t *testing.T) {
 	if int(st.CreditBytes) != actors.DefaultCreditBytes {
 		t.Errorf("stage default credit_bytes %d; want %d", st.CreditBytes, actors.DefaultCreditBytes)
 	}
-	if st.Restart.Restart() != actors.DefaultRestart || st.Credits != actors.DefaultCredits || st.Attempts != actors.DefaultAttempts {
-		t.Errorf("stage defaults: restart %+v, credits %d, attempts %d; want %+v, %d, %d", st.Restart.Restart(),
-			st.Credits, st.Attempts, actors.DefaultRestart, actors.DefaultCredits, actors.DefaultAttempts)
+	// Absent credits stay 0: the runtime picks them by the stage's kind (actors.DefaultCredits
+	// in-process, actors.DefaultBackendCredits for a plugin).
+	if st.Restart.Restart() != actors.DefaultRestart || st.Credits != 0 || st.Attempts != actors.DefaultAttempts {
+		t.Errorf("stage defaults: restart %+v, credits %d, attempts %d; want %+v, 0, %d", st.Restart.Restart(),
+			st.Credits, st.Attempts, actors.DefaultRestart, actors.DefaultAttempts)
 	}
 	// troupe.Pipeline documents its zero Supervision as one_for_one, intensity 10 in 60s.
 	want := supervisor.Flags{Strategy: supervisor.OneForOne, Intensity: 10, Period: time.Minute}
