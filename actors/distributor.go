@@ -41,8 +41,96 @@ type slot struct {
 	name  string
 	token uint64
 	up    bool
-	held  deque[entry] // what the worker holds, in the order it received it
-	bytes int          // the bytes of what it holds (see recordBytes)
+	held  heldQueue // what the worker holds, in the order it received it
+	bytes int       // the bytes of what it holds (see recordBytes)
+}
+
+// heldQueue is what a worker holds: the work it was sent, one sentWork a message rather than an
+// entry a record (pushing and popping an entry per record, at every stage, cost more than the
+// rest of a cheap stage's bookkeeping). A held record's entry is made again when it is taken out:
+// its attempt is its envelope's (send makes them equal), its marks its work's.
+type heldQueue struct {
+	q deque[sentWork]
+	n int // records
+}
+
+// sentWork is the records of one work message that await their outcomes: recs[off:]. recs is
+// the slice the worker was sent; neither the worker nor the distributor writes it until the
+// worker hands it back with the outcomes that finish it (see recycle).
+type sentWork struct {
+	recs    []*envelope
+	off     int
+	sent    time.Duration
+	suspect bool // recs holds one record, a suspect (see markSuspect)
+}
+
+func (h *heldQueue) len() int { return h.n }
+
+func (h *heldQueue) push(recs []*envelope, sent time.Duration, suspect bool) {
+	h.q.pushBack(sentWork{recs: recs, sent: sent, suspect: suspect})
+	h.n += len(recs)
+}
+
+// frontSuspect reports whether the oldest record held is a suspect.
+func (h *heldQueue) frontSuspect() bool {
+	if h.n == 0 {
+		return false
+	}
+	w := h.q.front()
+	return w.suspect && w.off == 0
+}
+
+func (w *sentWork) entry(i int) entry {
+	r := w.recs[i]
+	e := entry{rec: r, sent: w.sent, attempt: r.Attempt}
+	if w.suspect && i == 0 {
+		e.marks = markSuspect
+	}
+	return e
+}
+
+// popFront takes out the oldest record held (there must be one).
+func (h *heldQueue) popFront() entry {
+	w := h.q.front()
+	e := w.entry(w.off)
+	w.off++
+	h.n--
+	if w.off == len(w.recs) {
+		h.q.popFront()
+	}
+	return e
+}
+
+// at returns the i-th oldest record held.
+func (h *heldQueue) at(i int) entry {
+	for j := 0; ; j++ {
+		w := h.q.buf[(h.q.head+j)&(len(h.q.buf)-1)]
+		if left := len(w.recs) - w.off; i >= left {
+			i -= left
+			continue
+		}
+		return w.entry(w.off + i)
+	}
+}
+
+// drain takes out every record held, oldest first.
+func (h *heldQueue) drain() []entry {
+	out := make([]entry, 0, h.n)
+	for h.n > 0 {
+		out = append(out, h.popFront())
+	}
+	h.q.head = 0
+	return out
+}
+
+// holds reports whether recs is the slice of work still held.
+func (h *heldQueue) holds(recs []*envelope) bool {
+	for j := 0; j < h.q.len(); j++ {
+		if w := h.q.at(j); len(w.recs) > 0 && &w.recs[0] == &recs[0] {
+			return true
+		}
+	}
+	return false
 }
 
 // distributor hands a stage's records to its workers and passes their outputs on.
@@ -135,7 +223,7 @@ func (d *distributor) Receive(ctx actor.Context) {
 			return // from an incarnation that is gone: its records were requeued
 		}
 		d.results(s, m.res)
-		d.recycle(m.res)
+		d.recycle(s, m.res)
 	case workerDown:
 		s := &d.slots[m.index]
 		if !s.up || s.token != m.token {
@@ -208,8 +296,8 @@ func (d *distributor) results(s *slot, res *results) {
 
 // recycle keeps what a worker's results hand back for later batches: the work slice, and
 // the outcomes' counts (for the stage's workers, see takeCounts).
-func (d *distributor) recycle(res *results) {
-	if recs := res.recs; recs != nil && len(d.spareRecs) < maxSpareRecs*len(d.slots) {
+func (d *distributor) recycle(s *slot, res *results) {
+	if recs := res.recs; len(recs) > 0 && len(d.spareRecs) < maxSpareRecs*len(d.slots) && !s.held.holds(recs) {
 		clear(recs) // let go of the envelopes
 		d.spareRecs = append(d.spareRecs, recs[:0])
 	}
@@ -593,7 +681,7 @@ func (d *distributor) leastLoaded(skip *slot) *slot {
 	var best *slot
 	for i := range d.slots {
 		s := &d.slots[i]
-		if !s.up || s == skip || (s.held.len() > 0 && s.held.front().suspect()) {
+		if !s.up || s == skip || (s.held.frontSuspect()) {
 			continue
 		}
 		if best == nil || s.held.len() < best.held.len() {
@@ -603,23 +691,36 @@ func (d *distributor) leastLoaded(skip *slot) *slot {
 	return best
 }
 
-// send hands the first n records of q to worker s.
+// send hands the first n records of q to worker s. A suspect goes alone (see markSuspect).
 func (d *distributor) send(ctx actor.Context, s *slot, n int, q *deque[entry]) {
-	now := d.run.now()
 	recs := d.workSlice(n)
+	suspect := false
 	for i := range recs {
+		if q.front().marks != 0 {
+			if q.front().suspect() {
+				if i > 0 {
+					recs = recs[:i]
+					break
+				}
+				suspect = true
+				recs = recs[:1]
+			}
+		}
 		e := q.popFront()
-		if e.rec.Attempt != e.attempt {
-			// Records are immutable once sent; a retry travels as a copy that says so.
+		if e.rec.Attempt != e.attempt || e.shared() {
+			// Records are immutable once sent; a retry travels as a copy that says so. A
+			// record a dead worker held travels as a copy too, which no worker has seen, so
+			// that its outputs may be written into it (see emit).
 			e.rec = cloneRecord(e.rec)
 			e.rec.Attempt = e.attempt
-			e.marks &^= markShared // a fresh copy, which no worker has seen
 		}
-		e.sent = now
-		s.held.pushBack(e)
 		s.bytes += recordBytes(e.rec)
 		recs[i] = e.rec
+		if suspect {
+			break
+		}
 	}
+	s.held.push(recs, d.run.now(), suspect)
 	ctx.Send(s.pid, work{token: s.token, recs: recs})
 }
 
