@@ -45,6 +45,71 @@ type slot struct {
 	bytes int       // the bytes of what it holds (see recordBytes)
 }
 
+// pendingQueue is the records waiting for a worker: those that go first (retries, records
+// taken back from a dead worker), one entry each, then the batches received, as they came (an
+// entry a record, pushed and popped, cost more than the rest of a cheap stage's bookkeeping).
+type pendingQueue struct {
+	retry deque[entry]
+	fresh deque[freshBatch]
+	n     int // records
+}
+
+// freshBatch is the records of a batch received that wait for a worker: recs[off:]. slice is
+// the batch's slice, handed back to the run once its records are out (see putBatchSlice).
+type freshBatch struct {
+	recs  []*envelope
+	off   int
+	slice []*envelope
+}
+
+func (q *pendingQueue) len() int { return q.n }
+
+func (q *pendingQueue) pushFront(e entry) {
+	q.retry.pushFront(e)
+	q.n++
+}
+
+// pushBatch queues recs, fresh records; slice is the batch's slice that holds them.
+func (q *pendingQueue) pushBatch(recs, slice []*envelope) {
+	q.fresh.pushBack(freshBatch{recs: recs, slice: slice})
+	q.n += len(recs)
+}
+
+// popFront takes out the first record (there must be one).
+func (q *pendingQueue) popFront(r *run) entry {
+	q.n--
+	if q.retry.len() > 0 {
+		return q.retry.popFront()
+	}
+	b := q.fresh.front()
+	e := entry{rec: b.recs[b.off]}
+	b.off++
+	if b.off == len(b.recs) {
+		r.putBatchSlice(b.slice)
+		q.fresh.popFront()
+	}
+	return e
+}
+
+// at returns the i-th record.
+func (q *pendingQueue) at(i int) *envelope {
+	if i < q.retry.len() {
+		return q.retry.at(i).rec
+	}
+	i -= q.retry.len()
+	for j := 0; ; j++ {
+		b := q.fresh.front()
+		if j > 0 {
+			b = &q.fresh.buf[(q.fresh.head+j)&(len(q.fresh.buf)-1)]
+		}
+		if left := len(b.recs) - b.off; i >= left {
+			i -= left
+			continue
+		}
+		return b.recs[b.off+i]
+	}
+}
+
 // heldQueue is what a worker holds: the work it was sent, one sentWork a message rather than an
 // entry a record (pushing and popping an entry per record, at every stage, cost more than the
 // rest of a cheap stage's bookkeeping). A held record's entry is made again when it is taken out:
@@ -140,8 +205,8 @@ type distributor struct {
 	next      *actor.PID // the next stage's distributor, or the collector
 	collector *actor.PID
 
-	pending  deque[entry]
-	suspects deque[entry]
+	pending  pendingQueue
+	suspects pendingQueue
 	slots    []slot
 	end      *envelope // the END marker, held until the stage is empty
 
@@ -243,17 +308,21 @@ func (d *distributor) Receive(ctx actor.Context) {
 }
 
 func (d *distributor) receive(b *batch) {
-	n := 0
-	for _, r := range b.Records {
+	recs := b.Records
+	for i, r := range recs {
 		if r.Flag == flagEnd {
 			d.end = r
-			continue
+			// Seldom: the END marker comes last, or alone.
+			recs = append(recs[:i:i], recs[i+1:]...)
+			break
 		}
-		n++
-		d.pending.pushBack(entry{rec: r})
 	}
-	d.st.counters.in.Add(int64(n))
-	d.run.putBatchSlice(b.Records)
+	d.st.counters.in.Add(int64(len(recs)))
+	if len(recs) == 0 {
+		d.run.putBatchSlice(b.Records)
+		return
+	}
+	d.pending.pushBatch(recs, b.Records)
 }
 
 // results takes a worker's outcomes for the oldest records it holds.
@@ -640,7 +709,7 @@ func (d *distributor) dispatch(ctx actor.Context) {
 		// What a worker can hold of records the size of the next one: its byte credit, not its
 		// record credit, is what limits it for large records.
 		capacity := d.st.cfg.Credits
-		if sz := recordBytes(d.pending.at(0).rec); sz > 0 {
+		if sz := recordBytes(d.pending.at(0)); sz > 0 {
 			capacity = max(1, min(capacity, d.st.cfg.CreditBytes/sz))
 		}
 		if best.held.len() > 0 && (n == 0 || n < max(1, capacity/4)) {
@@ -651,7 +720,7 @@ func (d *distributor) dispatch(ctx actor.Context) {
 		if d.run.p.Order == troupe.OrderInput {
 			// Records derived from one source record stay together on one worker, so they
 			// keep their order through the stage (a worker reports in order).
-			for n < d.pending.len() && d.pending.at(n).rec.Seq == d.pending.at(n-1).rec.Seq {
+			for n < d.pending.len() && d.pending.at(n).Seq == d.pending.at(n-1).Seq {
 				n++
 			}
 		}
@@ -662,17 +731,37 @@ func (d *distributor) dispatch(ctx actor.Context) {
 // fitBytes is how many of the first n pending records fit in worker s's byte credit: at least
 // one when s holds nothing, so that a record larger than the credit still goes through.
 func (d *distributor) fitBytes(s *slot, n int) int {
-	room := d.st.cfg.CreditBytes - s.bytes
-	for i := 0; i < n; i++ {
-		room -= recordBytes(d.pending.at(i).rec)
-		if room < 0 {
-			if i == 0 && s.held.len() == 0 {
-				return 1
+	return d.pending.fit(n, d.st.cfg.CreditBytes-s.bytes, s.held.len() == 0)
+}
+
+// fit is how many of the first n records fit in room bytes: at least one if atLeastOne.
+func (q *pendingQueue) fit(n, room int, atLeastOne bool) int {
+	i := 0
+	over := func() int {
+		if i == 0 && atLeastOne {
+			return 1
+		}
+		return i
+	}
+	for j := 0; j < q.retry.len() && i < n; j++ {
+		if room -= recordBytes(q.retry.at(j).rec); room < 0 {
+			return over()
+		}
+		i++
+	}
+	for j := 0; j < q.fresh.len() && i < n; j++ {
+		b := q.fresh.at(j)
+		for _, r := range b.recs[b.off:] {
+			if i == n {
+				return n
 			}
-			return i
+			if room -= recordBytes(r); room < 0 {
+				return over()
+			}
+			i++
 		}
 	}
-	return n
+	return i
 }
 
 // leastLoaded is the live worker, other than skip and those isolating a suspect, that holds the
@@ -692,12 +781,12 @@ func (d *distributor) leastLoaded(skip *slot) *slot {
 }
 
 // send hands the first n records of q to worker s. A suspect goes alone (see markSuspect).
-func (d *distributor) send(ctx actor.Context, s *slot, n int, q *deque[entry]) {
+func (d *distributor) send(ctx actor.Context, s *slot, n int, q *pendingQueue) {
 	recs := d.workSlice(n)
 	suspect := false
 	for i := range recs {
-		if q.front().marks != 0 {
-			if q.front().suspect() {
+		if q.retry.len() > 0 && q.retry.front().marks != 0 {
+			if q.retry.front().suspect() {
 				if i > 0 {
 					recs = recs[:i]
 					break
@@ -706,7 +795,7 @@ func (d *distributor) send(ctx actor.Context, s *slot, n int, q *deque[entry]) {
 				recs = recs[:1]
 			}
 		}
-		e := q.popFront()
+		e := q.popFront(d.run)
 		if e.rec.Attempt != e.attempt || e.shared() {
 			// Records are immutable once sent; a retry travels as a copy that says so. A
 			// record a dead worker held travels as a copy too, which no worker has seen, so
