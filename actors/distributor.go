@@ -507,7 +507,7 @@ func (d *distributor) emit(e entry, outs []troupe.Record, slab *[]envelope, left
 		return true
 	}
 	if m == 1 && in.owned && !e.shared() {
-		setRecord(&in.Record, &outs[0])
+		updateRecord(&in.Record, &outs[0])
 		in.Attempt = 0
 		d.fwd = append(d.fwd, in)
 		d.outs++

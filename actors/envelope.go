@@ -1,6 +1,10 @@
 package actors
 
-import "github.com/troupe-dev/troupe"
+import (
+	"unsafe"
+
+	"github.com/troupe-dev/troupe"
+)
 
 // envelope is a record in the runtime's custody: the user's Record and the bookkeeping the
 // runtime keeps about it, out of reach of the code it runs. The runtime makes every envelope
@@ -107,6 +111,21 @@ func setRecord(dst, src *troupe.Record) {
 	dst.Key = src.Key
 	dst.Payload = src.Payload
 	dst.Meta = src.Meta
+}
+
+// updateRecord is setRecord for a dst that may already hold src's fields (a stage that returns
+// its input, or passes its key or payload on): it writes only those that differ, as a read
+// costs less than a write through the write barrier.
+func updateRecord(dst, src *troupe.Record) {
+	if unsafe.StringData(dst.Key) != unsafe.StringData(src.Key) || len(dst.Key) != len(src.Key) {
+		dst.Key = src.Key
+	}
+	if unsafe.SliceData(dst.Payload) != unsafe.SliceData(src.Payload) || len(dst.Payload) != len(src.Payload) || cap(dst.Payload) != cap(src.Payload) {
+		dst.Payload = src.Payload
+	}
+	if dst.Meta != nil || src.Meta != nil {
+		dst.Meta = src.Meta
+	}
 }
 
 // appendRecords is append(dst, src...), copying with setRecord.
