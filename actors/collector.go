@@ -169,10 +169,19 @@ func (a *collector) completed(seq uint64) {
 	if len(c.partial) > 0 { // only splits and aggregates leave partial books
 		delete(c.partial, seq)
 	}
-	c.above.put(seq, true)
 	if c.journal && c.order != troupe.OrderInput {
 		a.writeHeld(seq)
 	}
+	if seq == c.base && c.above.len() == 0 {
+		// The next one, with none complete above it: base moves past it at once.
+		if c.order == troupe.OrderInput {
+			a.writeHeld(seq)
+			a.acks = append(a.acks, seq)
+		}
+		c.base++
+		return
+	}
+	c.above.put(seq, true)
 	for {
 		if !c.above.del(c.base) {
 			return
