@@ -194,6 +194,7 @@ func newRun(p *troupe.Pipeline, parent *Parent) (*run, error) {
 	r.src = &sourceState{window: window, windowBytes: windowBytes, minFlight: workers + 1, unread: map[uint64]string{}}
 	// The reader starts when the source actor has (see startTree): it delivers to its PID.
 	r.src.reader = newReader(p.Source, sourceBatch(window))
+	r.src.reader.slices = r.batchSlice
 	if h, ok := p.Source.(sizeHinter); ok {
 		r.src.hint = max(0, h.sizeHint())
 	}

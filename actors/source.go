@@ -58,11 +58,14 @@ type reader struct {
 	// unreadable says that src can hand on records it could not read (see unreadableSource):
 	// without it, unread stays empty and takeUnread need not take the lock, once per record.
 	unreadable bool
-	want       atomic.Int64 // records asked for and not yet being read
-	wake       chan struct{}
-	stop       context.CancelFunc
-	ctx        context.Context
-	done       chan struct{}
+	// slices, if set, makes an empty slice with room for n records (see run.batchSlice): a
+	// delivery's slice travels on as the first stage's batch, which hands it back.
+	slices func(n int) []*envelope
+	want   atomic.Int64 // records asked for and not yet being read
+	wake   chan struct{}
+	stop   context.CancelFunc
+	ctx    context.Context
+	done   chan struct{}
 
 	startOnce sync.Once
 	started   atomic.Bool
@@ -153,7 +156,11 @@ func (r *reader) read(n int) (recs []*envelope, keys []string, err error) {
 	if len(envs) == 0 {
 		return nil, nil, err
 	}
-	recs = make([]*envelope, len(envs))
+	if r.slices != nil {
+		recs = r.slices(len(envs))[:len(envs)]
+	} else {
+		recs = make([]*envelope, len(envs))
+	}
 	for i := range envs {
 		recs[i] = &envs[i]
 	}
