@@ -699,12 +699,19 @@ func (d *distributor) dispatch(ctx actor.Context) {
 			up++
 		}
 	}
+	if up == 0 {
+		return
+	}
+	// The records waiting now are shared out evenly: a share computed again from what is left
+	// after each worker's would halve from one worker to the next (128, 64, 32 ...), and the
+	// last stages of a pipeline would move their records in small messages.
+	share := max(1, (d.pending.len()+up-1)/up)
 	for d.pending.len() > 0 {
 		best := d.leastLoaded(reserved)
 		if best == nil || best.held.len() >= d.st.cfg.Credits {
 			return
 		}
-		n := min(d.st.cfg.Credits-best.held.len(), d.pending.len(), max(1, (d.pending.len()+up-1)/up))
+		n := min(d.st.cfg.Credits-best.held.len(), d.pending.len(), share)
 		n = d.fitBytes(best, n)
 		// What a worker can hold of records the size of the next one: its byte credit, not its
 		// record credit, is what limits it for large records.
