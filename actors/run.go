@@ -367,7 +367,7 @@ func (r *run) startTree() error {
 func sourceBatch(window int) int { return max(1, min(maxSourceBatch, window/4)) }
 
 // maxSourceBatch bounds the records a source is asked for at a time.
-const maxSourceBatch = 256
+const maxSourceBatch = 1024
 
 // stageChild is a stage's subtree: for a reduce stage one actor; otherwise a rest_for_one
 // supervisor over the distributor and a one_for_one supervisor of the workers, so that a worker
