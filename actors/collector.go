@@ -172,25 +172,22 @@ func (a *collector) completed(seq uint64) {
 	if c.journal && c.order != troupe.OrderInput {
 		a.writeHeld(seq)
 	}
-	if seq == c.base && c.above.len() == 0 {
-		// The next one, with none complete above it: base moves past it at once.
-		if c.order == troupe.OrderInput {
-			a.writeHeld(seq)
-			a.acks = append(a.acks, seq)
-		}
-		c.base++
+	if seq != c.base {
+		c.above.put(seq, true)
 		return
 	}
-	c.above.put(seq, true)
+	// base moves past seq, and past those above it that are complete, without putting seq in
+	// the ring first: deleting a key from the ring scans to the next one present, and records
+	// that come in order (or a worker's batch after the other's) would each pay for the gap.
 	for {
-		if !c.above.del(c.base) {
-			return
-		}
 		if c.order == troupe.OrderInput {
 			a.writeHeld(c.base)
 			a.acks = append(a.acks, c.base)
 		}
 		c.base++
+		if !c.above.del(c.base) {
+			return
+		}
 	}
 }
 
