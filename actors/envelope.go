@@ -52,7 +52,9 @@ type (
 
 	// work is a batch of records for one worker incarnation. A restarted worker gets a fresh PID
 	// (supervisor.ChildSpec.FreshPIDs), and a worker also ignores work addressed to another
-	// token (the distributor requeued those records when it learned of the death).
+	// token (the distributor requeued those records when it learned of the death). The
+	// distributor keeps recs as what the worker holds until their outcomes are in (see
+	// heldQueue): a worker reads it and never writes it.
 	work struct {
 		token uint64
 		recs  []*envelope
