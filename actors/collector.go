@@ -169,19 +169,25 @@ func (a *collector) completed(seq uint64) {
 	if len(c.partial) > 0 { // only splits and aggregates leave partial books
 		delete(c.partial, seq)
 	}
-	c.above.put(seq, true)
 	if c.journal && c.order != troupe.OrderInput {
 		a.writeHeld(seq)
 	}
+	if seq != c.base {
+		c.above.put(seq, true)
+		return
+	}
+	// base moves past seq, and past those above it that are complete, without putting seq in
+	// the ring first: deleting a key from the ring scans to the next one present, and records
+	// that come in order (or a worker's batch after the other's) would each pay for the gap.
 	for {
-		if !c.above.del(c.base) {
-			return
-		}
 		if c.order == troupe.OrderInput {
 			a.writeHeld(c.base)
 			a.acks = append(a.acks, c.base)
 		}
 		c.base++
+		if !c.above.del(c.base) {
+			return
+		}
 	}
 }
 

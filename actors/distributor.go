@@ -41,8 +41,161 @@ type slot struct {
 	name  string
 	token uint64
 	up    bool
-	held  deque[entry] // what the worker holds, in the order it received it
-	bytes int          // the bytes of what it holds (see recordBytes)
+	held  heldQueue // what the worker holds, in the order it received it
+	bytes int       // the bytes of what it holds (see recordBytes)
+}
+
+// pendingQueue is the records waiting for a worker: those that go first (retries, records
+// taken back from a dead worker), one entry each, then the batches received, as they came (an
+// entry a record, pushed and popped, cost more than the rest of a cheap stage's bookkeeping).
+type pendingQueue struct {
+	retry deque[entry]
+	fresh deque[freshBatch]
+	n     int // records
+}
+
+// freshBatch is the records of a batch received that wait for a worker: recs[off:]. slice is
+// the batch's slice, handed back to the run once its records are out (see putBatchSlice).
+type freshBatch struct {
+	recs  []*envelope
+	off   int
+	slice []*envelope
+}
+
+func (q *pendingQueue) len() int { return q.n }
+
+func (q *pendingQueue) pushFront(e entry) {
+	q.retry.pushFront(e)
+	q.n++
+}
+
+// pushBatch queues recs, fresh records; slice is the batch's slice that holds them.
+func (q *pendingQueue) pushBatch(recs, slice []*envelope) {
+	q.fresh.pushBack(freshBatch{recs: recs, slice: slice})
+	q.n += len(recs)
+}
+
+// popFront takes out the first record (there must be one).
+func (q *pendingQueue) popFront(r *run) entry {
+	q.n--
+	if q.retry.len() > 0 {
+		return q.retry.popFront()
+	}
+	b := q.fresh.front()
+	e := entry{rec: b.recs[b.off]}
+	b.off++
+	if b.off == len(b.recs) {
+		r.putBatchSlice(b.slice)
+		q.fresh.popFront()
+	}
+	return e
+}
+
+// at returns the i-th record.
+func (q *pendingQueue) at(i int) *envelope {
+	if i < q.retry.len() {
+		return q.retry.at(i).rec
+	}
+	i -= q.retry.len()
+	for j := 0; ; j++ {
+		b := q.fresh.front()
+		if j > 0 {
+			b = &q.fresh.buf[(q.fresh.head+j)&(len(q.fresh.buf)-1)]
+		}
+		if left := len(b.recs) - b.off; i >= left {
+			i -= left
+			continue
+		}
+		return b.recs[b.off+i]
+	}
+}
+
+// heldQueue is what a worker holds: the work it was sent, one sentWork a message rather than an
+// entry a record (pushing and popping an entry per record, at every stage, cost more than the
+// rest of a cheap stage's bookkeeping). A held record's entry is made again when it is taken out:
+// its attempt is its envelope's (send makes them equal), its marks its work's.
+type heldQueue struct {
+	q deque[sentWork]
+	n int // records
+}
+
+// sentWork is the records of one work message that await their outcomes: recs[off:]. recs is
+// the slice the worker was sent; neither the worker nor the distributor writes it until the
+// worker hands it back with the outcomes that finish it (see recycle).
+type sentWork struct {
+	recs    []*envelope
+	off     int
+	sent    time.Duration
+	suspect bool // recs holds one record, a suspect (see markSuspect)
+}
+
+func (h *heldQueue) len() int { return h.n }
+
+func (h *heldQueue) push(recs []*envelope, sent time.Duration, suspect bool) {
+	h.q.pushBack(sentWork{recs: recs, sent: sent, suspect: suspect})
+	h.n += len(recs)
+}
+
+// frontSuspect reports whether the oldest record held is a suspect.
+func (h *heldQueue) frontSuspect() bool {
+	if h.n == 0 {
+		return false
+	}
+	w := h.q.front()
+	return w.suspect && w.off == 0
+}
+
+func (w *sentWork) entry(i int) entry {
+	r := w.recs[i]
+	e := entry{rec: r, sent: w.sent, attempt: r.Attempt}
+	if w.suspect && i == 0 {
+		e.marks = markSuspect
+	}
+	return e
+}
+
+// popFront takes out the oldest record held (there must be one).
+func (h *heldQueue) popFront() entry {
+	w := h.q.front()
+	e := w.entry(w.off)
+	w.off++
+	h.n--
+	if w.off == len(w.recs) {
+		h.q.popFront()
+	}
+	return e
+}
+
+// at returns the i-th oldest record held.
+func (h *heldQueue) at(i int) entry {
+	for j := 0; ; j++ {
+		w := h.q.buf[(h.q.head+j)&(len(h.q.buf)-1)]
+		if left := len(w.recs) - w.off; i >= left {
+			i -= left
+			continue
+		}
+		return w.entry(w.off + i)
+	}
+}
+
+// drain takes out every record held, oldest first.
+func (h *heldQueue) drain() []entry {
+	out := make([]entry, 0, h.n)
+	for h.n > 0 {
+		out = append(out, h.popFront())
+	}
+	h.q.head = 0
+	return out
+}
+
+// holds reports whether recs is the slice of work still held.
+func (h *heldQueue) holds(recs []*envelope) bool {
+	for j := 0; j < h.q.len(); j++ {
+		if w := h.q.at(j); len(w.recs) > 0 && &w.recs[0] == &recs[0] {
+			return true
+		}
+	}
+	return false
 }
 
 // distributor hands a stage's records to its workers and passes their outputs on.
@@ -52,8 +205,8 @@ type distributor struct {
 	next      *actor.PID // the next stage's distributor, or the collector
 	collector *actor.PID
 
-	pending  deque[entry]
-	suspects deque[entry]
+	pending  pendingQueue
+	suspects pendingQueue
 	slots    []slot
 	end      *envelope // the END marker, held until the stage is empty
 
@@ -135,7 +288,7 @@ func (d *distributor) Receive(ctx actor.Context) {
 			return // from an incarnation that is gone: its records were requeued
 		}
 		d.results(s, m.res)
-		d.recycle(m.res)
+		d.recycle(s, m.res)
 	case workerDown:
 		s := &d.slots[m.index]
 		if !s.up || s.token != m.token {
@@ -155,17 +308,21 @@ func (d *distributor) Receive(ctx actor.Context) {
 }
 
 func (d *distributor) receive(b *batch) {
-	n := 0
-	for _, r := range b.Records {
+	recs := b.Records
+	for i, r := range recs {
 		if r.Flag == flagEnd {
 			d.end = r
-			continue
+			// Seldom: the END marker comes last, or alone.
+			recs = append(recs[:i:i], recs[i+1:]...)
+			break
 		}
-		n++
-		d.pending.pushBack(entry{rec: r})
 	}
-	d.st.counters.in.Add(int64(n))
-	d.run.putBatchSlice(b.Records)
+	d.st.counters.in.Add(int64(len(recs)))
+	if len(recs) == 0 {
+		d.run.putBatchSlice(b.Records)
+		return
+	}
+	d.pending.pushBatch(recs, b.Records)
 }
 
 // results takes a worker's outcomes for the oldest records it holds.
@@ -208,8 +365,8 @@ func (d *distributor) results(s *slot, res *results) {
 
 // recycle keeps what a worker's results hand back for later batches: the work slice, and
 // the outcomes' counts (for the stage's workers, see takeCounts).
-func (d *distributor) recycle(res *results) {
-	if recs := res.recs; recs != nil && len(d.spareRecs) < maxSpareRecs*len(d.slots) {
+func (d *distributor) recycle(s *slot, res *results) {
+	if recs := res.recs; len(recs) > 0 && len(d.spareRecs) < maxSpareRecs*len(d.slots) && !s.held.holds(recs) {
 		clear(recs) // let go of the envelopes
 		d.spareRecs = append(d.spareRecs, recs[:0])
 	}
@@ -350,7 +507,7 @@ func (d *distributor) emit(e entry, outs []troupe.Record, slab *[]envelope, left
 		return true
 	}
 	if m == 1 && in.owned && !e.shared() {
-		setRecord(&in.Record, &outs[0])
+		updateRecord(&in.Record, &outs[0])
 		in.Attempt = 0
 		d.fwd = append(d.fwd, in)
 		d.outs++
@@ -542,17 +699,24 @@ func (d *distributor) dispatch(ctx actor.Context) {
 			up++
 		}
 	}
+	if up == 0 {
+		return
+	}
+	// The records waiting now are shared out evenly: a share computed again from what is left
+	// after each worker's would halve from one worker to the next (128, 64, 32 ...), and the
+	// last stages of a pipeline would move their records in small messages.
+	share := max(1, (d.pending.len()+up-1)/up)
 	for d.pending.len() > 0 {
 		best := d.leastLoaded(reserved)
 		if best == nil || best.held.len() >= d.st.cfg.Credits {
 			return
 		}
-		n := min(d.st.cfg.Credits-best.held.len(), d.pending.len(), max(1, (d.pending.len()+up-1)/up))
+		n := min(d.st.cfg.Credits-best.held.len(), d.pending.len(), share)
 		n = d.fitBytes(best, n)
 		// What a worker can hold of records the size of the next one: its byte credit, not its
 		// record credit, is what limits it for large records.
 		capacity := d.st.cfg.Credits
-		if sz := recordBytes(d.pending.at(0).rec); sz > 0 {
+		if sz := recordBytes(d.pending.at(0)); sz > 0 {
 			capacity = max(1, min(capacity, d.st.cfg.CreditBytes/sz))
 		}
 		if best.held.len() > 0 && (n == 0 || n < max(1, capacity/4)) {
@@ -563,7 +727,7 @@ func (d *distributor) dispatch(ctx actor.Context) {
 		if d.run.p.Order == troupe.OrderInput {
 			// Records derived from one source record stay together on one worker, so they
 			// keep their order through the stage (a worker reports in order).
-			for n < d.pending.len() && d.pending.at(n).rec.Seq == d.pending.at(n-1).rec.Seq {
+			for n < d.pending.len() && d.pending.at(n).Seq == d.pending.at(n-1).Seq {
 				n++
 			}
 		}
@@ -574,17 +738,37 @@ func (d *distributor) dispatch(ctx actor.Context) {
 // fitBytes is how many of the first n pending records fit in worker s's byte credit: at least
 // one when s holds nothing, so that a record larger than the credit still goes through.
 func (d *distributor) fitBytes(s *slot, n int) int {
-	room := d.st.cfg.CreditBytes - s.bytes
-	for i := 0; i < n; i++ {
-		room -= recordBytes(d.pending.at(i).rec)
-		if room < 0 {
-			if i == 0 && s.held.len() == 0 {
-				return 1
+	return d.pending.fit(n, d.st.cfg.CreditBytes-s.bytes, s.held.len() == 0)
+}
+
+// fit is how many of the first n records fit in room bytes: at least one if atLeastOne.
+func (q *pendingQueue) fit(n, room int, atLeastOne bool) int {
+	i := 0
+	over := func() int {
+		if i == 0 && atLeastOne {
+			return 1
+		}
+		return i
+	}
+	for j := 0; j < q.retry.len() && i < n; j++ {
+		if room -= recordBytes(q.retry.at(j).rec); room < 0 {
+			return over()
+		}
+		i++
+	}
+	for j := 0; j < q.fresh.len() && i < n; j++ {
+		b := q.fresh.at(j)
+		for _, r := range b.recs[b.off:] {
+			if i == n {
+				return n
 			}
-			return i
+			if room -= recordBytes(r); room < 0 {
+				return over()
+			}
+			i++
 		}
 	}
-	return n
+	return i
 }
 
 // leastLoaded is the live worker, other than skip and those isolating a suspect, that holds the
@@ -593,7 +777,7 @@ func (d *distributor) leastLoaded(skip *slot) *slot {
 	var best *slot
 	for i := range d.slots {
 		s := &d.slots[i]
-		if !s.up || s == skip || (s.held.len() > 0 && s.held.front().suspect()) {
+		if !s.up || s == skip || (s.held.frontSuspect()) {
 			continue
 		}
 		if best == nil || s.held.len() < best.held.len() {
@@ -603,23 +787,36 @@ func (d *distributor) leastLoaded(skip *slot) *slot {
 	return best
 }
 
-// send hands the first n records of q to worker s.
-func (d *distributor) send(ctx actor.Context, s *slot, n int, q *deque[entry]) {
-	now := d.run.now()
+// send hands the first n records of q to worker s. A suspect goes alone (see markSuspect).
+func (d *distributor) send(ctx actor.Context, s *slot, n int, q *pendingQueue) {
 	recs := d.workSlice(n)
+	suspect := false
 	for i := range recs {
-		e := q.popFront()
-		if e.rec.Attempt != e.attempt {
-			// Records are immutable once sent; a retry travels as a copy that says so.
+		if q.retry.len() > 0 && q.retry.front().marks != 0 {
+			if q.retry.front().suspect() {
+				if i > 0 {
+					recs = recs[:i]
+					break
+				}
+				suspect = true
+				recs = recs[:1]
+			}
+		}
+		e := q.popFront(d.run)
+		if e.rec.Attempt != e.attempt || e.shared() {
+			// Records are immutable once sent; a retry travels as a copy that says so. A
+			// record a dead worker held travels as a copy too, which no worker has seen, so
+			// that its outputs may be written into it (see emit).
 			e.rec = cloneRecord(e.rec)
 			e.rec.Attempt = e.attempt
-			e.marks &^= markShared // a fresh copy, which no worker has seen
 		}
-		e.sent = now
-		s.held.pushBack(e)
 		s.bytes += recordBytes(e.rec)
 		recs[i] = e.rec
+		if suspect {
+			break
+		}
 	}
+	s.held.push(recs, d.run.now(), suspect)
 	ctx.Send(s.pid, work{token: s.token, recs: recs})
 }
 

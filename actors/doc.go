@@ -37,8 +37,8 @@
 //	 2. A stage's distributor queues what it receives and hands each worker records while it
 //	    holds fewer than Stage.Credits and their bytes fit in Stage.CreditBytes (one record,
 //	    whatever its size, when it holds nothing), always to the worker with the fewest
-//	    outstanding (least loaded). It keeps what each worker holds, in order, until the worker
-//	    reports the outcome.
+//	    outstanding (least loaded); the records waiting are shared out evenly among the workers
+//	    with room. It keeps what each worker holds, in order, until the worker reports the outcome.
 //	 3. A worker runs each record through the stage: a Go Func in the worker's own goroutine, or a
 //	    Backend (another process). It reports outcomes in order; the distributor passes outputs on
 //	    to the next stage, retries failures (the envelope counts the attempts; troupe.Attempt tells the Func), and sends a record that failed

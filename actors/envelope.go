@@ -1,6 +1,10 @@
 package actors
 
-import "github.com/troupe-dev/troupe"
+import (
+	"unsafe"
+
+	"github.com/troupe-dev/troupe"
+)
 
 // envelope is a record in the runtime's custody: the user's Record and the bookkeeping the
 // runtime keeps about it, out of reach of the code it runs. The runtime makes every envelope
@@ -48,7 +52,9 @@ type (
 
 	// work is a batch of records for one worker incarnation. A restarted worker gets a fresh PID
 	// (supervisor.ChildSpec.FreshPIDs), and a worker also ignores work addressed to another
-	// token (the distributor requeued those records when it learned of the death).
+	// token (the distributor requeued those records when it learned of the death). The
+	// distributor keeps recs as what the worker holds until their outcomes are in (see
+	// heldQueue): a worker reads it and never writes it.
 	work struct {
 		token uint64
 		recs  []*envelope
@@ -107,6 +113,21 @@ func setRecord(dst, src *troupe.Record) {
 	dst.Key = src.Key
 	dst.Payload = src.Payload
 	dst.Meta = src.Meta
+}
+
+// updateRecord is setRecord for a dst that may already hold src's fields (a stage that returns
+// its input, or passes its key or payload on): it writes only those that differ, as a read
+// costs less than a write through the write barrier.
+func updateRecord(dst, src *troupe.Record) {
+	if unsafe.StringData(dst.Key) != unsafe.StringData(src.Key) || len(dst.Key) != len(src.Key) {
+		dst.Key = src.Key
+	}
+	if unsafe.SliceData(dst.Payload) != unsafe.SliceData(src.Payload) || len(dst.Payload) != len(src.Payload) || cap(dst.Payload) != cap(src.Payload) {
+		dst.Payload = src.Payload
+	}
+	if dst.Meta != nil || src.Meta != nil {
+		dst.Meta = src.Meta
+	}
 }
 
 // appendRecords is append(dst, src...), copying with setRecord.

@@ -194,6 +194,7 @@ func newRun(p *troupe.Pipeline, parent *Parent) (*run, error) {
 	r.src = &sourceState{window: window, windowBytes: windowBytes, minFlight: workers + 1, unread: map[uint64]string{}}
 	// The reader starts when the source actor has (see startTree): it delivers to its PID.
 	r.src.reader = newReader(p.Source, sourceBatch(window))
+	r.src.reader.slices = r.batchSlice
 	if h, ok := p.Source.(sizeHinter); ok {
 		r.src.hint = max(0, h.sizeHint())
 	}
@@ -369,7 +370,7 @@ func (r *run) startTree() error {
 func sourceBatch(window int) int { return max(1, min(maxSourceBatch, window/4)) }
 
 // maxSourceBatch bounds the records a source is asked for at a time.
-const maxSourceBatch = 256
+const maxSourceBatch = 1024
 
 // stageChild is a stage's subtree: for a reduce stage one actor; otherwise a rest_for_one
 // supervisor over the distributor and a one_for_one supervisor of the workers, so that a worker

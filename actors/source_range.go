@@ -67,26 +67,52 @@ func splitMix64(x *uint64) uint64 {
 // Read returns the next up to max records, with io.EOF together with the last batch. Every
 // call allocates fresh memory: nothing a previous batch handed out is written again.
 func (s *syntheticSource) Read(ctx context.Context, max int) ([]troupe.Record, error) {
+	var recs []troupe.Record
+	return recs, s.read(ctx, max, func(n int) func(int) *troupe.Record {
+		recs = make([]troupe.Record, n)
+		return func(i int) *troupe.Record { return &recs[i] }
+	}, func(resumed []troupe.Record) { recs = resumed })
+}
+
+// readEnvelopes is Read into the runtime's envelopes (see envelopeReader).
+func (s *syntheticSource) readEnvelopes(ctx context.Context, max int) ([]envelope, error) {
+	var envs []envelope
+	return envs, s.read(ctx, max, func(n int) func(int) *troupe.Record {
+		envs = make([]envelope, n)
+		return func(i int) *troupe.Record { return &envs[i].Record }
+	}, func(resumed []troupe.Record) {
+		envs = make([]envelope, len(resumed))
+		for i := range resumed {
+			setRecord(&envs[i].Record, &resumed[i])
+		}
+	})
+}
+
+// read reads the next up to max records: into the n records that alloc(n) makes room for, or,
+// for a resumed source, in a slice it hands to resumed.
+func (s *syntheticSource) read(ctx context.Context, max int, alloc func(n int) func(int) *troupe.Record, resumed func([]troupe.Record)) error {
 	if max <= 0 {
-		return nil, fmt.Errorf("range source: read: max must be positive, got %d", max)
+		return fmt.Errorf("range source: read: max must be positive, got %d", max)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, fmt.Errorf("range source: read after close")
+		return fmt.Errorf("range source: read after close")
 	}
 	if s.done != nil {
-		return s.readResumed(max)
+		recs, err := s.readResumed(max)
+		resumed(recs)
+		return err
 	}
 	n := int(min(int64(max), s.count-s.next))
 	if n == 0 {
-		return nil, io.EOF
+		return io.EOF
 	}
 	first := s.next
-	recs := make([]troupe.Record, n)
+	rec := alloc(n)
 	payloads := make([]byte, n*s.size)
 	// All keys of the batch live in one string; each key is a substring of it. The digits are
 	// written once and never again, so the string is made on them without a copy.
@@ -99,11 +125,11 @@ func (s *syntheticSource) Read(ctx context.Context, max int) ([]troupe.Record, e
 	for range width {
 		next *= 10 // the first number with one digit more
 	}
-	for i := range recs {
+	for i := range n {
 		if first+int64(i) == next {
 			width, next = width+1, next*10
 		}
-		r := &recs[i]
+		r := rec(i)
 		r.Key = keys[start : start+width]
 		start += width
 		p := payloads[i*s.size : (i+1)*s.size : (i+1)*s.size]
@@ -112,9 +138,9 @@ func (s *syntheticSource) Read(ctx context.Context, max int) ([]troupe.Record, e
 	}
 	s.next += int64(n)
 	if s.next == s.count {
-		return recs, io.EOF
+		return io.EOF
 	}
-	return recs, nil
+	return nil
 }
 
 // readResumed is Read for a resumed source: it passes over the records done says are done.
