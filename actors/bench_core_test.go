@@ -89,55 +89,6 @@ func BenchmarkThreeStages(b *testing.B) {
 	}
 }
 
-// The baseline of inproc-3stage-64B (internal/bench's channelsThreeStages): the same shape on
-// plain channels, 64 records a message, with no supervision, credits, acks or redelivery. Its
-// user+sys time per record against BenchmarkThreeStages' is the figure's CPU ratio.
-func BenchmarkThreeStagesChannels(b *testing.B) {
-	identity := func(_ context.Context, r troupe.Record) ([]troupe.Record, error) { return []troupe.Record{r}, nil }
-	n, batch, w := b.N, 64, 2
-	src := make(chan []troupe.Record, 64)
-	go func() {
-		for i := 0; i < n; i += batch {
-			k := min(batch, n-i)
-			recs := make([]troupe.Record, k)
-			payloads := make([]byte, 64*k)
-			for j := range recs {
-				recs[j].Payload = payloads[64*j : 64*(j+1) : 64*(j+1)]
-			}
-			src <- recs
-		}
-		close(src)
-	}()
-	in := src
-	for range 3 {
-		stageIn, out := in, make(chan []troupe.Record, 64)
-		var wg sync.WaitGroup
-		for range w {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for b := range stageIn {
-					res := make([]troupe.Record, 0, len(b))
-					for _, r := range b {
-						o, _ := identity(context.Background(), r)
-						res = append(res, o...)
-					}
-					out <- res
-				}
-			}()
-		}
-		go func() { wg.Wait(); close(out) }()
-		in = out
-	}
-	got := 0
-	for b := range in {
-		got += len(b)
-	}
-	if got != n {
-		b.Fatal(got)
-	}
-}
-
 // The cost per record of a whole 1:1 stage run by a Backend (source, distributor, backend
 // worker, collector, discarding sink), the Backend an in-process echo that answers what it was
 // given in one Results per wake-up, as the plugins' host does per frame: what the runtime
