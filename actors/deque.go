@@ -50,7 +50,10 @@ func (q *deque[T]) popFront() T {
 }
 
 // front returns a pointer to the element at the front (the deque must not be empty).
-func (q *deque[T]) front() *T { return &q.buf[q.head] }
+func (q *deque[T]) front() *T { return q.ref(0) }
+
+// ref returns a pointer to the i-th element from the front.
+func (q *deque[T]) ref(i int) *T { return &q.buf[(q.head+i)&(len(q.buf)-1)] }
 
 // at returns the i-th element from the front.
 func (q *deque[T]) at(i int) T { return q.buf[(q.head+i)&(len(q.buf)-1)] }

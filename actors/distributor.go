@@ -98,10 +98,7 @@ func (q *pendingQueue) at(i int) *envelope {
 	}
 	i -= q.retry.len()
 	for j := 0; ; j++ {
-		b := q.fresh.front()
-		if j > 0 {
-			b = &q.fresh.buf[(q.fresh.head+j)&(len(q.fresh.buf)-1)]
-		}
+		b := q.fresh.ref(j)
 		if left := len(b.recs) - b.off; i >= left {
 			i -= left
 			continue
@@ -169,7 +166,7 @@ func (h *heldQueue) popFront() entry {
 // at returns the i-th oldest record held.
 func (h *heldQueue) at(i int) entry {
 	for j := 0; ; j++ {
-		w := h.q.buf[(h.q.head+j)&(len(h.q.buf)-1)]
+		w := h.q.ref(j)
 		if left := len(w.recs) - w.off; i >= left {
 			i -= left
 			continue
@@ -777,7 +774,7 @@ func (d *distributor) leastLoaded(skip *slot) *slot {
 	var best *slot
 	for i := range d.slots {
 		s := &d.slots[i]
-		if !s.up || s == skip || (s.held.frontSuspect()) {
+		if !s.up || s == skip || s.held.frontSuspect() {
 			continue
 		}
 		if best == nil || s.held.len() < best.held.len() {
@@ -792,15 +789,13 @@ func (d *distributor) send(ctx actor.Context, s *slot, n int, q *pendingQueue) {
 	recs := d.workSlice(n)
 	suspect := false
 	for i := range recs {
-		if q.retry.len() > 0 && q.retry.front().marks != 0 {
-			if q.retry.front().suspect() {
-				if i > 0 {
-					recs = recs[:i]
-					break
-				}
-				suspect = true
-				recs = recs[:1]
+		if q.retry.len() > 0 && q.retry.front().suspect() {
+			if i > 0 {
+				recs = recs[:i]
+				break
 			}
+			suspect = true
+			recs = recs[:1]
 		}
 		e := q.popFront(d.run)
 		if e.rec.Attempt != e.attempt || e.shared() {
