@@ -133,7 +133,20 @@ func grow(dst []byte, n int) []byte {
 	return out
 }
 
+// frameHeader appends the length prefix and type of a frame whose body takes body bytes, and
+// makes room in dst for the body.
 func frameHeader(dst []byte, t FrameType, body, max int) ([]byte, error) {
+	out, err := frameHead(dst, t, body, max)
+	if err != nil {
+		return dst, err
+	}
+	return grow(out, body), nil
+}
+
+// frameHead appends the length prefix and type of a frame whose body takes body bytes, or fails
+// with ErrFrameTooLarge, leaving dst unchanged, when the frame would exceed max (0:
+// DefaultMaxFrame).
+func frameHead(dst []byte, t FrameType, body, max int) ([]byte, error) {
 	l := 1 + body
 	if max <= 0 {
 		max = DefaultMaxFrame
@@ -141,7 +154,6 @@ func frameHeader(dst []byte, t FrameType, body, max int) ([]byte, error) {
 	if l > max {
 		return dst, fmt.Errorf("%w: %s frame of %d bytes > max %d", ErrFrameTooLarge, t, l, max)
 	}
-	dst = grow(dst, uvarintSize(uint64(l))+l)
 	dst = binary.AppendUvarint(dst, uint64(l))
 	return append(dst, byte(t)), nil
 }
@@ -180,36 +192,23 @@ func AppendBatch(dst []byte, maxFrame int, id uint64, recs []*Record) ([]byte, e
 // AppendResults appends a results frame to dst. It fails with ErrFrameTooLarge, leaving dst
 // unchanged, if the frame would exceed maxFrame (0 means DefaultMaxFrame).
 func AppendResults(dst []byte, maxFrame int, res *Results) ([]byte, error) {
-	body := uvarintSize(uint64(len(res.Counts)))
-	for _, c := range res.Counts {
-		body += uvarintSize(uint64(c))
-	}
-	body += uvarintSize(uint64(len(res.Outputs)))
+	outputs := 0
 	for _, r := range res.Outputs {
-		body += recordSize(r)
+		outputs += recordSize(r)
 	}
-	body += uvarintSize(uint64(len(res.Errors)))
+	var errs []RecordError
 	for _, e := range res.Errors {
-		body += uvarintSize(uint64(e.Index)) + bytesSize(len(e.Message))
+		errs = append(errs, *e)
 	}
-	out, err := frameHeader(dst, FrameResults, body, maxFrame)
+	out, err := AppendResultsHead(dst, maxFrame, res.Counts, len(res.Outputs), outputs, errs)
 	if err != nil {
 		return dst, err
 	}
-	out = binary.AppendUvarint(out, uint64(len(res.Counts)))
-	for _, c := range res.Counts {
-		out = binary.AppendUvarint(out, uint64(c))
-	}
-	out = binary.AppendUvarint(out, uint64(len(res.Outputs)))
+	out = grow(out, outputs)
 	for _, r := range res.Outputs {
 		out = appendRecord(out, r)
 	}
-	out = binary.AppendUvarint(out, uint64(len(res.Errors)))
-	for _, e := range res.Errors {
-		out = binary.AppendUvarint(out, uint64(e.Index))
-		out = appendString(out, e.Message)
-	}
-	return out, nil
+	return AppendResultsTail(out, errs), nil
 }
 
 // AppendOutput appends rec to dst as an output record of a Results frame: with its input's
@@ -252,7 +251,7 @@ func AppendResultsEncoded(dst []byte, maxFrame int, counts []uint32, m int, outp
 // one buffer. It fails with ErrFrameTooLarge, leaving dst unchanged, if the frame would exceed
 // maxFrame (0 means DefaultMaxFrame).
 func AppendResultsHead(dst []byte, maxFrame int, counts []uint32, m, outputsLen int, errs []RecordError) ([]byte, error) {
-	body := 1 + uvarintSize(uint64(len(counts)))
+	body := uvarintSize(uint64(len(counts)))
 	for _, c := range counts {
 		body += uvarintSize(uint64(c))
 	}
@@ -260,14 +259,10 @@ func AppendResultsHead(dst []byte, maxFrame int, counts []uint32, m, outputsLen 
 	for i := range errs {
 		body += uvarintSize(uint64(errs[i].Index)) + bytesSize(len(errs[i].Message))
 	}
-	if maxFrame <= 0 {
-		maxFrame = DefaultMaxFrame
+	out, err := frameHead(dst, FrameResults, body, maxFrame)
+	if err != nil {
+		return dst, err
 	}
-	if body > maxFrame {
-		return dst, fmt.Errorf("%w: %s frame of %d bytes > max %d", ErrFrameTooLarge, FrameResults, body, maxFrame)
-	}
-	out := binary.AppendUvarint(dst, uint64(body))
-	out = append(out, byte(FrameResults))
 	out = binary.AppendUvarint(out, uint64(len(counts)))
 	for _, c := range counts {
 		if c < 0x80 {
