@@ -113,18 +113,7 @@ func absDiff8(a, b uint32) float64 {
 func pngWithHeader(w, h uint32) []byte {
 	var out bytes.Buffer
 	out.WriteString("\x89PNG\r\n\x1a\n")
-	chunk := func(typ string, data []byte) {
-		var n [4]byte
-		binary.BigEndian.PutUint32(n[:], uint32(len(data)))
-		out.Write(n[:])
-		out.WriteString(typ)
-		out.Write(data)
-		crc := crc32.NewIEEE()
-		crc.Write([]byte(typ))
-		crc.Write(data)
-		binary.BigEndian.PutUint32(n[:], crc.Sum32())
-		out.Write(n[:])
-	}
+	chunk := func(typ string, data []byte) { pngChunk(&out, typ, data) }
 	ihdr := make([]byte, 13)
 	binary.BigEndian.PutUint32(ihdr[0:], w)
 	binary.BigEndian.PutUint32(ihdr[4:], h)
@@ -269,4 +258,18 @@ func lossless(t testing.TB, m *image.NRGBA) []byte {
 		}
 	}
 	return riffWebP(riffChunk("VP8L", bw.bytes()))
+}
+
+// pngChunk writes a PNG chunk: length, type, data and CRC.
+func pngChunk(out *bytes.Buffer, typ string, data []byte) {
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(data)))
+	out.Write(n[:])
+	out.WriteString(typ)
+	out.Write(data)
+	crc := crc32.NewIEEE()
+	crc.Write([]byte(typ))
+	crc.Write(data)
+	binary.BigEndian.PutUint32(n[:], crc.Sum32())
+	out.Write(n[:])
 }

@@ -27,19 +27,6 @@ type pngSpec struct {
 	noIEND    bool
 }
 
-func pngChunk(out *bytes.Buffer, typ string, data []byte) {
-	var n [4]byte
-	binary.BigEndian.PutUint32(n[:], uint32(len(data)))
-	out.Write(n[:])
-	out.WriteString(typ)
-	out.Write(data)
-	crc := crc32.NewIEEE()
-	crc.Write([]byte(typ))
-	crc.Write(data)
-	binary.BigEndian.PutUint32(n[:], crc.Sum32())
-	out.Write(n[:])
-}
-
 func buildPNG(t testing.TB, s pngSpec) []byte {
 	var out bytes.Buffer
 	out.WriteString("\x89PNG\r\n\x1a\n")
